@@ -1,0 +1,61 @@
+# alpaca-improved: every target bootstraps what it needs (Python 3.11 + the package registries).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+.PHONY: help install demo test test-fast lint typecheck bench ui browser clean
+
+help:
+	@echo "make demo   - run the main job on embedded defaults (synthetic data, local lake)"
+	@echo "make test   - run the test suite (installs everything it needs)"
+	@echo "make ui     - open the Dagster UI on the demo's instance (http://127.0.0.1:3000)"
+	@echo "make bench  - run the benchmarks and print ratios against peers"
+	@echo "make lint   - ruff + mypy"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(VENV)/.synced
+
+demo: install
+	$(VENV)/bin/alpaca-improved demo
+
+# Debian's chromium drives the UI end-to-end test (never a downloaded browser).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed; the browser test will be skipped"; \
+	  else echo "no /usr/bin/chromium and no root apt-get; the browser test will be skipped"; fi; \
+	fi
+
+test: install browser
+	$(VENV)/bin/pytest
+
+test-fast: install
+	$(VENV)/bin/pytest -m "not slow and not browser"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy alpaca_improved_pipelines research strategies live
+
+bench: install
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+
+ui: install
+	$(VENV)/bin/alpaca-improved ui
+
+clean:
+	rm -rf .alpaca_improved

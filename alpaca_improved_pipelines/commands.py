@@ -1,0 +1,111 @@
+"""What the CLI commands do, kept apart from argument parsing so tests can call them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from alpaca_improved_pipelines import calendar as cal
+from alpaca_improved_pipelines.errors import ConfigError
+from alpaca_improved_pipelines.runner import (
+    check_range_in_partitions,
+    dagster_instance,
+    run_range,
+)
+from alpaca_improved_pipelines.settings import Settings, load_settings, parse_symbols
+
+console = Console()
+DEMO_SESSIONS = 125  # about six months
+
+
+def _range(settings: Settings, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
+    first = cal.parse_date(start, "--start") if start else settings.start
+    if end:
+        last = cal.parse_date(end, "--end")
+    else:
+        ahead = cal.sessions_between(first, min(first + dt.timedelta(days=400), cal.CALENDAR_END))
+        last = ahead[min(DEMO_SESSIONS, len(ahead)) - 1]
+    if first > last:
+        raise ConfigError(f"--start {first.isoformat()} is after --end {last.isoformat()}; swap them")
+    cal.require_session(first, "--start")
+    cal.require_session(last, "--end")
+    check_range_in_partitions(first, settings)
+    return first, last
+
+
+def run_backfill(start: str, end: str, symbols: str | None, batch_size: int, job: str,
+                 settings: Settings | None = None) -> list:
+    """Run ``job`` for [start, end] with a progress bar; raise ConfigError on bad input."""
+    settings = settings or load_settings()
+    first, last = _range(settings, start, end)
+    run_config = None
+    if symbols:
+        subset = list(parse_symbols(symbols, "--symbols"))
+        outside = [s for s in subset if s not in settings.symbols]
+        if outside:
+            raise ConfigError(f"--symbols {outside} are not in the universe {list(settings.symbols)};"
+                              " add them to ALPACA_IMPROVED_SYMBOLS")
+        cfg = {"config": {"symbols": subset}}
+        run_config = {"ops": {"stock_bars_1m": cfg, "stock_bars_1d": cfg}}
+    from alpaca_improved_pipelines.definitions import defs
+
+    n = len(cal.sessions_between(first, last))
+    with dagster_instance(settings) as instance, Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console,
+    ) as progress:
+        task = progress.add_task(f"{job} {first}..{last}", total=n)
+
+        def on_batch(res, size: int) -> None:
+            progress.advance(task, size)
+            if not res.success:
+                progress.console.print(f"[red]run {res.run_id} failed for {res.first}..{res.last}")
+
+        results = run_range(defs(), job, instance, first, last, batch_size, run_config, on_batch)
+    if not all(r.success for r in results):
+        raise ConfigError(f"backfill stopped at a failed run; open the Dagster UI (make ui) and "
+                          f"look at run {results[-1].run_id}")
+    console.print(f"[green]materialized {n} sessions in {len(results)} run(s)")
+    return results
+
+
+def run_sql(query: str, fmt: str, limit: int, home: Path | None = None) -> None:
+    """Print the result of ``query`` over the lake views."""
+    import duckdb
+
+    from research import lakehouse
+
+    con = lakehouse.connect(home)
+    try:
+        rel = con.sql(query)
+    except duckdb.Error as exc:
+        views = ", ".join(lakehouse.available_views(home)) or "none (materialize data first)"
+        raise ConfigError(f"query failed: {exc}. Views available: {views}") from None
+    if rel is None:
+        return
+    frame = rel.pl()
+    if fmt == "csv":
+        print(frame.write_csv(), end="")
+    elif fmt == "json":
+        print(frame.write_json())
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=limit, tbl_cols=-1, tbl_width_chars=200):
+            print(frame.head(limit))
+
+
+def run_demo(start: str | None, end: str | None) -> None:
+    """The demo: market data and features for about six months, then where to look."""
+    settings = load_settings()
+    first, last = _range(settings, start, end)
+    console.rule("[bold]alpaca-improved demo")
+    console.print(f"data root: {settings.home.resolve()}  source: {settings.source}  "
+                  f"symbols: {', '.join(settings.symbols)}")
+    run_backfill(first.isoformat(), last.isoformat(), None, 60, "market_data_job", settings)
+    from alpaca_improved_pipelines.demo_report import print_report
+
+    print_report(settings, first, last, console)

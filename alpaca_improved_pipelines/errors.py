@@ -1,0 +1,21 @@
+"""Errors the platform raises at its edges: each names the bad input and the fix."""
+
+
+class AlpacaImprovedError(Exception):
+    """Base class for every error this platform raises on purpose."""
+
+
+class ConfigError(AlpacaImprovedError, ValueError):
+    """A setting, argument or environment variable is wrong; the message says which and how to fix it."""
+
+
+class LakeError(AlpacaImprovedError):
+    """A lake file is missing, corrupted or foreign; the message names the file and what to do."""
+
+
+class SourceError(AlpacaImprovedError):
+    """A data source failed in a way that retrying will not help (bad keys, bad payload, no data)."""
+
+
+class TransientSourceError(SourceError):
+    """A data source failed in a way a retry may fix (429, 5xx, timeouts, connection resets)."""

@@ -1,0 +1,40 @@
+"""The lake as a Dagster resource: where partitions live and how they are written and read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from alpaca_improved_pipelines.lake import storage
+from alpaca_improved_pipelines.lake.storage import WrittenPartition
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Hive-partitioned zstd Parquet under ``<home>/lake`` with atomic partition writes."""
+
+    home: str
+    fsync: bool = True
+
+    @property
+    def root(self) -> Path:
+        return Path(self.home) / "lake"
+
+    def write(self, table: str, session: dt.date | str, frame: pl.DataFrame) -> WrittenPartition:
+        """Atomically replace one session partition of ``table`` with ``frame``."""
+        return storage.write_partition(frame, self.root, table, session, fsync=self.fsync)
+
+    def read(
+        self, table: str, sessions: list[str] | list[dt.date],
+        schema: dict[str, pl.DataType] | None = None,
+    ) -> pl.DataFrame:
+        """Read partitions of ``table`` (LakeError naming the file if one is missing or foreign)."""
+        return storage.read_partitions(self.root, table, sessions, schema)
+
+    def has(self, table: str, session: dt.date | str) -> bool:
+        return storage.partition_path(self.root, table, session).exists()
+
+    def path(self, table: str, session: dt.date | str) -> Path:
+        return storage.partition_path(self.root, table, session)

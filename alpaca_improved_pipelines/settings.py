@@ -1,0 +1,107 @@
+"""Platform settings: one data root, the universe, the date range, the source. Read from the
+environment once, validated, frozen. Secrets are never stored here (see ``secrets``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from alpaca_improved_pipelines.calendar import parse_date
+from alpaca_improved_pipelines.errors import ConfigError
+
+DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM", "AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM", "TSLA")
+DEFAULT_START = dt.date(2024, 1, 2)
+SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
+SourceName = Literal["synthetic", "alpaca", "polygon"]
+
+
+def parse_symbols(value: str | list[str] | tuple[str, ...], what: str = "symbols") -> tuple[str, ...]:
+    """Split, upper-case, de-duplicate and validate a symbol list."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for raw in items:
+        sym = raw.strip().upper()
+        if not sym:
+            continue
+        if not SYMBOL_RE.match(sym):
+            raise ConfigError(f"{what}: {raw!r} is not a ticker symbol; use letters like SPY or BRK.B")
+        if sym not in out:
+            out.append(sym)
+    if not out:
+        raise ConfigError(f"{what} is empty; name at least one symbol, e.g. SPY,AAPL")
+    return tuple(out)
+
+
+class Settings(BaseModel):
+    """Validated platform settings (frozen)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path
+    source: SourceName = "synthetic"
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    start: dt.date = DEFAULT_START
+    seed: int = 7
+    fsync: bool = True
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, v: object) -> tuple[str, ...]:
+        return parse_symbols(v)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.seed < 0:
+            raise ConfigError(f"seed {self.seed} must be a non-negative integer")
+        return self
+
+    @property
+    def lake(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.home / "data_docs"
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Build Settings from ``ALPACA_IMPROVED_*`` environment variables (or a given mapping)."""
+    env = dict(os.environ if environ is None else environ)
+    get = lambda k: env.get(k) or None  # noqa: E731
+    kwargs: dict[str, object] = {"home": Path(get("ALPACA_IMPROVED_HOME") or ".alpaca_improved")}
+    if src := get("ALPACA_IMPROVED_SOURCE"):
+        if src not in ("synthetic", "alpaca", "polygon"):
+            raise ConfigError(
+                f"ALPACA_IMPROVED_SOURCE={src!r} is not a source; use synthetic, alpaca or polygon"
+            )
+        kwargs["source"] = src
+    if syms := get("ALPACA_IMPROVED_SYMBOLS"):
+        kwargs["symbols"] = parse_symbols(syms, "ALPACA_IMPROVED_SYMBOLS")
+    if start := get("ALPACA_IMPROVED_START"):
+        kwargs["start"] = parse_date(start, "ALPACA_IMPROVED_START")
+    if seed := get("ALPACA_IMPROVED_SEED"):
+        try:
+            kwargs["seed"] = int(seed)
+        except ValueError:
+            raise ConfigError(f"ALPACA_IMPROVED_SEED={seed!r} is not an integer") from None
+    if (fs := get("ALPACA_IMPROVED_FSYNC")) is not None:
+        kwargs["fsync"] = fs.lower() not in ("0", "false", "no")
+    return Settings(**kwargs)  # type: ignore[arg-type]
