@@ -29,7 +29,9 @@ def detect(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     if frame.is_empty():
         return pl.DataFrame(schema={"symbol": pl.String, "ts": pl.String, "kind": pl.String,
                                     "detail": pl.String})
-    ret = (pl.col("close") / pl.col("close").shift(1)).log().over("symbol")
+    # intraday tables: returns within a session (the overnight gap is not a minute's return)
+    group = ["symbol"] if table == "stock_bars_1d" else ["symbol", "session"]
+    ret = (pl.col("close") / pl.col("close").shift(1)).log().over(group)
     df = frame.sort("symbol", "ts").with_columns(ret.alias("r"))
     df = df.with_columns(
         (pl.col("r") - pl.col("r").median().over("symbol")).abs().alias("dev"),

@@ -14,6 +14,7 @@ from typing import Literal
 import dagster as dg
 import polars as pl
 
+from alpaca_improved_pipelines.errors import SourceError
 from alpaca_improved_pipelines.sources import synthetic_bars, synthetic_market
 
 Timeframe = Literal["1Min", "1Day"]
@@ -40,6 +41,13 @@ class MarketDataSource(dg.ConfigurableResource, ABC):
 
     def validate_symbols(self, symbols: tuple[str, ...]) -> None:  # noqa: B027 - optional hook
         """Raise ConfigError for symbols this source cannot serve (default: accept all)."""
+
+    def option_chain(self, underlying: str, session: dt.date) -> pl.DataFrame:
+        """End-of-day option chain of ``underlying`` on ``session`` in ``CHAIN_RAW_SCHEMA`` layout.
+
+        Optional: sources without option data raise SourceError.
+        """
+        raise SourceError(f"the {self.name} source does not provide option chains")
 
 
 class SyntheticSource(MarketDataSource):

@@ -114,8 +114,8 @@ def _market(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     split = g.standard_normal(n)
     h = _garch(z, MARKET_VOL**2 / TRADING_DAYS)
     eps = np.sqrt(h) * z
-    # split each day's factor shock into an overnight and an intraday part with the right variances
-    over = np.sqrt(OVERNIGHT_SHARE) * eps + np.sqrt(h * OVERNIGHT_SHARE * (1 - OVERNIGHT_SHARE)) * split
+    # Brownian-bridge split of each day's shock: overnight variance s*h, intraday (1-s)*h
+    over = OVERNIGHT_SHARE * eps + np.sqrt(h * OVERNIGHT_SHARE * (1 - OVERNIGHT_SHARE)) * split
     return over, eps - over, h
 
 
@@ -141,7 +141,7 @@ def daily_path(seed: int, symbol: str) -> DailyPath:
     split = g.standard_normal(n)
     h_e = _garch(z, idio_var)
     eps = np.sqrt(h_e) * z
-    e_over = np.sqrt(OVERNIGHT_SHARE) * eps + np.sqrt(
+    e_over = OVERNIGHT_SHARE * eps + np.sqrt(
         h_e * OVERNIGHT_SHARE * (1 - OVERNIGHT_SHARE)
     ) * split
     jumps = (g.random(n) < p.jump_rate / TRADING_DAYS) * g.normal(0.0, 4.0 * p.vol / 15.9, n)

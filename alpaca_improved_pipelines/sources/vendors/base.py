@@ -1,0 +1,74 @@
+"""What every vendor source shares: retry and budget settings, injected time, empty records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Self
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from alpaca_improved_pipelines.resources.sources import MarketDataSource
+from alpaca_improved_pipelines.sources.vendors.availability import EmptyRecord
+from alpaca_improved_pipelines.sources.vendors.ratelimit import RateBudget, RetryPolicy, Runtime
+
+MAX_RECORDS = 1000
+
+
+class VendorSource(MarketDataSource):
+    """Base of the HTTP sources: every field here is safe to show in the UI (no secrets).
+
+    Keys are never fields: subclasses name the environment variables that hold them and read
+    the values only when a client is built.
+    """
+
+    timeout_s: float = Field(default=30.0, description="Connect/read timeout per request (s).")
+    attempts: int = Field(default=4, description="Tries per request for transient failures.")
+    backoff_s: float = Field(default=0.5, description="First backoff ceiling (s), doubled per try.")
+    backoff_max_s: float = Field(default=30.0, description="Largest single backoff (s).")
+    max_pages: int = Field(default=200, description="Page cap per call (a looping vendor fails).")
+    requests_per_minute: int | None = Field(
+        default=None, description="Client-side request budget per rolling minute "
+        "(None: follow the vendor's X-Ratelimit headers only).")
+
+    _runtime: Runtime = PrivateAttr(default_factory=Runtime)
+    _records: list[EmptyRecord] = PrivateAttr(default_factory=list)
+    _stats: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    def with_runtime(self, runtime: Runtime) -> Self:
+        """Use ``runtime``'s clock/sleep/rng (tests); drops any cached client."""
+        self._runtime = runtime
+        self._reset_clients()
+        return self
+
+    def _reset_clients(self) -> None:  # noqa: B027 - optional hook
+        """Forget cached clients (subclasses override)."""
+
+    @property
+    def expected_empties(self) -> list[EmptyRecord]:
+        """Expected-empty answers recorded by this instance (most recent last)."""
+        return list(self._records)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Counters of this instance: requests, pages, retries, seconds waited, duplicates."""
+        return dict(self._stats)
+
+    def _count(self, key: str, n: float = 1) -> None:
+        self._stats[key] = self._stats.get(key, 0) + n
+
+    def _record_empty(self, dataset: str, session: dt.date, reason: str) -> None:
+        rec = EmptyRecord(self.name, dataset, session, reason)
+        self._records.append(rec)
+        del self._records[:-MAX_RECORDS]
+        dg.get_dagster_logger().warning(f"expected empty answer: {rec}")
+
+    def _policy(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.attempts, base_s=self.backoff_s,
+                           max_s=self.backoff_max_s)
+
+    def _budget(self, per_minute: int | None) -> RateBudget:
+        return RateBudget(self.requests_per_minute or per_minute, self._runtime)
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._runtime.clock(), tz=dt.UTC)

@@ -1,0 +1,42 @@
+"""Technical indicators on polars frames of bars, TA-Lib compatible, per symbol, no look-ahead.
+
+Input frames hold ``symbol``, ``ts`` (ascending within each symbol; symbols may interleave) and
+``open, high, low, close, volume``. Each indicator is a polars expression evaluated over each
+symbol (``.over("symbol")``), so row ``t`` depends only on that symbol's rows ``<= t``. Warm-up
+rows are null exactly where TA-Lib returns NaN. Inputs must be free of nulls and NaNs.
+
+Multi-output indicators (MACD, Bollinger) and RSI share partitioned sub-expressions; evaluate them
+in a ``LazyFrame`` (as ``add_indicators`` does) so polars computes each shared piece once::
+
+    bars.lazy().with_columns(sma("close", 50), *macd("close"), rsi("close")).collect()
+"""
+
+from strategies.indicators.config import IndicatorConfig, add_indicators, indicator_exprs
+from strategies.indicators.moving import MACD, ema, macd, sma
+from strategies.indicators.oscillators import (
+    BollingerBands,
+    atr,
+    bollinger,
+    realized_vol,
+    rsi,
+    true_range,
+)
+from strategies.indicators.resample import daily_from_minute, resample_bars
+
+__all__ = [
+    "MACD",
+    "BollingerBands",
+    "IndicatorConfig",
+    "add_indicators",
+    "atr",
+    "bollinger",
+    "daily_from_minute",
+    "ema",
+    "indicator_exprs",
+    "macd",
+    "realized_vol",
+    "resample_bars",
+    "rsi",
+    "sma",
+    "true_range",
+]

@@ -1,0 +1,59 @@
+"""The code location loads, and its asset graph is a deliberate, snapshotted shape."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+EXPECTED_ASSETS = {
+    "stock_bars_1m",
+    "stock_bars_1d",
+    "stock_bars_5m",
+    "stock_bars_1h",
+    "indicators_1d",
+}
+EXPECTED_CHECKS = {
+    ("stock_bars_1m", "pandera_schema"), ("stock_bars_1m", "expectations"),
+    ("stock_bars_1m", "anomalies"),
+    ("stock_bars_1d", "pandera_schema"), ("stock_bars_1d", "expectations"),
+    ("stock_bars_1d", "anomalies"),
+    ("stock_bars_5m", "pandera_schema"), ("stock_bars_5m", "expectations"),
+    ("stock_bars_1h", "pandera_schema"), ("stock_bars_1h", "expectations"),
+    ("indicators_1d", "pandera_schema"),
+}
+
+
+def test_definitions_validate(project_defs: dg.Definitions) -> None:
+    dg.Definitions.validate_loadable(project_defs)
+
+
+def test_asset_keys_snapshot(project_defs: dg.Definitions) -> None:
+    graph = project_defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+
+
+def test_check_keys_snapshot(project_defs: dg.Definitions) -> None:
+    graph = project_defs.resolve_asset_graph()
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+
+
+def test_blocking_gates_are_blocking(project_defs: dg.Definitions) -> None:
+    for checks_def in project_defs.asset_checks or []:
+        for spec in checks_def.check_specs:
+            assert spec.blocking == (spec.name != "anomalies"), spec.key
+
+
+def test_every_asset_has_a_description_and_group(project_defs: dg.Definitions) -> None:
+    graph = project_defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key
+        assert node.group_name in {"market_data", "features"}, key
+
+
+def test_schedule_and_job_exist(project_defs: dg.Definitions) -> None:
+    sched = project_defs.resolve_schedule_def("nightly_market_data")
+    assert sched.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert sched.execution_timezone == "America/New_York"
+    assert project_defs.resolve_job_def("market_data_job").partitions_def is not None

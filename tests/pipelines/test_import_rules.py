@@ -1,0 +1,62 @@
+"""DESIGN.md's import rules, proven both at run time and statically."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = {"alpaca_improved_pipelines", "research", "strategies", "live", "tests"}
+ALLOWED_OURS = {
+    "strategies": set(),
+    "research": {"strategies"},
+    "live": {"strategies"},
+    "alpaca_improved_pipelines": {"strategies", "research"},
+}
+STRATEGIES_THIRD_PARTY = {"numpy", "polars", "pandas", "scipy", "numba"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED_OURS))
+def test_static_imports_follow_the_rules(package: str) -> None:
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    for path in (ROOT / package).rglob("*.py"):
+        names = _imports(path)
+        ours = (names & OURS) - {package}
+        assert ours <= ALLOWED_OURS[package], f"{path} imports {ours}"
+        if package == "strategies":
+            third = names - stdlib - OURS
+            assert third <= STRATEGIES_THIRD_PARTY, f"{path} imports {third}"
+        if package == "live":
+            assert "dagster" not in names, f"{path} imports dagster"
+
+
+@pytest.mark.parametrize("module", ["live", "strategies", "research.lakehouse"])
+def test_importing_does_not_load_dagster(module: str) -> None:
+    code = (
+        f"import importlib, pkgutil, sys\nimport {module} as m\n"
+        "if hasattr(m, '__path__'):\n"
+        "    for info in pkgutil.walk_packages(m.__path__, m.__name__ + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in "
+        "('dagster', 'alpaca_improved_pipelines'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"{module} pulled in: {out.stdout.strip()}"
