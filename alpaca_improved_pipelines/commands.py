@@ -51,7 +51,9 @@ def run_backfill(start: str, end: str, symbols: str | None, batch_size: int, job
         cfg = {"config": {"symbols": subset}}
         run_config = {"ops": {"stock_bars_1m": cfg, "stock_bars_1d": cfg}}
     from alpaca_improved_pipelines.definitions import defs
+    from alpaca_improved_pipelines.defs.resources import build_source
 
+    build_source(settings).validate_symbols(settings.symbols)  # fail before any run starts
     n = len(cal.sessions_between(first, last))
     with dagster_instance(settings) as instance, Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

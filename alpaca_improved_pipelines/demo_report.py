@@ -27,7 +27,7 @@ def print_report(settings: Settings, first: dt.date, last: dt.date, console: Con
     console.print(f"""
 [bold]Where to look[/bold]
   lake (Parquet):   {home / 'lake'}
-  Data Docs (GX):   {home / 'great_expectations/gx/uncommitted/data_docs/local_site/index.html'}
+  Data Docs (GX):   {home / 'data_docs' / '<table>' / 'index.html'}
   Dagster UI:       make ui   -> http://127.0.0.1:3000  (runs, partitions, checks, metadata)
   SQL:              .venv/bin/alpaca-improved sql "SELECT symbol, avg(close) FROM stock_bars_1d GROUP BY 1"
   notebook:         from research import lakehouse; con = lakehouse.connect(); con.sql("...").pl()
