@@ -1,4 +1,4 @@
-"""The NYSE trading calendar: sessions in America/New_York, holidays, one-off closures, early closes.
+"""The NYSE trading calendar: sessions in New York, holidays, one-off closures, early closes.
 
 Built on exchange_calendars' ``XNYS`` with an explicit horizon (its default horizon moves with the
 wall clock, which would make partition sets and synthetic data depend on the day they were made).
@@ -53,7 +53,9 @@ def parse_date(value: str | dt.date, what: str = "date") -> dt.date:
     try:
         return dt.date.fromisoformat(value.strip())
     except ValueError:
-        raise ConfigError(f"{what} {value!r} is not a date; use YYYY-MM-DD, e.g. 2024-03-15") from None
+        raise ConfigError(
+            f"{what} {value!r} is not a date; use YYYY-MM-DD, e.g. 2024-03-15"
+        ) from None
 
 
 def is_session(day: dt.date) -> bool:
@@ -81,9 +83,7 @@ def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
     _check_horizon(start, "start")
     _check_horizon(end, "end")
     if start > end:
-        raise ConfigError(
-            f"start {start.isoformat()} is after end {end.isoformat()}; swap them"
-        )
+        raise ConfigError(f"start {start.isoformat()} is after end {end.isoformat()}; swap them")
     arr = _session_array()
     lo = np.searchsorted(arr, np.datetime64(start, "D"), side="left")
     hi = np.searchsorted(arr, np.datetime64(end, "D"), side="right")
@@ -91,7 +91,7 @@ def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def session_index(day: dt.date) -> int:
-    """The ordinal of session ``day`` since CALENDAR_START (0-based); the synthetic RNG's counter."""
+    """Ordinal of session ``day`` since CALENDAR_START (0-based): the synthetic RNG counter."""
     arr = _session_array()
     i = int(np.searchsorted(arr, np.datetime64(day, "D")))
     if i >= len(arr) or arr[i] != np.datetime64(day, "D"):

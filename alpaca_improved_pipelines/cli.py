@@ -12,8 +12,11 @@ import typer
 
 from alpaca_improved_pipelines.errors import AlpacaImprovedError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Research and trade US equity options on Alpaca, on Dagster.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Research and trade US equity options on Alpaca, on Dagster.",
+)
 
 
 def _fail(exc: Exception) -> None:
@@ -25,8 +28,12 @@ def _fail(exc: Exception) -> None:
 def backfill(
     start: Annotated[str, typer.Option(help="First session, YYYY-MM-DD.")],
     end: Annotated[str, typer.Option(help="Last session, YYYY-MM-DD (inclusive).")],
-    symbols: Annotated[str | None, typer.Option(
-        help="Comma-separated subset of the universe; merged into existing partitions.")] = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated subset of the universe; merged into existing partitions."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Sessions per Dagster run.")] = 60,
     job: Annotated[str, typer.Option(help="Dagster job to run.")] = "market_data_job",
 ) -> None:
@@ -41,8 +48,12 @@ def backfill(
 
 @app.command()
 def demo(
-    start: Annotated[str | None, typer.Option(help="First session (default: ALPACA_IMPROVED_START).")] = None,
-    end: Annotated[str | None, typer.Option(help="Last session (default: about 6 months after start).")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="First session (default: ALPACA_IMPROVED_START).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last session (default: about 6 months after start).")
+    ] = None,
 ) -> None:
     """Run the main job on embedded defaults (synthetic data, local lake) and say where to look."""
     from alpaca_improved_pipelines.commands import run_demo
@@ -55,7 +66,9 @@ def demo(
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL over the lake views, e.g. SELECT * FROM stock_bars_1d")],
+    query: Annotated[
+        str, typer.Argument(help="SQL over the lake views, e.g. SELECT * FROM stock_bars_1d")
+    ],
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
     limit: Annotated[int, typer.Option(help="Rows to print in table format.")] = 50,
 ) -> None:
@@ -80,8 +93,21 @@ def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 300
     with dagster_instance(settings):
         pass  # writes dagster.yaml and sets DAGSTER_HOME
     root = Path(__file__).resolve().parent.parent
-    os.execvp(sys.executable, [sys.executable, "-m", "dagster", "dev", "-w",
-                               str(root / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)])
+    os.execvp(
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(root / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

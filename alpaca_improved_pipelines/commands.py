@@ -29,15 +29,23 @@ def _range(settings: Settings, start: str | None, end: str | None) -> tuple[dt.d
         ahead = cal.sessions_between(first, min(first + dt.timedelta(days=400), cal.CALENDAR_END))
         last = ahead[min(DEMO_SESSIONS, len(ahead)) - 1]
     if first > last:
-        raise ConfigError(f"--start {first.isoformat()} is after --end {last.isoformat()}; swap them")
+        raise ConfigError(
+            f"--start {first.isoformat()} is after --end {last.isoformat()}; swap them"
+        )
     cal.require_session(first, "--start")
     cal.require_session(last, "--end")
     check_range_in_partitions(first, settings)
     return first, last
 
 
-def run_backfill(start: str, end: str, symbols: str | None, batch_size: int, job: str,
-                 settings: Settings | None = None) -> list:
+def run_backfill(
+    start: str,
+    end: str,
+    symbols: str | None,
+    batch_size: int,
+    job: str,
+    settings: Settings | None = None,
+) -> list:
     """Run ``job`` for [start, end] with a progress bar; raise ConfigError on bad input."""
     settings = settings or load_settings()
     first, last = _range(settings, start, end)
@@ -46,8 +54,10 @@ def run_backfill(start: str, end: str, symbols: str | None, batch_size: int, job
         subset = list(parse_symbols(symbols, "--symbols"))
         outside = [s for s in subset if s not in settings.symbols]
         if outside:
-            raise ConfigError(f"--symbols {outside} are not in the universe {list(settings.symbols)};"
-                              " add them to ALPACA_IMPROVED_SYMBOLS")
+            raise ConfigError(
+                f"--symbols {outside} are not in the universe {list(settings.symbols)};"
+                " add them to ALPACA_IMPROVED_SYMBOLS"
+            )
         cfg = {"config": {"symbols": subset}}
         run_config = {"ops": {"stock_bars_1m": cfg, "stock_bars_1d": cfg}}
     from alpaca_improved_pipelines.definitions import defs
@@ -55,10 +65,16 @@ def run_backfill(start: str, end: str, symbols: str | None, batch_size: int, job
 
     build_source(settings).validate_symbols(settings.symbols)  # fail before any run starts
     n = len(cal.sessions_between(first, last))
-    with dagster_instance(settings) as instance, Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console,
-    ) as progress:
+    with (
+        dagster_instance(settings) as instance,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
         task = progress.add_task(f"{job} {first}..{last}", total=n)
 
         def on_batch(res, size: int) -> None:
@@ -68,8 +84,10 @@ def run_backfill(start: str, end: str, symbols: str | None, batch_size: int, job
 
         results = run_range(defs(), job, instance, first, last, batch_size, run_config, on_batch)
     if not all(r.success for r in results):
-        raise ConfigError(f"backfill stopped at a failed run; open the Dagster UI (make ui) and "
-                          f"look at run {results[-1].run_id}")
+        raise ConfigError(
+            f"backfill stopped at a failed run; open the Dagster UI (make ui) and "
+            f"look at run {results[-1].run_id}"
+        )
     console.print(f"[green]materialized {n} sessions in {len(results)} run(s)")
     return results
 
@@ -105,8 +123,10 @@ def run_demo(start: str | None, end: str | None) -> None:
     settings = load_settings()
     first, last = _range(settings, start, end)
     console.rule("[bold]alpaca-improved demo")
-    console.print(f"data root: {settings.home.resolve()}  source: {settings.source}  "
-                  f"symbols: {', '.join(settings.symbols)}")
+    console.print(
+        f"data root: {settings.home.resolve()}  source: {settings.source}  "
+        f"symbols: {', '.join(settings.symbols)}"
+    )
     run_backfill(first.isoformat(), last.isoformat(), None, 60, "market_data_job", settings)
     from alpaca_improved_pipelines.demo_report import print_report
 

@@ -6,7 +6,7 @@ class AlpacaImprovedError(Exception):
 
 
 class ConfigError(AlpacaImprovedError, ValueError):
-    """A setting, argument or environment variable is wrong; the message says which and how to fix it."""
+    """A setting, argument or environment variable is wrong; the message says which and the fix."""
 
 
 class LakeError(AlpacaImprovedError):
@@ -14,7 +14,7 @@ class LakeError(AlpacaImprovedError):
 
 
 class SourceError(AlpacaImprovedError):
-    """A data source failed in a way that retrying will not help (bad keys, bad payload, no data)."""
+    """A data source failed in a way retrying will not help (bad keys, bad payload, no data)."""
 
 
 class TransientSourceError(SourceError):

@@ -64,8 +64,13 @@ def session_batches(start: dt.date, end: dt.date, size: int) -> list[list[dt.dat
 
 
 def run_range(
-    defs: dg.Definitions, job_name: str, instance: dg.DagsterInstance, start: dt.date,
-    end: dt.date, batch_size: int = 60, run_config: dict | None = None,
+    defs: dg.Definitions,
+    job_name: str,
+    instance: dg.DagsterInstance,
+    start: dt.date,
+    end: dt.date,
+    batch_size: int = 60,
+    run_config: dict | None = None,
     on_batch: Callable[[BatchResult, int], None] | None = None,
 ) -> list[BatchResult]:
     """Materialize ``job_name`` for every session in [start, end], one run per batch.
@@ -74,7 +79,10 @@ def run_range(
     per-partition cost is a loop iteration, not a process. Stops at the first failed batch.
     """
     job = defs.resolve_job_def(job_name)
-    run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    run_config = {
+        **(run_config or {}),
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
     backfill_id = uuid.uuid4().hex[:8]
     results: list[BatchResult] = []
     for batch in session_batches(start, end, batch_size):
@@ -83,8 +91,9 @@ def run_range(
             "dagster/asset_partition_range_end": batch[-1].isoformat(),
             "alpaca_improved/backfill": backfill_id,
         }
-        res = job.execute_in_process(instance=instance, tags=tags, run_config=run_config,
-                                     raise_on_error=False)
+        res = job.execute_in_process(
+            instance=instance, tags=tags, run_config=run_config, raise_on_error=False
+        )
         out = BatchResult(res.run_id, batch[0], batch[-1], res.success)
         results.append(out)
         if on_batch:
@@ -98,7 +107,8 @@ def check_range_in_partitions(start: dt.date, settings: Settings) -> None:
     """Refuse ranges that begin before the partition set does (they would not show in the UI)."""
     if start < settings.start:
         raise ConfigError(
-            f"start {start.isoformat()} is before the first partition {settings.start.isoformat()}; "
+            f"start {start.isoformat()} is before the first partition "
+            f"{settings.start.isoformat()}; "
             f"set ALPACA_IMPROVED_START={start.isoformat()} (or earlier) and rerun"
         )
 

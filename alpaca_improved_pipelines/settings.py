@@ -20,7 +20,9 @@ SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
 SourceName = Literal["synthetic", "alpaca", "polygon"]
 
 
-def parse_symbols(value: str | list[str] | tuple[str, ...], what: str = "symbols") -> tuple[str, ...]:
+def parse_symbols(
+    value: str | list[str] | tuple[str, ...], what: str = "symbols"
+) -> tuple[str, ...]:
     """Split, upper-case, de-duplicate and validate a symbol list."""
     items = value.split(",") if isinstance(value, str) else list(value)
     out: list[str] = []
@@ -29,7 +31,9 @@ def parse_symbols(value: str | list[str] | tuple[str, ...], what: str = "symbols
         if not sym:
             continue
         if not SYMBOL_RE.match(sym):
-            raise ConfigError(f"{what}: {raw!r} is not a ticker symbol; use letters like SPY or BRK.B")
+            raise ConfigError(
+                f"{what}: {raw!r} is not a ticker symbol; use letters like SPY or BRK.B"
+            )
         if sym not in out:
             out.append(sym)
     if not out:

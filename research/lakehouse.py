@@ -54,7 +54,9 @@ def available_views(home: Path | None = None) -> list[str]:
     return [v for v, t in VIEWS.items() if any((lake / t).glob("session=*/*.parquet"))]
 
 
-def connect(home: Path | str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    home: Path | str | None = None, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view for every lake table that has data.
 
     Args:

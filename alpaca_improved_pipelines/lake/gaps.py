@@ -13,8 +13,12 @@ def expected_minutes(session: dt.date) -> pl.Series:
     """Every regular-hours minute start of ``session`` (UTC, ns)."""
     opn, cls = cal.session_open_close(session)
     return pl.datetime_range(
-        opn.to_pydatetime(), cls.to_pydatetime() - dt.timedelta(minutes=1), "1m",
-        time_unit="ns", time_zone="UTC", eager=True,
+        opn.to_pydatetime(),
+        cls.to_pydatetime() - dt.timedelta(minutes=1),
+        "1m",
+        time_unit="ns",
+        time_zone="UTC",
+        eager=True,
     ).alias("ts")
 
 
@@ -47,14 +51,19 @@ def fill_minute_gaps(frame: pl.DataFrame, session: dt.date, symbols: list[str]) 
     return (
         out.with_columns(filled.alias("_f"))
         .with_columns(
-            *[pl.when(pl.col("_f")).then(carry).otherwise(pl.col(c)).alias(c)
-              for c in ("open", "high", "low", "close")],
+            *[
+                pl.when(pl.col("_f")).then(carry).otherwise(pl.col(c)).alias(c)
+                for c in ("open", "high", "low", "close")
+            ],
             pl.when(pl.col("_f")).then(carry).otherwise(pl.col("vwap")).alias("vwap"),
             pl.when(pl.col("_f")).then(0.0).otherwise(pl.col("volume")).alias("volume"),
             pl.when(pl.col("_f")).then(0).otherwise(pl.col("trade_count")).alias("trade_count"),
             pl.col("filled").fill_null(True),
             pl.col("session").fill_null(session),
-            *[pl.col(c).forward_fill().backward_fill().over("symbol") for c in ("source", "adjustment")],
+            *[
+                pl.col(c).forward_fill().backward_fill().over("symbol")
+                for c in ("source", "adjustment")
+            ],
         )
         .filter(pl.col("close").is_not_null())
         .drop("_f")

@@ -14,9 +14,15 @@ def resample_minutes(minute: pl.DataFrame, every: str) -> pl.DataFrame:
         return minute
     return (
         minute.sort("symbol", "ts")
-        .group_by_dynamic("ts", every=every, group_by=["symbol", "session"], closed="left",
-                          label="left", start_by="window",
-                          offset="30m" if every == "1h" else "0m")
+        .group_by_dynamic(
+            "ts",
+            every=every,
+            group_by=["symbol", "session"],
+            closed="left",
+            label="left",
+            start_by="window",
+            offset="30m" if every == "1h" else "0m",
+        )
         .agg(
             pl.col("open").first(),
             pl.col("high").max(),
@@ -25,7 +31,9 @@ def resample_minutes(minute: pl.DataFrame, every: str) -> pl.DataFrame:
             pl.col("volume").sum(),
             pl.when(pl.col("volume").sum() > 0)
             .then((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum())
-            .otherwise(pl.col("close").last()).round(4).alias("vwap"),
+            .otherwise(pl.col("close").last())
+            .round(4)
+            .alias("vwap"),
             pl.col("trade_count").sum(),
             pl.col("source").first(),
             pl.col("adjustment").first(),

@@ -132,7 +132,9 @@ def read_partition(
 
 
 def read_partitions(
-    lake: Path, table: str, sessions: list[dt.date] | list[str],
+    lake: Path,
+    table: str,
+    sessions: list[dt.date] | list[str],
     schema: dict[str, pl.DataType] | None = None,
 ) -> pl.DataFrame:
     """Read and concatenate several partitions (each validated as in ``read_partition``)."""

@@ -29,6 +29,7 @@ def empty_bars() -> pl.DataFrame:
     """A zero-row frame with the bar schema."""
     return pl.DataFrame(schema=BAR_SCHEMA)
 
+
 # Raw end-of-day option chain as a source delivers it (one row per contract per session).
 # Vendor IV/Greeks are optional (null when the vendor does not send them); our own IV/Greeks are
 # computed downstream in the option_chains asset from mid prices.

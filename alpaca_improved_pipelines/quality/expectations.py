@@ -2,7 +2,8 @@
 
 Row counts against the NYSE calendar and the universe, distribution bounds on returns, freshness
 of the newest session, plus the OHLC and uniqueness rules, validated by a file-backed GX context
-under the data root that renders human-readable Data Docs HTML under ``<home>/data_docs/<table>/`` after every run.
+under the data root that renders human-readable
+Data Docs HTML under ``<home>/data_docs/<table>/`` after every run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -48,22 +50,32 @@ def _expectations(table: str, sessions: list[dt.date], n_symbols: int) -> list[o
         gxe.ExpectTableRowCountToBeBetween(min_value=lo, max_value=hi),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "ts"]),
         gxe.ExpectColumnValuesToNotBeNull(column="close"),
-        gxe.ExpectColumnValuesToBeBetween(column="close", min_value=0, strict_min=True,
-                                          max_value=1e6),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="close", min_value=0, strict_min=True, max_value=1e6
+        ),
         gxe.ExpectColumnValuesToBeBetween(column="volume", min_value=0),
-        gxe.ExpectColumnValuesToBeBetween(column="abs_log_return", min_value=0,
-                                          max_value=max_move, mostly=0.999),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="abs_log_return", min_value=0, max_value=max_move, mostly=0.999
+        ),
         gxe.ExpectColumnValuesToBeInSet(column="ts_increasing", value_set=[True]),
         gxe.ExpectColumnDistinctValuesToEqualSet(
-            column="session", value_set=[s.isoformat() for s in sessions]),
-        gxe.ExpectColumnMaxToBeBetween(column="session", min_value=max(sessions).isoformat()),
+            column="session", value_set=[s.isoformat() for s in sessions]
+        ),
+        gxe.ExpectColumnMaxToBeBetween(
+            column="session",
+            min_value=max(sessions).isoformat(),  # type: ignore[arg-type]
+        ),
     ]
     for col in ("open", "close", "low"):
-        exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A="high", column_B=col, or_equal=True))
+        exps.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="high", column_B=col, or_equal=True
+            )
+        )
     for col in ("open", "close"):
-        exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-            column_A=col, column_B="low", or_equal=True))
+        exps.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=col, column_B="low", or_equal=True)
+        )
     return exps
 
 
@@ -72,17 +84,21 @@ def _prepare(frame: pl.DataFrame) -> object:
     return (
         frame.sort("symbol", "ts", maintain_order=True)
         .with_columns(
-            (pl.col("close") / pl.col("close").shift(1).over("symbol")).log().abs()
-            .fill_null(0.0).alias("abs_log_return"),
+            (pl.col("close") / pl.col("close").shift(1).over("symbol"))
+            .log()
+            .abs()
+            .fill_null(0.0)
+            .alias("abs_log_return"),
             (pl.col("ts").diff().over("symbol") > pl.duration(nanoseconds=0))
-            .fill_null(True).alias("ts_increasing"),
+            .fill_null(True)
+            .alias("ts_increasing"),
             pl.col("session").cast(pl.String),
         )
         .to_pandas()
     )
 
 
-def _context(docs_dir: Path) -> object:
+def _context(docs_dir: Path) -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -90,12 +106,17 @@ def _context(docs_dir: Path) -> object:
     # concurrent runs never race on GX's own config and store files.
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    ctx.add_data_docs_site(site_name="lake", site_config={
-        "class_name": "SiteBuilder",
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                          "base_directory": str(docs_dir)},
-    })
+    ctx.add_data_docs_site(
+        site_name="lake",
+        site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+        },
+    )
     return ctx
 
 
@@ -112,23 +133,37 @@ def run_suite(
 
     docs = data_docs_index(home, table)
     ctx = _context(docs.parent)
-    batch = (ctx.data_sources.add_pandas("lake")  # type: ignore[attr-defined]
-             .add_dataframe_asset(table).add_batch_definition_whole_dataframe("partitions"))
+    batch = (
+        ctx.data_sources.add_pandas("lake")  # type: ignore[attr-defined]
+        .add_dataframe_asset(table)
+        .add_batch_definition_whole_dataframe("partitions")
+    )
     suite = ctx.suites.add(gx.ExpectationSuite(name=table))  # type: ignore[attr-defined]
     for exp in _expectations(table, sessions, n_symbols):
         suite.add_expectation(exp)
     vd = ctx.validation_definitions.add(  # type: ignore[attr-defined]
-        gx.ValidationDefinition(name=f"validate_{table}", data=batch, suite=suite))
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(  # type: ignore[attr-defined]
-        name=f"checkpoint_{table}", validation_definitions=[vd],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["lake"])]))
+        gx.ValidationDefinition(name=f"validate_{table}", data=batch, suite=suite)
+    )
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(  # type: ignore[attr-defined]
+            name=f"checkpoint_{table}",
+            validation_definitions=[vd],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["lake"])],
+        )
+    )
     result = checkpoint.run(batch_parameters={"dataframe": _prepare(frame)})
     rows: list[dict[str, object]] = []
     for run in result.run_results.values():
         for r in run.results:
             cfg = r.expectation_config
-            rows.append({"expectation": cfg.type, "column": cfg.kwargs.get("column", ""),
-                         "success": bool(r.success),
-                         "observed": str(r.result.get("observed_value",
-                                                      r.result.get("unexpected_count", "")))})
+            rows.append(
+                {
+                    "expectation": cfg.type,
+                    "column": cfg.kwargs.get("column", ""),
+                    "success": bool(r.success),
+                    "observed": str(
+                        r.result.get("observed_value", r.result.get("unexpected_count", ""))
+                    ),
+                }
+            )
     return SuiteResult(bool(result.success), rows, docs)

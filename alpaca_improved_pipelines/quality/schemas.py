@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
@@ -14,8 +14,13 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 def _finite_positive(col: str) -> pa.Column:
     return pa.Column(
         pl.Float64,
-        checks=[pa.Check(lambda d: d.lazyframe.select(pl.col(d.key).is_finite() & (pl.col(d.key) > 0)),
-                         name=f"{col}_finite_positive", error=f"{col} must be finite and > 0")],
+        checks=[
+            pa.Check(
+                lambda d: d.lazyframe.select(pl.col(d.key).is_finite() & (pl.col(d.key) > 0)),
+                name=f"{col}_finite_positive",
+                error=f"{col} must be finite and > 0",
+            )
+        ],
         nullable=False,
     )
 
@@ -33,7 +38,10 @@ def _frame_checks(daily: bool) -> list[pa.Check]:
         pa.Check(
             lambda d: d.lazyframe.select(
                 pl.col("vwap").is_null()
-                | ((pl.col("vwap") >= pl.col("low") - 1e-6) & (pl.col("vwap") <= pl.col("high") + 1e-6))
+                | (
+                    (pl.col("vwap") >= pl.col("low") - 1e-6)
+                    & (pl.col("vwap") <= pl.col("high") + 1e-6)
+                )
             ),
             name="vwap_within_range",
             error="vwap between low and high",
@@ -75,7 +83,9 @@ def _frame_checks(daily: bool) -> list[pa.Check]:
 def bar_schema(table: str) -> pa.DataFrameSchema:
     """The pandera schema of a bar table (``stock_bars_1d`` adds the midnight-stamp rule)."""
     cols: dict[str, pa.Column] = {
-        "symbol": pa.Column(pl.String, pa.Check.str_matches(r"^[A-Z][A-Z0-9.]{0,9}$"), nullable=False),
+        "symbol": pa.Column(
+            pl.String, pa.Check.str_matches(r"^[A-Z][A-Z0-9.]{0,9}$"), nullable=False
+        ),
         "ts": pa.Column(BAR_SCHEMA["ts"], nullable=False),
         "session": pa.Column(pl.Date, nullable=False),
         **{c: _finite_positive(c) for c in PRICE_COLUMNS},
@@ -87,7 +97,10 @@ def bar_schema(table: str) -> pa.DataFrameSchema:
         "filled": pa.Column(pl.Boolean, nullable=False),
     }
     return pa.DataFrameSchema(
-        cols, checks=_frame_checks(daily=table == "stock_bars_1d"), strict=True, ordered=True,
+        cols,
+        checks=_frame_checks(daily=table == "stock_bars_1d"),
+        strict=True,
+        ordered=True,
         name=table,
     )
 
@@ -97,8 +110,11 @@ def validate(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> pl.DataFrame:
     try:
         schema.validate(frame, lazy=True)
     except SchemaErrors as exc:
-        return pl.from_pandas(exc.failure_cases.astype(str)) if hasattr(exc.failure_cases, "astype") \
+        return (
+            pl.from_pandas(exc.failure_cases.astype(str))
+            if hasattr(exc.failure_cases, "astype")
             else pl.DataFrame(exc.failure_cases).cast(pl.String)
+        )
     except SchemaError as exc:
         return pl.DataFrame({"check": [str(exc.check)], "failure_case": [str(exc)]})
     return pl.DataFrame()

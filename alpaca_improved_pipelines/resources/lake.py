@@ -27,7 +27,9 @@ class LakeResource(dg.ConfigurableResource):
         return storage.write_partition(frame, self.root, table, session, fsync=self.fsync)
 
     def read(
-        self, table: str, sessions: list[str] | list[dt.date],
+        self,
+        table: str,
+        sessions: list[str] | list[dt.date],
         schema: dict[str, pl.DataType] | None = None,
     ) -> pl.DataFrame:
         """Read partitions of ``table`` (LakeError naming the file if one is missing or foreign)."""

@@ -141,9 +141,7 @@ def daily_path(seed: int, symbol: str) -> DailyPath:
     split = g.standard_normal(n)
     h_e = _garch(z, idio_var)
     eps = np.sqrt(h_e) * z
-    e_over = OVERNIGHT_SHARE * eps + np.sqrt(
-        h_e * OVERNIGHT_SHARE * (1 - OVERNIGHT_SHARE)
-    ) * split
+    e_over = OVERNIGHT_SHARE * eps + np.sqrt(h_e * OVERNIGHT_SHARE * (1 - OVERNIGHT_SHARE)) * split
     jumps = (g.random(n) < p.jump_rate / TRADING_DAYS) * g.normal(0.0, 4.0 * p.vol / 15.9, n)
     mu = (p.drift - 0.5 * p.vol**2) / TRADING_DAYS
     gap = OVERNIGHT_SHARE * mu + p.beta * m_over + e_over + jumps

@@ -38,14 +38,18 @@ def with_resources(project_defs: dg.Definitions, resources: dict[str, object]) -
 
 
 def run_sessions(
-    defs: dg.Definitions, instance: dg.DagsterInstance, start: str, end: str,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    start: str,
+    end: str,
     run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run of market_data_job (or an asset selection) over the session range [start, end]."""
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
     job = defs.resolve_job_def("market_data_job")
-    return job.execute_in_process(instance=instance, tags=tags, run_config=run_config,
-                                  raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance, tags=tags, run_config=run_config, raise_on_error=False
+    )
 
 
 @pytest.fixture

@@ -21,8 +21,18 @@ def keys() -> list[str]:
     return trading_sessions_def(dt.date(2024, 1, 2)).get_partition_keys(current_time=NOW)
 
 
-@pytest.mark.parametrize("holiday", ["2024-01-15", "2024-03-29", "2024-07-04", "2024-12-25",
-                                     "2025-01-09", "2025-04-18", "2025-11-27"])
+@pytest.mark.parametrize(
+    "holiday",
+    [
+        "2024-01-15",
+        "2024-03-29",
+        "2024-07-04",
+        "2024-12-25",
+        "2025-01-09",
+        "2025-04-18",
+        "2025-11-27",
+    ],
+)
 def test_holidays_and_one_off_closures_are_not_partitions(keys: list[str], holiday: str) -> None:
     assert holiday not in keys
 

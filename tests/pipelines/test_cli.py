@@ -14,29 +14,50 @@ runner = CliRunner()
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
-    return {"ALPACA_IMPROVED_HOME": str(home), "ALPACA_IMPROVED_FSYNC": "0",
-            "ALPACA_IMPROVED_SYMBOLS": "SPY,AAPL", **extra}
+    return {
+        "ALPACA_IMPROVED_HOME": str(home),
+        "ALPACA_IMPROVED_FSYNC": "0",
+        "ALPACA_IMPROVED_SYMBOLS": "SPY,AAPL",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
         (["--start", "2024-02-01", "--end", "2024-01-05"], {}, "is after --end"),
-        (["--start", "2024-07-04", "--end", "2024-07-10"], {}, "2024-07-04 is not an NYSE trading session"),
+        (
+            ["--start", "2024-07-04", "--end", "2024-07-10"],
+            {},
+            "2024-07-04 is not an NYSE trading session",
+        ),
         (["--start", "2024-13-01", "--end", "2024-12-31"], {}, "is not a date; use YYYY-MM-DD"),
-        (["--start", "2024-01-02", "--end", "2024-01-05", "--symbols", "MSFT"], {},
-         "not in the universe"),
-        (["--start", "2024-01-02", "--end", "2024-01-05"], {"ALPACA_IMPROVED_SYMBOLS": " , "},
-         "ALPACA_IMPROVED_SYMBOLS is empty"),
-        (["--start", "2024-01-02", "--end", "2024-01-05"], {"ALPACA_IMPROVED_SYMBOLS": "ZZZZ"},
-         "unknown symbol 'ZZZZ' for the synthetic source"),
+        (
+            ["--start", "2024-01-02", "--end", "2024-01-05", "--symbols", "MSFT"],
+            {},
+            "not in the universe",
+        ),
+        (
+            ["--start", "2024-01-02", "--end", "2024-01-05"],
+            {"ALPACA_IMPROVED_SYMBOLS": " , "},
+            "ALPACA_IMPROVED_SYMBOLS is empty",
+        ),
+        (
+            ["--start", "2024-01-02", "--end", "2024-01-05"],
+            {"ALPACA_IMPROVED_SYMBOLS": "ZZZZ"},
+            "unknown symbol 'ZZZZ' for the synthetic source",
+        ),
         (["--start", "2023-06-01", "--end", "2023-06-30"], {}, "before the first partition"),
-        (["--start", "2024-01-02", "--end", "2024-01-05"], {"ALPACA_IMPROVED_SOURCE": "yahoo"},
-         "ALPACA_IMPROVED_SOURCE='yahoo' is not a source"),
+        (
+            ["--start", "2024-01-02", "--end", "2024-01-05"],
+            {"ALPACA_IMPROVED_SOURCE": "yahoo"},
+            "ALPACA_IMPROVED_SOURCE='yahoo' is not a source",
+        ),
     ],
 )
-def test_backfill_bad_input(tmp_path: Path, args: list[str], env: dict[str, str],
-                            message: str) -> None:
+def test_backfill_bad_input(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
     result = runner.invoke(app, ["backfill", *args], env=_env(tmp_path, **env))
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -46,8 +67,9 @@ def test_backfill_bad_input(tmp_path: Path, args: list[str], env: dict[str, str]
 
 def test_backfill_then_sql(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    result = runner.invoke(app, ["backfill", "--start", "2024-01-02", "--end", "2024-01-04"],
-                           env=env)
+    result = runner.invoke(
+        app, ["backfill", "--start", "2024-01-02", "--end", "2024-01-04"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert "materialized 3 sessions" in result.output
     q = "SELECT symbol, count(*) AS n FROM stock_bars_1d GROUP BY 1 ORDER BY 1"

@@ -12,12 +12,16 @@ EXPECTED_ASSETS = {
     "indicators_1d",
 }
 EXPECTED_CHECKS = {
-    ("stock_bars_1m", "pandera_schema"), ("stock_bars_1m", "expectations"),
+    ("stock_bars_1m", "pandera_schema"),
+    ("stock_bars_1m", "expectations"),
     ("stock_bars_1m", "anomalies"),
-    ("stock_bars_1d", "pandera_schema"), ("stock_bars_1d", "expectations"),
+    ("stock_bars_1d", "pandera_schema"),
+    ("stock_bars_1d", "expectations"),
     ("stock_bars_1d", "anomalies"),
-    ("stock_bars_5m", "pandera_schema"), ("stock_bars_5m", "expectations"),
-    ("stock_bars_1h", "pandera_schema"), ("stock_bars_1h", "expectations"),
+    ("stock_bars_5m", "pandera_schema"),
+    ("stock_bars_5m", "expectations"),
+    ("stock_bars_1h", "pandera_schema"),
+    ("stock_bars_1h", "expectations"),
     ("indicators_1d", "pandera_schema"),
 }
 

@@ -56,7 +56,8 @@ def test_importing_does_not_load_dagster(module: str) -> None:
         "('dagster', 'alpaca_improved_pipelines'))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"{module} pulled in: {out.stdout.strip()}"

@@ -50,8 +50,12 @@ def test_sigkill_during_writes_never_exposes_a_partial_file(tmp_path: Path) -> N
     root = Path(__file__).resolve().parents[2]
     target = storage.partition_path(tmp_path, "stress", "2024-01-02")
     for delay in (0.0, 0.35, 0.8, 1.3, 2.1):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], cwd=root,
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path)],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout is not None
         if delay:
             proc.stdout.readline()  # at least one complete write happened
@@ -60,7 +64,11 @@ def test_sigkill_during_writes_never_exposes_a_partial_file(tmp_path: Path) -> N
             time.sleep(1.0)  # kill during the very first write or soon after
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        visible = sorted(p.name for p in target.parent.glob("*.parquet")) if target.parent.exists() else []
+        visible = (
+            sorted(p.name for p in target.parent.glob("*.parquet"))
+            if target.parent.exists()
+            else []
+        )
         assert visible in ([], ["part.parquet"])
         if visible:
             frame = pl.read_parquet(target)  # complete and readable

@@ -32,13 +32,22 @@ def test_range_run_writes_every_session_and_passes_every_check(backfilled) -> No
     home, _, _, result = backfilled
     for table in (*BAR_TABLES, "indicators_1d"):
         assert storage.existing_sessions(home / "lake", table) == [
-            "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08",
-            "2024-01-09", "2024-01-10", "2024-01-11", "2024-01-12"]
+            "2024-01-02",
+            "2024-01-03",
+            "2024-01-04",
+            "2024-01-05",
+            "2024-01-08",
+            "2024-01-09",
+            "2024-01-10",
+            "2024-01-11",
+            "2024-01-12",
+        ]
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 11
     blocking = [e for e in evaluations if e.asset_check_key.name != "anomalies"]
-    assert all(e.passed for e in blocking), [(e.asset_check_key, e.metadata) for e in blocking
-                                             if not e.passed]
+    assert all(e.passed for e in blocking), [
+        (e.asset_check_key, e.metadata) for e in blocking if not e.passed
+    ]
 
 
 def test_single_partition_alone_equals_range_backfill_byte_for_byte(
@@ -49,7 +58,8 @@ def test_single_partition_alone_equals_range_backfill_byte_for_byte(
     defs = with_resources(project_defs, build_resources(make_settings(alone)))
     with dg.instance_for_test() as instance:
         job = defs.resolve_implicit_global_asset_job_def().get_subset(
-            asset_selection={dg.AssetKey(t) for t in BAR_TABLES})
+            asset_selection={dg.AssetKey(t) for t in BAR_TABLES}
+        )
         assert job.execute_in_process(instance=instance, partition_key="2024-01-09").success
     for table in BAR_TABLES:
         a = storage.partition_path(range_home / "lake", table, "2024-01-09").read_bytes()
@@ -59,11 +69,15 @@ def test_single_partition_alone_equals_range_backfill_byte_for_byte(
 
 def test_rematerialization_is_idempotent(backfilled) -> None:
     home, defs, instance, _ = backfilled
-    before = {t: storage.file_sha256(storage.partition_path(home / "lake", t, "2024-01-11"))
-              for t in (*BAR_TABLES, "indicators_1d")}
+    before = {
+        t: storage.file_sha256(storage.partition_path(home / "lake", t, "2024-01-11"))
+        for t in (*BAR_TABLES, "indicators_1d")
+    }
     assert run_sessions(defs, instance, "2024-01-11", "2024-01-11").success
-    after = {t: storage.file_sha256(storage.partition_path(home / "lake", t, "2024-01-11"))
-             for t in before}
+    after = {
+        t: storage.file_sha256(storage.partition_path(home / "lake", t, "2024-01-11"))
+        for t in before
+    }
     assert before == after
 
 
@@ -73,8 +87,19 @@ def test_views_are_the_query_contract(backfilled) -> None:
     for view in ("stock_bars_1d", "stock_bars_1m", "indicators_1d"):
         assert view in lakehouse.available_views(home)
     cols = {r[0]: r[1] for r in con.execute("DESCRIBE stock_bars_1d").fetchall()}
-    for c in ("symbol", "ts", "session", "open", "high", "low", "close", "volume", "vwap",
-              "trade_count", "source"):
+    for c in (
+        "symbol",
+        "ts",
+        "session",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "vwap",
+        "trade_count",
+        "source",
+    ):
         assert c in cols
     assert cols["ts"] in ("TIMESTAMPTZ_NS", "TIMESTAMP WITH TIME ZONE")
     assert cols["session"] == "DATE"
@@ -93,8 +118,13 @@ def test_symbol_subset_run_merges_and_never_loses_other_symbols(backfilled) -> N
     home, defs, instance, _ = backfilled
     before = pl.read_parquet(storage.partition_path(home / "lake", "stock_bars_1d", "2024-01-10"))
     cfg = {"config": {"symbols": ["AAPL"]}}
-    res = run_sessions(defs, instance, "2024-01-10", "2024-01-10",
-                       run_config={"ops": {"stock_bars_1m": cfg, "stock_bars_1d": cfg}})
+    res = run_sessions(
+        defs,
+        instance,
+        "2024-01-10",
+        "2024-01-10",
+        run_config={"ops": {"stock_bars_1m": cfg, "stock_bars_1d": cfg}},
+    )
     assert res.success
     after = pl.read_parquet(storage.partition_path(home / "lake", "stock_bars_1d", "2024-01-10"))
     assert sorted(after["symbol"].to_list()) == ["AAPL", "NVDA", "SPY"]

@@ -77,25 +77,31 @@ def test_extra_column_fails_strict_schema(minute: pl.DataFrame) -> None:
 
 
 GE_VIOLATIONS: dict[str, tuple[Callable[[pl.DataFrame], pl.DataFrame], str]] = {
-    "missing_rows": (lambda f: f.filter(pl.col("symbol") != "AAPL"),
-                     "expect_table_row_count_to_be_between"),
+    "missing_rows": (
+        lambda f: f.filter(pl.col("symbol") != "AAPL"),
+        "expect_table_row_count_to_be_between",
+    ),
     "duplicates": (lambda f: pl.concat([f, f.head(3)]), "expect_compound_columns_to_be_unique"),
     "absurd_jump": (_set("close", pl.col("close") * 3), "expect_column_values_to_be_between"),
-    "high_below_close": (_set("high", pl.col("close") * 0.9),
-                         "expect_column_pair_values_a_to_be_greater_than_b"),
-    "stale_session": (lambda f: f.filter(pl.col("session") < DAY),
-                      "expect_column_max_to_be_between"),
+    "high_below_close": (
+        _set("high", pl.col("close") * 0.9),
+        "expect_column_pair_values_a_to_be_greater_than_b",
+    ),
+    "stale_session": (
+        lambda f: f.filter(pl.col("session") < DAY),
+        "expect_column_max_to_be_between",
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def two_days() -> pl.DataFrame:
-    return pl.concat([minute_bars(7, ("SPY", "AAPL"), d)
-                      for d in (dt.date(2024, 3, 7), DAY)])
+    return pl.concat([minute_bars(7, ("SPY", "AAPL"), d) for d in (dt.date(2024, 3, 7), DAY)])
 
 
-def test_ge_suite_passes_clean_data_and_writes_data_docs(two_days: pl.DataFrame,
-                                                         tmp_path: Path) -> None:
+def test_ge_suite_passes_clean_data_and_writes_data_docs(
+    two_days: pl.DataFrame, tmp_path: Path
+) -> None:
     res = run_suite(tmp_path, "stock_bars_1m", two_days, [dt.date(2024, 3, 7), DAY], 2)
     assert res.success, [r for r in res.results if not r["success"]]
     assert res.docs_index.exists()
@@ -103,8 +109,9 @@ def test_ge_suite_passes_clean_data_and_writes_data_docs(two_days: pl.DataFrame,
 
 
 @pytest.mark.parametrize("name", sorted(GE_VIOLATIONS))
-def test_each_ge_expectation_fails_on_its_violation(two_days: pl.DataFrame, tmp_path: Path,
-                                                    name: str) -> None:
+def test_each_ge_expectation_fails_on_its_violation(
+    two_days: pl.DataFrame, tmp_path: Path, name: str
+) -> None:
     inject, expected = GE_VIOLATIONS[name]
     res = run_suite(tmp_path, "stock_bars_1m", inject(two_days), [dt.date(2024, 3, 7), DAY], 2)
     assert not res.success
@@ -116,15 +123,21 @@ def test_anomalies_flag_without_dropping() -> None:
     daily = pl.concat([daily_bars(7, ("SPY",), d) for d in sessions])
     assert "outlier_return" not in anomalies.detect(daily, "stock_bars_1d")["kind"].to_list()
     spiked = daily.with_columns(
-        pl.when(pl.col("session") == DAY).then(pl.col("close") * 1.5)
-        .otherwise(pl.col("close")).alias("close"))
+        pl.when(pl.col("session") == DAY)
+        .then(pl.col("close") * 1.5)
+        .otherwise(pl.col("close"))
+        .alias("close")
+    )
     flags = anomalies.detect(spiked, "stock_bars_1d")
     assert "outlier_return" in flags["kind"].to_list()
     stale = daily.with_columns(pl.lit(100.0).alias("close"))
     assert "stale_price" in anomalies.detect(stale, "stock_bars_1d")["kind"].to_list()
     zero = minute_bars(7, ("SPY",), DAY).with_columns(
-        pl.when(pl.int_range(pl.len()).is_between(50, 60)).then(0.0)
-        .otherwise(pl.col("volume")).alias("volume"))
+        pl.when(pl.int_range(pl.len()).is_between(50, 60))
+        .then(0.0)
+        .otherwise(pl.col("volume"))
+        .alias("volume")
+    )
     assert "zero_volume_run" in anomalies.detect(zero, "stock_bars_1m")["kind"].to_list()
     assert spiked.height == daily.height  # detection never drops rows
 
@@ -136,20 +149,25 @@ class CorruptingSource(SyntheticSource):
         frame = super().stock_bars(symbols, session, timeframe)
         if timeframe == "1Min":
             return frame.with_columns(
-                pl.when(ROW).then(pl.col("low") * 0.5).otherwise(pl.col("high")).alias("high"))
+                pl.when(ROW).then(pl.col("low") * 0.5).otherwise(pl.col("high")).alias("high")
+            )
         return frame
 
 
-def test_failed_blocking_check_stops_downstream_assets(project_defs: dg.Definitions,
-                                                       tmp_path: Path) -> None:
+def test_failed_blocking_check_stops_downstream_assets(
+    project_defs: dg.Definitions, tmp_path: Path
+) -> None:
     resources = build_resources(make_settings(tmp_path / "home"))
     resources["source"] = CorruptingSource(seed=7)
     defs = with_resources(project_defs, resources)
     with dg.instance_for_test() as instance:
         result = run_sessions(defs, instance, "2024-03-07", "2024-03-08")
     assert not result.success
-    failed = {e.asset_check_key.name for e in result.get_asset_check_evaluations()
-              if e.asset_check_key.asset_key == dg.AssetKey("stock_bars_1m") and not e.passed}
+    failed = {
+        e.asset_check_key.name
+        for e in result.get_asset_check_evaluations()
+        if e.asset_check_key.asset_key == dg.AssetKey("stock_bars_1m") and not e.passed
+    }
     assert "pandera_schema" in failed
     lake = tmp_path / "home" / "lake"
     assert storage.existing_sessions(lake, "stock_bars_1m") == ["2024-03-07", "2024-03-08"]

@@ -20,16 +20,23 @@ def _evaluate(instance: dg.DagsterInstance, when: dt.datetime) -> dg.RunRequest 
 @pytest.mark.parametrize(
     ("local", "expected"),
     [
-        (dt.datetime(2024, 3, 8, 18, 30), "2024-03-08"),  # Friday before spring-forward (EST)
-        (dt.datetime(2024, 3, 11, 18, 30), "2024-03-11"),  # Monday after (EDT)
-        (dt.datetime(2024, 11, 1, 18, 30), "2024-11-01"),  # Friday before fall-back (EDT)
-        (dt.datetime(2024, 11, 4, 18, 30), "2024-11-04"),  # Monday after (EST)
-        (dt.datetime(2024, 11, 29, 18, 30), "2024-11-29"),  # half day
+        (
+            dt.datetime(2024, 3, 8, 18, 30, tzinfo=NEW_YORK),
+            "2024-03-08",
+        ),  # Friday before spring-forward (EST)
+        (dt.datetime(2024, 3, 11, 18, 30, tzinfo=NEW_YORK), "2024-03-11"),  # Monday after (EDT)
+        (
+            dt.datetime(2024, 11, 1, 18, 30, tzinfo=NEW_YORK),
+            "2024-11-01",
+        ),  # Friday before fall-back (EDT)
+        (dt.datetime(2024, 11, 4, 18, 30, tzinfo=NEW_YORK), "2024-11-04"),  # Monday after (EST)
+        (dt.datetime(2024, 11, 29, 18, 30, tzinfo=NEW_YORK), "2024-11-29"),  # half day
     ],
 )
-def test_tick_targets_that_evenings_session(instance: dg.DagsterInstance, local: dt.datetime,
-                                            expected: str) -> None:
-    result = _evaluate(instance, local.replace(tzinfo=NEW_YORK))
+def test_tick_targets_that_evenings_session(
+    instance: dg.DagsterInstance, local: dt.datetime, expected: str
+) -> None:
+    result = _evaluate(instance, local)
     assert isinstance(result, dg.RunRequest)
     assert result.partition_key == expected
     assert result.run_key == f"nightly:{expected}"
@@ -44,9 +51,15 @@ def test_tick_in_utc_after_midnight_still_targets_new_york_session(
     assert isinstance(result, dg.RunRequest) and result.partition_key == "2024-12-06"
 
 
-@pytest.mark.parametrize("holiday", [dt.datetime(2024, 7, 4, 18, 30), dt.datetime(2025, 1, 9, 18, 30)])
+@pytest.mark.parametrize(
+    "holiday",
+    [
+        dt.datetime(2024, 7, 4, 18, 30, tzinfo=NEW_YORK),
+        dt.datetime(2025, 1, 9, 18, 30, tzinfo=NEW_YORK),
+    ],
+)
 def test_holiday_ticks_skip(instance: dg.DagsterInstance, holiday: dt.datetime) -> None:
-    result = _evaluate(instance, holiday.replace(tzinfo=NEW_YORK))
+    result = _evaluate(instance, holiday)
     assert isinstance(result, dg.SkipReason)
     assert "not an NYSE session" in (result.skip_message or "")
 

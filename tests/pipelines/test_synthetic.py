@@ -72,8 +72,9 @@ def test_u_shaped_intraday_volume() -> None:
     frames = [minute_bars(7, ("SPY",), d) for d in sessions if not cal.is_early_close(d)]
     m = pl.concat(frames).with_columns(
         pl.col("ts").dt.convert_time_zone("America/New_York").dt.hour().alias("h"),
-        pl.col("ts").dt.convert_time_zone("America/New_York").dt.minute().alias("mi"))
-    first = m.filter((pl.col("h") == 9))["volume"].mean()
+        pl.col("ts").dt.convert_time_zone("America/New_York").dt.minute().alias("mi"),
+    )
+    first = m.filter(pl.col("h") == 9)["volume"].mean()
     midday = m.filter(pl.col("h").is_between(12, 13))["volume"].mean()
     last = m.filter((pl.col("h") == 15) & (pl.col("mi") >= 30))["volume"].mean()
     assert first > 1.5 * midday and last > 1.5 * midday
@@ -82,8 +83,12 @@ def test_u_shaped_intraday_volume() -> None:
 def test_halts_leave_missing_minutes_somewhere() -> None:
     sessions = cal.sessions_between(dt.date(2024, 1, 2), dt.date(2024, 6, 28))
     syms = ("SPY", "QQQ", "AAPL", "MSFT", "NVDA")
-    short = sum(1 for d in sessions for s in syms
-                if minute_bars(7, (s,), d).height < (210 if cal.is_early_close(d) else 390))
+    short = sum(
+        1
+        for d in sessions
+        for s in syms
+        if minute_bars(7, (s,), d).height < (210 if cal.is_early_close(d) else 390)
+    )
     assert 5 < short < 0.2 * len(sessions) * len(syms)
 
 

@@ -17,11 +17,18 @@ from alpaca_improved_pipelines.resources.lake import LakeResource
 
 
 @dg.asset(
-    partitions_def=trading_sessions, group_name="features", retry_policy=RETRY,
-    backfill_policy=BACKFILL, kinds={"parquet", "polars"},
+    partitions_def=trading_sessions,
+    group_name="features",
+    retry_policy=RETRY,
+    backfill_policy=BACKFILL,
+    kinds={"parquet", "polars"},
     deps=[
-        dg.AssetDep(stock_bars_1d, partition_mapping=dg.TimeWindowPartitionMapping(
-            start_offset=-(LOOKBACK - 1), allow_nonexistent_upstream_partitions=True)),
+        dg.AssetDep(
+            stock_bars_1d,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-(LOOKBACK - 1), allow_nonexistent_upstream_partitions=True
+            ),
+        ),
         stock_bars_1m,
     ],
 )
@@ -35,4 +42,6 @@ def indicators_1d(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     rep = pl.concat(frames).filter(pl.col("symbol") == symbols[0])
     plot = line_plot_markdown(rep, "session", "rsi_14", f"{symbols[0]} RSI(14)")
     meta = _metadata("indicators_1d", written, symbols, plot)
-    return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(str(meta["data_version"])))
+    return dg.MaterializeResult(
+        metadata=meta, data_version=dg.DataVersion(str(meta["data_version"]))
+    )

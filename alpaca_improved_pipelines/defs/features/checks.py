@@ -27,18 +27,31 @@ def indicator_schema() -> pa.DataFrameSchema:
     order = pa.Check(
         lambda d: d.lazyframe.select(
             pl.col("bb_upper_20").is_null()
-            | ((pl.col("bb_lower_20") <= pl.col("bb_middle_20"))
-               & (pl.col("bb_middle_20") <= pl.col("bb_upper_20")))),
-        name="bollinger_ordered", error="bb_lower <= bb_middle <= bb_upper")
-    unique = pa.Check(lambda d: d.lazyframe.select(pl.struct("symbol", "session").is_unique()),
-                      name="unique_symbol_session", error="one row per (symbol, session)")
+            | (
+                (pl.col("bb_lower_20") <= pl.col("bb_middle_20"))
+                & (pl.col("bb_middle_20") <= pl.col("bb_upper_20"))
+            )
+        ),
+        name="bollinger_ordered",
+        error="bb_lower <= bb_middle <= bb_upper",
+    )
+    unique = pa.Check(
+        lambda d: d.lazyframe.select(pl.struct("symbol", "session").is_unique()),
+        name="unique_symbol_session",
+        error="one row per (symbol, session)",
+    )
     return pa.DataFrameSchema(cols, checks=[order, unique], strict=False, name="indicators_1d")
 
 
-@dg.asset_check(asset=indicators_1d, name="pandera_schema", blocking=True,
-                description="pandera contract of indicators_1d (ranges, ordering, uniqueness)")
-def indicators_schema(context: dg.AssetCheckExecutionContext,
-                      lake: LakeResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=indicators_1d,
+    name="pandera_schema",
+    blocking=True,
+    description="pandera contract of indicators_1d (ranges, ordering, uniqueness)",
+)
+def indicators_schema(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> dg.AssetCheckResult:
     """Indicator values within their mathematical ranges."""
     sessions = keys_to_sessions(context.partition_keys)
     frame = pl.concat([pl.read_parquet(lake.path("indicators_1d", s)) for s in sessions])
@@ -46,7 +59,11 @@ def indicators_schema(context: dg.AssetCheckExecutionContext,
     expected = set(CONFIG.columns())
     missing = sorted(expected - set(frame.columns))
     return dg.AssetCheckResult(
-        passed=failures.height == 0 and not missing, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"failures": failures.height, "missing_columns": dg.MetadataValue.json(missing),
-                  "examples": dg.MetadataValue.md(_table_md(failures.head(20).to_dicts()))},
+        passed=failures.height == 0 and not missing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "failures": failures.height,
+            "missing_columns": dg.MetadataValue.json(missing),
+            "examples": dg.MetadataValue.md(_table_md(failures.head(20).to_dicts())),
+        },
     )

@@ -15,13 +15,19 @@ from strategies.indicators import IndicatorConfig, add_indicators
 # Each session's indicators use exactly the LOOKBACK sessions ending at it (fewer at the start of
 # the partition set), so a session's row is the same whether computed alone or in a backfill.
 LOOKBACK = 260
-CONFIG = IndicatorConfig(sma_windows=(20, 50), ema_windows=(12, 26), rsi_windows=(14,),
-                         bb_windows=(20,), atr_windows=(14,), rv_windows=(20,))
+CONFIG = IndicatorConfig(
+    sma_windows=(20, 50),
+    ema_windows=(12, 26),
+    rsi_windows=(14,),
+    bb_windows=(20,),
+    atr_windows=(14,),
+    rv_windows=(20,),
+)
 MINUTES_PER_YEAR = 252.0 * 390.0
 
 
 def history_sessions(session: dt.date, first_partition: dt.date) -> list[dt.date]:
-    """The lookback window of ``session``: at most LOOKBACK sessions, never before the partitions."""
+    """The lookback window of ``session``: at most LOOKBACK sessions, none before partitions."""
     window = cal.sessions_between(max(first_partition, cal.CALENDAR_START), session)
     return window[-LOOKBACK:]
 
@@ -68,7 +74,9 @@ def indicators_for(
             minute = lake.read("stock_bars_1m", [session], BAR_SCHEMA)
             rows = rows.join(intraday_features(minute), on=["symbol", "session"], how="left")
         else:
-            rows = rows.with_columns(pl.lit(None, pl.Float64).alias("rv_intraday"),
-                                     pl.lit(None, pl.Int64).alias("minute_bars"))
+            rows = rows.with_columns(
+                pl.lit(None, pl.Float64).alias("rv_intraday"),
+                pl.lit(None, pl.Int64).alias("minute_bars"),
+            )
         out[session] = rows.sort("symbol")
     return out

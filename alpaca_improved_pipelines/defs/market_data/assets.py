@@ -1,6 +1,5 @@
 """Market-data assets: 1-minute and daily bars from the configured source, coarser bars derived."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -14,18 +13,27 @@ from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.sources import MarketDataSource
 from alpaca_improved_pipelines.resources.universe import UniverseResource
 
-RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL,
-                       jitter=dg.Jitter.PLUS_MINUS)
+RETRY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 # A long backfill runs in batches of sessions per run, never one process per partition.
 BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=60)
-COMMON = dict(partitions_def=trading_sessions, group_name="market_data", retry_policy=RETRY,
-              backfill_policy=BACKFILL, kinds={"parquet", "polars"})
+COMMON = dict(
+    partitions_def=trading_sessions,
+    group_name="market_data",
+    retry_policy=RETRY,
+    backfill_policy=BACKFILL,
+    kinds={"parquet", "polars"},
+)
 
 
 @dg.asset(**COMMON)  # type: ignore[call-overload]
 def stock_bars_1m(
-    context: dg.AssetExecutionContext, config: BarsConfig, source: MarketDataSource,
-    lake: LakeResource, universe: UniverseResource,
+    context: dg.AssetExecutionContext,
+    config: BarsConfig,
+    source: MarketDataSource,
+    lake: LakeResource,
+    universe: UniverseResource,
 ) -> dg.MaterializeResult:
     """Regular-hours 1-minute bars for the universe, one Parquet partition per session."""
     return fetch_and_write(context, config, source, lake, universe, "stock_bars_1m", "1Min")
@@ -33,8 +41,11 @@ def stock_bars_1m(
 
 @dg.asset(**COMMON)  # type: ignore[call-overload]
 def stock_bars_1d(
-    context: dg.AssetExecutionContext, config: BarsConfig, source: MarketDataSource,
-    lake: LakeResource, universe: UniverseResource,
+    context: dg.AssetExecutionContext,
+    config: BarsConfig,
+    source: MarketDataSource,
+    lake: LakeResource,
+    universe: UniverseResource,
 ) -> dg.MaterializeResult:
     """Daily bars for the universe, stamped 00:00 New York like the vendors send them."""
     return fetch_and_write(context, config, source, lake, universe, "stock_bars_1d", "1Day")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -38,8 +39,9 @@ class BarsConfig(dg.Config):
     )
 
 
-def _require_symbols(frame: pl.DataFrame, symbols: tuple[str, ...], table: str,
-                     session: dt.date, source: str) -> None:
+def _require_symbols(
+    frame: pl.DataFrame, symbols: tuple[str, ...], table: str, session: dt.date, source: str
+) -> None:
     got = set(frame.get_column("symbol").unique().to_list()) if frame.height else set()
     missing = sorted(set(symbols) - got)
     if missing:
@@ -49,8 +51,9 @@ def _require_symbols(frame: pl.DataFrame, symbols: tuple[str, ...], table: str,
         )
 
 
-def _merge_subset(lake: LakeResource, table: str, session: dt.date, frame: pl.DataFrame,
-                  symbols: tuple[str, ...]) -> pl.DataFrame:
+def _merge_subset(
+    lake: LakeResource, table: str, session: dt.date, frame: pl.DataFrame, symbols: tuple[str, ...]
+) -> pl.DataFrame:
     """Replace only ``symbols`` inside an existing partition (a ``--symbols`` run)."""
     if not lake.has(table, session):
         return frame
@@ -59,7 +62,7 @@ def _merge_subset(lake: LakeResource, table: str, session: dt.date, frame: pl.Da
     return pl.concat([keep, frame]).sort("symbol", "ts")
 
 
-def _table_md(rows: list[dict[str, object]]) -> str:
+def _table_md(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "none"
     head = list(rows[0])
@@ -70,8 +73,9 @@ def _table_md(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def _metadata(table: str, written: list[tuple[dt.date, WrittenPartition]],
-              symbols: tuple[str, ...], plot: str) -> dict[str, object]:
+def _metadata(
+    table: str, written: list[tuple[dt.date, WrittenPartition]], symbols: tuple[str, ...], plot: str
+) -> dict[str, Any]:
     first, last = written[0][0], written[-1][0]
     version = hashlib.sha256("".join(w.sha256 for _, w in written).encode()).hexdigest()
     return {
@@ -81,32 +85,44 @@ def _metadata(table: str, written: list[tuple[dt.date, WrittenPartition]],
         "bytes": sum(w.bytes for _, w in written),
         "lake_path": dg.MetadataValue.path(str(written[-1][1].path.parent.parent)),
         "data_version": version,
-        "partitions": dg.MetadataValue.md(_table_md(
-            [{"session": s.isoformat(), "rows": w.rows, "sha256": w.sha256[:16]}
-             for s, w in written])),
+        "partitions": dg.MetadataValue.md(
+            _table_md(
+                [
+                    {"session": s.isoformat(), "rows": w.rows, "sha256": w.sha256[:16]}
+                    for s, w in written
+                ]
+            )
+        ),
         "plot": dg.MetadataValue.md(plot or "no data"),
-        "query": dg.MetadataValue.md(f"```sql\nSELECT * FROM {table} WHERE session = "
-                                     f"'{last.isoformat()}' LIMIT 10\n```"),
+        "query": dg.MetadataValue.md(
+            f"```sql\nSELECT * FROM {table} WHERE session = '{last.isoformat()}' LIMIT 10\n```"
+        ),
     }
 
 
 def fetch_and_write(
-    context: dg.AssetExecutionContext, config: BarsConfig, source: MarketDataSource,
-    lake: LakeResource, universe: UniverseResource, table: str, timeframe: Timeframe,
+    context: dg.AssetExecutionContext,
+    config: BarsConfig,
+    source: MarketDataSource,
+    lake: LakeResource,
+    universe: UniverseResource,
+    table: str,
+    timeframe: Timeframe,
 ) -> dg.MaterializeResult:
     """Fetch each session of the run from ``source`` and write its partition of ``table``."""
     symbols = universe.resolve(config.symbols or None)
     source.validate_symbols(symbols)
     written: list[tuple[dt.date, WrittenPartition]] = []
-    gap_rows: list[dict[str, object]] = []
+    gap_rows: list[dict[str, Any]] = []
     frame = pl.DataFrame()
     for session in keys_to_sessions(context.partition_keys):
         frame = source.stock_bars(symbols, session, timeframe)
         _require_symbols(frame, symbols, table, session, source.name)
         if timeframe == "1Min":
             gaps = minute_gaps(frame, session, list(symbols))
-            gap_rows += gaps.with_columns(pl.col("session").cast(pl.String),
-                                          pl.col("first_missing").cast(pl.String)).to_dicts()
+            gap_rows += gaps.with_columns(
+                pl.col("session").cast(pl.String), pl.col("first_missing").cast(pl.String)
+            ).to_dicts()
             if config.fill_gaps:
                 frame = fill_minute_gaps(frame, session, list(symbols))
         if config.symbols:
@@ -115,20 +131,27 @@ def fetch_and_write(
         context.log.debug(f"{table} {session}: {frame.height} rows")
     rep = symbols[0]
     plot_src = frame if timeframe == "1Min" else lake.read(table, [s for s, _ in written])
-    plot = line_plot_markdown(plot_src.filter(pl.col("symbol") == rep), "ts", "close",
-                              f"{rep} close ({table})")
+    plot = line_plot_markdown(
+        plot_src.filter(pl.col("symbol") == rep), "ts", "close", f"{rep} close ({table})"
+    )
     meta = _metadata(table, written, symbols, plot)
     if timeframe == "1Min":
-        meta["missing_minutes"] = sum(int(r["missing_minutes"]) for r in gap_rows)
+        meta["missing_minutes"] = sum(int(str(r["missing_minutes"])) for r in gap_rows)
         meta["gaps"] = dg.MetadataValue.md(_table_md(gap_rows))
         meta["gap_fill"] = "forward-fill, marked filled=true" if config.fill_gaps else "off"
-    meta["adjustment"] = "raw (synthetic has no corporate actions)" if source.name == "synthetic" \
+    meta["adjustment"] = (
+        "raw (synthetic has no corporate actions)"
+        if source.name == "synthetic"
         else "as configured on the source"
-    return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(str(meta["data_version"])))
+    )
+    return dg.MaterializeResult(
+        metadata=meta, data_version=dg.DataVersion(str(meta["data_version"]))
+    )
 
 
-def derive_and_write(context: dg.AssetExecutionContext, lake: LakeResource, table: str,
-                     every: str) -> dg.MaterializeResult:
+def derive_and_write(
+    context: dg.AssetExecutionContext, lake: LakeResource, table: str, every: str
+) -> dg.MaterializeResult:
     """Resample each session's 1-minute partition into ``table``."""
     written: list[tuple[dt.date, WrittenPartition]] = []
     symbols: set[str] = set()
@@ -137,4 +160,6 @@ def derive_and_write(context: dg.AssetExecutionContext, lake: LakeResource, tabl
         symbols |= set(bars.get_column("symbol").unique().to_list())
         written.append((session, lake.write(table, session, bars)))
     meta = _metadata(table, written, tuple(sorted(symbols)), "")
-    return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(str(meta["data_version"])))
+    return dg.MaterializeResult(
+        metadata=meta, data_version=dg.DataVersion(str(meta["data_version"]))
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-
 market_data_job = dg.define_asset_job(
     "market_data_job",
     selection=dg.AssetSelection.groups("market_data", "features"),

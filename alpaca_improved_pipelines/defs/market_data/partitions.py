@@ -19,7 +19,7 @@ def trading_sessions_def(start: dt.date) -> dg.TimeWindowPartitionsDefinition:
     start = cal.require_session(start, "partition start")
     closures = cal.weekday_closures(start, cal.CALENDAR_END)
     return dg.TimeWindowPartitionsDefinition(
-        start=dt.datetime(start.year, start.month, start.day),
+        start=dt.datetime(start.year, start.month, start.day, tzinfo=cal.NEW_YORK),
         fmt="%Y-%m-%d",
         cron_schedule="0 0 * * 1-5",
         timezone="America/New_York",

@@ -1,6 +1,5 @@
 """Nightly after-close schedule: the day's session for the whole universe."""
 
-
 import datetime as dt
 
 import dagster as dg
@@ -18,9 +17,12 @@ def session_for_tick(scheduled: dt.datetime) -> dt.date | None:
     return day if cal.is_session(day) else None
 
 
-@dg.schedule(job=market_data_job, cron_schedule=NIGHTLY_CRON,
-             execution_timezone="America/New_York",
-             default_status=dg.DefaultScheduleStatus.RUNNING)
+@dg.schedule(
+    job=market_data_job,
+    cron_schedule=NIGHTLY_CRON,
+    execution_timezone="America/New_York",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
 def nightly_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """After the close, materialize today's session for all symbols; skip holidays."""
     scheduled = context.scheduled_execution_time
