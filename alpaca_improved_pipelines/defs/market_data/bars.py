@@ -128,7 +128,6 @@ def fetch_and_write(
         if config.symbols:
             frame = _merge_subset(lake, table, session, frame, symbols)
         written.append((session, lake.write(table, session, frame)))
-        context.log.debug(f"{table} {session}: {frame.height} rows")
     rep = symbols[0]
     plot_src = frame if timeframe == "1Min" else lake.read(table, [s for s, _ in written])
     plot = line_plot_markdown(
