@@ -14,6 +14,7 @@ from alpaca_improved_pipelines.defs.resources import build_resources
 from alpaca_improved_pipelines.settings import Settings
 
 SYMBOLS = ("SPY", "AAPL", "NVDA")
+BAR_TABLES = ("stock_bars_1m", "stock_bars_1d", "stock_bars_5m", "stock_bars_1h")
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +44,16 @@ def run_sessions(
     start: str,
     end: str,
     run_config: dict | None = None,
+    bars_only: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """One run of market_data_job (or an asset selection) over the session range [start, end]."""
     tags = {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
     job = defs.resolve_job_def("market_data_job")
+    if bars_only:  # indicators need their lookback history; bar-only runs do not
+        job = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection={dg.AssetKey(t) for t in BAR_TABLES},
+            asset_check_selection=None,
+        )
     return job.execute_in_process(
         instance=instance, tags=tags, run_config=run_config, raise_on_error=False
     )

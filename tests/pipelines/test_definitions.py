@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
+import pytest
 
 EXPECTED_ASSETS = {
     "stock_bars_1m",
@@ -61,3 +67,25 @@ def test_schedule_and_job_exist(project_defs: dg.Definitions) -> None:
     assert sched.default_status == dg.DefaultScheduleStatus.RUNNING
     assert sched.execution_timezone == "America/New_York"
     assert project_defs.resolve_job_def("market_data_job").partitions_def is not None
+
+
+@pytest.mark.slow
+def test_dg_check_defs(tmp_path: Path) -> None:
+    """`dg check defs` (the dg CLI's own loader) accepts the project."""
+    root = Path(__file__).resolve().parents[2]
+    dg_bin = Path(sys.executable).parent / "dg"
+    env = {
+        **os.environ,
+        "ALPACA_IMPROVED_HOME": str(tmp_path),
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+    }
+    out = subprocess.run(
+        [str(dg_bin), "check", "defs"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "All definitions loaded successfully" in out.stdout + out.stderr

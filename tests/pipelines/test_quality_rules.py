@@ -175,3 +175,53 @@ def test_failed_blocking_check_stops_downstream_assets(
     assert storage.existing_sessions(lake, "stock_bars_5m") == []
     assert storage.existing_sessions(lake, "stock_bars_1h") == []
     assert not result.asset_materializations_for_node("stock_bars_5m")
+
+
+def test_gap_filling_is_explicit_and_marked(project_defs: dg.Definitions, tmp_path: Path) -> None:
+    from alpaca_improved_pipelines.lake.gaps import fill_minute_gaps, minute_gaps
+
+    day = dt.date(2024, 3, 8)
+    bars = minute_bars(7, ("SPY",), day).filter(~pl.int_range(pl.len()).is_between(100, 109))
+    gaps = minute_gaps(bars, day, ["SPY"])
+    assert gaps.row(0, named=True)["missing_minutes"] >= 10
+    filled = fill_minute_gaps(bars, day, ["SPY"])
+    assert filled.height == 390
+    marked = filled.filter(pl.col("filled"))
+    assert marked.height == 390 - bars.height
+    assert (marked["volume"] == 0).all()
+    # a filled bar carries the previous close flat: open = high = low = close
+    assert (marked["open"] == marked["close"]).all() and (marked["high"] == marked["low"]).all()
+    assert validate(bar_schema("stock_bars_1m"), filled).height == 0
+    # through the asset: off by default, on by run config, and the table records it
+    resources = build_resources(make_settings(tmp_path / "home"))
+    defs = with_resources(project_defs, resources)
+    cfg = {"ops": {"stock_bars_1m": {"config": {"fill_gaps": True}}}}
+    with dg.instance_for_test() as instance:
+        res = run_sessions(
+            defs, instance, "2024-03-08", "2024-03-08", run_config=cfg, bars_only=True
+        )
+    assert res.success
+    meta = res.asset_materializations_for_node("stock_bars_1m")[0].metadata
+    assert meta["gap_fill"].value.startswith("forward-fill")
+    lake_file = storage.partition_path(tmp_path / "home" / "lake", "stock_bars_1m", "2024-03-08")
+    written = pl.read_parquet(lake_file)
+    assert written.group_by("symbol").len()["len"].to_list() == [390, 390, 390]
+
+
+def test_corrupted_upstream_partition_fails_the_run_with_a_clear_error(
+    project_defs: dg.Definitions, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    defs = with_resources(project_defs, build_resources(make_settings(home)))
+    with dg.instance_for_test() as instance:
+        assert run_sessions(defs, instance, "2024-01-02", "2024-01-05").success
+        bad = storage.partition_path(home / "lake", "stock_bars_1d", "2024-01-03")
+        bad.write_bytes(b"garbage, not parquet")
+        # indicators for 01-05 read the 01-03 daily partition as history
+        res = run_sessions(defs, instance, "2024-01-05", "2024-01-05")
+    assert not res.success
+    text = " ".join(str(e.event_specific_data) for e in res.all_events if e.is_step_failure)
+    assert "is corrupted or not Parquet" in text and "session=2024-01-03" in text
+    # the good partition of the same table was not touched
+    ok = storage.partition_path(home / "lake", "stock_bars_1d", "2024-01-05")
+    assert pl.read_parquet(ok).height == 3

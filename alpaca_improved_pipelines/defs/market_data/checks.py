@@ -26,9 +26,10 @@ BAR_ASSETS = {
 
 
 def _read(context: dg.AssetCheckExecutionContext, lake: LakeResource, table: str) -> pl.DataFrame:
-    # Read without schema coercion so a foreign column or type is the check's failure to report.
+    # Read without schema coercion so a foreign column or type is the check's failure to report;
+    # an unreadable file raises a LakeError that names it.
     return pl.concat(
-        [pl.read_parquet(lake.path(table, s)) for s in keys_to_sessions(context.partition_keys)],
+        [lake.read(table, [s]) for s in keys_to_sessions(context.partition_keys)],
         how="diagonal_relaxed",
     )
 
