@@ -1,0 +1,181 @@
+"""MLflow tracking for research runs: one experiment per strategy family, a parent run per
+sweep, child runs for the top variants, and a trial ledger across every sweep ever logged.
+
+All access goes through ``MlflowClient`` on a SQLite store (``<home>/mlflow.db``) with artifacts
+under ``<home>/mlartifacts``; nothing here touches the global ``mlflow`` fluent state, so runs from
+concurrent processes never interleave.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alpaca_improved_pipelines.tracking import repro
+
+EXPERIMENT_PREFIX = "alpaca-improved"
+KIND_TAG = "alpaca_improved.kind"  # sweep | variant | backtest
+TRIALS_METRIC = "n_trials"
+SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
+
+
+@dataclass(frozen=True)
+class RunTags:
+    """Where a run came from: Dagster run, asset, partitions, and the data it read."""
+
+    dagster_run_id: str
+    asset_key: str
+    partition_range: str
+    data_versions: Mapping[str, str] = field(default_factory=dict)
+
+    def as_tags(self) -> dict[str, str]:
+        tags = {
+            "dagster.run_id": self.dagster_run_id,
+            "dagster.asset_key": self.asset_key,
+            "dagster.partition_range": self.partition_range,
+            "git.sha": repro.git_sha(),
+            "argv": repro.argv()[:4000],
+            "data.version": repro.combined_version(dict(self.data_versions)),
+            "host": socket.gethostname(),
+            "pid": str(os.getpid()),
+        }
+        for name, version in sorted(self.data_versions.items()):
+            tags[f"data.version.{name}"] = version
+        return tags
+
+
+def _check_no_secrets(values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        secret_env = {
+            k: v
+            for k, v in os.environ.items()
+            if any(m in k.upper() for m in SECRET_MARKERS) and len(v) >= 8
+        }
+        for env_key, env_value in secret_env.items():
+            if env_value in str(value) or env_value in str(key):
+                raise ValueError(f"refusing to log {key!r}: it contains the value of {env_key}")
+
+
+class Tracker:
+    """A thin, process-safe layer over an MLflow SQLite tracking store."""
+
+    def __init__(self, home: Path) -> None:
+        from mlflow.tracking import MlflowClient
+
+        home.mkdir(parents=True, exist_ok=True)
+        self.home = home
+        self.uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
+        self.artifacts = (home / "mlartifacts").resolve()
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def experiment_id(self, family: str) -> str:
+        """The experiment of a strategy family (created on first use)."""
+        name = f"{EXPERIMENT_PREFIX}/{family}"
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        return self.client.create_experiment(
+            name, artifact_location=(self.artifacts / family).as_uri()
+        )
+
+    def mark_abandoned_runs_failed(self, family: str) -> int:
+        """Runs left RUNNING by a killed process (its pid is gone) become FAILED; returns count."""
+        exp = self.experiment_id(family)
+        count = 0
+        for run in self.client.search_runs(
+            [exp], "attributes.status = 'RUNNING'", max_results=1000
+        ):
+            pid = run.data.tags.get("pid")
+            same_host = run.data.tags.get("host") == socket.gethostname()
+            if same_host and pid and _pid_alive(int(pid)):
+                continue
+            self.client.set_tag(run.info.run_id, "alpaca_improved.abandoned", "true")
+            self.client.set_terminated(run.info.run_id, status="FAILED")
+            count += 1
+        return count
+
+    def trials_so_far(self, family: str) -> int:
+        """The trial ledger: every variant ever evaluated for ``family`` across all sweeps."""
+        exp = self.experiment_id(family)
+        runs = self.client.search_runs([exp], f"tags.`{KIND_TAG}` = 'sweep'", max_results=50000)
+        return int(sum(r.data.metrics.get(TRIALS_METRIC, 0.0) for r in runs))
+
+    def start_run(
+        self, family: str, name: str, kind: str, tags: RunTags, parent_run_id: str | None = None
+    ) -> str:
+        """A new RUNNING run with every reproducibility tag; returns its id."""
+        all_tags = {**tags.as_tags(), KIND_TAG: kind}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(self.experiment_id(family), run_name=name, tags=all_tags)
+        diff = repro.git_diff()
+        if diff:
+            self.client.set_tag(run.info.run_id, "git.dirty", "true")
+            self.log_text(run.info.run_id, diff, "code/uncommitted.diff")
+        return run.info.run_id
+
+    def log(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Params, metrics and tags in one batch (secret values are refused)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        params, metrics, tags = dict(params or {}), dict(metrics or {}), dict(tags or {})
+        _check_no_secrets({**params, **tags})
+        ts = 0
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items() if _finite(v)],
+            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def log_file(self, run_id: str, local: Path, artifact_dir: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(local), artifact_dir)
+
+    def log_frame(self, run_id: str, frame: Any, name: str) -> None:
+        """A polars/pandas frame as a Parquet artifact."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            if hasattr(frame, "write_parquet"):
+                frame.write_parquet(path)
+            else:
+                frame.to_parquet(path)
+            self.client.log_artifact(run_id, str(path))
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def run_url(self, run_id: str) -> str:
+        run = self.client.get_run(run_id)
+        return f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
+def _finite(v: float) -> bool:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return False
+    return f == f and abs(f) != float("inf")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
