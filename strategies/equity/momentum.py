@@ -1,0 +1,73 @@
+"""Time-series momentum with an optional trend filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from strategies.base import Param, ParamSpace, register_strategy
+from strategies.equity._kernels import momentum_signals, rate_of_change, rolling_mean
+from strategies.equity.signal import SignalStrategy, check_allocation, check_symbols
+
+
+@dataclass(frozen=True, slots=True)
+class MomentumConfig:
+    """Config of :class:`Momentum`.
+
+    Attributes:
+        symbols: Traded symbols.
+        lookback: Rate-of-change lookback in bars, >= 1.
+        enter: Enter while the ROC is above this (e.g. 0.05 = +5%).
+        leave: Exit while the ROC is below this; must be < ``enter``.
+        trend: SMA window of the trend filter (enter only above it, exit below it); 0 disables.
+        allocation: Fraction of equity split across symbols.
+    """
+
+    symbols: tuple[str, ...] = ("SPY",)
+    lookback: int = 63
+    enter: float = 0.0
+    leave: float = -0.02
+    trend: int = 200
+    allocation: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_symbols(self.symbols)
+        if self.lookback < 1:
+            raise ValueError(f"lookback must be >= 1, got {self.lookback}")
+        if self.leave >= self.enter:
+            raise ValueError(f"leave must be < enter, got leave={self.leave} enter={self.enter}")
+        if self.trend < 0 or self.trend == 1:
+            raise ValueError(f"trend must be 0 (off) or >= 2, got {self.trend}")
+        check_allocation(self.allocation)
+
+
+@register_strategy
+class Momentum(SignalStrategy):
+    """Enter on positive momentum above the trend; exit when momentum fades or trend breaks."""
+
+    name = "momentum"
+    config_cls = MomentumConfig
+    __slots__ = ()
+
+    @classmethod
+    def param_space(cls) -> ParamSpace:
+        """Lookback 21-252, thresholds around zero, trend off/100/200."""
+        return ParamSpace(
+            (
+                Param("lookback", values=(21, 63, 126, 252)),
+                Param("enter", values=(0.0, 0.02, 0.05)),
+                Param("leave", values=(-0.05, -0.02, 0.0)),
+                Param("trend", values=(0, 100, 200)),
+            ),
+            MomentumConfig,
+        )
+
+    def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Momentum signals."""
+        roc = rate_of_change(close, self.config.lookback)
+        if self.config.trend:
+            trend = rolling_mean(close, self.config.trend)
+        else:
+            trend = np.zeros_like(close)
+        return momentum_signals(close, roc, trend, self.config.enter, self.config.leave)
