@@ -27,6 +27,7 @@ VIEWS: dict[str, str] = {
     "option_chains": "option_chains",
     "vol_surface": "vol_surface",
     "backtest_runs": "backtest_runs",
+    "walk_forward": "walk_forward",
 }
 
 
@@ -35,8 +36,14 @@ def default_home() -> Path:
     return Path(os.environ.get("ALPACA_IMPROVED_HOME") or ".alpaca_improved")
 
 
+# Tables partitioned by something other than the session (research results, per family).
+PARTITION_KEY: dict[str, str] = {"backtest_runs": "family", "sweep_results": "family",
+                                 "walk_forward": "family"}
+
+
 def _glob(lake: Path, table: str) -> str:
-    return str((lake / table).resolve() / "session=*" / "*.parquet")
+    key = PARTITION_KEY.get(table, "session")
+    return str((lake / table).resolve() / f"{key}=*" / "*.parquet")
 
 
 def view_sql(lake: Path, view: str) -> str:
@@ -51,7 +58,8 @@ def view_sql(lake: Path, view: str) -> str:
 def available_views(home: Path | None = None) -> list[str]:
     """Views whose lake table has at least one partition file."""
     lake = (home or default_home()) / "lake"
-    return [v for v, t in VIEWS.items() if any((lake / t).glob("session=*/*.parquet"))]
+    return [v for v, t in VIEWS.items()
+            if any((lake / t).glob(f"{PARTITION_KEY.get(t, 'session')}=*/*.parquet"))]
 
 
 def connect(

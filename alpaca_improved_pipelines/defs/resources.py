@@ -3,7 +3,8 @@
 Source selection (no code change to switch): ``ALPACA_IMPROVED_SOURCE=synthetic|alpaca|polygon``
 and optionally ``ALPACA_IMPROVED_FALLBACK_SOURCE`` (a secondary that fills a session the primary
 fails). Vendor settings: ``ALPACA_DATA_URL``, ``ALPACA_TRADING_URL``, ``ALPACA_FEED``,
-``ALPACA_OPTIONS_FEED``, ``POLYGON_BASE_URL``, ``ALPACA_IMPROVED_ADJUSTMENT``. Keys
+``ALPACA_OPTIONS_FEED``, ``POLYGON_BASE_URL``, ``ALPACA_IMPROVED_ADJUSTMENT``,
+``ALPACA_REQUESTS_PER_MINUTE`` (default 200), ``POLYGON_REQUESTS_PER_MINUTE`` (free plan: 5). Keys
 (``ALPACA_API_KEY``, ``ALPACA_SECRET_KEY``, ``POLYGON_API_KEY``) are read by the sources from the
 environment when they first call the vendor; they are never resource config.
 """
@@ -18,6 +19,7 @@ import dagster as dg
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.sources import MarketDataSource, SyntheticSource
+from alpaca_improved_pipelines.resources.tracking import TrackingResource
 from alpaca_improved_pipelines.resources.universe import UniverseResource
 from alpaca_improved_pipelines.settings import Settings, load_settings
 
@@ -31,6 +33,15 @@ def _choice(env: Mapping[str, str], var: str, default: str, allowed: tuple[str, 
     if value not in allowed:
         raise ConfigError(f"{var}={value!r} is not one of {', '.join(allowed)}")
     return value
+
+
+def _per_minute(env: Mapping[str, str], var: str, default: int | None) -> int | None:
+    raw = (env.get(var) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{var}={raw!r} must be a positive whole number of requests per minute")
+    return int(raw)
 
 
 def fallback_source_name(environ: Mapping[str, str] | None = None) -> str | None:
@@ -60,11 +71,14 @@ def vendor_source(
             feed=_choice(env, "ALPACA_FEED", "sip", ALPACA_FEEDS),
             options_feed=_choice(env, "ALPACA_OPTIONS_FEED", "indicative", ("indicative", "opra")),
             adjustment=adjustment,
+            requests_per_minute=_per_minute(env, "ALPACA_REQUESTS_PER_MINUTE", 200),
         )
     from alpaca_improved_pipelines.sources.vendors.polygon import DEFAULT_BASE, PolygonSource
 
     return PolygonSource(
-        base_url=env.get("POLYGON_BASE_URL") or DEFAULT_BASE, adjustment=adjustment
+        base_url=env.get("POLYGON_BASE_URL") or DEFAULT_BASE,
+        adjustment=adjustment,
+        requests_per_minute=_per_minute(env, "POLYGON_REQUESTS_PER_MINUTE", None),
     )
 
 
@@ -92,6 +106,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "lake": LakeResource(home=str(settings.home.resolve()), fsync=settings.fsync),
         "source": build_source(settings),
         "universe": UniverseResource(symbols=list(settings.symbols)),
+        "tracking": TrackingResource(home=str(settings.home.resolve())),
     }
 
 

@@ -21,6 +21,7 @@ from alpaca_improved_pipelines.tracking import repro
 EXPERIMENT_PREFIX = "alpaca-improved"
 KIND_TAG = "alpaca_improved.kind"  # sweep | variant | backtest
 TRIALS_METRIC = "n_trials"
+SWEEP_KEY_TAG = "sweep.key"
 SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 
@@ -99,17 +100,32 @@ class Tracker:
             count += 1
         return count
 
-    def trials_so_far(self, family: str) -> int:
-        """The trial ledger: every variant ever evaluated for ``family`` across all sweeps."""
+    def trials_so_far(self, family: str, exclude_key: str | None = None) -> int:
+        """The trial ledger: every variant ever evaluated for ``family`` across all sweeps.
+
+        A sweep repeated on the same points and data (same ``sweep.key`` tag, e.g. a resumed
+        one) counts once; ``exclude_key`` leaves out the sweep being run now.
+        """
         exp = self.experiment_id(family)
         runs = self.client.search_runs([exp], f"tags.`{KIND_TAG}` = 'sweep'", max_results=50000)
-        return int(sum(r.data.metrics.get(TRIALS_METRIC, 0.0) for r in runs))
+        per_key: dict[str, float] = {}
+        for r in runs:
+            key = r.data.tags.get(SWEEP_KEY_TAG) or r.info.run_id
+            if key != exclude_key:
+                per_key[key] = max(per_key.get(key, 0.0), r.data.metrics.get(TRIALS_METRIC, 0.0))
+        return int(sum(per_key.values()))
 
     def start_run(
-        self, family: str, name: str, kind: str, tags: RunTags, parent_run_id: str | None = None
+        self,
+        family: str,
+        name: str,
+        kind: str,
+        tags: RunTags,
+        parent_run_id: str | None = None,
+        extra_tags: Mapping[str, str] | None = None,
     ) -> str:
         """A new RUNNING run with every reproducibility tag; returns its id."""
-        all_tags = {**tags.as_tags(), KIND_TAG: kind}
+        all_tags = {**tags.as_tags(), KIND_TAG: kind, **dict(extra_tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(self.experiment_id(family), run_name=name, tags=all_tags)

@@ -1,0 +1,32 @@
+"""Research results in the lake: per-family Parquet files read by the DuckDB views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from alpaca_improved_pipelines.lake import storage
+
+
+def family_path(lake: Path, table: str, family: str) -> Path:
+    return lake / table / f"family={family}" / storage.PART_FILE
+
+
+def write_family(lake: Path, table: str, family: str, frame: pl.DataFrame) -> Path:
+    """Atomically replace ``table``'s file for ``family``."""
+    path = family_path(lake, table, family)
+    storage.write_table_atomic(frame.to_arrow(), path)
+    return path
+
+
+def read_family(lake: Path, table: str, family: str) -> pl.DataFrame:
+    path = family_path(lake, table, family)
+    if not path.exists():
+        from alpaca_improved_pipelines.errors import LakeError
+
+        raise LakeError(
+            f"{table} has no results for {family} ({path}); materialize the "
+            f"{family}_sweep asset first"
+        )
+    return pl.read_parquet(path)

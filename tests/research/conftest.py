@@ -1,0 +1,46 @@
+"""Fixtures for research tests: a temp lake with a year of synthetic daily bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from alpaca_improved_pipelines import calendar as cal
+from alpaca_improved_pipelines.defs.resources import build_resources
+from alpaca_improved_pipelines.lake import storage
+from alpaca_improved_pipelines.settings import Settings
+from alpaca_improved_pipelines.sources.synthetic_bars import daily_bars
+
+SYMBOLS = ("SPY", "AAPL", "XOM")
+SESSIONS = cal.sessions_between(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
+
+
+def fill_lake(home: Path) -> None:
+    for s in SESSIONS:
+        storage.write_partition(
+            daily_bars(7, SYMBOLS, s), home / "lake", "stock_bars_1d", s, fsync=False
+        )
+
+
+@pytest.fixture(scope="session")
+def year_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("research") / "home"
+    fill_lake(home)
+    return home
+
+
+def resources_for(home: Path) -> dict[str, object]:
+    return build_resources(Settings(home=home, symbols=SYMBOLS, fsync=False))
+
+
+def quiet(extra: dict | None = None) -> dict:
+    return {"loggers": {"console": {"config": {"log_level": "ERROR"}}}, **(extra or {})}
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
