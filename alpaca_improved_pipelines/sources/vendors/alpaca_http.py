@@ -27,6 +27,7 @@ from alpaca_improved_pipelines.sources.vendors.errors import (
     TransientVendorError,
     classify_status,
 )
+from alpaca_improved_pipelines.sources.vendors.paging import walk_pages
 from alpaca_improved_pipelines.sources.vendors.ratelimit import RateBudget, RetryPolicy, Runtime
 
 T = TypeVar("T")
@@ -40,18 +41,35 @@ class _TimeoutAdapter(HTTPAdapter):
         super().__init__(max_retries=0)
         self.timeout_s = timeout_s
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout_s
-        return super().send(request, **kwargs)
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        return super().send(request, stream=stream, timeout=timeout or self.timeout_s,
+                            verify=verify, cert=cert, proxies=proxies)
 
 
 class AlpacaHttp:
     """The three alpaca-py clients behind one budget, one retry policy and one page walker."""
 
-    def __init__(self, key: str, secret: str, data_url: str | None, trading_url: str | None,
-                 timeout_s: float, budget: RateBudget, policy: RetryPolicy, runtime: Runtime,
-                 max_pages: int, on_event: Callable[[str, float], None]) -> None:
+    def __init__(
+        self,
+        key: str,
+        secret: str,
+        data_url: str | None,
+        trading_url: str | None,
+        timeout_s: float,
+        budget: RateBudget,
+        policy: RetryPolicy,
+        runtime: Runtime,
+        max_pages: int,
+        on_event: Callable[[str, float], None],
+    ) -> None:
         self.stock = StockHistoricalDataClient(key, secret, url_override=data_url)
         self.option = OptionHistoricalDataClient(key, secret, url_override=data_url)
         # paper=True only picks the default host; url_override (if any) decides the real one.
@@ -88,17 +106,28 @@ class AlpacaHttp:
             except APIError as err:
                 resp = err.response
                 status = err.status_code or 0
-                wait = self.budget.retry_after(resp.headers) if resp is not None else None
-                raise classify_status(VENDOR, what, status, resp.text if resp is not None
-                                      else str(err), retry_after=wait) from None
+                wait = self.budget.retry_after(resp.headers, status) if resp is not None else None
+                raise classify_status(
+                    VENDOR,
+                    what,
+                    status,
+                    resp.text if resp is not None else str(err),
+                    retry_after=wait,
+                ) from None
             except requests.exceptions.JSONDecodeError as err:
                 self._refuse_redirect(what)
-                raise PermanentVendorError(f"{VENDOR} {what}: the response is not valid JSON "
-                                           f"(truncated or not JSON: {err.msg})") from None
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as err:
-                raise TransientVendorError(f"{VENDOR} {what}: {type(err).__name__} "
-                                           "(timeout or connection failure)") from None
+                raise PermanentVendorError(
+                    f"{VENDOR} {what}: the response is not valid JSON "
+                    f"(truncated or not JSON: {err.msg})"
+                ) from None
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as err:
+                raise TransientVendorError(
+                    f"{VENDOR} {what}: {type(err).__name__} (timeout or connection failure)"
+                ) from None
             except requests.RequestException as err:
                 raise PermanentVendorError(f"{VENDOR} {what}: {type(err).__name__}") from None
             self._refuse_redirect(what)
@@ -119,34 +148,32 @@ class AlpacaHttp:
         """One GET through ``client``; the body must be a JSON object."""
         body = self.call(lambda: client.get(path, params), what)
         if not isinstance(body, dict):
-            raise PermanentVendorError(f"{VENDOR} {what}: expected a JSON object, got "
-                                       f"{type(body).__name__}")
+            raise PermanentVendorError(
+                f"{VENDOR} {what}: expected a JSON object, got {type(body).__name__}"
+            )
         return body
 
-    def pages(self, client: RESTClient, path: str, params: dict[str, Any], key: str,
-              what: str) -> Iterator[Any]:
+    def pages(
+        self, client: RESTClient, path: str, params: dict[str, Any], key: str, what: str
+    ) -> Iterator[Any]:
         """Each page's ``key`` payload, following ``next_page_token`` under the page cap."""
-        seen: set[str] = set()
-        token: str | None = None
-        for n in range(self.max_pages):
+
+        def fetch(token: str | None, n: int) -> tuple[Any, str | None]:
             query = {k: v for k, v in params.items() if v is not None}
             if token is not None:
                 query["page_token"] = token
-            body = self.get(client, path, query, f"{what} page {n + 1}")
+            body = self.get(client, path, query, f"{what} page {n}")
             if key not in body:
                 raise PermanentVendorError(
-                    f"{VENDOR} {what} page {n + 1}: the response has no '{key}' "
-                    f"(keys: {sorted(body)[:5]}); refusing to read it as 'no data'")
-            self.on_event("pages", 1)
-            yield body[key]
-            token = body.get("next_page_token")
-            if not token:
-                return
-            if token in seen:
-                raise PermanentVendorError(
-                    f"{VENDOR} {what}: next_page_token repeated after {n + 1} pages (the "
-                    "vendor is looping); refusing a partial result")
-            seen.add(token)
-        raise PermanentVendorError(
-            f"{VENDOR} {what}: still more pages after {self.max_pages}; raise max_pages or "
-            "narrow the request")
+                    f"{VENDOR} {what} page {n}: the response has no '{key}' "
+                    f"(keys: {sorted(body)[:5]}); refusing to read it as 'no data'"
+                )
+            return body[key], body.get("next_page_token")
+
+        return self.walk(fetch, what)
+
+    def walk(
+        self, fetch: Callable[[str | None, int], tuple[Any, str | None]], what: str
+    ) -> Iterator[Any]:
+        """Pages from ``fetch(token, page_number)``: capped, and failing on a repeated token."""
+        return walk_pages(fetch, what, self.max_pages, VENDOR, self.on_event)

@@ -55,3 +55,12 @@ def in_recent_window(session: dt.date, now: dt.datetime) -> bool:
         return False
     _, close = cal.session_open_close(session)
     return now < close.to_pydatetime() + RECENT_WINDOW
+
+
+def is_plan_window_error(message: str) -> bool:
+    """True for the 'your plan cannot query recent data' answers (Alpaca SIP, Polygon plans)."""
+    text = " ".join(message.split()).lower()
+    return (
+        "subscription does not permit querying recent" in text
+        or "plan doesn't include this data timeframe" in text
+    )

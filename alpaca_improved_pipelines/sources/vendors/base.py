@@ -6,10 +6,19 @@ import datetime as dt
 from typing import Self
 
 import dagster as dg
+import polars as pl
 from pydantic import Field, PrivateAttr
 
+from alpaca_improved_pipelines import calendar as cal
+from alpaca_improved_pipelines.lake.tables import CHAIN_RAW_SCHEMA, empty_bars
 from alpaca_improved_pipelines.resources.sources import MarketDataSource
-from alpaca_improved_pipelines.sources.vendors.availability import EmptyRecord
+from alpaca_improved_pipelines.sources.vendors.availability import (
+    EmptyRecord,
+    expected_empty_reason,
+    in_recent_window,
+    is_plan_window_error,
+)
+from alpaca_improved_pipelines.sources.vendors.errors import PermanentVendorError
 from alpaca_improved_pipelines.sources.vendors.ratelimit import RateBudget, RetryPolicy, Runtime
 
 MAX_RECORDS = 1000
@@ -28,8 +37,10 @@ class VendorSource(MarketDataSource):
     backoff_max_s: float = Field(default=30.0, description="Largest single backoff (s).")
     max_pages: int = Field(default=200, description="Page cap per call (a looping vendor fails).")
     requests_per_minute: int | None = Field(
-        default=None, description="Client-side request budget per rolling minute "
-        "(None: follow the vendor's X-Ratelimit headers only).")
+        default=None,
+        description="Client-side request budget per rolling minute "
+        "(None: follow the vendor's X-Ratelimit headers only).",
+    )
 
     _runtime: Runtime = PrivateAttr(default_factory=Runtime)
     _records: list[EmptyRecord] = PrivateAttr(default_factory=list)
@@ -64,11 +75,66 @@ class VendorSource(MarketDataSource):
         dg.get_dagster_logger().warning(f"expected empty answer: {rec}")
 
     def _policy(self) -> RetryPolicy:
-        return RetryPolicy(attempts=self.attempts, base_s=self.backoff_s,
-                           max_s=self.backoff_max_s)
+        return RetryPolicy(attempts=self.attempts, base_s=self.backoff_s, max_s=self.backoff_max_s)
 
     def _budget(self, per_minute: int | None) -> RateBudget:
         return RateBudget(self.requests_per_minute or per_minute, self._runtime)
 
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._runtime.clock(), tz=dt.UTC)
+
+    def _expected_empty(self, dataset: str, session: dt.date) -> bool:
+        """Record and return True when the calendar or coverage says there is nothing to fetch."""
+        reason = expected_empty_reason(self.name, dataset, session)
+        if reason is None:
+            return False
+        self._record_empty(dataset, session, reason)
+        return True
+
+    def _plan_window(self, err: PermanentVendorError, dataset: str, session: dt.date) -> bool:
+        """Record and return True when ``err`` is a free plan refusing the most recent data."""
+        if (
+            err.status == 403
+            and is_plan_window_error(str(err))
+            and in_recent_window(session, self._now())
+        ):
+            self._record_empty(
+                dataset,
+                session,
+                "the plan cannot query the most recent window yet; materialize again later",
+            )
+            return True
+        return False
+
+    def _complete_bars(
+        self, frame: pl.DataFrame, symbols: tuple[str, ...], session: dt.date, timeframe: str
+    ) -> pl.DataFrame:
+        """``frame`` if every symbol is present; an expected empty; or an error naming symbols."""
+        got = set(frame.get_column("symbol").unique().to_list())
+        missing = sorted(set(symbols) - got)
+        if not missing:
+            return frame
+        if not got and self._expected_empty("stock_bars", session):
+            return empty_bars()
+        raise PermanentVendorError(
+            f"{self.name} returned no {timeframe} bars for {missing} on {session.isoformat()}, "
+            "a trading session inside its history: unknown or delisted symbol, or a vendor data "
+            "gap (a client that swallowed a malformed page looks the same); refusing to return "
+            "less than asked"
+        )
+
+
+def empty_chain() -> pl.DataFrame:
+    """A zero-row frame in CHAIN_RAW_SCHEMA."""
+    return pl.DataFrame(schema=CHAIN_RAW_SCHEMA)
+
+
+def require_snapshot_session(chain: pl.DataFrame, session: dt.date) -> None:
+    """Raise unless the newest quote in ``chain`` is from ``session`` (snapshots are live)."""
+    latest = chain.get_column("quote_ts").max()
+    day = cal.new_york_date(latest) if isinstance(latest, dt.datetime) else None
+    if day != session:
+        raise PermanentVendorError(
+            f"option snapshots are live and describe {day}, not {session.isoformat()}; only the "
+            "most recent session's chain can be fetched from snapshots"
+        )

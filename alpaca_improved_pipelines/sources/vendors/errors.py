@@ -49,8 +49,9 @@ class TransientVendorError(TransientSourceError):
             ``Retry-After``), or None.
     """
 
-    def __init__(self, message: str, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(scrub(message))
         self.status = status
         self.retry_after = retry_after
@@ -64,16 +65,21 @@ class PermanentVendorError(SourceError, dg.Failure):
         self.status = status
 
 
-class MissingKeyError(ConfigError, dg.Failure):
+class VendorConfigError(ConfigError, dg.Failure):
+    """A vendor setting is wrong; fails the run at once (retrying cannot fix configuration)."""
+
+    def __init__(self, message: str) -> None:
+        dg.Failure.__init__(self, description=scrub(message), allow_retries=False)
+
+
+class MissingKeyError(VendorConfigError):
     """A key variable is unset; the message names the variable (never a value)."""
 
     def __init__(self, var: str, source: str) -> None:
-        dg.Failure.__init__(
-            self,
-            description=f"{var} is not set: the {source} source needs it. Export {var} in the "
-            "environment of the Dagster code location and run workers (keys are read from the "
-            "environment only, never from run config)",
-            allow_retries=False,
+        super().__init__(
+            f"{var} is not set: the {source} source needs it. Export {var} in the environment "
+            "of the Dagster code location and run workers (keys are read from the environment "
+            "only, never from run config)"
         )
         self.var = var
 
@@ -86,32 +92,35 @@ def read_key(var: str, source: str) -> str:
     return value
 
 
-def classify_status(vendor: str, what: str, status: int, body: str | bytes | None,
-                    retry_after: float | None = None) -> SourceError:
+def classify_status(
+    vendor: str, what: str, status: int, body: str | bytes | None, retry_after: float | None = None
+) -> SourceError:
     """The error for a non-success HTTP ``status`` from ``vendor`` while fetching ``what``."""
     text = excerpt(body)
     lowered = text.lower()
     if status in TRANSIENT_STATUS:
-        return TransientVendorError(f"{vendor} {what}: HTTP {status} (transient) {text}",
-                                    status=status, retry_after=retry_after)
+        return TransientVendorError(
+            f"{vendor} {what}: HTTP {status} (transient) {text}",
+            status=status,
+            retry_after=retry_after,
+        )
     if 300 <= status < 400:
         return PermanentVendorError(
             f"{vendor} {what}: HTTP {status} redirect refused (redirects are never followed so "
-            "keys cannot leak); point the base URL at the final https host", status=status)
+            "keys cannot leak); point the base URL at the final https host",
+            status=status,
+        )
     if status == 401:
         return PermanentVendorError(
             f"{vendor} {what}: HTTP 401 the API keys were rejected; check the key variables "
-            f"for {vendor} {text}", status=status)
+            f"for {vendor} {text}",
+            status=status,
+        )
     if status == 403:
-        cause = ("the plan does not permit this feed or data window"
-                 if any(w in lowered for w in ("subscription", "plan", "entitled"))
-                 else "the keys are not allowed to make this request")
+        cause = (
+            "the plan does not permit this feed or data window"
+            if any(w in lowered for w in ("subscription", "plan", "entitled"))
+            else "the keys are not allowed to make this request"
+        )
         return PermanentVendorError(f"{vendor} {what}: HTTP 403 {cause} {text}", status=status)
     return PermanentVendorError(f"{vendor} {what}: HTTP {status} {text}", status=status)
-
-
-def is_plan_window_error(body: str | bytes | None) -> bool:
-    """True for the 'your plan cannot query recent data' answers (Alpaca SIP, Polygon timeframe)."""
-    text = excerpt(body).lower()
-    return ("subscription does not permit querying recent" in text
-            or "plan doesn't include this data timeframe" in text)

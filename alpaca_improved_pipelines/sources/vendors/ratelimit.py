@@ -53,8 +53,9 @@ class RateBudget:
         reserve: Requests to keep in hand: wait for the reset once ``Remaining`` drops to it.
     """
 
-    def __init__(self, per_minute: int | None, runtime: Runtime, max_wait_s: float = 65.0,
-                 reserve: int = 0) -> None:
+    def __init__(
+        self, per_minute: int | None, runtime: Runtime, max_wait_s: float = 65.0, reserve: int = 0
+    ) -> None:
         self.per_minute = per_minute
         self.runtime = runtime
         self.max_wait_s = max_wait_s
@@ -76,8 +77,12 @@ class RateBudget:
         """Block until one more request fits the budget, then count it."""
         with self._lock:
             now = self.runtime.clock()
-            if (self.remaining is not None and self.remaining <= self.reserve
-                    and self.reset_at is not None and self.reset_at > now):
+            if (
+                self.remaining is not None
+                and self.remaining <= self.reserve
+                and self.reset_at is not None
+                and self.reset_at > now
+            ):
                 self._wait(self.reset_at - now)
                 self.remaining = None
             now = self.runtime.clock()
@@ -98,10 +103,15 @@ class RateBudget:
             self.limit = _num(headers, "x-ratelimit-limit")
             self.reset_at = _num(headers, "x-ratelimit-reset")
 
-    def retry_after(self, headers: Mapping[str, str]) -> float | None:
-        """Seconds a 429 asks us to wait (``Retry-After`` or the reset time), bounded, or None."""
+    def retry_after(self, headers: Mapping[str, str], status: int) -> float | None:
+        """Seconds the vendor asked us to wait before retrying, bounded, or None.
+
+        ``Retry-After`` counts for any status; the ``X-Ratelimit-Reset`` time only for a 429
+        (on other answers it is just the end of the current budget window).
+        """
         after = _num(headers, "retry-after")
-        if after is None and (reset := _num(headers, "x-ratelimit-reset")) is not None:
+        if after is None and status == 429 \
+                and (reset := _num(headers, "x-ratelimit-reset")) is not None:
             after = reset - self.runtime.clock()
         if after is None:
             return None
@@ -130,8 +140,12 @@ class RetryPolicy:
         jitter = rng.uniform(0.0, min(self.max_s, self.base_s * 2.0**attempt))
         return max(jitter, err.retry_after or 0.0)
 
-    def run(self, fn: Callable[[], T], runtime: Runtime,
-            on_retry: Callable[[int, float, TransientVendorError], None] | None = None) -> T:
+    def run(
+        self,
+        fn: Callable[[], T],
+        runtime: Runtime,
+        on_retry: Callable[[int, float, TransientVendorError], None] | None = None,
+    ) -> T:
         """Call ``fn``; retry only ``TransientVendorError``; anything else propagates at once."""
         start = runtime.clock()
         for attempt in range(max(self.attempts, 1)):
@@ -142,8 +156,10 @@ class RetryPolicy:
                 last = attempt + 1 >= self.attempts
                 if last or runtime.clock() - start + wait > self.deadline_s:
                     raise TransientVendorError(
-                        f"{err} (gave up after {attempt + 1} attempts)", status=err.status,
-                        retry_after=err.retry_after) from err
+                        f"{err} (gave up after {attempt + 1} attempts)",
+                        status=err.status,
+                        retry_after=err.retry_after,
+                    ) from err
                 if on_retry is not None:
                     on_retry(attempt, wait, err)
                 runtime.sleep(wait)

@@ -1,0 +1,1 @@
+"""Local fakes of the vendor HTTP APIs (loopback only), driven by the real vendor clients."""
