@@ -9,12 +9,13 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help install demo test test-fast lint typecheck bench ui browser clean
+.PHONY: help install demo test test-fast lint typecheck bench ui mlflow browser clean
 
 help:
 	@echo "make demo   - run the main job on embedded defaults (synthetic data, local lake)"
 	@echo "make test   - run the test suite (installs everything it needs)"
 	@echo "make ui     - open the Dagster UI on the demo's instance (http://127.0.0.1:3000)"
+	@echo "make mlflow - open the MLflow UI on the demo's tracking store (http://127.0.0.1:5000)"
 	@echo "make bench  - run the benchmarks and print ratios against peers"
 	@echo "make lint   - ruff + mypy"
 
@@ -56,6 +57,12 @@ bench: install
 
 ui: install
 	$(VENV)/bin/alpaca-improved ui
+
+HOME_DIR ?= $(or $(ALPACA_IMPROVED_HOME),.alpaca_improved)
+mlflow: install
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
+	  --backend-store-uri sqlite:///$(abspath $(HOME_DIR))/mlflow.db \
+	  --default-artifact-root $(abspath $(HOME_DIR))/mlartifacts
 
 clean:
 	rm -rf .alpaca_improved

@@ -110,6 +110,45 @@ def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 300
     )
 
 
+experiments_app = typer.Typer(no_args_is_help=True, help="Compare MLflow experiments.")
+app.add_typer(experiments_app, name="experiments")
+
+
+@experiments_app.command("compare")
+def experiments_compare(
+    experiment: Annotated[str, typer.Option(help="Strategy family, e.g. ma_crossover")],
+    metric: Annotated[str, typer.Option(help="Metric to rank by")] = "sharpe_ratio",
+    top: Annotated[int, typer.Option(help="Rows to show")] = 10,
+    kind: Annotated[str | None, typer.Option(help="sweep, variant or walk_forward")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+) -> None:
+    """Runs of an experiment with params and metrics, best first."""
+    from research import experiments
+
+    try:
+        frame = experiments.compare(experiment, metric=metric, top=top, kind=kind)
+    except ValueError as exc:
+        _fail(exc)
+    if format == "csv":
+        print(frame.to_csv(index=False), end="")
+    elif format == "json":
+        print(frame.to_json(orient="records"))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 30, "display.width", 200):
+            print(frame.to_string(index=False))
+
+
+@experiments_app.command("list")
+def experiments_list() -> None:
+    """Strategy families that have an MLflow experiment."""
+    from research import experiments
+
+    for name in experiments.list_experiments():
+        print(name)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

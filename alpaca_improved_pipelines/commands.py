@@ -18,7 +18,7 @@ from alpaca_improved_pipelines.runner import (
 from alpaca_improved_pipelines.settings import Settings, load_settings, parse_symbols
 
 console = Console()
-DEMO_SESSIONS = 125  # about six months
+DEMO_SESSIONS = 252  # one year: enough history for the slow windows and walk-forward folds
 
 
 def _range(settings: Settings, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
@@ -128,6 +128,23 @@ def run_demo(start: str | None, end: str | None) -> None:
         f"symbols: {', '.join(settings.symbols)}"
     )
     run_backfill(first.isoformat(), last.isoformat(), None, 60, "market_data_job", settings)
+    run_research(settings)
     from alpaca_improved_pipelines.demo_report import print_report
 
     print_report(settings, first, last, console)
+
+
+def run_research(settings: Settings) -> None:
+    """Sweeps for two families, walk-forward and the leaderboard, through the instance."""
+    from alpaca_improved_pipelines.definitions import defs
+
+    console.print("[bold]research: sweeps (ma_crossover, rsi_reversion) -> MLflow")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    with dagster_instance(settings) as instance:
+        res = (
+            defs()
+            .resolve_job_def("research_job")
+            .execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
+        )
+    if not res.success:
+        raise ConfigError(f"research run {res.run_id} failed; open it in the Dagster UI (make ui)")

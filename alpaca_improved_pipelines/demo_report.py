@@ -24,13 +24,33 @@ def print_report(settings: Settings, first: dt.date, last: dt.date, console: Con
         rows, syms, lo, hi = row if row else (0, 0, None, None)
         table.add_row(view, f"{rows:,}", str(syms), str(lo), str(hi))
     console.print(table)
+    _print_leaderboard(settings, console)
     home = settings.home.resolve()
     console.print(f"""
 [bold]Where to look[/bold]
   lake (Parquet):   {home / "lake"}
   Data Docs (GX):   {home / "data_docs" / "<table>" / "index.html"}
-  Dagster UI:       make ui   -> http://127.0.0.1:3000  (runs, partitions, checks, metadata)
+  Dagster UI:       make ui      -> http://127.0.0.1:3000  (runs, partitions, checks, metadata)
+  MLflow UI:        make mlflow  -> http://127.0.0.1:5000  (sweeps, variants, plots, trades)
+  experiments:      .venv/bin/alpaca-improved experiments compare --experiment ma_crossover
   SQL:              .venv/bin/alpaca-improved sql \
                       "SELECT symbol, avg(close) FROM stock_bars_1d GROUP BY 1"
   notebook:         from research import lakehouse; con = lakehouse.connect(); con.sql("...").pl()
 """)
+
+
+def _print_leaderboard(settings: Settings, console: Console) -> None:
+    if "backtest_runs" not in lakehouse.available_views(settings.home):
+        return
+    from alpaca_improved_pipelines.defs.research.leaderboard import leaderboard_frame
+
+    board = leaderboard_frame(settings.home)
+    table = Table(title="leaderboard (best variant per family, by Deflated Sharpe)")
+    cols = ["family", "params", "sharpe_ratio", "dsr", "n_trials", "oos_sharpe", "max_drawdown"]
+    for col in cols:
+        table.add_column(col)
+    for row in board.iter_rows(named=True):
+        table.add_row(
+            *[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
+        )
+    console.print(table)

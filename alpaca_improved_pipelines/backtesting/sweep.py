@@ -196,7 +196,13 @@ def run_sweep(
 
 
 def add_significance(results: pl.DataFrame, n_trials_total: int) -> pl.DataFrame:
-    """Per-variant PSR and DSR; DSR deflates by every trial in the family's ledger."""
+    """Per-variant PSR and DSR; DSR deflates by every trial in the family's ledger.
+
+    Undefined metrics (NaN, e.g. the Sharpe of a variant that never traded) become nulls so
+    that they rank last instead of first (polars sorts NaN above every number).
+    """
+    floats = [c for c, t in results.schema.items() if t == pl.Float64]
+    results = results.with_columns(pl.col(floats).fill_nan(None))
     ok = results.filter(pl.col("error").is_null())
     if ok.is_empty():
         return results

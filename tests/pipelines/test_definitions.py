@@ -16,6 +16,10 @@ EXPECTED_ASSETS = {
     "stock_bars_5m",
     "stock_bars_1h",
     "indicators_1d",
+    "ma_crossover_sweep",
+    "rsi_reversion_sweep",
+    "walk_forward",
+    "leaderboard",
 }
 EXPECTED_CHECKS = {
     ("stock_bars_1m", "pandera_schema"),
@@ -59,7 +63,7 @@ def test_every_asset_has_a_description_and_group(project_defs: dg.Definitions) -
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key
-        assert node.group_name in {"market_data", "features"}, key
+        assert node.group_name in {"market_data", "features", "research", "options"}, key
 
 
 def test_schedule_and_job_exist(project_defs: dg.Definitions) -> None:

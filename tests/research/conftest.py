@@ -9,6 +9,12 @@ import dagster as dg
 import pytest
 
 from alpaca_improved_pipelines import calendar as cal
+from alpaca_improved_pipelines.defs.research.assets import (
+    leaderboard,
+    ma_crossover_sweep,
+    rsi_reversion_sweep,
+    walk_forward,
+)
 from alpaca_improved_pipelines.defs.resources import build_resources
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.settings import Settings
@@ -44,3 +50,24 @@ def quiet(extra: dict | None = None) -> dict:
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
+
+
+SMALL = {
+    "ops": {
+        "ma_crossover_sweep": {"config": {"workers": 1}},
+        "rsi_reversion_sweep": {"config": {"workers": 1}},
+    }
+}
+
+
+@pytest.fixture(scope="session")
+def swept(year_home: Path):
+    with dg.instance_for_test() as instance:
+        res = dg.materialize(
+            [ma_crossover_sweep, rsi_reversion_sweep, walk_forward, leaderboard],
+            resources=resources_for(year_home),
+            instance=instance,
+            run_config=quiet(SMALL),
+        )
+        assert res.success
+        yield year_home, res

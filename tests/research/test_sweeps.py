@@ -17,10 +17,8 @@ import pytest
 from alpaca_improved_pipelines.backtesting.data import load_closes
 from alpaca_improved_pipelines.backtesting.sweep import SweepSpec, evaluate_chunk
 from alpaca_improved_pipelines.defs.research.assets import (
-    leaderboard,
     ma_crossover_sweep,
     rsi_reversion_sweep,
-    walk_forward,
 )
 from alpaca_improved_pipelines.defs.research.walk_forward import walk_forward as wf_fn
 from alpaca_improved_pipelines.tracking.mlflow_store import Tracker
@@ -38,19 +36,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def swept(year_home: Path):
-    with dg.instance_for_test() as instance:
-        res = dg.materialize(
-            [ma_crossover_sweep, rsi_reversion_sweep, walk_forward, leaderboard],
-            resources=resources_for(year_home),
-            instance=instance,
-            run_config=quiet(SMALL),
-        )
-        assert res.success
-        yield year_home, res
-
-
 def _runs(home: Path, family: str) -> list:
     t = Tracker(home)
     return t.client.search_runs([t.experiment_id(family)], max_results=1000)
@@ -59,9 +44,15 @@ def _runs(home: Path, family: str) -> list:
 def test_sweep_parent_and_children_carry_tags_and_artifacts(swept) -> None:
     home, res = swept
     runs = _runs(home, "ma_crossover")
-    parents = [r for r in runs if r.data.tags["alpaca_improved.kind"] == "sweep"]
-    children = [r for r in runs if r.data.tags["alpaca_improved.kind"] == "variant"]
-    assert len(parents) == 1 and len(children) == 3
+    parents = [
+        r
+        for r in runs
+        if r.data.tags["alpaca_improved.kind"] == "sweep"
+        and r.data.tags["dagster.run_id"] == res.run_id
+    ]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 3
     p = parents[0]
     assert p.info.status == "FINISHED"
     assert p.data.tags["dagster.run_id"] == res.run_id
