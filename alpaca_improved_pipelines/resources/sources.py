@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from alpaca_improved_pipelines.errors import SourceError
-from alpaca_improved_pipelines.sources import synthetic_bars, synthetic_market
+from alpaca_improved_pipelines.sources import synthetic_bars, synthetic_market, synthetic_options
 
 Timeframe = Literal["1Min", "1Day"]
 
@@ -54,6 +54,8 @@ class SyntheticSource(MarketDataSource):
     """Deterministic synthetic market (no keys, no network); any seed gives a different market."""
 
     seed: int = 7
+    option_rate: float = synthetic_options.DEFAULT_RATE  # flat rate the chains are priced with
+    option_strikes_per_expiry: int = 0  # 0: the listed strike grid; > 0 forces a count
 
     @property
     def name(self) -> str:
@@ -68,3 +70,10 @@ class SyntheticSource(MarketDataSource):
         if timeframe == "1Min":
             return synthetic_bars.minute_bars(self.seed, symbols, session)
         return synthetic_bars.daily_bars(self.seed, symbols, session)
+
+    def option_chain(self, underlying: str, session: dt.date) -> pl.DataFrame:
+        synthetic_market.check_symbols((underlying,))
+        spec = synthetic_options.ChainSpec(
+            rate=self.option_rate, strikes_per_expiry=self.option_strikes_per_expiry
+        )
+        return synthetic_options.synthetic_chain(self.seed, underlying, session, spec)

@@ -20,6 +20,8 @@ EXPECTED_ASSETS = {
     "rsi_reversion_sweep",
     "walk_forward",
     "leaderboard",
+    "option_chains",
+    "vol_surface",
 }
 EXPECTED_CHECKS = {
     ("stock_bars_1m", "pandera_schema"),
@@ -33,6 +35,9 @@ EXPECTED_CHECKS = {
     ("stock_bars_1h", "pandera_schema"),
     ("stock_bars_1h", "expectations"),
     ("indicators_1d", "pandera_schema"),
+    ("option_chains", "pandera_schema"),
+    ("option_chains", "put_call_parity"),
+    ("vol_surface", "pandera_schema"),
 }
 
 
@@ -55,7 +60,7 @@ def test_check_keys_snapshot(project_defs: dg.Definitions) -> None:
 def test_blocking_gates_are_blocking(project_defs: dg.Definitions) -> None:
     for checks_def in project_defs.asset_checks or []:
         for spec in checks_def.check_specs:
-            assert spec.blocking == (spec.name != "anomalies"), spec.key
+            assert spec.blocking == (spec.name not in {"anomalies", "put_call_parity"}), spec.key
 
 
 def test_every_asset_has_a_description_and_group(project_defs: dg.Definitions) -> None:
