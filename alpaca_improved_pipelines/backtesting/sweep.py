@@ -40,6 +40,7 @@ class SweepSpec:
     init_cash: float = 100_000.0
     search: str = "grid"
     seed: int | None = None
+    verify: bool = True  # re-simulate every point on the compiled fast path and compare
     extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self, data_version: str) -> str:
@@ -52,58 +53,93 @@ class SweepSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _variant_returns(value: np.ndarray) -> np.ndarray:
+def _variant_returns(value: np.ndarray, init_cash: float) -> np.ndarray:
     """Daily simple returns of a portfolio value series (first day from initial capital)."""
-    prev = np.concatenate(([value[0]], value[:-1]))
+    prev = np.concatenate(([init_cash], value[:-1]))
     return value / prev - 1.0
 
 
-def _evaluate_point(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> dict[str, Any]:
-    import vectorbt as vbt
+def _metrics(rets: np.ndarray) -> dict[str, float]:
+    """Headline metrics of one variant with empyrical conventions (via strategies.analytics)."""
+    centered = rets - rets.mean()
+    sd = rets.std()
+    skew = float((centered**3).mean() / sd**3) if sd > 0 else float("nan")
+    kurt = float((centered**4).mean() / sd**4) if sd > 0 else float("nan")  # raw kurtosis
+    return {
+        "sharpe_ratio": float(analytics.sharpe_ratio(rets)),
+        "sortino_ratio": float(analytics.sortino_ratio(rets)),
+        "annual_return": float(analytics.annual_return(rets)),
+        "annual_volatility": float(analytics.annual_volatility(rets)),
+        "max_drawdown": float(analytics.max_drawdown(rets)),
+        "calmar_ratio": float(analytics.calmar_ratio(rets)),
+        "total_return": float(analytics.cum_returns_final(rets)),
+        "skew": skew,
+        "kurtosis": kurt,
+    }
 
+
+def _signals(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> tuple:
     fam = family(spec.family)
-    n_sym = len(data.symbols)
     if fam.lookback(point) >= len(data.sessions):
         raise ValueError(f"lookback {fam.lookback(point)} bars >= {len(data.sessions)} sessions")
-    entries, exits = fam.signals(point, data.symbols, data.close)
+    return fam.signals(point, data.symbols, data.close)
+
+
+def _evaluate(
+    spec: SweepSpec, points: list[dict[str, Any]], sigs: list[tuple], data: CloseMatrix
+) -> list[dict]:
+    """One vectorbt simulation for all ``points`` (columns = points x symbols)."""
+    import vectorbt as vbt
+
+    n_sym = len(data.symbols)
+    close = np.tile(data.close, (1, len(points)))
     pf = vbt.Portfolio.from_signals(
-        data.close,
-        entries,
-        exits,
+        close,
+        np.hstack([e for e, _ in sigs]),
+        np.hstack([x for _, x in sigs]),
         fees=spec.fees,
         slippage=spec.slippage,
         freq="1D",
         init_cash=spec.init_cash / n_sym,
     )
-    value = np.asarray(pf.value()).sum(axis=1)  # equal capital per symbol, summed
-    rets = _variant_returns(value)
-    rets[0] = value[0] / spec.init_cash - 1.0
-    total = np.asarray(pf.total_return(), dtype=float)
+    asset_value = np.asarray(pf.asset_value())
+    value = np.asarray(pf.cash()) + asset_value  # what pf.value() computes, keeping both parts
+    total = value[-1] / (spec.init_cash / n_sym) - 1.0
     trades = np.asarray(pf.trades.count(), dtype=np.int64)
-    fast = fam.fast_path(
-        data.close,
-        [fam.point_tuple(point)],
-        fees=spec.fees,
-        slippage=spec.slippage,
-        init_cash=spec.init_cash / n_sym,
-        threads=1,
-    )
-    fast_total = fast.sort("symbol")["total_return"].to_numpy()
+    invested = asset_value > 0
+    fam = family(spec.family)
+    fast = None
+    if spec.verify:
+        fast = fam.fast_path(
+            data.close,
+            [fam.point_tuple(p) for p in points],
+            fees=spec.fees,
+            slippage=spec.slippage,
+            init_cash=spec.init_cash / n_sym,
+            threads=1,
+        )
     order = np.argsort(np.array(data.symbols))
-    diff = float(np.max(np.abs(fast_total - total[order])))
-    fast_trades_equal = bool((fast.sort("symbol")["trades"].to_numpy() == trades[order]).all())
-    in_market = float(np.mean(np.asarray(pf.asset_value()).sum(axis=1) > 0))
-    metrics = analytics.summary(rets)
-    return {
-        "params": json.dumps(point, sort_keys=True),
-        **{k: float(v) for k, v in metrics.items()},
-        "trades": int(trades.sum()),
-        "exposure": in_market,
-        "fastpath_abs_diff": diff,
-        "fastpath_trades_equal": fast_trades_equal,
-        "returns": rets.tolist(),
-        "error": None,
-    }
+    rows = []
+    for k, point in enumerate(points):
+        cols = slice(k * n_sym, (k + 1) * n_sym)
+        rets = _variant_returns(value[:, cols].sum(axis=1), spec.init_cash)
+        row = {
+            "params": json.dumps(point, sort_keys=True),
+            **_metrics(rets),
+            "trades": int(trades[cols].sum()),
+            "exposure": float(invested[:, cols].any(axis=1).mean()),
+            "returns": rets.tolist(),
+            "error": None,
+        }
+        if fast is not None:
+            f = fast.slice(k * n_sym, n_sym).sort("symbol")
+            diff = np.abs(f["total_return"].to_numpy() - total[cols][order])
+            row["fastpath_abs_diff"] = float(np.max(diff))
+            row["fastpath_trades_equal"] = bool(
+                (f["trades"].to_numpy() == trades[cols][order]).all()
+            )
+        rows.append(row)
+    return rows
 
 
 def variant_trades(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> pl.DataFrame:
@@ -144,10 +180,11 @@ def evaluate_chunk(
     spec: SweepSpec, points: list[dict[str, Any]], data: CloseMatrix
 ) -> pl.DataFrame:
     """Evaluate ``points``; a point whose strategy raises becomes a failed-trial row."""
-    rows = []
+    good, sigs, rows = [], [], []
     for point in points:
         try:
-            rows.append(_evaluate_point(spec, point, data))
+            sigs.append(_signals(spec, point, data))
+            good.append(point)
         except Exception as exc:  # a failing variant is a recorded failed trial, not a crash
             rows.append(
                 {
@@ -155,6 +192,8 @@ def evaluate_chunk(
                     "error": f"{type(exc).__name__}: {exc}",
                 }
             )
+    if good:
+        rows = _evaluate(spec, good, sigs, data) + rows
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
@@ -182,14 +221,18 @@ def run_sweep(
         if on_chunk:
             on_chunk(i, len(chunks))
 
-    if workers > 1 and len(todo) > 1:
-        ctx = mp.get_context("fork")  # children only compute; they inherit imported numba code
+    if todo:
+        # the first chunk runs here: it JIT-compiles vectorbt's kernels once, before any fork
+        save(todo[0], evaluate_chunk(spec, chunks[todo[0]], data))
+    rest = todo[1:]
+    if workers > 1 and len(rest) > 1:
+        ctx = mp.get_context("fork")  # children only compute; they inherit the compiled code
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {i: pool.submit(evaluate_chunk, spec, chunks[i], data) for i in todo}
+            futures = {i: pool.submit(evaluate_chunk, spec, chunks[i], data) for i in rest}
             for i, fut in futures.items():
                 save(i, fut.result())
     else:
-        for i in todo:
+        for i in rest:
             save(i, evaluate_chunk(spec, chunks[i], data))
     frames = [pl.read_parquet(_chunk_path(checkpoint_root, i)) for i in range(len(chunks))]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(), resumed
