@@ -222,11 +222,12 @@ def run_sweep(
             on_chunk(i, len(chunks))
 
     if todo:
-        # the first chunk runs here: it JIT-compiles vectorbt's kernels once, before any fork
         save(todo[0], evaluate_chunk(spec, chunks[todo[0]], data))
     rest = todo[1:]
     if workers > 1 and len(rest) > 1:
-        ctx = mp.get_context("fork")  # children only compute; they inherit the compiled code
+        # spawn, not fork: a Dagster/MLflow process has threads whose locks a fork would copy
+        # held (seen as a hung worker); spawned workers import afresh and use numba's disk cache
+        ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {i: pool.submit(evaluate_chunk, spec, chunks[i], data) for i in rest}
             for i, fut in futures.items():

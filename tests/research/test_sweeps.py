@@ -194,3 +194,25 @@ def test_sweep_resumes_after_sigkill_and_logs_each_point_once(tmp_path: Path) ->
     # the ledger counts the resumed sweep once
     assert Tracker(home).trials_so_far("ma_crossover") == table.height
     shutil.rmtree(home / "sweeps")
+
+
+@pytest.mark.slow
+def test_two_worker_sweep_equals_one_worker(year_home: Path) -> None:
+    from alpaca_improved_pipelines.backtesting import sweep as sw
+
+    data = load_closes(year_home / "lake")
+    fam_points = [
+        {"window": w, "lower": lo, "upper": 70.0}
+        for w in (7, 10, 14, 21)
+        for lo in (20.0, 25.0, 30.0)
+    ]
+    spec = SweepSpec("rsi_reversion", fam_points)
+    old = sw.CHUNK
+    sw.CHUNK = 3  # four chunks: one here, three on two spawned workers
+    try:
+        one, _ = sw.run_sweep(spec, data, year_home / "ck1", workers=1)
+        two, _ = sw.run_sweep(spec, data, year_home / "ck2", workers=2)
+    finally:
+        sw.CHUNK = old
+    assert one.sort("params").equals(two.sort("params"))
+    assert one.height == 12
