@@ -19,6 +19,7 @@ from alpaca_improved_pipelines.settings import Settings, load_settings, parse_sy
 
 console = Console()
 DEMO_SESSIONS = 252  # one year: enough history for the slow windows and walk-forward folds
+DEMO_CHAIN_SESSIONS = 5  # option chains and vol surfaces for the last sessions of the demo
 
 
 def _range(settings: Settings, start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
@@ -128,6 +129,8 @@ def run_demo(start: str | None, end: str | None) -> None:
         f"symbols: {', '.join(settings.symbols)}"
     )
     run_backfill(first.isoformat(), last.isoformat(), None, 60, "market_data_job", settings)
+    chain_start = cal.sessions_between(first, last)[-DEMO_CHAIN_SESSIONS]
+    run_backfill(chain_start.isoformat(), last.isoformat(), None, 60, "options_job", settings)
     run_research(settings)
     from alpaca_improved_pipelines.demo_report import print_report
 
