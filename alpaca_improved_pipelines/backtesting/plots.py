@@ -69,3 +69,29 @@ def equity_and_drawdown(dates: list, returns: np.ndarray, title: str, out: Path)
     f.add_trace(go.Scatter(x=dates, y=dd, name="drawdown", fill="tozeroy"), row=2, col=1)
     f.update_layout(title=title).write_html(html, include_plotlyjs=True, full_html=True)
     return [png, html]
+
+
+def attribution(dates: list, parts: dict[str, np.ndarray], title: str, out: Path) -> list[Path]:
+    """Cumulative P&L by component (delta, gamma, theta, vega, residual, …) as PNG and HTML."""
+    import plotly.graph_objects as go
+
+    plt = _mpl()
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=90)
+    for name, values in parts.items():
+        ax.plot(dates, np.cumsum(np.nan_to_num(values)), label=name, linewidth=1.0)
+    ax.axhline(0.0, color="black", linewidth=0.5)
+    ax.set_title(title)
+    ax.set_ylabel("cumulative P&L ($)")
+    ax.legend(fontsize=7, ncol=4)
+    fig.autofmt_xdate()
+    png = out.with_suffix(".png")
+    fig.savefig(png, bbox_inches="tight")
+    plt.close(fig)
+    html = out.with_suffix(".html")
+    f = go.Figure(
+        [go.Scatter(x=dates, y=np.cumsum(np.nan_to_num(v)), name=k) for k, v in parts.items()]
+    )
+    f.update_layout(title=title, yaxis_title="cumulative P&L ($)").write_html(
+        html, include_plotlyjs=True, full_html=True
+    )
+    return [png, html]

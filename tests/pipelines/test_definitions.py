@@ -20,6 +20,7 @@ EXPECTED_ASSETS = {
     "rsi_reversion_sweep",
     "walk_forward",
     "leaderboard",
+    "options_backtest",
     "option_chains",
     "vol_surface",
 }

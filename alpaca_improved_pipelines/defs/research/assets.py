@@ -66,7 +66,50 @@ def walk_forward(
 
 @dg.asset(group_name="research", deps=[walk_forward], kinds={"duckdb"})
 def leaderboard(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    """Best variants across families with Deflated Sharpe (trial ledger) and out-of-sample Sharpe."""
+    """Best variant per family by Deflated Sharpe (trial ledger), with out-of-sample Sharpe."""
     from alpaca_improved_pipelines.defs.research.leaderboard import build_leaderboard
 
     return build_leaderboard(Path(lake.home))
+
+
+class OptionsBacktestRunConfig(dg.Config):
+    """Which options strategy to backtest over the chain archive."""
+
+    family: str = "wheel"
+    underlying: str = "SPY"
+    params_json: str = "{}"
+    initial_cash: float = 100_000.0
+
+
+@dg.asset(group_name="research", deps=["option_chains", stock_bars_1d], kinds={"mlflow", "polars"})
+def options_backtest(
+    context: dg.AssetExecutionContext,
+    config: OptionsBacktestRunConfig,
+    lake: LakeResource,
+    tracking: TrackingResource,
+) -> dg.MaterializeResult:
+    """An options strategy (default: the wheel) over every archived chain, Greeks P&L in MLflow."""
+    import json
+
+    from alpaca_improved_pipelines.defs.research.options_backtest import run_options_family
+
+    out = run_options_family(
+        config.family,
+        config.underlying,
+        json.loads(config.params_json),
+        config.initial_cash,
+        Path(lake.home),
+        tracking.tracker(),
+        context.run_id,
+        context.asset_key.to_user_string(),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "sessions": out["sessions"],
+            "final_equity": round(out["final_equity"], 2),
+            "sharpe_ratio": out.get("sharpe_ratio", float("nan")),
+            "fills_by_kind": dg.MetadataValue.json(out["fills"]),
+            "mlflow_run_id": out["mlflow_run_id"],
+            "mlflow_run": dg.MetadataValue.url(tracking.tracker().run_url(out["mlflow_run_id"])),
+        }
+    )
