@@ -141,8 +141,10 @@ def bench_dagster(settings: Settings, sessions: list[dt.date]) -> None:
     )
     print(f"  through Dagster  {t_dagster:7.2f} s   (target < 120 s for 1 year x 10 symbols)")
     print(f"  direct loop      {t_direct:7.2f} s")
-    print(f"  framework overhead per partition {(t_dagster - t_direct) / n * 1e3:.1f} ms "
-          "(mostly Dagster SQLite event-log writes: a materialization event per partition)")
+    print(
+        f"  framework overhead per partition {(t_dagster - t_direct) / n * 1e3:.1f} ms "
+        "(mostly Dagster SQLite event-log writes: a materialization event per partition)"
+    )
 
 
 def main() -> None:

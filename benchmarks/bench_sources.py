@@ -56,8 +56,10 @@ def measure(fake: FakeServer, prefix: str, fn: Callable[[], int], repeat: int) -
 def row(vendor: str, mode: str, result: tuple, base: tuple | None) -> str:
     took, pages, rows = result
     ratio = "" if base is None else f"{(rows / took) / (base[2] / base[0]):6.2f}x"
-    return (f"{vendor:8} {mode:7} {pages:6d} {rows:8d} {took:8.3f} {pages / took:9.1f} "
-            f"{rows / took:11.0f} {ratio}")
+    return (
+        f"{vendor:8} {mode:7} {pages:6d} {rows:8d} {took:8.3f} {pages / took:9.1f} "
+        f"{rows / took:11.0f} {ratio}"
+    )
 
 
 def main() -> None:
@@ -65,17 +67,19 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    os.environ.update({"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET,
-                       "POLYGON_API_KEY": PKEY})
+    os.environ.update({"ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET, "POLYGON_API_KEY": PKEY})
     market = FakeMarket()
-    sessions = cal.sessions_between(cal.CALENDAR_START, market.as_of)[-args.sessions:]
+    sessions = cal.sessions_between(cal.CALENDAR_START, market.as_of)[-args.sessions :]
     for s in sessions:  # build the synthetic data once, outside the timings
         for sym in SYMBOLS:
             market.minute_bars(sym, s)
-    print(f"{len(SYMBOLS)} symbols x {len(sessions)} sessions of 1-minute bars, best of "
-          f"{args.repeat}")
-    print(f"{'vendor':8} {'mode':7} {'pages':>6} {'rows':>8} {'seconds':>8} {'pages/s':>9} "
-          f"{'rows/s':>11} ours/client")
+    print(
+        f"{len(SYMBOLS)} symbols x {len(sessions)} sessions of 1-minute bars, best of {args.repeat}"
+    )
+    print(
+        f"{'vendor':8} {'mode':7} {'pages':>6} {'rows':>8} {'seconds':>8} {'pages/s':>9} "
+        f"{'rows/s':>11} ours/client"
+    )
     with AlpacaMarketFake(market, key=KEY, secret=SECRET) as fake:
         client = StockHistoricalDataClient(KEY, SECRET, url_override=fake.url)
         ours = AlpacaSource(data_url=fake.url, requests_per_minute=None)
@@ -84,9 +88,16 @@ def main() -> None:
             total = 0
             for s in sessions:
                 start, end = session_window(s)
-                bars = client.get_stock_bars(StockBarsRequest(
-                    symbol_or_symbols=list(SYMBOLS), timeframe=TimeFrame.Minute, start=start,
-                    end=end, limit=100_000, feed="sip"))
+                bars = client.get_stock_bars(
+                    StockBarsRequest(
+                        symbol_or_symbols=list(SYMBOLS),
+                        timeframe=TimeFrame.Minute,
+                        start=start,
+                        end=end,
+                        limit=100_000,
+                        feed="sip",
+                    )
+                )
                 total += sum(len(v) for v in bars.data.values())
             return total
 
@@ -95,16 +106,25 @@ def main() -> None:
 
         base = measure(fake, "/v2/stocks/bars", alpaca_client, args.repeat)
         print(row("alpaca", "client", base, None))
-        print(row("alpaca", "ours", measure(fake, "/v2/stocks/bars", alpaca_ours, args.repeat),
-                  base))
+        print(
+            row("alpaca", "ours", measure(fake, "/v2/stocks/bars", alpaca_ours, args.repeat), base)
+        )
     with PolygonFake(market, key=PKEY) as fake:
         pclient = RESTClient(PKEY, base=fake.url, retries=0)
         pours = PolygonSource(base_url=fake.url, page_limit=POLYGON_PAGE)
 
         def polygon_client() -> int:
-            return sum(len(list(pclient.list_aggs(sym, 1, "minute", s.isoformat(),
-                                                  s.isoformat(), limit=POLYGON_PAGE)))
-                       for s in sessions for sym in SYMBOLS)
+            return sum(
+                len(
+                    list(
+                        pclient.list_aggs(
+                            sym, 1, "minute", s.isoformat(), s.isoformat(), limit=POLYGON_PAGE
+                        )
+                    )
+                )
+                for s in sessions
+                for sym in SYMBOLS
+            )
 
         def polygon_ours() -> int:
             return sum(pours.stock_bars(SYMBOLS, s, "1Min").height for s in sessions)
@@ -112,8 +132,10 @@ def main() -> None:
         base = measure(fake, "/v2/aggs", polygon_client, args.repeat)
         print(row("polygon", "client", base, None))
         print(row("polygon", "ours", measure(fake, "/v2/aggs", polygon_ours, args.repeat), base))
-    print("client rows include pre/post-market minutes; ours keeps regular hours only "
-          "(rows/s ratios compare delivered rows).")
+    print(
+        "client rows include pre/post-market minutes; ours keeps regular hours only "
+        "(rows/s ratios compare delivered rows)."
+    )
 
 
 if __name__ == "__main__":

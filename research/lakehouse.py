@@ -37,8 +37,11 @@ def default_home() -> Path:
 
 
 # Tables partitioned by something other than the session (research results, per family).
-PARTITION_KEY: dict[str, str] = {"backtest_runs": "family", "sweep_results": "family",
-                                 "walk_forward": "family"}
+PARTITION_KEY: dict[str, str] = {
+    "backtest_runs": "family",
+    "sweep_results": "family",
+    "walk_forward": "family",
+}
 
 
 def _glob(lake: Path, table: str) -> str:
@@ -58,8 +61,11 @@ def view_sql(lake: Path, view: str) -> str:
 def available_views(home: Path | None = None) -> list[str]:
     """Views whose lake table has at least one partition file."""
     lake = (home or default_home()) / "lake"
-    return [v for v, t in VIEWS.items()
-            if any((lake / t).glob(f"{PARTITION_KEY.get(t, 'session')}=*/*.parquet"))]
+    return [
+        v
+        for v, t in VIEWS.items()
+        if any((lake / t).glob(f"{PARTITION_KEY.get(t, 'session')}=*/*.parquet"))
+    ]
 
 
 def connect(

@@ -13,8 +13,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Skip ``real_keys`` tests unless ``ALPACA_IMPROVED_REAL_KEYS=1`` opts in."""
     if os.environ.get(REAL_KEYS_OPT_IN) == "1":
         return
-    skip = pytest.mark.skip(reason=f"talks to real vendor APIs: set {REAL_KEYS_OPT_IN}=1 and the "
-                                   "vendor key variables to run")
+    skip = pytest.mark.skip(
+        reason=f"talks to real vendor APIs: set {REAL_KEYS_OPT_IN}=1 and the "
+        "vendor key variables to run"
+    )
     for item in items:
         if "real_keys" in item.keywords:
             item.add_marker(skip)

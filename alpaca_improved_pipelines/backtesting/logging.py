@@ -89,9 +89,7 @@ def log_sweep(
             "best_sharpe_ratio": best.get("sharpe_ratio", float("nan")),
             "best_dsr": best.get("dsr", float("nan")),
             "sr_variance": best.get("sr_variance", float("nan")),
-            "fastpath_max_abs_diff": float(ok["fastpath_abs_diff"].max() or 0.0)
-            if ok.height
-            else 0.0,
+            "fastpath_max_abs_diff": _max(ok, "fastpath_abs_diff"),
         },
     )
     tracker.log_frame(run_id, table, "results.parquet")
@@ -125,3 +123,11 @@ def log_sweep(
             children.append(child)
     tracker.finish(run_id)
     return children
+
+
+def _max(frame: pl.DataFrame, column: str) -> float:
+    """Largest value of ``column`` (NaN when the column is absent or empty)."""
+    if column not in frame.columns or frame.is_empty():
+        return float("nan")
+    value = frame.select(pl.col(column).max()).item()
+    return float("nan") if value is None else float(value)

@@ -40,8 +40,16 @@ def num(x: float) -> float | int:
 
 
 def wire_bar(b: Bar) -> dict[str, Any]:
-    return {"t": rfc3339(b.ts_ns), "o": b.o, "h": b.h, "l": b.l, "c": b.c, "v": num(b.v),
-            "n": b.n, "vw": b.vw}
+    return {
+        "t": rfc3339(b.ts_ns),
+        "o": b.o,
+        "h": b.h,
+        "l": b.l,
+        "c": b.c,
+        "v": num(b.v),
+        "n": b.n,
+        "vw": b.vw,
+    }
 
 
 class AlpacaFake(FakeServer):
@@ -49,27 +57,36 @@ class AlpacaFake(FakeServer):
 
     vendor = "alpaca"
 
-    def __init__(self, market: FakeMarket | None = None, key: str = "fake-key-id",
-                 secret: str = "fake-secret", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        market: FakeMarket | None = None,
+        key: str = "fake-key-id",
+        secret: str = "fake-secret",
+        **kwargs: Any,
+    ) -> None:
         self.market = market or FakeMarket()
         self.key, self.secret = key, secret
         super().__init__(**kwargs)
 
     def authorized(self, req: Request) -> bool:
-        return (req.header("APCA-API-KEY-ID") == self.key
-                and req.header("APCA-API-SECRET-KEY") == self.secret)
+        return (
+            req.header("APCA-API-KEY-ID") == self.key
+            and req.header("APCA-API-SECRET-KEY") == self.secret
+        )
 
     def error_body(self, status: int, fault: str | None) -> Any:
         if status == 301:
             return b"<html><body>Moved Permanently</body></html>"
         if fault == "html":
             return HTML_502
-        return {401: {"message": "unauthorized"},
-                403: {"message": "subscription does not permit querying recent SIP data"}
-                if fault == "403_plan" else {"message": "forbidden"},
-                404: {"message": "Not Found"},
-                429: {"message": "too many requests."}}.get(
-                    status, {"code": 50010000, "message": "internal server error"})
+        return {
+            401: {"message": "unauthorized"},
+            403: {"message": "subscription does not permit querying recent SIP data"}
+            if fault == "403_plan"
+            else {"message": "forbidden"},
+            404: {"message": "Not Found"},
+            429: {"message": "too many requests."},
+        }.get(status, {"code": 50010000, "message": "internal server error"})
 
     @staticmethod
     def invalid(message: str) -> Response:
@@ -80,8 +97,11 @@ class AlpacaFake(FakeServer):
             value = int(req.param("limit") or default)
         except ValueError:
             return self.invalid("invalid limit")
-        return value if 1 <= value <= maximum else self.invalid(
-            f"invalid limit: must be between 1 and {maximum}")
+        return (
+            value
+            if 1 <= value <= maximum
+            else self.invalid(f"invalid limit: must be between 1 and {maximum}")
+        )
 
 
 class AlpacaMarketFake(AlpacaFake):
@@ -125,8 +145,12 @@ class AlpacaMarketFake(AlpacaFake):
             return window
         lo, hi = (int(t.timestamp() * 1e9) for t in window)
         ny = [cal.new_york_date(t) for t in window]
-        items = [(sym, b) for sym in sorted(set((req.param("symbols") or "").split(",")) - {""})
-                 for b in self.market.bars(sym, timeframe, ny[0], ny[1]) if lo <= b.ts_ns <= hi]
+        items = [
+            (sym, b)
+            for sym in sorted(set((req.param("symbols") or "").split(",")) - {""})
+            for b in self.market.bars(sym, timeframe, ny[0], ny[1])
+            if lo <= b.ts_ns <= hi
+        ]
         return self._paged_bars(req, items)
 
     def option_bars(self, req: Request) -> Response:
@@ -143,8 +167,9 @@ class AlpacaMarketFake(AlpacaFake):
                 if q is not None and q.volume:
                     px = q.last if q.last is not None else round((q.bid + q.ask) / 2, 2)
                     ts = int(cal.midnight_new_york(day).timestamp()) * 1_000_000_000
-                    items.append((occ, Bar(ts, px, px, px, px, float(q.volume), px,
-                                           q.volume // 3 + 1)))
+                    items.append(
+                        (occ, Bar(ts, px, px, px, px, float(q.volume), px, q.volume // 3 + 1))
+                    )
         return self._paged_bars(req, items)
 
     def _snapshot_page(self, req: Request, quotes: list[OptionQuote]) -> Response:
@@ -152,8 +177,7 @@ class AlpacaMarketFake(AlpacaFake):
         if isinstance(limit, Response):
             return limit
         page, token = paginate(quotes, req, limit, req.param("page_token"))
-        return Response({"snapshots": {q.occ: snapshot(q) for q in page},
-                         "next_page_token": token})
+        return Response({"snapshots": {q.occ: snapshot(q) for q in page}, "next_page_token": token})
 
     def snapshots(self, req: Request) -> Response:
         wanted = set((req.param("symbols") or "").split(",")) - {""}
@@ -172,12 +196,26 @@ class AlpacaMarketFake(AlpacaFake):
 
 def snapshot(q: OptionQuote) -> dict[str, Any]:
     """One contract in Alpaca's snapshot shape (Greeks, IV and trade optional)."""
-    out: dict[str, Any] = {"latestQuote": {"ap": q.ask, "as": 10 + q.volume % 90, "ax": "C",
-                                           "bp": q.bid, "bs": 5 + q.volume % 70, "bx": "N",
-                                           "c": "A", "t": rfc3339(q.quote_ns)}}
+    out: dict[str, Any] = {
+        "latestQuote": {
+            "ap": q.ask,
+            "as": 10 + q.volume % 90,
+            "ax": "C",
+            "bp": q.bid,
+            "bs": 5 + q.volume % 70,
+            "bx": "N",
+            "c": "A",
+            "t": rfc3339(q.quote_ns),
+        }
+    }
     if q.last is not None:
-        out["latestTrade"] = {"c": "I", "p": q.last, "s": 1, "t": rfc3339(q.quote_ns - 7_001),
-                              "x": "N"}
+        out["latestTrade"] = {
+            "c": "I",
+            "p": q.last,
+            "s": 1,
+            "t": rfc3339(q.quote_ns - 7_001),
+            "x": "N",
+        }
     if q.greeks is not None:
         out["greeks"] = dict(q.greeks)
         out["impliedVolatility"] = q.iv

@@ -51,19 +51,28 @@ class AlpacaTradingFake(AlpacaFake):
         if isinstance(limit, Response):
             return limit
         wanted = set((req.param("underlying_symbols") or "").split(",")) - {""}
-        quotes = [q for u in sorted(wanted) for q in self.market.chain(u, self.market.as_of)] \
-            if wanted else self._listed()
-        for name, keep in (("expiration_date_gte", lambda q, d: q.expiry >= d),
-                           ("expiration_date_lte", lambda q, d: q.expiry <= d),
-                           ("expiration_date", lambda q, d: q.expiry == d)):
+        quotes = (
+            [q for u in sorted(wanted) for q in self.market.chain(u, self.market.as_of)]
+            if wanted
+            else self._listed()
+        )
+        for name, keep in (
+            ("expiration_date_gte", lambda q, d: q.expiry >= d),
+            ("expiration_date_lte", lambda q, d: q.expiry <= d),
+            ("expiration_date", lambda q, d: q.expiry == d),
+        ):
             if value := req.param(name):
                 day = dt.date.fromisoformat(value)
                 quotes = [q for q in quotes if keep(q, day)]
         if kind := req.param("type"):
             quotes = [q for q in quotes if q.right == kind[0].upper()]
         page, token = paginate(quotes, req, limit, req.param("page_token"))
-        return Response({"option_contracts": [wire_contract(q, self.market.as_of) for q in page],
-                         "next_page_token": token})
+        return Response(
+            {
+                "option_contracts": [wire_contract(q, self.market.as_of) for q in page],
+                "next_page_token": token,
+            }
+        )
 
     def contract(self, req: Request) -> Response:
         ref = req.match["ref"]
@@ -79,12 +88,21 @@ def wire_contract(q: OptionQuote, as_of: dt.date) -> dict[str, Any]:
     kind = "call" if q.right == "C" else "put"
     strike = f"{q.strike:g}"
     return {
-        "id": str(uuid.uuid5(NAMESPACE, q.occ)), "symbol": q.occ,
+        "id": str(uuid.uuid5(NAMESPACE, q.occ)),
+        "symbol": q.occ,
         "name": f"{q.underlying} {q.expiry:%b %d %Y} {strike} {kind.title()}",
-        "status": "active", "tradable": True, "expiration_date": q.expiry.isoformat(),
-        "root_symbol": q.underlying, "underlying_symbol": q.underlying,
-        "underlying_asset_id": str(uuid.uuid5(NAMESPACE, q.underlying)), "type": kind,
-        "style": "american", "strike_price": strike, "size": "100",
-        "open_interest": str(q.open_interest), "open_interest_date": prev,
-        "close_price": f"{(q.bid + q.ask) / 2:.2f}", "close_price_date": prev,
+        "status": "active",
+        "tradable": True,
+        "expiration_date": q.expiry.isoformat(),
+        "root_symbol": q.underlying,
+        "underlying_symbol": q.underlying,
+        "underlying_asset_id": str(uuid.uuid5(NAMESPACE, q.underlying)),
+        "type": kind,
+        "style": "american",
+        "strike_price": strike,
+        "size": "100",
+        "open_interest": str(q.open_interest),
+        "open_interest_date": prev,
+        "close_price": f"{(q.bid + q.ask) / 2:.2f}",
+        "close_price_date": prev,
     }

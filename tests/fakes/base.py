@@ -29,13 +29,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-STATUS_FAULTS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504, "401": 401,
-                 "403": 403, "403_plan": 403, "301": 301}
-TRANSPORT_FAULTS = set(STATUS_FAULTS) | {"timeout", "disconnect", "truncated", "html",
-                                         "empty_object"}
+STATUS_FAULTS = {
+    "429": 429,
+    "500": 500,
+    "502": 502,
+    "503": 503,
+    "504": 504,
+    "401": 401,
+    "403": 403,
+    "403_plan": 403,
+    "301": 301,
+}
+TRANSPORT_FAULTS = set(STATUS_FAULTS) | {
+    "timeout",
+    "disconnect",
+    "truncated",
+    "html",
+    "empty_object",
+}
 PAGE_FAULTS = {"cyclic_token", "empty_page_token", "duplicate_page"}
-HTML_502 = (b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "
-            b"Gateway</h1></center><hr><center>nginx</center></body></html>")
+HTML_502 = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "
+    b"Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
 MAX_LOG = 10_000
 
 
@@ -82,8 +98,13 @@ def decode_token(token: str | None) -> dict[str, Any]:
     return json.loads(base64.urlsafe_b64decode(token.encode()))
 
 
-def paginate(items: list[Any], req: Request, limit: int, token: str | None,
-             extra: dict[str, Any] | None = None) -> tuple[list[Any], str | None]:
+def paginate(
+    items: list[Any],
+    req: Request,
+    limit: int,
+    token: str | None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[list[Any], str | None]:
     """One page of ``items`` from ``token`` with page faults applied; returns (page, next token)."""
     state = decode_token(token)
     off, nonce = int(state["offset"]), int(state.get("nonce", 0))
@@ -91,8 +112,8 @@ def paginate(items: list[Any], req: Request, limit: int, token: str | None,
     if req.fault == "empty_page_token":  # nothing now, but a token to the same place
         return [], mk(off, nonce + 1)
     if req.fault == "duplicate_page" and off > 0:  # the previous page again, then move on
-        return items[max(off - limit, 0):off], mk(off, nonce + 1)
-    page, nxt = items[off:off + limit], off + limit
+        return items[max(off - limit, 0) : off], mk(off, nonce + 1)
+    page, nxt = items[off : off + limit], off + limit
     if req.fault == "cyclic_token":  # points back at the page just served
         return page, token or mk(0, nonce)
     return page, (mk(nxt, 0) if nxt < len(items) else None)
@@ -103,9 +124,14 @@ class FakeServer:
 
     vendor = "fake"
 
-    def __init__(self, timeout_sleep_s: float = 1.5, rate_limit: int = 200,
-                 enforce_rate_limit: bool = False, reset_after_s: float = 1.0,
-                 window_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        timeout_sleep_s: float = 1.5,
+        rate_limit: int = 200,
+        enforce_rate_limit: bool = False,
+        reset_after_s: float = 1.0,
+        window_s: float = 60.0,
+    ) -> None:
         self.timeout_sleep_s = timeout_sleep_s
         self.rate_limit = rate_limit
         self.enforce_rate_limit = enforce_rate_limit
@@ -187,8 +213,12 @@ class FakeServer:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True, name=f"{self.vendor}-fake").start()
+        threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"{self.vendor}-fake",
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -215,8 +245,11 @@ class FakeServer:
         if limited:
             reset = math.ceil(now + self.reset_after_s)
         remaining = 0 if limited else max(self.rate_limit - used, 0)
-        return {"X-Ratelimit-Limit": str(self.rate_limit),
-                "X-Ratelimit-Remaining": str(remaining), "X-Ratelimit-Reset": str(reset)}
+        return {
+            "X-Ratelimit-Limit": str(self.rate_limit),
+            "X-Ratelimit-Remaining": str(remaining),
+            "X-Ratelimit-Reset": str(reset),
+        }
 
     def dispatch(self, method: str, raw_path: str, headers: dict[str, str]) -> Response | str:
         """The response for one request, or the name of a connection-level fault."""
@@ -241,8 +274,11 @@ class FakeServer:
         if req.fault in STATUS_FAULTS:
             status = STATUS_FAULTS[req.fault]
             extra = {"Location": "https://example.invalid/elsewhere"} if status == 301 else {}
-            return Response(self.error_body(status, req.fault), status,
-                            {**self.rate_headers(status == 429), **extra})
+            return Response(
+                self.error_body(status, req.fault),
+                status,
+                {**self.rate_headers(status == 429), **extra},
+            )
         if req.fault == "html":
             return Response(HTML_502, 502, {"Content-Type": "text/html"})
         if req.fault == "empty_object":
@@ -293,8 +329,11 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(out, Response)
         body = out.body if isinstance(out.body, bytes) else json.dumps(out.body).encode()
         self.send_response(out.status)
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   **self.fake.rate_headers(False), **out.headers}
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            **self.fake.rate_headers(False),
+            **out.headers,
+        }
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))

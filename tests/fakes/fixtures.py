@@ -58,16 +58,18 @@ def fake_market(warm_synthetic: None) -> FakeMarket:
 
 @pytest.fixture
 def alpaca_market(fake_market: FakeMarket) -> Iterator[AlpacaMarketFake]:
-    with AlpacaMarketFake(fake_market, key=ALPACA_KEY, secret=ALPACA_SECRET,
-                          timeout_sleep_s=1.5) as fake:
+    with AlpacaMarketFake(
+        fake_market, key=ALPACA_KEY, secret=ALPACA_SECRET, timeout_sleep_s=1.5
+    ) as fake:
         yield fake  # type: ignore[misc]
     assert not fake.errors, fake.errors
 
 
 @pytest.fixture
 def alpaca_trading(fake_market: FakeMarket) -> Iterator[AlpacaTradingFake]:
-    with AlpacaTradingFake(fake_market, key=ALPACA_KEY, secret=ALPACA_SECRET,
-                           timeout_sleep_s=1.5) as fake:
+    with AlpacaTradingFake(
+        fake_market, key=ALPACA_KEY, secret=ALPACA_SECRET, timeout_sleep_s=1.5
+    ) as fake:
         yield fake  # type: ignore[misc]
     assert not fake.errors, fake.errors
 
@@ -80,16 +82,30 @@ def polygon_fake(fake_market: FakeMarket) -> Iterator[PolygonFake]:
 
 
 @pytest.fixture
-def vendor_env(monkeypatch: pytest.MonkeyPatch, alpaca_market: AlpacaMarketFake,
-               alpaca_trading: AlpacaTradingFake, polygon_fake: PolygonFake) -> dict[str, str]:
+def vendor_env(
+    monkeypatch: pytest.MonkeyPatch,
+    alpaca_market: AlpacaMarketFake,
+    alpaca_trading: AlpacaTradingFake,
+    polygon_fake: PolygonFake,
+) -> dict[str, str]:
     """Keys and base URLs pointing every vendor at its fake (source left to the test)."""
-    env = {"ALPACA_API_KEY": ALPACA_KEY, "ALPACA_SECRET_KEY": ALPACA_SECRET,
-           "POLYGON_API_KEY": POLYGON_KEY, "ALPACA_DATA_URL": alpaca_market.url,
-           "ALPACA_TRADING_URL": alpaca_trading.url, "POLYGON_BASE_URL": polygon_fake.url}
+    env = {
+        "ALPACA_API_KEY": ALPACA_KEY,
+        "ALPACA_SECRET_KEY": ALPACA_SECRET,
+        "POLYGON_API_KEY": POLYGON_KEY,
+        "ALPACA_DATA_URL": alpaca_market.url,
+        "ALPACA_TRADING_URL": alpaca_trading.url,
+        "POLYGON_BASE_URL": polygon_fake.url,
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    for var in ("ALPACA_IMPROVED_SOURCE", "ALPACA_IMPROVED_FALLBACK_SOURCE", "ALPACA_FEED",
-                "ALPACA_IMPROVED_ADJUSTMENT", "ALPACA_IMPROVED_SYMBOLS"):
+    for var in (
+        "ALPACA_IMPROVED_SOURCE",
+        "ALPACA_IMPROVED_FALLBACK_SOURCE",
+        "ALPACA_FEED",
+        "ALPACA_IMPROVED_ADJUSTMENT",
+        "ALPACA_IMPROVED_SYMBOLS",
+    ):
         monkeypatch.delenv(var, raising=False)
     return env
 

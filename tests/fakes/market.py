@@ -90,15 +90,27 @@ def bs(s: float, k: float, t: float, iv: float, call: bool) -> tuple[float, dict
     d2 = d1 - sq
     disc = math.exp(-RATE * t)
     if call:
-        price, delta, rho = s * norm.cdf(d1) - k * disc * norm.cdf(d2), norm.cdf(d1), \
-            k * t * disc * norm.cdf(d2)
+        price, delta, rho = (
+            s * norm.cdf(d1) - k * disc * norm.cdf(d2),
+            norm.cdf(d1),
+            k * t * disc * norm.cdf(d2),
+        )
     else:
-        price, delta, rho = k * disc * norm.cdf(-d2) - s * norm.cdf(-d1), norm.cdf(d1) - 1, \
-            -k * t * disc * norm.cdf(-d2)
-    theta = -s * norm.pdf(d1) * iv / (2 * math.sqrt(t)) - RATE * k * disc * \
-        (norm.cdf(d2) if call else -norm.cdf(-d2))
-    greeks = {"delta": delta, "gamma": norm.pdf(d1) / (s * sq), "theta": theta / 365.0,
-              "vega": s * norm.pdf(d1) * math.sqrt(t) / 100.0, "rho": rho / 100.0}
+        price, delta, rho = (
+            k * disc * norm.cdf(-d2) - s * norm.cdf(-d1),
+            norm.cdf(d1) - 1,
+            -k * t * disc * norm.cdf(-d2),
+        )
+    theta = -s * norm.pdf(d1) * iv / (2 * math.sqrt(t)) - RATE * k * disc * (
+        norm.cdf(d2) if call else -norm.cdf(-d2)
+    )
+    greeks = {
+        "delta": delta,
+        "gamma": norm.pdf(d1) / (s * sq),
+        "theta": theta / 365.0,
+        "vega": s * norm.pdf(d1) * math.sqrt(t) / 100.0,
+        "rho": rho / 100.0,
+    }
     return price, {k_: round(float(v), 6) for k_, v in greeks.items()}
 
 
@@ -111,8 +123,12 @@ class FakeMarket:
         stock_history_start: First session the fake vendor serves stock bars for.
     """
 
-    def __init__(self, seed: int = 7, as_of: dt.date = dt.date(2024, 3, 15),
-                 stock_history_start: dt.date = dt.date(2003, 9, 10)) -> None:
+    def __init__(
+        self,
+        seed: int = 7,
+        as_of: dt.date = dt.date(2024, 3, 15),
+        stock_history_start: dt.date = dt.date(2003, 9, 10),
+    ) -> None:
         self.seed = seed
         self.as_of = as_of
         self.stock_history_start = stock_history_start
@@ -157,9 +173,17 @@ class FakeMarket:
 def _minutes(seed: int, symbol: str, session: dt.date) -> tuple[Bar, ...]:
     frame = synthetic_bars.minute_bars(seed, (symbol,), session)
     ts = frame.get_column("ts").cast(int).to_list()
-    rows = [Bar(t, o, h, lo, c, v, vw, n) for t, o, h, lo, c, v, vw, n in zip(
-        ts, *(frame.get_column(k).to_list() for k in ("open", "high", "low", "close", "volume",
-                                                       "vwap", "trade_count")), strict=True)]
+    rows = [
+        Bar(t, o, h, lo, c, v, vw, n)
+        for t, o, h, lo, c, v, vw, n in zip(
+            ts,
+            *(
+                frame.get_column(k).to_list()
+                for k in ("open", "high", "low", "close", "volume", "vwap", "trade_count")
+            ),
+            strict=True,
+        )
+    ]
     opn, cls = cal.session_open_close(session)
     first, last = rows[0], rows[-1]
     ext = []
@@ -173,8 +197,16 @@ def _minutes(seed: int, symbol: str, session: dt.date) -> tuple[Bar, ...]:
 def _daily(seed: int, symbol: str, session: dt.date) -> Bar:
     row = synthetic_bars.daily_bars(seed, (symbol,), session).row(0, named=True)
     ts = int(cal.midnight_new_york(session).timestamp()) * 1_000_000_000
-    return Bar(ts, row["open"], row["high"], row["low"], row["close"], row["volume"],
-               row["vwap"], row["trade_count"])
+    return Bar(
+        ts,
+        row["open"],
+        row["high"],
+        row["low"],
+        row["close"],
+        row["volume"],
+        row["vwap"],
+        row["trade_count"],
+    )
 
 
 @lru_cache(maxsize=64)
@@ -190,8 +222,11 @@ def _chain(seed: int, underlying: str, session: dt.date) -> tuple[OptionQuote, .
         for k in range(-5, 6):
             strike = atm + k * step
             m = math.log(strike / spot) / math.sqrt(t)
-            iv = float(np.clip(base_iv * (1 + 0.6 * m * m - 0.25 * m) + 0.01 / math.sqrt(t * 12),
-                               0.05, 3.0))
+            iv = float(
+                np.clip(
+                    base_iv * (1 + 0.6 * m * m - 0.25 * m) + 0.01 / math.sqrt(t * 12), 0.05, 3.0
+                )
+            )
             for right in ("C", "P"):
                 occ = occ_symbol(underlying, expiry, right, strike)
                 price, greeks = bs(spot, strike, t, iv, right == "C")
@@ -200,10 +235,22 @@ def _chain(seed: int, underlying: str, session: dt.date) -> tuple[OptionQuote, .
                 ask = max(round(price + half, 2), round(bid + 0.01, 2))
                 h = _crc(seed, occ, session)
                 priced = price >= 0.05  # vendors leave IV/Greeks out when they cannot solve
-                out.append(OptionQuote(
-                    occ, underlying, expiry, right, strike, bid, ask,
-                    None if h % 4 == 0 else round((bid + ask) / 2, 2),
-                    int(close.value) - 1_000_000 - (h % 999_999_937),
-                    round(iv, 6) if priced else None, greeks if priced else None,
-                    0 if h % 4 == 0 else h % 500 + 1, h % 9000 + 100, spot))
+                out.append(
+                    OptionQuote(
+                        occ,
+                        underlying,
+                        expiry,
+                        right,
+                        strike,
+                        bid,
+                        ask,
+                        None if h % 4 == 0 else round((bid + ask) / 2, 2),
+                        int(close.value) - 1_000_000 - (h % 999_999_937),
+                        round(iv, 6) if priced else None,
+                        greeks if priced else None,
+                        0 if h % 4 == 0 else h % 500 + 1,
+                        h % 9000 + 100,
+                        spot,
+                    )
+                )
     return tuple(out)

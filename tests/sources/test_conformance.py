@@ -36,31 +36,43 @@ END = cal.midnight_new_york(SESSION + dt.timedelta(days=1)) - dt.timedelta(secon
 
 def test_alpaca_stock_bars_decode_in_alpaca_py(alpaca_market, fake_market: FakeMarket) -> None:
     client = StockHistoricalDataClient(ALPACA_KEY, ALPACA_SECRET, url_override=alpaca_market.url)
-    req = StockBarsRequest(symbol_or_symbols=["SPY", "AAPL"], timeframe=TimeFrame.Minute,
-                           start=START, end=END, limit=10_000, feed="sip")
+    req = StockBarsRequest(
+        symbol_or_symbols=["SPY", "AAPL"],
+        timeframe=TimeFrame.Minute,
+        start=START,
+        end=END,
+        limit=10_000,
+        feed="sip",
+    )
     barset = client.get_stock_bars(req)
     expected = fake_market.minute_bars("SPY", SESSION)
     got = barset.data["SPY"]
     assert len(got) == len(expected) and len(barset.data["AAPL"]) > 300
     assert got[0].timestamp.timestamp() * 1e9 == expected[0].ts_ns  # pre-market bar included
-    assert (got[5].open, got[5].close, got[5].volume) == (expected[5].o, expected[5].c,
-                                                          expected[5].v)
-    daily = client.get_stock_bars(StockBarsRequest(
-        symbol_or_symbols="TSLA", timeframe=TimeFrame.Day, start=START, end=END, limit=5))
+    assert (got[5].open, got[5].close, got[5].volume) == (
+        expected[5].o,
+        expected[5].c,
+        expected[5].v,
+    )
+    daily = client.get_stock_bars(
+        StockBarsRequest(
+            symbol_or_symbols="TSLA", timeframe=TimeFrame.Day, start=START, end=END, limit=5
+        )
+    )
     bar = daily.data["TSLA"][0]
     assert bar.timestamp == cal.midnight_new_york(SESSION)  # 04:00Z in EDT
     assert bar.close == synthetic_bars.daily_bars(7, ("TSLA",), SESSION)["close"][0]
     frame = parse.alpaca_barset(barset)  # the model path (microseconds) agrees at whole seconds
-    raw = parse.alpaca_bars({s: [wire_bar(b) for b in fake_market.minute_bars(s, SESSION)]
-                             for s in ("AAPL", "SPY")})
+    raw = parse.alpaca_bars(
+        {s: [wire_bar(b) for b in fake_market.minute_bars(s, SESSION)] for s in ("AAPL", "SPY")}
+    )
     assert frame.equals(raw)
     query = alpaca_market.hits("/v2/stocks/bars")[0].query
     assert query["limit"] == ["10000"] and query["symbols"] == ["SPY,AAPL"]
 
 
 def test_alpaca_option_endpoints_decode(alpaca_market, fake_market: FakeMarket) -> None:
-    client = OptionHistoricalDataClient(ALPACA_KEY, ALPACA_SECRET,
-                                        url_override=alpaca_market.url)
+    client = OptionHistoricalDataClient(ALPACA_KEY, ALPACA_SECRET, url_override=alpaca_market.url)
     chain = client.get_option_chain(OptionChainRequest(underlying_symbol="SPY"))
     quotes = {q.occ: q for q in fake_market.chain("SPY", SESSION)}
     assert set(chain) == set(quotes) and len(quotes) > 100
@@ -75,8 +87,11 @@ def test_alpaca_option_endpoints_decode(alpaca_market, fake_market: FakeMarket) 
     snaps = client.get_option_snapshot(OptionSnapshotRequest(symbol_or_symbols=picked))
     assert sorted(snaps) == picked
     traded = [o for o, q in quotes.items() if q.volume][:5]
-    bars = client.get_option_bars(OptionBarsRequest(
-        symbol_or_symbols=traded, timeframe=TimeFrame.Day, start=START, end=END, limit=100))
+    bars = client.get_option_bars(
+        OptionBarsRequest(
+            symbol_or_symbols=traded, timeframe=TimeFrame.Day, start=START, end=END, limit=100
+        )
+    )
     assert sorted(bars.data) == sorted(traded)
     assert bars.data[traded[0]][0].volume == quotes[traded[0]].volume
 
@@ -85,8 +100,9 @@ def test_alpaca_option_contracts_page_by_token(alpaca_trading, fake_market: Fake
     client = TradingClient(ALPACA_KEY, ALPACA_SECRET, paper=True, url_override=alpaca_trading.url)
     seen, token = [], None
     for _ in range(20):
-        res = client.get_option_contracts(GetOptionContractsRequest(
-            underlying_symbols=["SPY"], limit=50, page_token=token))
+        res = client.get_option_contracts(
+            GetOptionContractsRequest(underlying_symbols=["SPY"], limit=50, page_token=token)
+        )
         seen += res.option_contracts
         token = res.next_page_token
         if not token:
@@ -118,11 +134,13 @@ def test_polygon_endpoints_decode_in_client(polygon_fake, fake_market: FakeMarke
     assert one.last_quote.last_updated == priced.last_quote.last_updated
 
 
-def test_sources_equal_synthetic_and_keep_nanoseconds(alpaca_source, polygon_source,
-                                                      fake_market: FakeMarket) -> None:
+def test_sources_equal_synthetic_and_keep_nanoseconds(
+    alpaca_source, polygon_source, fake_market: FakeMarket
+) -> None:
     for timeframe in ("1Min", "1Day"):
         want = (synthetic_bars.minute_bars if timeframe == "1Min" else synthetic_bars.daily_bars)(
-            7, ("SPY", "AAPL"), SESSION).drop("source")
+            7, ("SPY", "AAPL"), SESSION
+        ).drop("source")
         for src in (alpaca_source, polygon_source):
             got = src.stock_bars(("SPY", "AAPL"), SESSION, timeframe)
             assert got.drop("source").equals(want), (src.name, timeframe)

@@ -38,7 +38,8 @@ def test_compare_counts_missing_bars_per_side_and_close_bps() -> None:
 
 
 def test_fallback_records_provenance_and_never_hides_config_errors(
-        alpaca_source, polygon_source, alpaca_market, monkeypatch) -> None:
+    alpaca_source, polygon_source, alpaca_market, monkeypatch
+) -> None:
     both = FallbackSource(primary=alpaca_source, secondary=polygon_source)
     alpaca_market.set_fault("/v2/stocks/bars", "truncated")
     frame = both.stock_bars(("SPY",), SESSION, "1Day")
@@ -51,21 +52,24 @@ def test_fallback_records_provenance_and_never_hides_config_errors(
         both.stock_bars(("SPY",), SESSION, "1Day")
 
 
-def test_fallback_fills_a_primary_expected_empty(alpaca_source, polygon_source,
-                                                 alpaca_market) -> None:
+def test_fallback_fills_a_primary_expected_empty(
+    alpaca_source, polygon_source, alpaca_market
+) -> None:
     alpaca_market.market = FakeMarket(stock_history_start=dt.date(2016, 1, 4))
     both = FallbackSource(primary=alpaca_source, secondary=polygon_source)
     frame = both.stock_bars(("SPY",), dt.date(2012, 6, 1), "1Day")
     assert frame.height == 1 and frame["source"][0] == "polygon"
 
 
-def test_both_failing_is_one_clear_error(alpaca_source, polygon_source, alpaca_market,
-                                         polygon_fake) -> None:
+def test_both_failing_is_one_clear_error(
+    alpaca_source, polygon_source, alpaca_market, polygon_fake
+) -> None:
     alpaca_market.set_fault("/v2/stocks/bars", "401")
     polygon_fake.set_fault("/v2/aggs", "empty_object")
     with pytest.raises(PermanentVendorError, match="both sources failed") as info:
         FallbackSource(primary=alpaca_source, secondary=polygon_source).stock_bars(
-            ("SPY",), SESSION, "1Day")
+            ("SPY",), SESSION, "1Day"
+        )
     assert "keys were rejected" in str(info.value) and "no 'results'" in str(info.value)
 
 
@@ -100,17 +104,25 @@ def test_cross_source_asset_only_when_configured(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("seed,agree", [(7, True), (8, False)])
-def test_cross_source_materializes_report_and_check(monkeypatch, vendor_env, alpaca_market,
-                                                    tmp_path: Path, seed: int,
-                                                    agree: bool) -> None:
+def test_cross_source_materializes_report_and_check(
+    monkeypatch, vendor_env, alpaca_market, tmp_path: Path, seed: int, agree: bool
+) -> None:
     alpaca_market.market = FakeMarket(seed=seed)  # another seed: another market, disagreement
-    for key, value in {"ALPACA_IMPROVED_HOME": str(tmp_path), "ALPACA_IMPROVED_SOURCE": "alpaca",
-                       "ALPACA_IMPROVED_FALLBACK_SOURCE": "polygon",
-                       "ALPACA_IMPROVED_SYMBOLS": "SPY,AAPL", "ALPACA_IMPROVED_FSYNC": "0"}.items():
+    for key, value in {
+        "ALPACA_IMPROVED_HOME": str(tmp_path),
+        "ALPACA_IMPROVED_SOURCE": "alpaca",
+        "ALPACA_IMPROVED_FALLBACK_SOURCE": "polygon",
+        "ALPACA_IMPROVED_SYMBOLS": "SPY,AAPL",
+        "ALPACA_IMPROVED_FSYNC": "0",
+    }.items():
         monkeypatch.setenv(key, value)
     asset = next(iter(build_cross_source_defs().assets))
-    result = dg.materialize([asset], partition_key=SESSION.isoformat(),
-                            resources=build_resources(load_settings()), raise_on_error=False)
+    result = dg.materialize(
+        [asset],
+        partition_key=SESSION.isoformat(),
+        resources=build_resources(load_settings()),
+        raise_on_error=False,
+    )
     assert result.success
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == CHECK and check.passed is agree

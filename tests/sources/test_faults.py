@@ -22,9 +22,14 @@ SESSION = dt.date(2024, 3, 15)
 SYMBOLS = ("AAPL", "SPY")
 PREFIX = {"alpaca": "/v2/stocks/bars", "polygon": "/v2/aggs"}
 TRANSIENT = ["429", "500", "502", "503", "504", "timeout", "disconnect", "html"]
-PERMANENT = {"truncated": "not valid JSON", "empty_object": "has no '",
-             "401": "keys were rejected", "403": "HTTP 403", "403_plan": "plan does not permit",
-             "301": "redirect refused"}
+PERMANENT = {
+    "truncated": "not valid JSON",
+    "empty_object": "has no '",
+    "401": "keys were rejected",
+    "403": "HTTP 403",
+    "403_plan": "plan does not permit",
+    "301": "redirect refused",
+}
 VENDORS = ["alpaca", "polygon"]
 
 
@@ -40,8 +45,9 @@ def expected() -> object:
 
 @pytest.mark.parametrize("vendor", VENDORS)
 @pytest.mark.parametrize("fault", TRANSIENT)
-def test_transient_fault_succeeds_after_one_retry(request: pytest.FixtureRequest, vendor: str,
-                                                  fault: str, fake_clock: FakeClock) -> None:
+def test_transient_fault_succeeds_after_one_retry(
+    request: pytest.FixtureRequest, vendor: str, fault: str, fake_clock: FakeClock
+) -> None:
     src, fake = setup(request, vendor)
     fake.queue_faults(PREFIX[vendor], [fault])
     frame = src.stock_bars(SYMBOLS, SESSION, "1Min")
@@ -52,8 +58,9 @@ def test_transient_fault_succeeds_after_one_retry(request: pytest.FixtureRequest
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_429_waits_for_the_reset_header(request: pytest.FixtureRequest, vendor: str,
-                                        fake_clock: FakeClock) -> None:
+def test_429_waits_for_the_reset_header(
+    request: pytest.FixtureRequest, vendor: str, fake_clock: FakeClock
+) -> None:
     src, fake = setup(request, vendor)
     fake.reset_after_s = 5.0
     fake.queue_faults(PREFIX[vendor], ["429"])
@@ -64,7 +71,8 @@ def test_429_waits_for_the_reset_header(request: pytest.FixtureRequest, vendor: 
 @pytest.mark.parametrize("vendor", VENDORS)
 @pytest.mark.parametrize("fault", sorted(PERMANENT))
 def test_permanent_fault_fails_once_with_a_clear_message(
-        request: pytest.FixtureRequest, vendor: str, fault: str, fake_clock: FakeClock) -> None:
+    request: pytest.FixtureRequest, vendor: str, fault: str, fake_clock: FakeClock
+) -> None:
     src, fake = setup(request, vendor)
     fake.queue_faults(PREFIX[vendor], [fault])
     with pytest.raises(PermanentVendorError) as info:
@@ -80,7 +88,8 @@ def test_permanent_fault_fails_once_with_a_clear_message(
 
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_persistent_transient_fault_gives_up_after_the_budget(
-        request: pytest.FixtureRequest, vendor: str, fake_clock: FakeClock) -> None:
+    request: pytest.FixtureRequest, vendor: str, fake_clock: FakeClock
+) -> None:
     src, fake = setup(request, vendor)
     fake.set_fault(PREFIX[vendor], "503")
     with pytest.raises(TransientVendorError, match="gave up after 4 attempts"):
@@ -90,8 +99,9 @@ def test_persistent_transient_fault_gives_up_after_the_budget(
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_html_error_body_is_classified_without_json(request: pytest.FixtureRequest,
-                                                    vendor: str) -> None:
+def test_html_error_body_is_classified_without_json(
+    request: pytest.FixtureRequest, vendor: str
+) -> None:
     src, fake = setup(request, vendor)
     fake.set_fault(PREFIX[vendor], "html")
     with pytest.raises(TransientVendorError) as info:
@@ -134,8 +144,9 @@ def test_page_cap_stops_an_endless_walk(request: pytest.FixtureRequest, vendor: 
     assert len(fake.hits(PREFIX[vendor])) == src.max_pages
 
 
-def test_vendor_clients_do_not_retry_on_their_own(alpaca_source, polygon_source, alpaca_market,
-                                                  polygon_fake, fake_clock: FakeClock) -> None:
+def test_vendor_clients_do_not_retry_on_their_own(
+    alpaca_source, polygon_source, alpaca_market, polygon_fake, fake_clock: FakeClock
+) -> None:
     """alpaca-py (fixed 3 s sleeps on 429/504) and urllib3's retries are switched off: one
     request per attempt of ours, and no real sleeping."""
     alpaca_market.queue_faults("/v2/stocks/bars", ["504", "504"])

@@ -35,8 +35,14 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-def run(monkeypatch: pytest.MonkeyPatch, home: Path, instance: dg.DagsterInstance,
-        source: str, assets: list | None = None, **env: str) -> dg.ExecuteInProcessResult:
+def run(
+    monkeypatch: pytest.MonkeyPatch,
+    home: Path,
+    instance: dg.DagsterInstance,
+    source: str,
+    assets: list | None = None,
+    **env: str,
+) -> dg.ExecuteInProcessResult:
     """Materialize the bar assets for KEY exactly as a deployment would build its resources."""
     monkeypatch.setenv("ALPACA_IMPROVED_HOME", str(home))
     monkeypatch.setenv("ALPACA_IMPROVED_SOURCE", source)
@@ -45,23 +51,30 @@ def run(monkeypatch: pytest.MonkeyPatch, home: Path, instance: dg.DagsterInstanc
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     resources = build_resources(load_settings())
-    return dg.materialize(assets or [stock_bars_1d], partition_key=KEY, resources=resources,
-                          instance=instance, raise_on_error=False)
+    return dg.materialize(
+        assets or [stock_bars_1d],
+        partition_key=KEY,
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
 
 
 def lake(home: Path) -> LakeResource:
     return LakeResource(home=str(home), fsync=False)
 
 
-def test_switching_source_needs_no_code_change(monkeypatch, vendor_env, instance,
-                                               tmp_path: Path) -> None:
+def test_switching_source_needs_no_code_change(
+    monkeypatch, vendor_env, instance, tmp_path: Path
+) -> None:
     frames = {}
     for source in ("synthetic", "alpaca", "polygon"):
         home = tmp_path / source
         result = run(monkeypatch, home, instance, source, [stock_bars_1d, stock_bars_1m])
         assert result.success, source
-        frames[source] = {t: lake(home).read(t, [SESSION], BAR_SCHEMA)
-                          for t in ("stock_bars_1d", "stock_bars_1m")}
+        frames[source] = {
+            t: lake(home).read(t, [SESSION], BAR_SCHEMA) for t in ("stock_bars_1d", "stock_bars_1m")
+        }
         for frame in frames[source].values():
             assert set(frame["source"]) == {source}
     for table in ("stock_bars_1d", "stock_bars_1m"):
@@ -70,17 +83,28 @@ def test_switching_source_needs_no_code_change(monkeypatch, vendor_env, instance
         assert frames["polygon"][table].drop("source").equals(want), table
 
 
-@pytest.mark.parametrize("source,prefix,fault,cause", [
-    ("alpaca", "/v2/stocks/bars", "truncated", "not valid JSON"),
-    ("alpaca", "/v2/stocks/bars", "empty_object", "no 'bars'"),
-    ("alpaca", "/v2/stocks/bars", "401", "keys were rejected"),
-    ("polygon", "/v2/aggs", "empty_object", "no 'results'"),
-    ("polygon", "/v2/aggs", "cyclic_token", "repeated"),
-    ("polygon", "/v2/aggs", "403_plan", "plan"),
-])
+@pytest.mark.parametrize(
+    "source,prefix,fault,cause",
+    [
+        ("alpaca", "/v2/stocks/bars", "truncated", "not valid JSON"),
+        ("alpaca", "/v2/stocks/bars", "empty_object", "no 'bars'"),
+        ("alpaca", "/v2/stocks/bars", "401", "keys were rejected"),
+        ("polygon", "/v2/aggs", "empty_object", "no 'results'"),
+        ("polygon", "/v2/aggs", "cyclic_token", "repeated"),
+        ("polygon", "/v2/aggs", "403_plan", "plan"),
+    ],
+)
 def test_corrupted_answer_writes_no_partition_and_is_not_retried(
-        monkeypatch, vendor_env, instance, tmp_path: Path, request: pytest.FixtureRequest,
-        source: str, prefix: str, fault: str, cause: str) -> None:
+    monkeypatch,
+    vendor_env,
+    instance,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    source: str,
+    prefix: str,
+    fault: str,
+    cause: str,
+) -> None:
     fake = request.getfixturevalue("alpaca_market" if source == "alpaca" else "polygon_fake")
     fake.set_fault(prefix, fault)  # sticky: a cyclic token cycles from the first page on
     result = run(monkeypatch, tmp_path, instance, source)
@@ -93,8 +117,9 @@ def test_corrupted_answer_writes_no_partition_and_is_not_retried(
     assert len(fake.hits(prefix)) <= 2
 
 
-def test_missing_key_fails_naming_the_variable(monkeypatch, vendor_env, instance,
-                                               tmp_path: Path) -> None:
+def test_missing_key_fails_naming_the_variable(
+    monkeypatch, vendor_env, instance, tmp_path: Path
+) -> None:
     monkeypatch.delenv("ALPACA_SECRET_KEY")
     result = run(monkeypatch, tmp_path, instance, "alpaca")
     assert not result.success
@@ -103,11 +128,13 @@ def test_missing_key_fails_naming_the_variable(monkeypatch, vendor_env, instance
     assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
 
 
-def test_fallback_fills_a_session_the_primary_fails(monkeypatch, vendor_env, instance,
-                                                    tmp_path: Path, alpaca_market) -> None:
+def test_fallback_fills_a_session_the_primary_fails(
+    monkeypatch, vendor_env, instance, tmp_path: Path, alpaca_market
+) -> None:
     alpaca_market.set_fault("/v2/stocks/bars", "503")
-    result = run(monkeypatch, tmp_path, instance, "alpaca",
-                 ALPACA_IMPROVED_FALLBACK_SOURCE="polygon")
+    result = run(
+        monkeypatch, tmp_path, instance, "alpaca", ALPACA_IMPROVED_FALLBACK_SOURCE="polygon"
+    )
     assert result.success
     frame = lake(tmp_path).read("stock_bars_1d", [SESSION], BAR_SCHEMA)
     assert set(frame["source"]) == {"polygon"}
@@ -115,15 +142,36 @@ def test_fallback_fills_a_session_the_primary_fails(monkeypatch, vendor_env, ins
 
 
 def test_keys_never_reach_logs_metadata_config_or_errors(
-        monkeypatch, vendor_env, instance, tmp_path: Path, alpaca_market, polygon_fake,
-        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch,
+    vendor_env,
+    instance,
+    tmp_path: Path,
+    alpaca_market,
+    polygon_fake,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     caplog.set_level(logging.DEBUG)
-    results = [run(monkeypatch, tmp_path / "ok", instance, "alpaca",
-                   ALPACA_IMPROVED_FALLBACK_SOURCE="polygon")]
+    results = [
+        run(
+            monkeypatch,
+            tmp_path / "ok",
+            instance,
+            "alpaca",
+            ALPACA_IMPROVED_FALLBACK_SOURCE="polygon",
+        )
+    ]
     alpaca_market.set_fault("/v2/stocks/bars", "401")
     polygon_fake.set_fault("/v2/aggs", "401")
-    results.append(run(monkeypatch, tmp_path / "bad", instance, "alpaca",
-                       ALPACA_IMPROVED_FALLBACK_SOURCE="polygon"))
+    results.append(
+        run(
+            monkeypatch,
+            tmp_path / "bad",
+            instance,
+            "alpaca",
+            ALPACA_IMPROVED_FALLBACK_SOURCE="polygon",
+        )
+    )
     assert results[0].success and not results[1].success
     resources = build_resources(load_settings())
     texts = [caplog.text, *capfd.readouterr(), repr(resources), str(resources["source"])]
@@ -138,8 +186,9 @@ def test_keys_never_reach_logs_metadata_config_or_errors(
     assert pl.DataFrame  # keep polars imported for readers comparing frames above
 
 
-def test_partial_answer_writes_no_partition(monkeypatch, vendor_env, instance, tmp_path: Path,
-                                            polygon_fake) -> None:
+def test_partial_answer_writes_no_partition(
+    monkeypatch, vendor_env, instance, tmp_path: Path, polygon_fake
+) -> None:
     """AAPL arrives, SPY's page is truncated: nothing of the session is written."""
     polygon_fake.queue_faults("/v2/aggs", ["ok", "truncated"])
     result = run(monkeypatch, tmp_path, instance, "polygon")
@@ -147,8 +196,9 @@ def test_partial_answer_writes_no_partition(monkeypatch, vendor_env, instance, t
     assert not lake(tmp_path).has("stock_bars_1d", SESSION)
 
 
-def test_transient_exhaustion_retries_the_whole_partition(monkeypatch, vendor_env, instance,
-                                                          tmp_path: Path, alpaca_market) -> None:
+def test_transient_exhaustion_retries_the_whole_partition(
+    monkeypatch, vendor_env, instance, tmp_path: Path, alpaca_market
+) -> None:
     """Our per-request budget (4 tries) is spent, then the asset's Dagster RetryPolicy reruns
     the partition, which succeeds once the vendor recovers."""
     alpaca_market.queue_faults("/v2/stocks/bars", ["503"] * 4)

@@ -14,27 +14,63 @@ from alpaca_improved_pipelines.sources.vendors.errors import PermanentVendorErro
 from tests.fakes.fixtures import FakeClock
 
 # Fridays and Mondays either side of the 2024 DST switches (Mar 10 and Nov 3).
-DST_EDGES = {dt.date(2024, 3, 8): 5, dt.date(2024, 3, 11): 4,
-             dt.date(2024, 11, 1): 4, dt.date(2024, 11, 4): 5}
+DST_EDGES = {
+    dt.date(2024, 3, 8): 5,
+    dt.date(2024, 3, 11): 4,
+    dt.date(2024, 11, 1): 4,
+    dt.date(2024, 11, 4): 5,
+}
 
 
 def test_vendor_fixture_stamps_land_on_their_sessions() -> None:
-    alpaca = parse.alpaca_bars({"TSLA": [{"t": "2023-09-27T04:00:00Z", "o": 1, "h": 1, "l": 1,
-                                          "c": 1, "v": 1, "n": 1, "vw": 1}]})
+    alpaca = parse.alpaca_bars(
+        {
+            "TSLA": [
+                {
+                    "t": "2023-09-27T04:00:00Z",
+                    "o": 1,
+                    "h": 1,
+                    "l": 1,
+                    "c": 1,
+                    "v": 1,
+                    "n": 1,
+                    "vw": 1,
+                }
+            ]
+        }
+    )
     assert alpaca["session"][0] == dt.date(2023, 9, 27)
-    alp = parse.alpaca_bars({"AAPL": [{"t": "2022-02-01T05:00:00Z", "o": 174, "h": 174.84,
-                                       "l": 172.31, "c": 174.61, "v": 85998033, "n": 732412,
-                                       "vw": 173.703516}]})
+    alp = parse.alpaca_bars(
+        {
+            "AAPL": [
+                {
+                    "t": "2022-02-01T05:00:00Z",
+                    "o": 174,
+                    "h": 174.84,
+                    "l": 172.31,
+                    "c": 174.61,
+                    "v": 85998033,
+                    "n": 732412,
+                    "vw": 173.703516,
+                }
+            ]
+        }
+    )
     assert alp["session"][0] == dt.date(2022, 2, 1) and alp["open"][0] == 174.0
-    poly = parse.polygon_aggs("AAPL", [{"t": 1112331600000, "o": 1, "h": 1, "l": 1, "c": 1,
-                                        "v": 1.0}, {"t": 1112587200000, "o": 1, "h": 1, "l": 1,
-                                                    "c": 1, "v": 1.0}])
+    poly = parse.polygon_aggs(
+        "AAPL",
+        [
+            {"t": 1112331600000, "o": 1, "h": 1, "l": 1, "c": 1, "v": 1.0},
+            {"t": 1112587200000, "o": 1, "h": 1, "l": 1, "c": 1, "v": 1.0},
+        ],
+    )
     assert poly["session"].to_list() == [dt.date(2005, 4, 1), dt.date(2005, 4, 4)]
 
 
 @pytest.mark.parametrize("session", sorted(DST_EDGES))
-def test_daily_bars_across_dst_through_both_fakes(alpaca_source, polygon_source,
-                                                  session: dt.date) -> None:
+def test_daily_bars_across_dst_through_both_fakes(
+    alpaca_source, polygon_source, session: dt.date
+) -> None:
     for src in (alpaca_source, polygon_source):
         bars = src.stock_bars(("SPY",), session, "1Day")
         assert bars["session"].to_list() == [session]
@@ -51,7 +87,9 @@ def test_nanoseconds_survive_where_fromisoformat_truncates() -> None:
     stamp = "2024-04-25T20:00:00.259610112Z"
     chain = parse.alpaca_option_snapshots(
         {"AAPL240503P00155000": {"latestQuote": {"ap": 0.35, "bp": 0.32, "t": stamp}}},
-        "AAPL", dt.date(2024, 4, 25))
+        "AAPL",
+        dt.date(2024, 4, 25),
+    )
     assert chain["quote_ts"].cast(pl.Int64)[0] == 1714075200259610112
     truncated = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     assert truncated.microsecond == 259610  # the last three digits are gone there
@@ -60,12 +98,15 @@ def test_nanoseconds_survive_where_fromisoformat_truncates() -> None:
     assert row["vendor_iv"] is None and row["vendor_delta"] is None  # optional on the wire
 
 
-@pytest.mark.parametrize("bars", [
-    {"SPY": [{"t": "2024-03-15T13:30:00Z", "o": "abc", "h": 1, "l": 1, "c": 1, "v": 1}]},
-    {"SPY": [{"t": "2024-03-15T13:30:00Z", "h": 1, "l": 1, "c": 1, "v": 1}]},
-    {"SPY": [{"t": "yesterday", "o": 1, "h": 1, "l": 1, "c": 1, "v": 1}]},
-    ["not", "an", "object"],
-])
+@pytest.mark.parametrize(
+    "bars",
+    [
+        {"SPY": [{"t": "2024-03-15T13:30:00Z", "o": "abc", "h": 1, "l": 1, "c": 1, "v": 1}]},
+        {"SPY": [{"t": "2024-03-15T13:30:00Z", "h": 1, "l": 1, "c": 1, "v": 1}]},
+        {"SPY": [{"t": "yesterday", "o": 1, "h": 1, "l": 1, "c": 1, "v": 1}]},
+        ["not", "an", "object"],
+    ],
+)
 def test_malformed_bars_are_refused(bars: object) -> None:
     with pytest.raises(PermanentVendorError, match="malformed"):
         parse.alpaca_bars(bars)  # type: ignore[arg-type]
@@ -81,8 +122,9 @@ def test_conflicting_duplicates_are_refused_identical_ones_dropped() -> None:
 
 def test_malformed_option_symbols_are_refused() -> None:
     with pytest.raises(PermanentVendorError, match="not OCC"):
-        parse.polygon_option_snapshots([{"details": {"ticker": "O:NOTANOPTION"}}], "SPY",
-                                       dt.date(2024, 3, 15))
+        parse.polygon_option_snapshots(
+            [{"details": {"ticker": "O:NOTANOPTION"}}], "SPY", dt.date(2024, 3, 15)
+        )
 
 
 def test_holiday_is_an_expected_empty_and_recorded(alpaca_source, polygon_source) -> None:
@@ -118,10 +160,10 @@ def test_snapshot_of_another_session_is_refused(alpaca_source, polygon_source) -
             src.option_chain("SPY", dt.date(2024, 3, 14))
 
 
-@pytest.mark.parametrize("vendor,prefix", [("alpaca", "/v2/stocks/bars"),
-                                           ("polygon", "/v2/aggs")])
-def test_free_plan_recent_window(request: pytest.FixtureRequest, vendor: str, prefix: str,
-                                 fake_clock: FakeClock) -> None:
+@pytest.mark.parametrize("vendor,prefix", [("alpaca", "/v2/stocks/bars"), ("polygon", "/v2/aggs")])
+def test_free_plan_recent_window(
+    request: pytest.FixtureRequest, vendor: str, prefix: str, fake_clock: FakeClock
+) -> None:
     src = request.getfixturevalue(f"{vendor}_source")
     fake = request.getfixturevalue("alpaca_market" if vendor == "alpaca" else "polygon_fake")
     session = dt.date(2024, 3, 15)

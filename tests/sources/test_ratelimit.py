@@ -37,8 +37,9 @@ def test_503_503_200_succeeds_on_the_third_attempt(fake_clock: FakeClock) -> Non
     assert 0 <= fake_clock.sleeps[0] <= 1.0 and 0 <= fake_clock.sleeps[1] <= 2.0  # full jitter
 
 
-@pytest.mark.parametrize("err", [PermanentVendorError("malformed"), SourceError("bad"),
-                                 ValueError("schema")])
+@pytest.mark.parametrize(
+    "err", [PermanentVendorError("malformed"), SourceError("bad"), ValueError("schema")]
+)
 def test_non_transient_errors_are_never_retried(err: Exception, fake_clock: FakeClock) -> None:
     fn, calls = flaky([err])
     with pytest.raises(type(err)):
@@ -69,8 +70,13 @@ def test_client_side_budget_per_rolling_minute(fake_clock: FakeClock) -> None:
 
 def test_header_budget_waits_for_reset_bounded_against_skew(fake_clock: FakeClock) -> None:
     budget = RateBudget(None, fake_clock.runtime(), max_wait_s=65)
-    budget.observe({"X-Ratelimit-Limit": "200", "X-Ratelimit-Remaining": "0",
-                    "X-Ratelimit-Reset": str(fake_clock.now + 10)})
+    budget.observe(
+        {
+            "X-Ratelimit-Limit": "200",
+            "X-Ratelimit-Remaining": "0",
+            "X-Ratelimit-Reset": str(fake_clock.now + 10),
+        }
+    )
     budget.acquire()
     assert fake_clock.sleeps == [pytest.approx(10.0)]
     budget.observe({"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(fake_clock.now + 1e6)})
@@ -79,21 +85,25 @@ def test_header_budget_waits_for_reset_bounded_against_skew(fake_clock: FakeCloc
     budget.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(fake_clock.now - 5)})
     budget.acquire()  # a reset in the past means go
     assert len(fake_clock.sleeps) == 2
-    assert budget.retry_after({"X-Ratelimit-Reset": str(fake_clock.now + 3)}, 429) == \
-        pytest.approx(3.0)
+    assert budget.retry_after({"X-Ratelimit-Reset": str(fake_clock.now + 3)}, 429) == pytest.approx(
+        3.0
+    )
     assert budget.retry_after({"X-Ratelimit-Reset": str(fake_clock.now + 3)}, 503) is None
     assert budget.retry_after({"Retry-After": "2"}, 503) == 2.0
 
 
 def test_budget_keeps_a_rate_limited_server_from_ever_answering_429(
-        monkeypatch: pytest.MonkeyPatch, warm_synthetic: None) -> None:
+    monkeypatch: pytest.MonkeyPatch, warm_synthetic: None
+) -> None:
     """Real time: the fake enforces 3 requests per 1 s window and announces it in headers."""
     monkeypatch.setenv("ALPACA_API_KEY", ALPACA_KEY)
     monkeypatch.setenv("ALPACA_SECRET_KEY", ALPACA_SECRET)
-    with AlpacaMarketFake(key=ALPACA_KEY, secret=ALPACA_SECRET, rate_limit=3,
-                          enforce_rate_limit=True, window_s=1.0) as fake:
-        src = AlpacaSource(data_url=fake.url, page_limit=100, timeout_s=2.0,
-                           requests_per_minute=None)
+    with AlpacaMarketFake(
+        key=ALPACA_KEY, secret=ALPACA_SECRET, rate_limit=3, enforce_rate_limit=True, window_s=1.0
+    ) as fake:
+        src = AlpacaSource(
+            data_url=fake.url, page_limit=100, timeout_s=2.0, requests_per_minute=None
+        )
         start = time.monotonic()
         frame = src.stock_bars(("SPY",), dt.date(2024, 3, 15), "1Min")
         assert frame.height == 390 and fake.rejected == 0

@@ -34,20 +34,33 @@ def source(recorded: RecordedFake, fake_clock: FakeClock) -> PolygonSource:
     return PolygonSource(base_url=recorded.url, timeout_s=2).with_runtime(fake_clock.runtime())
 
 
-def test_daily_aggs_across_dst_decode_exactly(recorded: RecordedFake,
-                                              source: PolygonSource) -> None:
+def test_daily_aggs_across_dst_decode_exactly(
+    recorded: RecordedFake, source: PolygonSource
+) -> None:
     body = load("v2__aggs__ticker__AAPL__range__1__day__2005-04-01__2005-04-04.json")
     client = RESTClient(POLYGON_KEY, base=recorded.url, retries=0)
     decoded = client.get_aggs("AAPL", 1, "day", "2005-04-01", "2005-04-04")
     assert [a.timestamp for a in decoded] == [r["t"] for r in body["results"]]
     http = source.http()
-    pages = list(http.pages(lambda: http.client.list_aggs(
-        "AAPL", 1, "day", "2005-04-01", "2005-04-04", limit=5000, raw=True), "aggs"))
+    pages = list(
+        http.pages(
+            lambda: http.client.list_aggs(
+                "AAPL", 1, "day", "2005-04-01", "2005-04-04", limit=5000, raw=True
+            ),
+            "aggs",
+        )
+    )
     frame = parse.polygon_aggs("AAPL", pages[0])
     for row, raw in zip(frame.iter_rows(named=True), body["results"], strict=True):
-        assert (row["open"], row["high"], row["low"], row["close"], row["volume"], row["vwap"],
-                row["trade_count"]) == (raw["o"], raw["h"], raw["l"], raw["c"], raw["v"],
-                                        raw["vw"], raw["n"])
+        assert (
+            row["open"],
+            row["high"],
+            row["low"],
+            row["close"],
+            row["volume"],
+            row["vwap"],
+            row["trade_count"],
+        ) == (raw["o"], raw["h"], raw["l"], raw["c"], raw["v"], raw["vw"], raw["n"])
     # 05:00Z (EST) and 04:00Z (EDT, after the 2005-04-03 switch) are both New York midnight.
     assert frame["session"].to_list() == [dt.date(2005, 4, 1), dt.date(2005, 4, 4)]
     assert frame["ts"].cast(pl.Int64).to_list() == [r["t"] * 1_000_000 for r in body["results"]]
@@ -62,8 +75,9 @@ def test_previous_close_shape(recorded: RecordedFake) -> None:
     assert frame["session"][0] == dt.date(2022, 4, 26)  # 1651003200000 = 04:00Z, EDT midnight
 
 
-def test_contracts_follow_next_url_on_another_host(recorded: RecordedFake,
-                                                   source: PolygonSource) -> None:
+def test_contracts_follow_next_url_on_another_host(
+    recorded: RecordedFake, source: PolygonSource
+) -> None:
     first = load("v3__reference__options__contracts.json")
     second = load("v3__reference__options__contracts_Q_cursor=YXA9JTdCJTIySUQlMjIlM0ElMjIy.json")
     assert first["next_url"].startswith("https://api.massive.com/")  # not our host: path only

@@ -185,8 +185,12 @@ def _metadata(
     return {
         "trials": results.height,
         "failed_trials": results.filter(pl.col("error").is_not_null()).height,
-        "trials_in_ledger": int(board["n_trials"].max() or 0) if board.height else 0,
-        "best_sharpe": float(board["sharpe_ratio"].max() or 0.0) if board.height else 0.0,
+        "trials_in_ledger": int(board.select(pl.col("n_trials").max()).item() or 0)
+        if board.height
+        else 0,
+        "best_sharpe": float(board.select(pl.col("sharpe_ratio").max()).item() or 0.0)
+        if board.height
+        else 0.0,
         "resumed_chunks": resumed,
         "abandoned_runs_marked_failed": abandoned,
         "sessions": span,

@@ -50,8 +50,14 @@ class _TimeoutAdapter(HTTPAdapter):
         cert: str | tuple[str, str] | None = None,
         proxies: dict[str, str] | None = None,
     ) -> requests.Response:
-        return super().send(request, stream=stream, timeout=timeout or self.timeout_s,
-                            verify=verify, cert=cert, proxies=proxies)
+        return super().send(
+            request,
+            stream=stream,
+            timeout=timeout or self.timeout_s,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
 
 
 class AlpacaHttp:

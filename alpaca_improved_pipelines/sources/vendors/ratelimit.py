@@ -110,8 +110,11 @@ class RateBudget:
         (on other answers it is just the end of the current budget window).
         """
         after = _num(headers, "retry-after")
-        if after is None and status == 429 \
-                and (reset := _num(headers, "x-ratelimit-reset")) is not None:
+        if (
+            after is None
+            and status == 429
+            and (reset := _num(headers, "x-ratelimit-reset")) is not None
+        ):
             after = reset - self.runtime.clock()
         if after is None:
             return None
