@@ -15,14 +15,21 @@ def print_report(settings: Settings, first: dt.date, last: dt.date, console: Con
     """Row counts per view, a sample query, and how to open the UIs."""
     con = lakehouse.connect(settings.home)
     table = Table(title="lake views")
-    for col in ("view", "rows", "symbols", "first session", "last session"):
+    for col in ("view", "rows", "symbols / families", "first session", "last session"):
         table.add_column(col)
     for view in lakehouse.available_views(settings.home):
-        row = con.execute(
-            f"SELECT count(*), count(DISTINCT symbol), min(session), max(session) FROM {view}"
-        ).fetchone()
-        rows, syms, lo, hi = row if row else (0, 0, None, None)
-        table.add_row(view, f"{rows:,}", str(syms), str(lo), str(hi))
+        cols = {r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()}
+        key = next((c for c in ("symbol", "underlying", "family") if c in cols), None)
+        start = "session" if "session" in cols else ("start" if "start" in cols else None)
+        end = "session" if "session" in cols else ("end" if "end" in cols else None)
+        key_sql = f"count(DISTINCT {key})" if key else "NULL"
+        lo_sql = f'min("{start}")' if start else "NULL"
+        hi_sql = f'max("{end}")' if end else "NULL"
+        row = con.execute(f"SELECT count(*), {key_sql}, {lo_sql}, {hi_sql} FROM {view}").fetchone()
+        rows, keys, lo, hi = row if row else (0, None, None, None)
+        table.add_row(
+            view, f"{rows:,}", str(keys if keys is not None else ""), str(lo or ""), str(hi or "")
+        )
     console.print(table)
     _print_leaderboard(settings, console)
     home = settings.home.resolve()
@@ -33,8 +40,7 @@ def print_report(settings: Settings, first: dt.date, last: dt.date, console: Con
   Dagster UI:       make ui      -> http://127.0.0.1:3000  (runs, partitions, checks, metadata)
   MLflow UI:        make mlflow  -> http://127.0.0.1:5000  (sweeps, variants, plots, trades)
   experiments:      .venv/bin/alpaca-improved experiments compare --experiment ma_crossover
-  SQL:              .venv/bin/alpaca-improved sql \
-                      "SELECT symbol, avg(close) FROM stock_bars_1d GROUP BY 1"
+  SQL:              .venv/bin/alpaca-improved sql "SELECT * FROM indicators_1d LIMIT 5"
   notebook:         from research import lakehouse; con = lakehouse.connect(); con.sql("...").pl()
 """)
 

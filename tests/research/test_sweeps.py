@@ -216,3 +216,20 @@ def test_two_worker_sweep_equals_one_worker(year_home: Path) -> None:
         sw.CHUNK = old
     assert one.sort("params").equals(two.sort("params"))
     assert one.height == 12
+
+
+def test_demo_report_covers_every_view(swept) -> None:
+    import datetime as dt
+
+    from rich.console import Console
+
+    from alpaca_improved_pipelines.demo_report import print_report
+    from alpaca_improved_pipelines.settings import Settings
+
+    home, _ = swept
+    console = Console(record=True, width=200)
+    print_report(Settings(home=home), dt.date(2024, 1, 2), dt.date(2024, 12, 31), console)
+    text = console.export_text()
+    for view in lakehouse.available_views(home):
+        assert view in text
+    assert "leaderboard" in text and "rsi_reversion" in text and "make mlflow" in text
