@@ -110,6 +110,14 @@ def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 300
     )
 
 
+def _mount_live() -> None:
+    """``alpaca-improved live …``: the live runner's own CLI (it never imports Dagster)."""
+    from live.cli import app as live_app
+
+    app.add_typer(live_app, name="live", help="The live runner: run, halt, flatten, status.")
+
+
+_mount_live()
 experiments_app = typer.Typer(no_args_is_help=True, help="Compare MLflow experiments.")
 app.add_typer(experiments_app, name="experiments")
 

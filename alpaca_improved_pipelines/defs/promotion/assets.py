@@ -1,0 +1,185 @@
+"""Promotion: candidates that pass the gates, human approval, and the approved manifests."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from alpaca_improved_pipelines.defs.promotion.gates import (
+    GateConfig,
+    gate_reasons,
+    quality_checks_passed,
+)
+from alpaca_improved_pipelines.defs.promotion.manifests import (
+    fingerprint,
+    live_dir,
+    manifests_dir,
+    write_json_atomic,
+)
+from alpaca_improved_pipelines.defs.research.assets import leaderboard
+from alpaca_improved_pipelines.defs.research.leaderboard import leaderboard_frame
+from alpaca_improved_pipelines.errors import ConfigError
+from alpaca_improved_pipelines.resources.lake import LakeResource
+from alpaca_improved_pipelines.resources.tracking import TrackingResource
+from alpaca_improved_pipelines.resources.universe import UniverseResource
+from alpaca_improved_pipelines.tracking import repro
+from strategies.base import get_strategy_class
+
+
+@dg.asset(group_name="promotion", deps=[leaderboard], kinds={"json"})
+def candidates(
+    context: dg.AssetExecutionContext, config: GateConfig, lake: LakeResource
+) -> dg.MaterializeResult:
+    """Best variant per family, with the gates it passes or fails (out-of-sample, DSR, data)."""
+    home = Path(lake.home)
+    board = leaderboard_frame(home)
+    rows = []
+    for row in board.iter_rows(named=True):
+        detail = lake_row(home, row["family"])
+        reasons = gate_reasons({**row, **detail}, config)
+        if config.require_quality_checks:
+            why = quality_checks_passed(context.instance, detail["start"], detail["end"])
+            if why:
+                reasons.append(why)
+        rows.append(
+            {
+                **{
+                    k: row[k]
+                    for k in (
+                        "family",
+                        "params",
+                        "sharpe_ratio",
+                        "dsr",
+                        "oos_sharpe",
+                        "max_drawdown",
+                    )
+                },
+                **detail,
+                "passed": not reasons,
+                "reasons": "; ".join(reasons),
+            }
+        )
+    write_json_atomic(live_dir(home) / "candidates.json", {"candidates": rows})
+    table = pl.DataFrame(rows).select(
+        "family", "params", "dsr", "oos_sharpe", "trades", "passed", "reasons"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "candidates": dg.MetadataValue.md(table.to_pandas().to_markdown(index=False)),
+            "passed": sum(r["passed"] for r in rows),
+        }
+    )
+
+
+def lake_row(home: Path, family: str) -> dict:
+    from alpaca_improved_pipelines.backtesting.research_tables import read_family
+
+    b = read_family(home / "lake", "backtest_runs", family).filter(pl.col("rank") == 1)
+    r = b.row(0, named=True)
+    return {
+        "start": r["start"],
+        "end": r["end"],
+        "trades": r["trades"],
+        "mlflow_run_id": r["mlflow_run_id"],
+        "data_version": r["data_version"],
+        "git_sha": r["git_sha"],
+    }
+
+
+class ApprovalConfig(dg.Config):
+    """A human approval of one candidate (from the Dagster UI's launchpad)."""
+
+    family: str
+    approver: str
+    reason: str
+    demo: bool = False
+    capital: float = 100_000.0
+    allow_failed_gates: bool = False
+
+
+@dg.asset(group_name="promotion", deps=[candidates], kinds={"json", "mlflow"})
+def approved_manifest(
+    context: dg.AssetExecutionContext,
+    config: ApprovalConfig,
+    lake: LakeResource,
+    tracking: TrackingResource,
+    universe: UniverseResource,
+) -> dg.MaterializeResult:
+    """The approved, versioned manifest the live runner deploys (also an MLflow model version)."""
+    home = Path(lake.home)
+    cands = {
+        c["family"]: c
+        for c in json.loads((live_dir(home) / "candidates.json").read_text())["candidates"]
+    }
+    if config.family not in cands:
+        raise ConfigError(f"{config.family!r} is not a candidate; candidates: {sorted(cands)}")
+    cand = cands[config.family]
+    if not cand["passed"] and not config.allow_failed_gates:
+        raise ConfigError(
+            f"{config.family} failed its gates ({cand['reasons']}); fix the "
+            "research or set allow_failed_gates with a reason"
+        )
+    cls = get_strategy_class(config.family)
+    params = {**json.loads(cand["params"]), "symbols": list(universe.symbols)}
+    manifest = {
+        "manifest_id": f"{config.family}-{cand['data_version'][:8]}",
+        "strategy": config.family,
+        "interface_version": cls.interface_version,
+        "params": params,
+        "capital": config.capital,
+        "git_sha": repro.git_sha(),
+        "data_versions": {"stock_bars_1d": cand["data_version"]},
+        "mlflow_run_id": cand["mlflow_run_id"] or "",
+        "approval": {
+            "approver": config.approver,
+            "reason": config.reason,
+            "demo": config.demo,
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+            "dagster_run_id": context.run_id,
+            "gates_passed": cand["passed"],
+            "gate_notes": cand["reasons"],
+        },
+    }
+    write_json_atomic(manifests_dir(home) / f"{manifest['manifest_id']}.json", manifest)
+    version = register_model(tracking, manifest)
+    fp = fingerprint(manifest)
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(fp[:16]),
+        metadata={
+            "manifest_id": manifest["manifest_id"],
+            "fingerprint": fp,
+            "mlflow_model_version": version,
+            "demo_approval": config.demo,
+            "manifest": dg.MetadataValue.json(manifest),
+        },
+    )
+
+
+def register_model(tracking: TrackingResource, manifest: dict) -> str:
+    """Register the manifest as a model version of ``alpaca-improved-<family>``, alias ``live``."""
+    tracker = tracking.tracker()
+    client = tracker.client
+    name = f"alpaca-improved-{manifest['strategy']}"
+    run_id = manifest["mlflow_run_id"]
+    if not run_id:
+        return ""
+    tracker.log_text(
+        run_id,
+        json.dumps(manifest, indent=2, sort_keys=True, default=str),
+        "manifest/manifest.json",
+    )
+    try:
+        client.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - MLflow raises RestException for a missing model
+        client.create_registered_model(name)
+    run = client.get_run(run_id)
+    mv = client.create_model_version(
+        name,
+        f"{run.info.artifact_uri}/manifest",
+        run_id=run_id,
+        tags={"manifest_id": manifest["manifest_id"]},
+    )
+    client.set_registered_model_alias(name, "live", mv.version)
+    return str(mv.version)

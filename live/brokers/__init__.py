@@ -1,0 +1,1 @@
+"""Brokers behind one contract: :class:`~live.brokers.base.Broker` (sim and Alpaca)."""

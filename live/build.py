@@ -1,0 +1,82 @@
+"""Wire a :class:`~live.runner.Runner` from its config: clock, broker, journal, data, sinks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from live.brokers.base import Broker
+from live.brokers.sim import SimBroker
+from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock
+from live.health import HealthServer
+from live.journal import Journal
+from live.notify import FanOut, LogSink, Sink, WebhookSink
+from live.runner import Runner
+from live.runner_config import RunnerConfig
+from live.snapshot import LakeSnapshotProvider, SnapshotProvider
+
+DEFAULT_HOME = ".alpaca_improved"
+
+
+def resolve_home(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """``home``, else ``ALPACA_IMPROVED_HOME``, else ``./.alpaca_improved``."""
+    env = os.environ if env is None else env
+    return Path(home or env.get("ALPACA_IMPROVED_HOME") or DEFAULT_HOME).resolve()
+
+
+def default_sim_start(home: Path, fallback: Clock) -> datetime:
+    """10:00 New York on the weekday after the lake's latest daily-bar session."""
+    root = home / "lake" / "stock_bars_1d"
+    sessions = sorted(p.parent.name.split("=", 1)[1] for p in root.glob("session=*/part.parquet"))
+    if not sessions:
+        return fallback.now()
+    day = date.fromisoformat(sessions[-1]) + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(10, 0), NEW_YORK)
+
+
+def build_runner(
+    config: RunnerConfig, *, clock: Clock | None = None, broker: Broker | None = None,
+    snapshots: SnapshotProvider | None = None, crash: Callable[[str], None] | None = None,
+    sinks: list[Sink] | None = None,
+) -> tuple[Runner, HealthServer | None]:  # fmt: skip
+    """A ready runner (not started) and its health server (when ``health_port`` is set)."""
+    holder: list[Runner] = []
+    if broker is None and config.broker == "sim":
+        clock = clock or SimClock(
+            config.sim_start or default_sim_start(config.home, SystemClock()), config.sim_speed
+        )
+        broker = SimBroker(
+            lambda s: holder[0].quote(s) if holder else None,
+            clock,
+            config.sim,
+            config.home / "live" / "sim_broker.jsonl",
+        )
+    elif broker is None:
+        from live.brokers.alpaca import AlpacaBroker, settings_from_env  # heavy: only when used
+
+        base = clock or SystemClock()
+        broker = AlpacaBroker(settings_from_env(live=config.live), base)
+        clock = BrokerClock(base, broker.clock)
+    elif clock is None:  # a broker passed in: its market clock is the authority
+        clock = BrokerClock(SystemClock(), broker.clock)
+    sink_list: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
+    if config.webhook_url:
+        sink_list.append(WebhookSink(config.webhook_url))
+    runner = Runner(
+        config,
+        Journal(config.journal_path),
+        broker,
+        clock,
+        snapshots or LakeSnapshotProvider(config.home, config.lookback),
+        FanOut(sink_list),
+        crash,
+    )
+    holder.append(runner)
+    health = (
+        HealthServer(runner.status, config.health_port) if config.health_port is not None else None
+    )
+    return runner, health

@@ -1,0 +1,56 @@
+"""The runner's frozen configuration (pydantic, ``extra="forbid"``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from live.brokers.sim_state import SimConfig
+from live.risk_limits import AccountLimits
+
+
+class RunnerConfig(BaseModel):
+    """How one runner process runs.
+
+    Attributes:
+        home: ``ALPACA_IMPROVED_HOME`` (journal in ``live/``, manifests in ``live/deployments``).
+        broker: ``sim`` (embedded default) or ``alpaca`` (paper unless ``live``).
+        live: Ask for live trading (also needs ``ALPACA_IMPROVED_LIVE_TRADING=yes``).
+        cycle_seconds: Cycle period; cycles align to multiples of it.
+        reconcile_every: Full order/position reconciliation every N cycles.
+        stale_limit_s: Limit orders open longer than this are re-priced (replace).
+        account_limits: Account-wide risk limits.
+        adopt_external: Book unexplained broker positions to ``_external`` instead of halting.
+        health_port: Serve ``/health`` on 127.0.0.1 (0 = ephemeral, None = off).
+        webhook_url: Also send notifications to this webhook.
+        sim: Simulated broker knobs.
+        sim_start: Start of the simulated clock (default: 10:00 New York on the weekday after
+            the lake's latest session).
+        sim_speed: Simulated seconds per real second (None: jump instantly).
+        lookback: Sessions of history in each snapshot.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    home: Path
+    broker: Literal["sim", "alpaca"] = "sim"
+    live: bool = False
+    cycle_seconds: float = Field(default=60.0, ge=0)
+    reconcile_every: int = Field(default=10, ge=1)
+    stale_limit_s: float = Field(default=300.0, gt=0)
+    account_limits: AccountLimits = AccountLimits()
+    adopt_external: bool = False
+    health_port: int | None = None
+    webhook_url: str | None = None
+    sim: SimConfig = SimConfig()
+    sim_start: datetime | None = None
+    sim_speed: float | None = Field(default=None, gt=0)
+    lookback: int = Field(default=260, ge=2)
+
+    @property
+    def journal_path(self) -> Path:
+        """``<home>/live/journal.sqlite``."""
+        return self.home / "live" / "journal.sqlite"

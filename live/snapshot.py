@@ -1,0 +1,139 @@
+"""Latest market data for a decision: the :class:`SnapshotProvider` interface and a lake reader.
+
+:class:`LakeSnapshotProvider` reads the lake's Parquet partitions with polars directly (no
+pipelines import): ``<home>/lake/stock_bars_1d/session=YYYY-MM-DD/part.parquet`` and, when
+present, ``<home>/lake/option_chains/session=YYYY-MM-DD/part.parquet``. A session's bar is only
+visible once that session closed (16:00 New York), so a decision never sees a future bar.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from pathlib import Path
+
+import polars as pl
+
+from live.clock import NEW_YORK
+from live.reports import Quote
+from strategies.models import CHAIN_COLUMNS, MarketSnapshot
+
+CLOSE = time(16, 0)
+NAN = float("nan")
+
+
+class SnapshotProvider(ABC):
+    """Source of the latest :class:`MarketSnapshot` at a decision time."""
+
+    @abstractmethod
+    def latest(self, now: datetime) -> MarketSnapshot | None:
+        """The snapshot a decision at ``now`` may see (None when there is no data yet)."""
+
+
+class StaticSnapshotProvider(SnapshotProvider):
+    """Always the same snapshot (tests, benchmarks, replays driven from outside)."""
+
+    def __init__(self, snapshot: MarketSnapshot | None) -> None:
+        self.snapshot = snapshot
+
+    def latest(self, now: datetime) -> MarketSnapshot | None:
+        return self.snapshot
+
+
+class LakeSnapshotProvider(SnapshotProvider):
+    """Reads the lake; caches partitions by file modification time.
+
+    Args:
+        home: ``ALPACA_IMPROVED_HOME``.
+        lookback: Sessions of daily history in a snapshot.
+    """
+
+    def __init__(self, home: Path, lookback: int = 260) -> None:
+        self.lake = Path(home) / "lake"
+        self.lookback = lookback
+        self._cache: dict[Path, tuple[float, pl.DataFrame]] = {}
+
+    def _sessions(self, table: str) -> list[date]:
+        root = self.lake / table
+        if not root.is_dir():
+            return []
+        out = []
+        for part in root.glob("session=*/part.parquet"):
+            try:
+                out.append(date.fromisoformat(part.parent.name.split("=", 1)[1]))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def _read(self, table: str, session: date) -> pl.DataFrame:
+        path = self.lake / table / f"session={session.isoformat()}" / "part.parquet"
+        mtime = path.stat().st_mtime
+        hit = self._cache.get(path)
+        if hit is None or hit[0] != mtime:
+            hit = (mtime, pl.read_parquet(path))
+            self._cache[path] = hit
+        return hit[1]
+
+    def latest(self, now: datetime) -> MarketSnapshot | None:
+        ny = now.astimezone(NEW_YORK)
+        visible = [
+            s
+            for s in self._sessions("stock_bars_1d")
+            if s < ny.date() or (s == ny.date() and ny.time() >= CLOSE)
+        ]
+        if not visible:
+            return None
+        sessions = visible[-self.lookback :]
+        frames = [self._read("stock_bars_1d", s) for s in sessions]
+        history = pl.concat(
+            [
+                f.select("session", "symbol", "open", "high", "low", "close", "volume")
+                for f in frames
+            ]
+        ).sort("session", "symbol")
+        last = sessions[-1]
+        prices = dict(
+            history.filter(pl.col("session") == last).select("symbol", "close").iter_rows()
+        )
+        return MarketSnapshot(now, last, prices, history, self._chains(last))
+
+    def _chains(self, session: date) -> dict[str, pl.DataFrame]:
+        if session not in self._sessions("option_chains"):
+            return {}
+        frame = self._read("option_chains", session)
+        if any(c not in frame.columns for c in CHAIN_COLUMNS):
+            return {}
+        frame = frame.select(CHAIN_COLUMNS)
+        parts = frame.partition_by("underlying", as_dict=True)
+        return {str(key[0]): part for key, part in parts.items()}
+
+
+def session_close(session: date) -> datetime:
+    """16:00 New York on ``session`` (the time of its closing quotes)."""
+    return datetime.combine(session, CLOSE, NEW_YORK)
+
+
+def snapshot_quotes(snapshot: MarketSnapshot) -> dict[str, Quote]:
+    """Reference quotes from a snapshot: last prices for equities, bid/ask/Greeks for options."""
+    ts = session_close(snapshot.session)
+    quotes = {
+        s: Quote(NAN, NAN, float(p), ts, (1.0, 0.0, 0.0, 0.0)) for s, p in snapshot.prices.items()
+    }
+    for chain in snapshot.chains.values():
+        cols = chain.select("contract", "bid", "ask", "mid", "delta", "gamma", "vega", "theta")
+        for c, bid, ask, mid, *greeks in cols.iter_rows():
+            quotes[c] = Quote(_f(bid), _f(ask), _f(mid), ts, tuple(_f(g) for g in greeks))  # type: ignore[arg-type]
+    return quotes
+
+
+def _f(x: object) -> float:
+    return NAN if x is None else float(x)  # type: ignore[arg-type]
+
+
+def merge_quotes(*maps: Mapping[str, Quote]) -> dict[str, Quote]:
+    """Later maps win."""
+    out: dict[str, Quote] = {}
+    for m in maps:
+        out.update(m)
+    return out

@@ -1,0 +1,72 @@
+"""The lake snapshot provider (no future bars; chains when present) and manifest validation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from live.clock import NEW_YORK
+from live.deployments import load_manifest, write_manifest
+from live.errors import ConfigError
+from live.snapshot import LakeSnapshotProvider, snapshot_quotes
+from strategies.models import CHAIN_COLUMNS
+from tests.live.helpers import CALL_A, manifest, sessions, write_lake
+
+DAYS = sessions(12)  # ... Thu 2024-02-29, Fri 2024-03-01
+
+
+def chain_partition(home: Path, day: date) -> None:
+    row = {
+        "contract": CALL_A,
+        "underlying": "SPY",
+        "session": day,
+        "expiry": date(2024, 4, 26),
+        "strike": 555.0,
+        "right": "C",
+        "bid": 1.9,
+        "ask": 2.1,
+        "mid": 2.0,
+        "underlying_price": 500.0,
+        "dte": 56,
+        "iv": 0.2,
+        "delta": 0.3,
+        "gamma": 0.01,
+        "vega": 0.5,
+        "theta": -0.05,
+    }
+    part = home / "lake" / "option_chains" / f"session={day.isoformat()}"
+    part.mkdir(parents=True)
+    pl.DataFrame([row]).select(CHAIN_COLUMNS).write_parquet(part / "part.parquet")
+
+
+def test_a_session_is_visible_only_after_its_close(tmp_path: Path) -> None:
+    write_lake(tmp_path, {"SPY": [float(k) for k in range(1, 13)]}, DAYS)
+    chain_partition(tmp_path, DAYS[-1])
+    provider = LakeSnapshotProvider(tmp_path)
+    during = provider.latest(datetime(2024, 3, 1, 10, 0, tzinfo=NEW_YORK))
+    assert during.session == DAYS[-2] and during.prices == {"SPY": 11.0}
+    assert during.history.get_column("session").max() == DAYS[-2] and not during.chains
+    after = provider.latest(datetime(2024, 3, 1, 16, 5, tzinfo=NEW_YORK))
+    assert after.session == DAYS[-1] and after.prices == {"SPY": 12.0}
+    assert after.chain("SPY").quote(CALL_A).delta == 0.3
+    quotes = snapshot_quotes(after)
+    assert quotes[CALL_A].mid == 2.0 and quotes[CALL_A].greeks == (0.3, 0.01, 0.5, -0.05)
+    assert quotes["SPY"].last == 12.0
+    assert provider.latest(datetime(2024, 2, 1, 12, tzinfo=NEW_YORK)) is None
+
+
+def test_manifests_are_validated(tmp_path: Path) -> None:
+    folder = tmp_path / "deployments"
+    ok = load_manifest(write_manifest(folder, "ok", manifest("ok")))
+    assert ok.id == "ok" and ok.strategy.config.symbols == ("SPY",)  # JSON lists -> tuples
+    for name, bad, needle in (
+        ("version", {**manifest("v"), "interface_version": 2}, "interface version"),
+        ("unknown", {**manifest("u"), "strategy": "nope"}, "unknown strategy"),
+        ("params", {**manifest("p"), "params": {"fast": 30, "slow": 10}}, "invalid params"),
+        ("extra", {**manifest("e"), "risk_limits": {"max_order_notionall": 1}}, "invalid"),
+    ):
+        with pytest.raises(ConfigError, match=needle):
+            load_manifest(write_manifest(folder, name, bad))

@@ -1,0 +1,1 @@
+from tests.research.conftest import swept, year_home  # noqa: F401 (shared session fixtures)
