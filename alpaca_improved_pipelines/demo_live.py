@@ -1,0 +1,150 @@
+"""Demo tail: approve the best candidate (a demo approval), let the promote_to_live sensor
+deploy it, and run the live runner in sim over the last sessions of the lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+
+from alpaca_improved_pipelines import calendar as cal
+from alpaca_improved_pipelines.errors import ConfigError
+from alpaca_improved_pipelines.lake import storage
+from alpaca_improved_pipelines.resources.lake import LakeResource
+from alpaca_improved_pipelines.settings import Settings
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+LIVE_SESSIONS = 5
+
+
+def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, config: dict) -> None:
+    res = job.execute_in_process(
+        instance=instance, run_config={**QUIET, **config}, raise_on_error=False
+    )
+    if not res.success:
+        raise ConfigError(f"run {res.run_id} of {job.name} failed; open it in the Dagster UI")
+
+
+def choose_candidate(home: Path) -> tuple[str, bool, str]:
+    """(family, allow_failed_gates, note): the best passing candidate by DSR, else the best."""
+    cands = json.loads((home / "live" / "candidates.json").read_text())["candidates"]
+    if not cands:
+        raise ConfigError("no candidates; run the research job first")
+    ranked = sorted(cands, key=lambda c: (c["passed"], c["dsr"] or -1.0), reverse=True)
+    best = ranked[0]
+    note = "passed all gates" if best["passed"] else f"gates failed: {best['reasons']}"
+    return best["family"], not best["passed"], note
+
+
+def approve_and_promote(settings: Settings, console: Console) -> str:
+    """Candidates → demo approval → sensor → deployment file; returns the deployed family."""
+    from alpaca_improved_pipelines.definitions import defs as load_defs
+    from alpaca_improved_pipelines.defs.promotion.sensors import promote_to_live
+    from alpaca_improved_pipelines.runner import dagster_instance
+
+    defs = load_defs()
+    home = settings.home.resolve()
+    with dagster_instance(settings) as instance:
+        job = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection={dg.AssetKey("candidates")}
+        )
+        _run(job, instance, {})
+        family, allow, note = choose_candidate(home)
+        cfg = {
+            "family": family,
+            "approver": "make demo",
+            "demo": True,
+            "reason": f"demo approval of the best candidate ({note})",
+            "allow_failed_gates": allow,
+        }
+        _run(
+            defs.resolve_job_def("approve_job"),
+            instance,
+            {"ops": {"approved_manifest": {"config": cfg}}},
+        )
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"lake": LakeResource(home=str(home))}
+        )
+        result = promote_to_live(ctx)
+        for req in getattr(result, "run_requests", []) or []:
+            _run(defs.resolve_job_def("deploy_job"), instance, req.run_config)
+    console.print(f"approved [bold]{family}[/bold] ({note}); promote_to_live deployed it")
+    return family
+
+
+def run_live_sim(settings: Settings, console: Console) -> dict:
+    """The live runner in sim over the last sessions of the lake; returns its status."""
+    home = settings.home.resolve()
+    sessions = storage.existing_sessions(home / "lake", "stock_bars_1d")
+    first = dt.date.fromisoformat(sessions[-LIVE_SESSIONS])
+    start = dt.datetime(first.year, first.month, first.day, 16, 30, tzinfo=cal.NEW_YORK)
+    cmd = [
+        sys.executable,
+        "-m",
+        "live.cli",
+        "run",
+        "--broker",
+        "sim",
+        "--home",
+        str(home),
+        "--cycles",
+        str(LIVE_SESSIONS),
+        "--cycle-seconds",
+        "86400",
+        "--sim-start",
+        start.isoformat(),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise ConfigError(f"live runner failed: {out.stderr.strip()[-800:]}")
+    status = subprocess.run(
+        [sys.executable, "-m", "live.cli", "status", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return json.loads(status.stdout)
+
+
+def print_live(status: dict, settings: Settings, console: Console) -> None:
+    """Orders, fills, positions and mark-to-market P&L of the sim run."""
+    from rich.table import Table
+
+    from research import lakehouse
+
+    con = lakehouse.connect(settings.home)
+    closes = dict(
+        con.execute(
+            "SELECT symbol, arg_max(close, session) FROM stock_bars_1d GROUP BY symbol"
+        ).fetchall()
+    )
+    table = Table(
+        title=f"live runner (sim): orders {status.get('orders_by_status', {})}, "
+        f"fills {status.get('fills', 0)}, state {status.get('state')}"
+    )
+    for col in ("deployment", "symbol", "qty", "avg price", "mark", "unrealized P&L"):
+        table.add_column(col)
+    total = 0.0
+    for p in status.get("positions", []):
+        mark = closes.get(p["symbol"], float("nan"))
+        pnl = (mark - p["avg_price"]) * p["qty"]
+        total += pnl
+        table.add_row(
+            p["deployment_id"],
+            p["symbol"],
+            f"{p['qty']:g}",
+            f"{p['avg_price']:.2f}",
+            f"{mark:.2f}",
+            f"{pnl:,.2f}",
+        )
+    console.print(table)
+    console.print(
+        f"unrealized P&L at the last close: {total:,.2f}; journal: "
+        f"{settings.home.resolve() / 'live' / 'journal.sqlite'} "
+        "(.venv/bin/alpaca-improved live status)"
+    )
