@@ -225,3 +225,41 @@ def test_corrupted_upstream_partition_fails_the_run_with_a_clear_error(
     # the good partition of the same table was not touched
     ok = storage.partition_path(home / "lake", "stock_bars_1d", "2024-01-05")
     assert pl.read_parquet(ok).height == 3
+
+
+class ExplainedEmptySource(SyntheticSource):
+    """A source that answers nothing for a session and says why (a vendor's coverage rule)."""
+
+    @property
+    def expected_empties(self):  # type: ignore[no-untyped-def]
+        from alpaca_improved_pipelines.sources.vendors.availability import EmptyRecord
+
+        return [EmptyRecord("alpaca", "stock_bars", dt.date(2024, 3, 8), "free-plan window")]
+
+    def stock_bars(self, symbols, session, timeframe):  # type: ignore[no-untyped-def]
+        return super().stock_bars(symbols, session, timeframe).head(0)
+
+
+def test_expected_empty_stops_without_retries_or_files(
+    project_defs: dg.Definitions, tmp_path: Path
+) -> None:
+    from alpaca_improved_pipelines.defs.market_data.assets import stock_bars_1d
+
+    resources = build_resources(make_settings(tmp_path / "home"))
+    resources["source"] = ExplainedEmptySource(seed=7)
+    with dg.instance_for_test() as instance:
+        res = dg.materialize(
+            [stock_bars_1d],
+            resources=resources,
+            instance=instance,
+            partition_key="2024-03-08",
+            raise_on_error=False,
+        )
+    assert not res.success
+    failures = [e for e in res.all_events if e.is_step_failure]
+    assert len(failures) == 1 and not any(
+        e.event_type_value == "STEP_UP_FOR_RETRY" for e in res.all_events
+    )
+    assert "no data, as expected" in str(failures[0].event_specific_data)
+    assert "free-plan window" in str(failures[0].event_specific_data)
+    assert not (tmp_path / "home" / "lake" / "stock_bars_1d").exists()

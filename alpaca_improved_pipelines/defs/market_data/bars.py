@@ -51,6 +51,23 @@ def _require_symbols(
         )
 
 
+def _stop_on_expected_empty(
+    frame: pl.DataFrame, source: MarketDataSource, table: str, session: dt.date
+) -> None:
+    """An empty answer the source explains (before its history, a plan's recent window) stops
+    the run with that explanation and no retries; nothing is written."""
+    if frame.height:
+        return
+    records = [r for r in getattr(source, "expected_empties", []) if r.session == session]
+    if records:
+        raise dg.Failure(
+            description=f"{table} {session.isoformat()}: no data, as expected ({records[-1]}); "
+            "choose sessions the source covers",
+            metadata={"expected_empty": str(records[-1])},
+            allow_retries=False,
+        )
+
+
 def _merge_subset(
     lake: LakeResource, table: str, session: dt.date, frame: pl.DataFrame, symbols: tuple[str, ...]
 ) -> pl.DataFrame:
@@ -117,6 +134,7 @@ def fetch_and_write(
     frame = pl.DataFrame()
     for session in keys_to_sessions(context.partition_keys):
         frame = source.stock_bars(symbols, session, timeframe)
+        _stop_on_expected_empty(frame, source, table, session)
         _require_symbols(frame, symbols, table, session, source.name)
         if timeframe == "1Min":
             gaps = minute_gaps(frame, session, list(symbols))
