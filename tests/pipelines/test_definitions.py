@@ -21,6 +21,8 @@ EXPECTED_ASSETS = {
     "walk_forward",
     "leaderboard",
     "options_backtest",
+    "candidates",
+    "approved_manifest",
     "option_chains",
     "vol_surface",
 }
@@ -69,7 +71,14 @@ def test_every_asset_has_a_description_and_group(project_defs: dg.Definitions) -
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key
-        assert node.group_name in {"market_data", "features", "research", "options"}, key
+        assert node.group_name in {"market_data", "features", "research", "options", "promotion"}, key
+
+
+def test_promotion_sensor_and_jobs_exist(project_defs: dg.Definitions) -> None:
+    sensor = project_defs.resolve_sensor_def("promote_to_live")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    for job in ("approve_job", "deploy_job", "research_job", "options_job"):
+        assert project_defs.resolve_job_def(job) is not None
 
 
 def test_schedule_and_job_exist(project_defs: dg.Definitions) -> None:

@@ -17,6 +17,20 @@ def session_for_tick(scheduled: dt.datetime) -> dt.date | None:
     return day if cal.is_session(day) else None
 
 
+def session_request(
+    context: dg.ScheduleEvaluationContext, run_key_prefix: str
+) -> dg.RunRequest | dg.SkipReason:
+    """The run request of a nightly tick: that evening's session, or a skip on holidays."""
+    scheduled = context.scheduled_execution_time
+    if scheduled is None:
+        return dg.SkipReason("no scheduled time on this evaluation")
+    session = session_for_tick(scheduled)
+    if session is None:
+        return dg.SkipReason(f"{cal.new_york_date(scheduled).isoformat()} is not an NYSE session")
+    key = session.isoformat()
+    return dg.RunRequest(run_key=f"{run_key_prefix}:{key}", partition_key=key)
+
+
 @dg.schedule(
     job=market_data_job,
     cron_schedule=NIGHTLY_CRON,
@@ -25,11 +39,4 @@ def session_for_tick(scheduled: dt.datetime) -> dt.date | None:
 )
 def nightly_market_data(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """After the close, materialize today's session for all symbols; skip holidays."""
-    scheduled = context.scheduled_execution_time
-    if scheduled is None:
-        return dg.SkipReason("no scheduled time on this evaluation")
-    session = session_for_tick(scheduled)
-    if session is None:
-        return dg.SkipReason(f"{cal.new_york_date(scheduled).isoformat()} is not an NYSE session")
-    key = session.isoformat()
-    return dg.RunRequest(run_key=f"nightly:{key}", partition_key=key)
+    return session_request(context, "nightly")

@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from alpaca_improved_pipelines import calendar as cal
-from alpaca_improved_pipelines.defs.market_data.schedules import session_for_tick
+from alpaca_improved_pipelines.defs.market_data.schedules import session_request
 
 # 18:45 New York: after the 18:30 market-data run; chains are end-of-day snapshots.
 NIGHTLY_CRON = "45 18 * * 1-5"
@@ -24,11 +23,4 @@ options_job = dg.define_asset_job(
 )
 def nightly_options(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """After the close, snapshot today's option chains and fit the surface; skip holidays."""
-    scheduled = context.scheduled_execution_time
-    if scheduled is None:
-        return dg.SkipReason("no scheduled time on this evaluation")
-    session = session_for_tick(scheduled)
-    if session is None:
-        return dg.SkipReason(f"{cal.new_york_date(scheduled).isoformat()} is not an NYSE session")
-    key = session.isoformat()
-    return dg.RunRequest(run_key=f"options:{key}", partition_key=key)
+    return session_request(context, "options")
