@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -17,7 +18,7 @@ from alpaca_improved_pipelines.runner import (
 )
 from alpaca_improved_pipelines.settings import Settings, load_settings, parse_symbols
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 DEMO_SESSIONS = 252  # one year: enough history for the slow windows and walk-forward folds
 DEMO_CHAIN_SESSIONS = 5  # option chains and vol surfaces for the last sessions of the demo
 

@@ -56,7 +56,12 @@ def _print_leaderboard(settings: Settings, console: Console) -> None:
     for col in cols:
         table.add_column(col)
     for row in board.iter_rows(named=True):
-        table.add_row(
-            *[f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
-        )
+        table.add_row(*[_cell(row[c]) for c in cols])
     console.print(table)
+
+
+def _cell(value: object, width: int = 48) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -53,29 +53,39 @@ class SweepSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _variant_returns(value: np.ndarray, init_cash: float) -> np.ndarray:
-    """Daily simple returns of a portfolio value series (first day from initial capital)."""
-    prev = np.concatenate(([init_cash], value[:-1]))
-    return value / prev - 1.0
+def metrics_matrix(rets: np.ndarray, periods: float = 252.0) -> dict[str, np.ndarray]:
+    """Headline metrics of many variants at once (columns of ``rets``, no NaNs).
 
-
-def _metrics(rets: np.ndarray) -> dict[str, float]:
-    """Headline metrics of one variant with empyrical conventions (via strategies.analytics)."""
-    centered = rets - rets.mean()
-    sd = rets.std()
-    skew = float((centered**3).mean() / sd**3) if sd > 0 else float("nan")
-    kurt = float((centered**4).mean() / sd**4) if sd > 0 else float("nan")  # raw kurtosis
-    return {
-        "sharpe_ratio": float(analytics.sharpe_ratio(rets)),
-        "sortino_ratio": float(analytics.sortino_ratio(rets)),
-        "annual_return": float(analytics.annual_return(rets)),
-        "annual_volatility": float(analytics.annual_volatility(rets)),
-        "max_drawdown": float(analytics.max_drawdown(rets)),
-        "calmar_ratio": float(analytics.calmar_ratio(rets)),
-        "total_return": float(analytics.cum_returns_final(rets)),
-        "skew": skew,
-        "kurtosis": kurt,
-    }
+    Same conventions as ``strategies.analytics`` (empyrical's: ddof 1, 252 periods, wealth
+    from 1 with the start as a peak); ``tests/research`` checks equality column by column.
+    """
+    n = rets.shape[0]
+    mean = rets.mean(axis=0)
+    sd = rets.std(axis=0, ddof=1)
+    sd = np.where(rets.max(axis=0) == rets.min(axis=0), 0.0, sd)  # constant: exactly 0
+    downside = np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2, axis=0)) * np.sqrt(periods)
+    wealth = np.vstack([np.ones(rets.shape[1]), np.cumprod(1.0 + rets, axis=0)])
+    total = wealth[-1] - 1.0
+    max_dd = np.min(
+        (wealth - np.maximum.accumulate(wealth, axis=0)) / np.maximum.accumulate(wealth, axis=0),
+        axis=0,
+    )
+    centered = rets - mean
+    pop_sd = rets.std(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        annual = (1.0 + total) ** (periods / n) - 1.0
+        calmar = np.where(max_dd < 0, annual / np.abs(max_dd), np.nan)
+        return {
+            "sharpe_ratio": mean / sd * np.sqrt(periods),
+            "sortino_ratio": mean * periods / downside,
+            "annual_return": annual,
+            "annual_volatility": sd * np.sqrt(periods),
+            "max_drawdown": max_dd,
+            "calmar_ratio": np.where(np.isinf(calmar), np.nan, calmar),
+            "total_return": total,
+            "skew": np.mean(centered**3, axis=0) / pop_sd**3,
+            "kurtosis": np.mean(centered**4, axis=0) / pop_sd**4,  # raw kurtosis
+        }
 
 
 def _signals(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> tuple:
@@ -119,16 +129,20 @@ def _evaluate(
             threads=1,
         )
     order = np.argsort(np.array(data.symbols))
+    # each variant's portfolio: equal capital per symbol, values summed across its columns
+    values = value.reshape(value.shape[0], len(points), n_sym).sum(axis=2)
+    prev = np.vstack([np.full(len(points), spec.init_cash), values[:-1]])
+    rets_all = values / prev - 1.0
+    metrics = metrics_matrix(rets_all)
     rows = []
     for k, point in enumerate(points):
         cols = slice(k * n_sym, (k + 1) * n_sym)
-        rets = _variant_returns(value[:, cols].sum(axis=1), spec.init_cash)
         row = {
             "params": json.dumps(point, sort_keys=True),
-            **_metrics(rets),
+            **{name: float(m[k]) for name, m in metrics.items()},
             "trades": int(trades[cols].sum()),
             "exposure": float(invested[:, cols].any(axis=1).mean()),
-            "returns": rets.tolist(),
+            "returns": rets_all[:, k].tolist(),
             "error": None,
         }
         if fast is not None:

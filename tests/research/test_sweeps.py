@@ -233,3 +233,36 @@ def test_demo_report_covers_every_view(swept) -> None:
     for view in lakehouse.available_views(home):
         assert view in text
     assert "leaderboard" in text and "rsi_reversion" in text and "make mlflow" in text
+
+
+def test_vectorized_metrics_equal_strategies_analytics() -> None:
+    from scipy import stats
+
+    from alpaca_improved_pipelines.backtesting.sweep import metrics_matrix
+
+    rng = np.random.default_rng(11)
+    rets = np.column_stack(
+        [
+            rng.normal(0.0005, 0.01, 300),
+            rng.standard_t(4, 300) * 0.01,
+            np.zeros(300),
+            np.full(300, 0.001),
+            -np.abs(rng.normal(0, 0.01, 300)),
+        ]
+    )
+    got = metrics_matrix(rets)
+    ref = {
+        "sharpe_ratio": analytics.sharpe_ratio,
+        "sortino_ratio": analytics.sortino_ratio,
+        "annual_return": analytics.annual_return,
+        "annual_volatility": analytics.annual_volatility,
+        "max_drawdown": analytics.max_drawdown,
+        "calmar_ratio": analytics.calmar_ratio,
+        "total_return": analytics.cum_returns_final,
+    }
+    for name, fn in ref.items():
+        for k in range(rets.shape[1]):
+            want = fn(rets[:, k])
+            assert got[name][k] == pytest.approx(want, rel=1e-12, nan_ok=True), (name, k)
+    assert got["skew"][1] == pytest.approx(stats.skew(rets[:, 1]), rel=1e-10)
+    assert got["kurtosis"][1] == pytest.approx(stats.kurtosis(rets[:, 1], fisher=False), rel=1e-10)
