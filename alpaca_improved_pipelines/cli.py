@@ -110,14 +110,24 @@ def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 300
     )
 
 
-def _mount_live() -> None:
-    """``alpaca-improved live …``: the live runner's own CLI (it never imports Dagster)."""
-    from live.cli import app as live_app
+@app.command(
+    "live",
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+def live(ctx: typer.Context) -> None:
+    """The live runner: run, halt, flatten, resume, status (see `alpaca-improved live --help`).
 
-    app.add_typer(live_app, name="live", help="The live runner: run, halt, flatten, status.")
+    It runs as its own process (``python -m live.cli``): the live runner never imports Dagster,
+    and this code location never imports the live runner.
+    """
+    os.execvp(sys.executable, [sys.executable, "-m", "live.cli", *ctx.args])
 
 
-_mount_live()
 experiments_app = typer.Typer(no_args_is_help=True, help="Compare MLflow experiments.")
 app.add_typer(experiments_app, name="experiments")
 

@@ -90,3 +90,18 @@ def test_sql_errors_are_one_line(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "does not exist" in missing.output
     bad_format = runner.invoke(app, ["sql", "SELECT 1", "--format", "xml"], env=_env(tmp_path))
     assert bad_format.exit_code == 2 and "--format 'xml'" in bad_format.output
+
+
+def test_live_subcommand_runs_the_live_cli_in_its_own_process() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "alpaca_improved_pipelines.cli", "live", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    for command in ("run", "halt", "flatten", "status"):
+        assert command in out.stdout
