@@ -133,12 +133,18 @@ def run_demo(start: str | None, end: str | None) -> None:
     chain_start = cal.sessions_between(first, last)[-DEMO_CHAIN_SESSIONS]
     run_backfill(chain_start.isoformat(), last.isoformat(), None, 60, "options_job", settings)
     run_research(settings)
-    from alpaca_improved_pipelines.demo_live import approve_and_promote, print_live, run_live_sim
+    from alpaca_improved_pipelines.demo_live import (
+        approve_and_promote,
+        materialize_live_results,
+        print_live,
+        run_live_sim,
+    )
     from alpaca_improved_pipelines.demo_report import print_report
 
     console.print("[bold]promotion -> live runner (sim)")
     approve_and_promote(settings, console)
     status = run_live_sim(settings, console)
+    materialize_live_results(settings, console)
     print_report(settings, first, last, console)
     print_live(status, settings, console)
 

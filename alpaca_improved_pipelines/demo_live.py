@@ -148,3 +148,20 @@ def print_live(status: dict, settings: Settings, console: Console) -> None:
         f"{settings.home.resolve() / 'live' / 'journal.sqlite'} "
         "(.venv/bin/alpaca-improved live status)"
     )
+
+
+def materialize_live_results(settings: Settings, console: Console) -> None:
+    """live_results: the runner's orders, fills, positions and daily P&L back into the lake."""
+    from alpaca_improved_pipelines.definitions import defs as load_defs
+    from alpaca_improved_pipelines.runner import dagster_instance
+
+    with dagster_instance(settings) as instance:
+        job = (
+            load_defs()
+            .resolve_implicit_global_asset_job_def()
+            .get_subset(asset_selection={dg.AssetKey("live_results")})
+        )
+        _run(job, instance, {})
+    console.print(
+        "live results written to the lake (views live_orders, live_fills, live_positions, live_pnl)"
+    )

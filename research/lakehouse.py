@@ -28,6 +28,10 @@ VIEWS: dict[str, str] = {
     "vol_surface": "vol_surface",
     "backtest_runs": "backtest_runs",
     "walk_forward": "walk_forward",
+    "live_orders": "live_orders",
+    "live_fills": "live_fills",
+    "live_positions": "live_positions",
+    "live_pnl": "live_pnl",
 }
 
 

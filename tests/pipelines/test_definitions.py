@@ -23,6 +23,7 @@ EXPECTED_ASSETS = {
     "options_backtest",
     "candidates",
     "approved_manifest",
+    "live_results",
     "option_chains",
     "vol_surface",
 }
@@ -71,7 +72,14 @@ def test_every_asset_has_a_description_and_group(project_defs: dg.Definitions) -
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key
-        assert node.group_name in {"market_data", "features", "research", "options", "promotion"}, key
+        assert node.group_name in {
+            "market_data",
+            "features",
+            "research",
+            "options",
+            "promotion",
+            "monitoring",
+        }, key
 
 
 def test_promotion_sensor_and_jobs_exist(project_defs: dg.Definitions) -> None:

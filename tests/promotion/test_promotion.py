@@ -132,3 +132,79 @@ def test_unknown_or_failed_candidate_cannot_be_approved(home: Path) -> None:
             text = " ".join(str(e.event_specific_data) for e in res.all_events if e.is_step_failure)
             assert msg in text
     assert not (home / "live" / "manifests").exists()
+
+
+def test_live_results_flow_back_into_the_lake(home: Path) -> None:
+    import datetime as dt
+    import subprocess
+    import sys
+
+    from alpaca_improved_pipelines.calendar import NEW_YORK
+    from alpaca_improved_pipelines.defs.monitoring.assets import live_results
+    from research import lakehouse
+
+    with dg.instance_for_test() as instance:
+        _candidates(
+            home,
+            instance,
+            require_quality_checks=False,
+            min_dsr=0.0,
+            min_oos_sharpe=-100.0,
+            min_trades=0,
+            max_drawdown=1.0,
+        )
+        cfg = {"family": "rsi_reversion", "approver": "qa", "reason": "test", "demo": True}
+        assert dg.materialize(
+            [approved_manifest],
+            resources=resources_for(home),
+            instance=instance,
+            run_config=quiet({"ops": {"approved_manifest": {"config": cfg}}}),
+        ).success
+        lake = LakeResource(home=str(home))
+        req = promote_to_live(
+            dg.build_sensor_context(instance=instance, resources={"lake": lake})
+        ).run_requests[0]
+        assert deploy_job.execute_in_process(
+            run_config=req.run_config, instance=instance, resources={"lake": lake}
+        ).success
+        start = dt.datetime(2024, 12, 24, 16, 30, tzinfo=NEW_YORK).isoformat()
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "live.cli",
+                "run",
+                "--broker",
+                "sim",
+                "--home",
+                str(home),
+                "--cycles",
+                "5",
+                "--cycle-seconds",
+                "86400",
+                "--sim-start",
+                start,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        res = dg.materialize(
+            [live_results], resources=resources_for(home), instance=instance, run_config=quiet()
+        )
+    assert res.success
+    con = lakehouse.connect(home)
+    n_orders, n_fills = con.execute(
+        "SELECT (SELECT count(*) FROM live_orders), (SELECT count(*) FROM live_fills)"
+    ).fetchone()
+    assert n_orders > 0 and n_fills > 0
+    # the daily P&L adds up to the mark-to-market of the fills at the last close
+    total = con.execute("SELECT sum(pnl) FROM live_pnl").fetchone()[0]
+    mtm = con.execute("""
+        SELECT sum(f.qty * (c.close - f.price)) FROM live_fills f
+        JOIN (SELECT symbol, arg_max(close, session) AS close FROM stock_bars_1d GROUP BY 1) c
+        USING (symbol)""").fetchone()[0]
+    assert total == pytest.approx(mtm, abs=1e-6)
+    drift = res.asset_materializations_for_node("live_results")[0].metadata["drift"].value
+    assert "fill_rate" in drift and "slippage_bps_mean" in drift
