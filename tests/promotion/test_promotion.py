@@ -24,6 +24,16 @@ def home(swept, tmp_path: Path) -> Path:
     return dst
 
 
+# gates wide open: these tests are about approval and deployment, not the thresholds
+LENIENT = {
+    "require_quality_checks": False,
+    "min_dsr": 0.0,
+    "min_oos_sharpe": -100.0,
+    "min_trades": 0,
+    "max_drawdown": 1.0,
+}
+
+
 def _candidates(home: Path, instance: dg.DagsterInstance, **cfg: object) -> dict:
     res = dg.materialize(
         [candidates],
@@ -49,15 +59,7 @@ def test_gates_require_passed_quality_checks(home: Path) -> None:
 
 def test_gates_apply_thresholds(home: Path) -> None:
     with dg.instance_for_test() as instance:
-        cands = _candidates(
-            home,
-            instance,
-            require_quality_checks=False,
-            min_dsr=0.0,
-            min_oos_sharpe=-100.0,
-            min_trades=0,
-            max_drawdown=1.0,
-        )
+        cands = _candidates(home, instance, **LENIENT)
         assert all(c["passed"] for c in cands.values())
         strict = _candidates(home, instance, require_quality_checks=False, min_dsr=0.999999)
     assert all("Deflated Sharpe" in c["reasons"] for c in strict.values())
@@ -65,15 +67,7 @@ def test_gates_apply_thresholds(home: Path) -> None:
 
 def test_approval_registers_a_model_and_the_sensor_promotes_once(home: Path) -> None:
     with dg.instance_for_test() as instance:
-        _candidates(
-            home,
-            instance,
-            require_quality_checks=False,
-            min_dsr=0.0,
-            min_oos_sharpe=-100.0,
-            min_trades=0,
-            max_drawdown=1.0,
-        )
+        _candidates(home, instance, **LENIENT)
         cfg = {"family": "rsi_reversion", "approver": "qa", "reason": "test", "demo": True}
         res = dg.materialize(
             [approved_manifest],
@@ -144,15 +138,7 @@ def test_live_results_flow_back_into_the_lake(home: Path) -> None:
     from research import lakehouse
 
     with dg.instance_for_test() as instance:
-        _candidates(
-            home,
-            instance,
-            require_quality_checks=False,
-            min_dsr=0.0,
-            min_oos_sharpe=-100.0,
-            min_trades=0,
-            max_drawdown=1.0,
-        )
+        _candidates(home, instance, **LENIENT)
         cfg = {"family": "rsi_reversion", "approver": "qa", "reason": "test", "demo": True}
         assert dg.materialize(
             [approved_manifest],
