@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 
@@ -111,7 +110,3 @@ def check_range_in_partitions(start: dt.date, settings: Settings) -> None:
             f"{settings.start.isoformat()}; "
             f"set ALPACA_IMPROVED_START={start.isoformat()} (or earlier) and rerun"
         )
-
-
-def data_root_exists(home: Path) -> bool:
-    return (home / "lake").exists()

@@ -81,11 +81,6 @@ class Settings(BaseModel):
         return self.home / "data_docs"
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else None
-
-
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from ``ALPACA_IMPROVED_*`` environment variables (or a given mapping)."""
     env = dict(os.environ if environ is None else environ)

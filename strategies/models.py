@@ -45,6 +45,19 @@ CHAIN_COLUMNS = (
     "vega",
     "theta",
 )
+# The numeric columns of CHAIN_COLUMNS (read as float64 numpy arrays by the engine and views).
+CHAIN_FLOAT_COLUMNS = (
+    "strike",
+    "bid",
+    "ask",
+    "mid",
+    "underlying_price",
+    "iv",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+)
 
 
 class Side(StrEnum):

@@ -14,20 +14,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from strategies.models import CHAIN_COLUMNS
+from strategies.models import CHAIN_COLUMNS, CHAIN_FLOAT_COLUMNS
 
-_FLOATS = (
-    "strike",
-    "bid",
-    "ask",
-    "mid",
-    "underlying_price",
-    "iv",
-    "delta",
-    "gamma",
-    "vega",
-    "theta",
-)
 _STRIKE_BITS = 36  # strike in thousandths of a dollar, up to ~$68M
 _EXPIRY_BITS = 16  # days since 1970, up to 2149
 _MAX_UNDERLYINGS = 1 << 10
@@ -95,7 +83,7 @@ class ChainArchive:
     ) -> ChainArchive:
         boundaries = np.flatnonzero(np.diff(session)) + 1
         day_start = np.concatenate(([0], boundaries, [frame.height])).astype(np.int64)
-        for name in _FLOATS:  # zero-copy for null-free Float64; nulls become NaN
+        for name in CHAIN_FLOAT_COLUMNS:  # zero-copy for null-free Float64; nulls become NaN
             series = frame.get_column(name)
             cols[name] = np.asarray(series.to_numpy(), dtype=np.float64)
         und = cols["und"]

@@ -9,21 +9,8 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from strategies.models import CHAIN_COLUMNS, Right
+from strategies.models import CHAIN_COLUMNS, CHAIN_FLOAT_COLUMNS, Right
 from strategies.occ import OptionSymbol
-
-_FLOAT_COLUMNS = (
-    "strike",
-    "bid",
-    "ask",
-    "mid",
-    "underlying_price",
-    "iv",
-    "delta",
-    "gamma",
-    "vega",
-    "theta",
-)
 
 
 def occ_symbol(root: str, expiry: date, right: Right | str, strike: float) -> str:
@@ -92,7 +79,7 @@ class OptionChainView:
                 arr = (self.frame.get_column("right") == Right.CALL.value).to_numpy()
             elif name == "expiry":
                 arr = self.frame.get_column("expiry").to_physical().to_numpy()
-            elif name in _FLOAT_COLUMNS:  # to_numpy turns float nulls into NaN
+            elif name in CHAIN_FLOAT_COLUMNS:  # to_numpy turns float nulls into NaN
                 arr = np.asarray(self.frame.get_column(name).to_numpy(), dtype=np.float64)
             else:
                 arr = self.frame.get_column(name).to_numpy()

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from alpaca_improved_pipelines.lake.storage import write_table_atomic  # noqa: F401 (atomic I/O)
-
 
 def live_dir(home: Path) -> Path:
     return home / "live"
