@@ -135,6 +135,7 @@ def run_demo(start: str | None, end: str | None) -> None:
     run_research(settings)
     from alpaca_improved_pipelines.demo_live import (
         approve_and_promote,
+        materialize_live_replay,
         materialize_live_results,
         print_live,
         run_live_sim,
@@ -145,6 +146,7 @@ def run_demo(start: str | None, end: str | None) -> None:
     approve_and_promote(settings, console)
     status = run_live_sim(settings, console)
     materialize_live_results(settings, console)
+    materialize_live_replay(settings, console)
     print_report(settings, first, last, console)
     print_live(status, settings, console)
 

@@ -150,8 +150,7 @@ def print_live(status: dict, settings: Settings, console: Console) -> None:
     )
 
 
-def materialize_live_results(settings: Settings, console: Console) -> None:
-    """live_results: the runner's orders, fills, positions and daily P&L back into the lake."""
+def _materialize(settings: Settings, key: str) -> dg.ExecuteInProcessResult:
     from alpaca_improved_pipelines.definitions import defs as load_defs
     from alpaca_improved_pipelines.runner import dagster_instance
 
@@ -159,9 +158,46 @@ def materialize_live_results(settings: Settings, console: Console) -> None:
         job = (
             load_defs()
             .resolve_implicit_global_asset_job_def()
-            .get_subset(asset_selection={dg.AssetKey("live_results")})
+            .get_subset(asset_selection={dg.AssetKey(key)})
         )
-        _run(job, instance, {})
+        res = job.execute_in_process(instance=instance, run_config=QUIET, raise_on_error=False)
+    if not res.success:
+        raise ConfigError(f"run {res.run_id} of {key} failed; open it in the Dagster UI")
+    return res
+
+
+def materialize_live_results(settings: Settings, console: Console) -> None:
+    """live_results: the runner's orders, fills, positions and daily P&L back into the lake,
+    with the live-vs-backtest drift report (fill rate, slippage, tracking error)."""
+    res = _materialize(settings, "live_results")
+    from rich.table import Table
+
+    meta = res.asset_materializations_for_node("live_results")[0].metadata
+    table = Table(title="live vs backtest drift (live_results)")
+    cols = ("deployment_id", "orders", "fill_rate", "slippage_bps_mean", "tracking_error",
+            "live_return", "backtest_return", "te_sessions")  # fmt: skip
+    for col in cols:
+        table.add_column(col)
+    rows: list[dict] = meta["drift_rows"].value  # type: ignore[assignment]
+    for row in rows:
+        table.add_row(*(_fmt(row.get(c)) for c in cols))
     console.print(
         "live results written to the lake (views live_orders, live_fills, live_positions, live_pnl)"
+    )
+    console.print(table)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def materialize_live_replay(settings: Settings, console: Console) -> None:
+    """live_replay: the last 20 sessions through the runner in sim against the backtest."""
+    res = _materialize(settings, "live_replay")
+    meta = res.asset_materializations_for_node("live_replay")[0].metadata
+    (check,) = res.get_asset_check_evaluations()
+    verdict = "[green]matches[/green]" if check.passed else "[red]DIVERGES from[/red]"
+    console.print(
+        f"replay of {meta['window'].value} through the live runner (sim) {verdict} the backtest: "
+        f"{meta['orders'].value} (view live_replay)"
     )

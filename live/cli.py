@@ -126,6 +126,53 @@ def resume(home: HomeOpt = None) -> None:
 
 
 @app.command()
+def replay(
+    start: Annotated[str, typer.Option(help="First session to replay (YYYY-MM-DD).")],
+    end: Annotated[str, typer.Option(help="Last session to replay (YYYY-MM-DD).")],
+    home: HomeOpt = None,
+    deployment: Annotated[
+        list[str] | None, typer.Option(help="Deployment to replay (repeatable; default all).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the orders as JSON.")] = False,
+) -> None:
+    """Replay past sessions through the runner in sim (own journal under live/replays/)."""
+    from datetime import date
+
+    from live.replay import replay as run_replay
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        result = run_replay(
+            resolve_home(home), date.fromisoformat(start), date.fromisoformat(end),
+            deployments=deployment or None,
+        )  # fmt: skip
+    except (LiveError, ValueError, OSError) as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "home": str(result.home), "start": result.start.isoformat(),
+                    "end": result.end.isoformat(), "cycles": result.cycles,
+                    "orders": result.orders,
+                },
+                default=str,
+            )
+        )  # fmt: skip
+        return
+    typer.echo(
+        f"replayed {result.start}..{result.end} in {result.cycles} cycles: "
+        f"{len(result.orders)} orders; journal {result.home / 'live' / 'journal.sqlite'}"
+    )
+    for o in result.orders:
+        typer.echo(
+            f"{o['session']} {o['deployment_id']:<24} {o['side']:<4} {o['qty']:>10g} "
+            f"{o['symbol']:<8} {o['status']:<10} filled {o['filled_qty']:g}"
+        )
+
+
+@app.command()
 def status(home: HomeOpt = None) -> None:
     """Trading state, last cycle, open orders and positions from the journal."""
     path = resolve_home(home) / "live" / "journal.sqlite"

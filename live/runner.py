@@ -127,10 +127,10 @@ class Runner:
         period = self.config.cycle_seconds
         now = self.clock.now().timestamp()
         pause = period - (now % period) if period > 0 else 0.0
-        if self.config.broker == "sim":  # a simulated clock can jump to the next open
-            market = self.clock.market()
+        if self.config.broker == "sim":  # a simulated clock jumps to the next open, exactly:
+            market = self.clock.market()  # never past it (every session gets its decision)
             if not market.is_open:
-                pause = max(pause, (market.next_open - self.clock.now()).total_seconds())
+                pause = (market.next_open - self.clock.now()).total_seconds()
         return pause
 
     # -- one cycle -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ VIEWS: dict[str, str] = {
     "live_fills": "live_fills",
     "live_positions": "live_positions",
     "live_pnl": "live_pnl",
+    "live_replay": "live_replay",
 }
 
 

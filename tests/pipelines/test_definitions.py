@@ -24,6 +24,7 @@ EXPECTED_ASSETS = {
     "candidates",
     "approved_manifest",
     "live_results",
+    "live_replay",
     "option_chains",
     "vol_surface",
 }
@@ -42,6 +43,7 @@ EXPECTED_CHECKS = {
     ("option_chains", "pandera_schema"),
     ("option_chains", "put_call_parity"),
     ("vol_surface", "pandera_schema"),
+    ("live_replay", "replay_matches_backtest"),
 }
 
 

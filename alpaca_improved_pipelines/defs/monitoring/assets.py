@@ -1,16 +1,20 @@
 """Monitoring: live results back into the lake, and live-vs-research drift."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from alpaca_improved_pipelines.backtesting.reference import deployment_reference, tracking_error
 from alpaca_improved_pipelines.defs.monitoring.journal_io import (
     daily_pnl,
     fills_with_session,
+    live_returns,
     read_table,
 )
+from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
 from alpaca_improved_pipelines.resources.lake import LakeResource
@@ -53,7 +57,15 @@ def live_results(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             max(sessions),
             positions.with_columns(pl.lit(max(sessions)).alias("session")),
         )
-    drift = drift_report(orders, fills, closes)
+    drift = (
+        drift_report(orders, fills, closes).join(
+            tracking(home, orders, pnl, read_table(home, "deployments")),
+            on="deployment_id",
+            how="left",
+        )
+        if orders.height
+        else pl.DataFrame()
+    )
     return dg.MaterializeResult(
         metadata={
             "orders": orders.height,
@@ -63,22 +75,64 @@ def live_results(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "drift": dg.MetadataValue.md(
                 drift.to_pandas().to_markdown(index=False) if drift.height else "no fills yet"
             ),
+            "drift_rows": dg.MetadataValue.json(drift.to_dicts()),
         }
     )
 
 
-def drift_report(orders: pl.DataFrame, fills: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
-    """Per deployment: fill rate, and slippage of fills against the session close (bps).
+def tracking(
+    home: Path, orders: pl.DataFrame, pnl: pl.DataFrame, deployments: pl.DataFrame
+) -> pl.DataFrame:
+    """Per deployment: tracking error of its live daily returns against its backtest.
 
-    The backtests fill at the close, so this slippage is the live-vs-backtest execution drift.
+    The backtest is :func:`deployment_reference`: the manifest's strategy, params and capital,
+    starting flat on the deployment's first decision session and running to its last P&L
+    session; live returns are daily P&L over the deployment's running equity (0 on sessions
+    without P&L). Deployments whose family has no signal backtest get nulls and a note.
+    """
+    rows = []
+    for dep_id, manifest_json in deployments.select("id", "manifest_json").iter_rows():
+        dep_pnl = pnl.filter(pl.col("deployment_id") == dep_id)
+        dep_orders = orders.filter(pl.col("deployment_id") == dep_id)
+        if dep_pnl.is_empty() or dep_orders.is_empty():
+            continue
+        manifest = json.loads(manifest_json)
+        start, end = dep_orders["session"].min(), dep_pnl["session"].max()
+        row: dict = {"deployment_id": dep_id, "tracking_note": ""}
+        try:
+            ref = deployment_reference(home, manifest, start, end)  # type: ignore[arg-type]
+        except (ValueError, ConfigError) as exc:
+            rows.append({**row, "tracking_note": f"no backtest: {exc}"})
+            continue
+        live = ref.returns.select("session").join(
+            live_returns(dep_pnl, float(manifest.get("capital", 100_000.0))),
+            on="session",
+            how="left",
+        )
+        te = tracking_error(live.fill_null(0.0), ref.returns)
+        rows.append({**row, **{f"te_{k}" if k == "sessions" else k: v for k, v in te.items()}})
+    schema = {"deployment_id": pl.String, "tracking_note": pl.String, "te_sessions": pl.Int64,
+              "tracking_error": pl.Float64, "live_return": pl.Float64,
+              "backtest_return": pl.Float64, "correlation": pl.Float64}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
+
+
+def drift_report(orders: pl.DataFrame, fills: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
+    """Per deployment: fill rate, and slippage of fills against the close of the session the
+    order was decided on (bps, positive = worse than the close).
+
+    The backtests fill at the decision session's close, so this slippage is the live-vs-backtest
+    execution drift (the runner decides after the close and trades at the next open).
     """
     if orders.is_empty():
         return pl.DataFrame()
     rate = orders.group_by("deployment_id").agg(
         pl.len().alias("orders"), (pl.col("status") == "filled").sum().alias("filled")
     )
+    decided = orders.select("client_order_id", pl.col("session").alias("decided"))
     slip = (
-        fills.join(closes, on=["symbol", "session"], how="inner")
+        fills.join(decided, on="client_order_id", how="inner")  # trades, not option activities
+        .join(closes, left_on=["symbol", "decided"], right_on=["symbol", "session"], how="inner")
         .with_columns(
             (
                 pl.when(pl.col("qty") > 0).then(1.0).otherwise(-1.0)

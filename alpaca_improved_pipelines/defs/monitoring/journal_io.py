@@ -102,3 +102,15 @@ def daily_pnl(fills: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
             + pl.col("cash_flow")
         ).alias("pnl")
     )
+
+
+def live_returns(pnl: pl.DataFrame, capital: float) -> pl.DataFrame:
+    """``session, ret``: one deployment's daily P&L over its equity at the previous close
+    (``capital`` plus the P&L before that session)."""
+    return (
+        pnl.sort("session")
+        .with_columns(
+            (capital + pl.col("pnl").cum_sum().shift(1).fill_null(0.0)).alias("equity_before")
+        )
+        .select("session", (pl.col("pnl") / pl.col("equity_before")).alias("ret"))
+    )

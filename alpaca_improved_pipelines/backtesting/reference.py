@@ -1,0 +1,186 @@
+"""The backtest a live deployment is held to: one vectorbt run of its family and params over a
+window, starting flat, and the comparisons against what the live runner did.
+
+``reference_backtest`` computes the signals on the whole history (the indicators warm up on the
+sessions before the window, as the live snapshots do) and keeps only the window's signals, so the
+backtest starts flat on the window's first session exactly like a fresh deployment. Its orders
+are vectorbt's order records (filled at the session close with the research costs); its daily
+returns are the portfolio's (equal capital per symbol, as the sweeps).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_closes
+from alpaca_improved_pipelines.backtesting.families import family
+from alpaca_improved_pipelines.errors import ConfigError
+
+ORDER_KEY = ["session", "symbol", "side"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Orders (``session, symbol, side, size, price``) and daily returns (``session, ret``)."""
+
+    orders: pl.DataFrame
+    returns: pl.DataFrame
+
+
+def reference_backtest(
+    strategy: str,
+    params: dict[str, Any],
+    data: CloseMatrix,
+    start: dt.date,
+    end: dt.date,
+    *,
+    init_cash: float = 100_000.0,
+    fees: float = 0.001,
+    slippage: float = 0.0005,
+) -> Reference:
+    """vectorbt ``from_signals`` of ``strategy(params)`` trading only on sessions in
+    ``[start, end]`` (flat before), with signals computed on all of ``data``.
+
+    ``params`` may name ``symbols`` (a subset of ``data.symbols``); the other keys are the
+    family's parameters (``allocation`` is ignored: the sweeps invest each symbol's share fully).
+    """
+    import vectorbt as vbt
+
+    symbols = list(params.get("symbols") or data.symbols)
+    missing = sorted(set(symbols) - set(data.symbols))
+    if missing:
+        raise ConfigError(f"symbols {missing} are not in the lake's stock_bars_1d; backfill them")
+    cols = [data.symbols.index(s) for s in symbols]
+    close = data.close[:, cols]
+    point = {k: v for k, v in params.items() if k not in ("symbols", "allocation")}
+    entries, exits = family(strategy).signals(point, symbols, close)
+    sessions = np.array(data.sessions)
+    inside = (sessions >= start) & (sessions <= end)
+    if not inside.any():
+        raise ConfigError(f"no lake sessions between {start} and {end}")
+    entries = entries & inside[:, None]
+    exits = exits & inside[:, None]
+    pf = vbt.Portfolio.from_signals(
+        close,
+        entries,
+        exits,
+        fees=fees,
+        slippage=slippage,
+        freq="1D",
+        init_cash=init_cash / len(symbols),
+    )
+    rec = pf.orders.records
+    orders = pl.DataFrame(
+        {
+            "session": [data.sessions[i] for i in rec["idx"]],
+            "symbol": [symbols[c] for c in rec["col"]],
+            "side": ["buy" if s == 0 else "sell" for s in rec["side"]],
+            "size": np.asarray(rec["size"], dtype=np.float64),
+            "price": np.asarray(rec["price"], dtype=np.float64),
+        },
+        schema={
+            "session": pl.Date,
+            "symbol": pl.String,
+            "side": pl.String,
+            "size": pl.Float64,
+            "price": pl.Float64,
+        },
+    ).sort(ORDER_KEY)
+    value = (np.asarray(pf.cash()) + np.asarray(pf.asset_value())).sum(axis=1)
+    prev = np.concatenate([[init_cash], value[:-1]])
+    returns = pl.DataFrame({"session": data.sessions, "ret": value / prev - 1.0}).filter(
+        pl.col("session").is_between(start, end)
+    )
+    return Reference(orders, returns)
+
+
+def deployment_reference(
+    home: Path, manifest: dict[str, Any], start: dt.date, end: dt.date
+) -> Reference:
+    """:func:`reference_backtest` of a deployment manifest over the lake of ``home``, with the
+    manifest's capital and the research costs."""
+    symbols = list(manifest.get("params", {}).get("symbols") or []) or None
+    data = load_closes(home / "lake", end=end, symbols=symbols)
+    return reference_backtest(
+        manifest["strategy"],
+        manifest.get("params", {}),
+        data,
+        start,
+        end,
+        init_cash=float(manifest.get("capital", 100_000.0)),
+    )
+
+
+def compare_orders(live: pl.DataFrame, backtest: pl.DataFrame) -> pl.DataFrame:
+    """Live orders (``session, symbol, side, qty, filled_qty, avg_price, status``) against the
+    backtest's (``session, symbol, side, size, price``), one row per order key with
+    ``match`` = ``both`` | ``live_only`` | ``backtest_only``.
+
+    A live order counts only when it reached the broker and filled at least partly: an order the
+    risk engine or the broker rejected is a missing order, as the backtest assumed it traded.
+    """
+    session = pl.col("session")
+    if live.schema.get("session") == pl.String:
+        session = session.str.to_date()
+    done = live.filter(pl.col("filled_qty") > 0).select(
+        session,
+        "symbol",
+        "side",
+        pl.col("filled_qty").alias("live_qty"),
+        pl.col("avg_price").alias("live_price"),
+    )
+    ref = backtest.select(
+        ORDER_KEY + [pl.col("size").alias("backtest_qty"), pl.col("price").alias("backtest_price")]
+    )
+    out = done.join(ref, on=ORDER_KEY, how="full", coalesce=True)
+    return out.with_columns(
+        pl.when(pl.col("live_qty").is_null())
+        .then(pl.lit("backtest_only"))
+        .when(pl.col("backtest_qty").is_null())
+        .then(pl.lit("live_only"))
+        .otherwise(pl.lit("both"))
+        .alias("match"),
+        ((pl.col("live_price") / pl.col("backtest_price") - 1.0) * 1e4).alias("price_diff_bps"),
+    ).sort(ORDER_KEY)
+
+
+def tracking_error(live: pl.DataFrame, backtest: pl.DataFrame) -> dict[str, float | int | None]:
+    """Annualized tracking error of live daily returns against the backtest's.
+
+    Both frames have ``session, ret``; only sessions present in both count. Returns
+    ``sessions, tracking_error`` (sample std of the difference x sqrt(252)),
+    ``live_return, backtest_return`` (compounded) and ``correlation`` (None when undefined).
+    """
+    both = live.select("session", pl.col("ret").alias("live")).join(
+        backtest.select("session", pl.col("ret").alias("bt")), on="session", how="inner"
+    )
+    n = both.height
+    if n < 2:
+        return {"sessions": n, "tracking_error": None, "live_return": None,
+                "backtest_return": None, "correlation": None}  # fmt: skip
+    a, b = both["live"].to_numpy(), both["bt"].to_numpy()
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None
+    return {
+        "sessions": n,
+        "tracking_error": float(np.std(a - b, ddof=1) * np.sqrt(252.0)),
+        "live_return": float(np.prod(1.0 + a) - 1.0),
+        "backtest_return": float(np.prod(1.0 + b) - 1.0),
+        "correlation": corr,
+    }
+
+
+def manifests(home: Path) -> dict[str, dict[str, Any]]:
+    """Deployment id -> manifest of every ``<home>/live/deployments/*.json``."""
+    directory = home / "live" / "deployments"
+    out = {}
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        data = json.loads(path.read_text())
+        out[data.get("deployment_id") or path.stem] = data
+    return out
