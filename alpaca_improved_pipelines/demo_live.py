@@ -83,6 +83,9 @@ def run_live_sim(settings: Settings, console: Console) -> dict:
     sessions = storage.existing_sessions(home / "lake", "stock_bars_1d")
     first = dt.date.fromisoformat(sessions[-LIVE_SESSIONS])
     start = dt.datetime(first.year, first.month, first.day, 16, 30, tzinfo=cal.NEW_YORK)
+    # the last decision: at the first open after the lake's last session
+    last = cal.next_session(dt.date.fromisoformat(sessions[-1]))
+    until = dt.datetime(last.year, last.month, last.day, 9, 31, tzinfo=cal.NEW_YORK)
     cmd = [
         sys.executable,
         "-m",
@@ -92,12 +95,12 @@ def run_live_sim(settings: Settings, console: Console) -> dict:
         "sim",
         "--home",
         str(home),
-        "--cycles",
-        str(LIVE_SESSIONS),
         "--cycle-seconds",
         "86400",
         "--sim-start",
         start.isoformat(),
+        "--until",
+        until.isoformat(),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from live.brokers.base import Broker
 from live.brokers.sim import SimBroker
-from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock
+from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock, regular_hours
 from live.health import HealthServer
 from live.journal import Journal
 from live.notify import FanOut, LogSink, Sink, WebhookSink
@@ -27,15 +27,13 @@ def resolve_home(home: Path | None = None, env: Mapping[str, str] | None = None)
 
 
 def default_sim_start(home: Path, fallback: Clock) -> datetime:
-    """10:00 New York on the weekday after the lake's latest daily-bar session."""
+    """Half an hour after the first NYSE open following the lake's latest daily-bar session."""
     root = home / "lake" / "stock_bars_1d"
     sessions = sorted(p.parent.name.split("=", 1)[1] for p in root.glob("session=*/part.parquet"))
     if not sessions:
         return fallback.now()
-    day = date.fromisoformat(sessions[-1]) + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(10, 0), NEW_YORK)
+    last_close = datetime.combine(date.fromisoformat(sessions[-1]), time(16, 0), NEW_YORK)
+    return regular_hours(last_close).next_open + timedelta(minutes=30)
 
 
 def build_runner(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +53,9 @@ def run(
     sim_speed: Annotated[
         float | None, typer.Option(help="Simulated s per real s (default: instant).")
     ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Stop once the (simulated) clock passes this ISO time.")
+    ] = None,
     reconcile_every: Annotated[int, typer.Option(help="Reconcile every N cycles.")] = 10,
     health_port: Annotated[int | None, typer.Option(help="Serve /health on 127.0.0.1.")] = None,
     webhook_url: Annotated[str | None, typer.Option(help="Notification webhook.")] = None,
@@ -79,6 +83,7 @@ def run(
         if account_limits is not None:
             opts["account_limits"] = AccountLimits.model_validate_json(account_limits.read_text())
         config = RunnerConfig(**opts)
+        stop_at = _aware(until) if until else None
         runner, health = build_runner(config)
     except (LiveError, ValueError, OSError) as exc:
         _fail(exc)
@@ -88,13 +93,22 @@ def run(
     if health is not None:
         typer.echo(f"health: http://127.0.0.1:{health.port}/health")
     try:
-        runner.run(cycles, lambda: stop["flag"])
+        runner.run(
+            cycles, lambda: stop["flag"] or (stop_at is not None and runner.clock.now() > stop_at)
+        )
     except KeyboardInterrupt:
         typer.echo("stopped")
     finally:
         if health is not None:
             health.close()
     typer.echo(json.dumps(journal_status(runner.j), indent=1, default=str))
+
+
+def _aware(text: str) -> datetime:
+    ts = datetime.fromisoformat(text)
+    if ts.tzinfo is None:
+        raise ValueError(f"--until {text!r} needs a UTC offset, e.g. 2025-01-02T09:31:00-05:00")
+    return ts
 
 
 def _command(name: str, home: Path | None) -> None:

@@ -2,13 +2,14 @@
 
 ``SystemClock`` reads the wall clock; ``SimClock`` is a simulated, accelerable clock whose
 ``sleep`` advances virtual time (``speed=None`` jumps instantly, ``speed=60`` runs a minute per
-real second). Market hours come from :meth:`Clock.market`: the simulated clock uses regular NYSE
-hours on weekdays; the Alpaca runner asks the broker (``/v2/clock``) instead, see
-:class:`BrokerClock`.
+real second). Market hours come from :meth:`Clock.market`: the simulated clock uses the NYSE
+calendar (holidays, early closes); the Alpaca runner asks the broker (``/v2/clock``) instead,
+see :class:`BrokerClock`.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -16,10 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import pandas as pd
 
 NEW_YORK = ZoneInfo("America/New_York")
 OPEN_NY, CLOSE_NY = dtime(9, 30), dtime(16, 0)
+CALENDAR_START, CALENDAR_END = "2000-01-03", "2035-12-31"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +47,38 @@ def _weekday_from(day: date) -> date:
     return day
 
 
-def regular_hours(ts: datetime) -> MarketClock:
-    """Weekday 9:30-16:00 New York hours around ``ts`` (no holiday calendar)."""
+def weekday_hours(ts: datetime) -> MarketClock:
+    """Weekday 9:30-16:00 New York hours around ``ts`` (no holidays; outside the calendar)."""
     ny = ts.astimezone(NEW_YORK)
     day = ny.date()
     is_open = day.weekday() < 5 and _at(day, OPEN_NY) <= ny < _at(day, CLOSE_NY)
     open_day = _weekday_from(day if ny < _at(day, OPEN_NY) else day + timedelta(days=1))
     close_day = _weekday_from(day if ny < _at(day, CLOSE_NY) else day + timedelta(days=1))
     return MarketClock(ts, is_open, _at(open_day, OPEN_NY), _at(close_day, CLOSE_NY))
+
+
+@functools.cache
+def _xnys() -> Any:
+    import exchange_calendars as xcals  # ~0.5 s to build: once per process, only when used
+
+    return xcals.get_calendar("XNYS", start=CALENDAR_START, end=CALENDAR_END)
+
+
+def regular_hours(ts: datetime) -> MarketClock:
+    """NYSE hours around ``ts`` as Alpaca's ``/v2/clock`` reports them: holidays and early
+    closes from the exchange calendar (exchange_calendars' XNYS, 2000-2035; weekday hours
+    outside it). ``next_open`` is strictly after ``ts``; ``next_close`` is today's close while
+    the market is open."""
+    cal = _xnys()
+    t = pd.Timestamp(ts).tz_convert("UTC")
+    if not cal.first_minute <= t < cal.last_minute:
+        return weekday_hours(ts)
+    return MarketClock(
+        ts,
+        bool(cal.is_open_on_minute(t, ignore_breaks=True)),
+        cal.next_open(t).to_pydatetime(),
+        cal.next_close(t).to_pydatetime(),
+    )
 
 
 class Clock(ABC):
@@ -68,7 +97,7 @@ class Clock(ABC):
         """Wait ``seconds`` of this clock's time."""
 
     def market(self) -> MarketClock:
-        """Market hours at :meth:`now` (regular hours by default)."""
+        """Market hours at :meth:`now` (the NYSE calendar by default)."""
         return regular_hours(self.now())
 
 

@@ -27,7 +27,7 @@ class RunnerConfig(BaseModel):
         health_port: Serve ``/health`` on 127.0.0.1 (0 = ephemeral, None = off).
         webhook_url: Also send notifications to this webhook.
         sim: Simulated broker knobs.
-        sim_start: Start of the simulated clock (default: 10:00 New York on the weekday after
+        sim_start: Start of the simulated clock (default: 30 minutes after the first NYSE open after
             the lake's latest session).
         sim_speed: Simulated seconds per real second (None: jump instantly).
         lookback: Sessions of history in each snapshot.

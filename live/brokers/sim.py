@@ -233,7 +233,10 @@ class SimBroker(Broker):
         """Fill what became fillable, expire DAY orders after the close, settle expiries."""
         now = self.clock_source.now()
         ny = now.astimezone(NEW_YORK)
-        after_close = ny.hour >= 16
+        market = regular_hours(now)  # NYSE calendar: early closes end the day at 13:00
+        after_close = ny.hour >= 16 or (
+            not market.is_open and market.next_close.astimezone(NEW_YORK).date() != ny.date()
+        )
         if self.state.day != ny.date().isoformat():  # a new day: yesterday's equity is the base
             self.state.last_equity = self.account().equity
             self.state.day = ny.date().isoformat()

@@ -199,3 +199,23 @@ def test_live_replay_asset_passes_its_check_and_writes_the_lake(home: Path) -> N
     con = lakehouse.connect(home)
     n = con.execute("SELECT count(*) FROM live_replay WHERE match = 'both'").fetchone()[0]
     assert n == summary["both"]
+
+
+def test_live_run_until_decides_every_session_in_the_window(home: Path) -> None:
+    import subprocess
+    import sys
+
+    deploy(home, "rsi")
+    first, last = dt.date(2024, 12, 20), dt.date(2024, 12, 31)
+    start = dt.datetime.combine(first, dt.time(16, 30), cal.NEW_YORK).isoformat()
+    base = [sys.executable, "-m", "live.cli", "run", "--home", str(home),
+            "--cycle-seconds", "86400", "--sim-start", start]  # fmt: skip
+    bad = subprocess.run([*base, "--until", "2025-01-02T09:31"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--until '2025-01-02T09:31' needs a UTC offset" in bad.stderr
+    until = dt.datetime(2025, 1, 2, 9, 31, tzinfo=cal.NEW_YORK).isoformat()
+    run = subprocess.run([*base, "--until", until], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    with sqlite3.connect(home / "live" / "journal.sqlite") as con:
+        decided = [r[0] for r in con.execute("SELECT session FROM decisions ORDER BY 1")]
+    # Christmas and New Year's Day are closed: every session decided once, at the next open
+    assert decided == [s.isoformat() for s in cal.sessions_between(first, last)]

@@ -41,7 +41,7 @@ def fills_with_session(fills: pl.DataFrame) -> pl.DataFrame:
         pl.col("ts")
         .dt.convert_time_zone("America/New_York")
         .dt.date()
-        # a fill stamped on a non-session day (the sim has no holidays) books to the next one
+        # a fill stamped on a non-session day (e.g. an after-hours flatten) books to the next one
         .map_elements(_session_on_or_after, return_dtype=pl.Date)
         .alias("session")
     )
