@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
@@ -402,6 +403,10 @@ class MarketSnapshot:
     history: pl.DataFrame
     chains: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     features: Mapping[str, Any] = field(default_factory=dict)
+    # memo of close_array(); many deployments deciding on one snapshot share the extraction
+    _closes: dict[str, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.ts.tzinfo is None or self.ts.utcoffset() is None:
@@ -428,5 +433,15 @@ class MarketSnapshot:
 
     def closes(self, symbol: str) -> pl.Series:
         """Close prices of ``symbol`` in session order."""
-        rows = self.history.filter(pl.col("symbol") == symbol).sort("session")
-        return rows.get_column("close")
+        return pl.Series("close", self.close_array(symbol))
+
+    def close_array(self, symbol: str) -> np.ndarray:
+        """Close prices of ``symbol`` in session order as a read-only, C-contiguous float64
+        array (computed once per snapshot and symbol; empty when the symbol is absent)."""
+        cached = self._closes.get(symbol)
+        if cached is None:
+            rows = self.history.filter(pl.col("symbol") == symbol).sort("session")
+            cached = np.ascontiguousarray(rows.get_column("close").to_numpy(), dtype=np.float64)
+            cached.setflags(write=False)
+            self._closes[symbol] = cached
+        return cached

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
 from strategies.base import Strategy
 from strategies.models import AssetClass, Book, Leg, MarketSnapshot, OrderIntent, Side
@@ -64,13 +63,11 @@ class SignalStrategy(Strategy):
         """Buy on an entry when flat, sell everything on an exit when long (conflicts ignored,
         as vectorbt's default ``upon_long_conflict='ignore'``)."""
         intents: list[OrderIntent] = []
-        symbols = tuple(self.config.symbols)
-        history = snapshot.history.filter(pl.col("symbol").is_in(symbols)).sort("session")
-        for symbol in symbols:
-            close = history.filter(pl.col("symbol") == symbol).get_column("close").to_numpy()
+        for symbol in self.config.symbols:
+            close = snapshot.close_array(symbol)
             if close.size < 2:
                 continue
-            entries, exits = self.column_signals(np.ascontiguousarray(close, dtype=np.float64))
+            entries, exits = self.column_signals(close)
             entry, exit_ = bool(entries[-1]), bool(exits[-1])
             held = book.shares(symbol)
             if held > 0 and exit_ and not entry:

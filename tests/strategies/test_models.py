@@ -195,6 +195,17 @@ class TestSnapshot:
                 TS, SESSION, {}, bars(SESSION), chains={"SPY": chain(SESSION + timedelta(days=1))}
             )
 
+    def test_close_array_is_shared_read_only_and_in_session_order(self) -> None:
+        frame = bars(SESSION)
+        shuffled = frame.sample(fraction=1.0, shuffle=True, seed=3)
+        snap = MarketSnapshot(TS, SESSION, {"SPY": 104.0}, shuffled)
+        first = snap.close_array("SPY")
+        assert first.tolist() == [100.0, 101.0, 102.0, 103.0, 104.0]
+        assert snap.close_array("SPY") is first  # one extraction per snapshot and symbol
+        with pytest.raises(ValueError, match="read-only"):
+            first[0] = 0.0  # a strategy cannot corrupt what the next deployment sees
+        assert snap.close_array("QQQ").size == 0
+
     def test_accepts_data_up_to_and_including_session(self) -> None:
         snap = MarketSnapshot(TS, SESSION, {"SPY": 104.0}, bars(SESSION), {"SPY": chain(SESSION)})
         assert snap.closes("SPY").to_list() == [100.0, 101.0, 102.0, 103.0, 104.0]
