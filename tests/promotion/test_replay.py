@@ -26,6 +26,7 @@ from alpaca_improved_pipelines.backtesting.reference import (
 )
 from alpaca_improved_pipelines.defs.monitoring.assets import live_results
 from alpaca_improved_pipelines.defs.monitoring.replay import live_replay
+from alpaca_improved_pipelines.lake import storage
 from live.brokers.sim_state import SimConfig
 from live.deployments import write_manifest
 from live.replay import ReplayResult, replay
@@ -185,6 +186,13 @@ def test_drift_report_tracking_error_against_the_backtest(home: Path) -> None:
 
 def test_live_replay_asset_passes_its_check_and_writes_the_lake(home: Path) -> None:
     deploy(home, "rsi")
+    # an options deployment has no signal backtest: replayed, reported as skipped
+    wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1,
+             "params": {"underlying": "SPY"}}  # fmt: skip
+    write_manifest(home / "live" / "deployments", "wheel", wheel)
+    # a stale row from an older replay of this window is replaced, not kept
+    stale = pl.DataFrame({"session": [START], "symbol": ["OLD"], "match": ["live_only"]})
+    storage.write_partition(stale, home / "lake", "live_replay", START, fsync=False)
     cfg = {"ops": {"live_replay": {"config": {"start": START.isoformat(), "end": END.isoformat()}}}}
     with dg.instance_for_test() as instance:
         res = dg.materialize(
@@ -194,11 +202,15 @@ def test_live_replay_asset_passes_its_check_and_writes_the_lake(home: Path) -> N
     (check,) = res.get_asset_check_evaluations()
     assert check.passed, check.metadata
     meta = res.asset_materializations_for_node("live_replay")[0].metadata
-    summary = meta["orders"].value["rsi"]
-    assert summary["both"] >= 6 and summary["live_only"] == summary["backtest_only"] == 0
+    summary = meta["orders"].value
+    assert (
+        set(summary) == {"rsi"} and "wheel has no signal backtest" in meta["skipped"].value["wheel"]
+    )
+    rsi = summary["rsi"]
+    assert rsi["both"] >= 6 and rsi["live_only"] == rsi["backtest_only"] == 0
     con = lakehouse.connect(home)
-    n = con.execute("SELECT count(*) FROM live_replay WHERE match = 'both'").fetchone()[0]
-    assert n == summary["both"]
+    rows = con.execute("SELECT match, count(*) FROM live_replay GROUP BY 1").fetchall()
+    assert rows == [("both", rsi["both"])]
 
 
 def test_live_run_until_decides_every_session_in_the_window(home: Path) -> None:

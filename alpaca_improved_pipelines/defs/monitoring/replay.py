@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from alpaca_improved_pipelines.backtesting.families import FAMILIES
 from alpaca_improved_pipelines.backtesting.reference import (
     compare_orders,
     deployment_reference,
@@ -27,6 +28,11 @@ from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.resources.lake import LakeResource
 
 CHECK = "replay_matches_backtest"
+TABLE_SCHEMA = {
+    "session": pl.Date, "symbol": pl.String, "side": pl.String, "live_qty": pl.Float64,
+    "live_price": pl.Float64, "backtest_qty": pl.Float64, "backtest_price": pl.Float64,
+    "match": pl.String, "price_diff_bps": pl.Float64, "deployment_id": pl.String,
+}  # fmt: skip
 
 
 class ReplayConfig(dg.Config):
@@ -94,23 +100,24 @@ def live_replay(
             "client_order_id": pl.String,
         },  # fmt: skip
     )
-    frames, summary = [], {}
+    frames, summary, skipped = [], {}, {}
+    window = (dt.date.fromisoformat(out["start"]), dt.date.fromisoformat(out["end"]))
     for dep in chosen:
-        ref = deployment_reference(
-            home,
-            deployed[dep],
-            dt.date.fromisoformat(out["start"]),
-            dt.date.fromisoformat(out["end"]),
-        )
+        strategy = deployed[dep]["strategy"]
+        if strategy not in FAMILIES:  # e.g. an options family: no signal backtest to hold it to
+            skipped[dep] = f"{strategy} has no signal backtest (known: {sorted(FAMILIES)})"
+            continue
+        ref = deployment_reference(home, deployed[dep], *window)
         cmp = compare_orders(live.filter(pl.col("deployment_id") == dep), ref.orders)
         counts = dict(cmp.group_by("match").len().iter_rows())
         summary[dep] = {m: int(counts.get(m, 0)) for m in ("both", "live_only", "backtest_only")}
         frames.append(cmp.with_columns(pl.lit(dep).alias("deployment_id")))
-    table = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    for (session,), part in (
-        table.partition_by("session", as_dict=True).items() if table.height else []
-    ):
-        lake.write("live_replay", session, part)
+    table = pl.concat([pl.DataFrame(schema=TABLE_SCHEMA), *frames], how="diagonal_relaxed")
+    # the window's partitions hold exactly this replay (sessions without orders are emptied)
+    for session in storage.existing_sessions(home / "lake", "stock_bars_1d"):
+        day = dt.date.fromisoformat(session)
+        if window[0] <= day <= window[1]:
+            lake.write("live_replay", day, table.filter(pl.col("session") == day))
     mismatched = {d: s for d, s in summary.items() if s["live_only"] or s["backtest_only"]}
     context.log.info(f"replay {out['start']}..{out['end']}: {summary}")
     preview = table.head(50).to_pandas().to_markdown(index=False) if table.height else "no orders"
@@ -120,6 +127,7 @@ def live_replay(
             "cycles": out["cycles"],
             "replay_home": dg.MetadataValue.path(out["home"]),
             "orders": dg.MetadataValue.json(summary),
+            "skipped": dg.MetadataValue.json(skipped),
             "comparison": dg.MetadataValue.md(preview),
         },
         check_results=[
