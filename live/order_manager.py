@@ -25,10 +25,24 @@ from live.ids import with_attempt
 from live.journal import Journal
 from live.orders import OrderEvent, OrderState
 from live.reports import OrderReport, OrderStatus, OrderTicket, Quote
-from strategies.models import OrderType
+from strategies.models import OrderIntent, OrderType, Side
 
 log = logging.getLogger("live.orders")
 Notify = Callable[..., None]
+
+
+REPRICE, REPRICE_DROPPED = "reprice_cancel", "reprice_dropped"  # order-event sources
+
+
+def net_mid(intent: OrderIntent, quotes: Mapping[str, Quote]) -> float | None:
+    """Net mid of a spread per unit (positive = debit), to the cent; None if a leg has none."""
+    net = 0.0
+    for leg in intent.legs:
+        q = quotes.get(leg.symbol)
+        if q is None or not math.isfinite(q.mid) or q.mid <= 0:
+            return None
+        net += (1 if leg.side is Side.BUY else -1) * leg.ratio_qty * q.mid
+    return round(net, 2)
 
 
 def ticket_for(row: jo.OrderRow) -> OrderTicket:
@@ -219,12 +233,26 @@ class OrderManager:
         """Cancel every open order; returns how many were asked."""
         rows = jo.open_orders(self.j)
         for row in rows:
+            if row.intent.is_mleg:  # a halt's cancel is final: no re-priced resubmission
+                jo.update_order(
+                    self.j,
+                    row.client_order_id,
+                    self.clock.now(),
+                    REPRICE_DROPPED,
+                    note="cancel all",
+                )
             self.cancel(row)
         return len(rows)
 
     def reprice_stale(self, quotes: Mapping[str, Quote], stale_after_s: float) -> int:
-        """Replace simple limit orders older than ``stale_after_s`` at the current reference
-        price (new client id ``-rN``); cancel stale mleg orders. Returns orders touched."""
+        """Re-price limit orders older than ``stale_after_s``; returns orders touched.
+
+        Simple orders are replaced at the current reference price (new client id ``-rN``).
+        Alpaca documents no replace for ``mleg`` orders: a stale spread is cancelled (the intent is
+        journaled first) and, once the broker confirms the cancel, its unfilled quantity
+        becomes a new attempt at the legs' net mid that goes through the risk engine like any
+        pending order: never two live orders for one intent.
+        """
         now = self.clock.now()
         touched = 0
         for row in jo.open_orders(self.j):
@@ -237,6 +265,9 @@ class OrderManager:
                 continue
             touched += 1
             if row.intent.is_mleg:
+                jo.update_order(
+                    self.j, row.client_order_id, now, REPRICE, note="cancel to re-price"
+                )
                 self.cancel(row)
                 continue
             leg = row.intent.legs[0]
@@ -246,7 +277,40 @@ class OrderManager:
                 self.cancel(row)
                 continue
             self._replace(row, round(price, 2))
-        return touched
+        return touched + self.requeue_repriced(quotes)
+
+    def requeue_repriced(self, quotes: Mapping[str, Quote]) -> int:
+        """New attempts for spreads cancelled to re-price (only once the cancel is confirmed,
+        at most one per cancelled attempt); returns attempts journaled."""
+        rows = self.j.rows(
+            "SELECT o.client_order_id FROM orders o WHERE o.status = ? AND EXISTS (SELECT 1 "
+            "FROM order_events e WHERE e.client_order_id = o.client_order_id AND e.source = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM order_events e WHERE e.client_order_id = "
+            "o.client_order_id AND e.source = ?) AND NOT EXISTS (SELECT 1 FROM orders n WHERE "
+            "n.intent_id = o.intent_id AND n.attempt > o.attempt)",
+            OrderStatus.CANCELED.value, REPRICE, REPRICE_DROPPED,
+        )  # fmt: skip
+        added = 0
+        for (cid,) in rows:
+            row = jo.get_order(self.j, cid)
+            if row is None or not self.may_resend(row):
+                continue
+            left = math.floor(row.qty - row.filled_qty + 1e-9)
+            price = net_mid(row.intent, quotes)
+            now = self.clock.now()
+            if left < 1 or price is None:
+                why = "nothing left" if left < 1 else "no mid for every leg"
+                jo.update_order(self.j, cid, now, REPRICE_DROPPED, note=why)
+                if left >= 1:
+                    self.notify("reprice_dropped", f"{cid}: {why}; not resubmitted", "warning")
+                continue
+            attempt = row.attempt + 1
+            jo.add_order(
+                self.j, row.intent_id, row.deployment_id, with_attempt(cid, attempt), attempt,
+                float(left), price, row.session, now,
+            )  # fmt: skip
+            added += 1
+        return added
 
     def _replace(self, row: jo.OrderRow, price: float) -> None:
         attempt = row.attempt + 1

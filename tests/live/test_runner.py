@@ -17,14 +17,23 @@ from live.clock import SimClock
 from live.health import HealthServer
 from live.journal import Journal
 from live.notify import Event, FanOut, Sink, WebhookSink
-from live.reports import OrderStatus
+from live.order_manager import REPRICE
+from live.reports import OrderStatus, Quote
 from live.risk import TradingState
 from live.snapshot import LakeSnapshotProvider, snapshot_quotes
+from live.submit_step import prepare, send_approved
 from strategies.base import create_strategy
 from strategies.models import OrderType
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
-from tests.live.helpers import T0, deploy, equity_ticket, manifest
-from tests.live.runner_setup import MONDAY_10, alpaca_runner, make_home, sim_runner
+from tests.live.helpers import CALL_A, CALL_B, T0, deploy, equity_ticket, manifest, spread_ticket
+from tests.live.runner_setup import (
+    MONDAY_10,
+    alpaca_runner,
+    fake_positions,
+    local_positions,
+    make_home,
+    sim_runner,
+)
 
 
 class Recorder(Sink):
@@ -137,6 +146,58 @@ def test_stale_limit_orders_are_replaced_under_a_new_id(
     assert jo.get_order(runner.j, new_cid).status is OrderStatus.FILLED  # re-priced: marketable
     live = [o for o in fake.orders.values() if o["status"] not in ("replaced", "canceled")]
     assert [o["client_order_id"] for o in live] == [new_cid]
+
+
+def test_stale_spreads_are_cancelled_then_resubmitted_once_at_the_net_mid(
+    tmp_path: Path, fake: FakeAlpacaBroker
+) -> None:
+    runner = alpaca_runner(make_home(tmp_path), fake)
+    runner.start()
+    fake.prices.update({CALL_A: 5.0, CALL_B: 3.0})  # net debit 2.00: a 0.50 limit rests
+    ticket = spread_ticket(qty=2, limit_price=0.5)
+    jo.record_decision(
+        runner.j, "ma-spy", "2024-03-01", T0, [(0, ticket.intent, ticket.client_order_id)], T0
+    )
+    cid = ticket.client_order_id
+    runner.manager.send(jo.get_order(runner.j, cid))
+    assert jo.get_order(runner.j, cid).status is OrderStatus.NEW
+    greeks = (0.5, 0.01, 0.1, -0.05)
+    runner.quotes.update(
+        {
+            CALL_A: Quote(4.9, 5.1, 5.0, MONDAY_10, greeks),
+            CALL_B: Quote(2.9, 3.1, 3.0, MONDAY_10, greeks),
+        }
+    )
+    runner.manager.reprice_stale(runner.quotes, stale_after_s=1e-9)
+    assert jo.get_order(runner.j, cid).status is OrderStatus.CANCELED  # no mleg replace at Alpaca
+    new = jo.get_order(runner.j, cid + "-r1")
+    assert new is not None and new.status is OrderStatus.PENDING_SUBMIT
+    assert (new.qty, new.limit_price, new.attempt) == (2.0, 2.0, 1)
+    assert runner.manager.requeue_repriced(runner.quotes) == 0  # one new attempt per cancel
+    sent = send_approved(runner, prepare(runner))  # through the risk engine like any order
+    assert sent == 1 and jo.get_order(runner.j, cid + "-r1").status is OrderStatus.FILLED
+    at_broker = sorted((o["client_order_id"], o["status"]) for o in fake.orders.values())
+    assert at_broker == [(cid, "canceled"), (cid + "-r1", "filled")]
+    assert local_positions(runner) == fake_positions(fake) == {CALL_A: 2.0, CALL_B: -2.0}
+
+
+def test_a_halt_cancel_is_never_resubmitted(tmp_path: Path, fake: FakeAlpacaBroker) -> None:
+    runner = alpaca_runner(make_home(tmp_path), fake)
+    runner.start()
+    fake.prices.update({CALL_A: 5.0, CALL_B: 3.0})
+    ticket = spread_ticket(qty=1, limit_price=0.5)
+    jo.record_decision(
+        runner.j, "ma-spy", "2024-03-01", T0, [(0, ticket.intent, ticket.client_order_id)], T0
+    )
+    cid = ticket.client_order_id
+    runner.manager.send(jo.get_order(runner.j, cid))
+    # a re-price cancel was asked for earlier but never went through; then the kill switch
+    jo.update_order(runner.j, cid, MONDAY_10, REPRICE, note="cancel to re-price")
+    quotes = {c: Quote(1.0, 1.2, 1.1, MONDAY_10) for c in (CALL_A, CALL_B)}
+    runner.manager.cancel_all()
+    assert jo.get_order(runner.j, cid).status is OrderStatus.CANCELED
+    assert runner.manager.requeue_repriced(quotes) == 0
+    assert [o.client_order_id for o in jo.list_orders(runner.j)] == [ticket.client_order_id]
 
 
 def test_health_endpoint_reports_state_last_cycle_and_limits(tmp_path: Path) -> None:
