@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from live.brokers.base import Broker
 from live.brokers.sim import SimBroker
@@ -16,6 +17,9 @@ from live.notify import FanOut, LogSink, Sink, WebhookSink
 from live.runner import Runner
 from live.runner_config import RunnerConfig
 from live.snapshot import LakeSnapshotProvider, SnapshotProvider
+
+if TYPE_CHECKING:
+    from live.brokers.alpaca_stream import TradeUpdateStream
 
 DEFAULT_HOME = ".alpaca_improved"
 
@@ -39,9 +43,12 @@ def default_sim_start(home: Path, fallback: Clock) -> datetime:
 def build_runner(
     config: RunnerConfig, *, clock: Clock | None = None, broker: Broker | None = None,
     snapshots: SnapshotProvider | None = None, crash: Callable[[str], None] | None = None,
-    sinks: list[Sink] | None = None,
+    sinks: list[Sink] | None = None, updates: TradeUpdateStream | None = None,
 ) -> tuple[Runner, HealthServer | None]:  # fmt: skip
-    """A ready runner (not started) and its health server (when ``health_port`` is set)."""
+    """A ready runner (not started) and its health server (when ``health_port`` is set).
+
+    ``updates``: a trade-update stream to follow (built from the environment for ``alpaca``
+    when ``config.stream``; started here)."""
     holder: list[Runner] = []
     if broker is None and config.broker == "sim":
         clock = clock or SimClock(
@@ -57,8 +64,13 @@ def build_runner(
         from live.brokers.alpaca import AlpacaBroker, settings_from_env  # heavy: only when used
 
         base = clock or SystemClock()
-        broker = AlpacaBroker(settings_from_env(live=config.live), base)
+        settings = settings_from_env(live=config.live)
+        broker = AlpacaBroker(settings, base)
         clock = BrokerClock(base, broker.clock)
+        if config.stream and updates is None:
+            from live.brokers.alpaca_stream import TradeUpdateStream, stream_url
+
+            updates = TradeUpdateStream(settings, stream_url(settings))
     elif clock is None:  # a broker passed in: its market clock is the authority
         clock = BrokerClock(SystemClock(), broker.clock)
     sink_list: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
@@ -72,6 +84,7 @@ def build_runner(
         snapshots or LakeSnapshotProvider(config.home, config.lookback),
         FanOut(sink_list),
         crash,
+        updates.start() if updates is not None else None,
     )
     holder.append(runner)
     health = (

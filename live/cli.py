@@ -57,6 +57,9 @@ def run(
         str | None, typer.Option(help="Stop once the (simulated) clock passes this ISO time.")
     ] = None,
     reconcile_every: Annotated[int, typer.Option(help="Reconcile every N cycles.")] = 10,
+    stream: Annotated[
+        bool, typer.Option(help="alpaca: follow the trade-update stream between cycles.")
+    ] = True,
     health_port: Annotated[int | None, typer.Option(help="Serve /health on 127.0.0.1.")] = None,
     webhook_url: Annotated[str | None, typer.Option(help="Notification webhook.")] = None,
     account_limits: Annotated[
@@ -75,6 +78,7 @@ def run(
             "live": live,
             "cycle_seconds": cycle_seconds,
             "reconcile_every": reconcile_every,
+            "stream": stream,
             "health_port": health_port,
             "webhook_url": webhook_url,
             "sim_start": sim_start,

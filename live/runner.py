@@ -1,6 +1,7 @@
 """The live runner: one process, one cycle at a time, aligned to the market clock.
 
-Each cycle: control commands (halt/flatten/resume) -> refresh open orders -> periodic
+Each cycle: control commands (halt/flatten/resume) -> streamed order updates (Alpaca's trade
+updates, also applied every second between cycles) -> refresh open orders -> periodic
 reconciliation -> deployment changes (between cycles only, never for a deployment with open
 orders) -> when the market is open and trading is not halted, ``decide()`` for every deployment
 that has not decided on the latest session (the decision and its orders are journaled in one
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live import journal_orders as jo
 from live import runner_ops
@@ -37,6 +38,9 @@ from live.strategy_step import decide_all
 from live.submit_step import prepare, send_approved
 from strategies.models import MarketSnapshot
 
+if TYPE_CHECKING:
+    from live.brokers.alpaca_stream import TradeUpdateStream
+
 log = logging.getLogger("live.runner")
 OPEN_STATES = [s for s in OrderStatus if not s.terminal]
 
@@ -53,8 +57,10 @@ class Runner:
         snapshots: SnapshotProvider,
         notifier: FanOut,
         crash: Callable[[str], None] | None = None,
+        updates: TradeUpdateStream | None = None,
     ) -> None:
         self.config, self.j, self.broker, self.clock = config, journal, broker, clock
+        self.updates = updates  # the broker's trade-update stream, when it has one
         self.snapshots, self.notifier = snapshots, notifier
         self.crash = crash or CrashPoints()
         self.ledger = Ledger()
@@ -121,7 +127,29 @@ class Runner:
             while pause > 0 and not should_stop():  # a stop request is seen within a chunk
                 self.clock.sleep(min(pause, chunk))
                 pause -= chunk
+                self._between_cycles()
         self.notifier.flush(2.0)
+        if self.updates is not None:
+            self.updates.close()
+
+    def _between_cycles(self) -> None:
+        """Book streamed order changes while waiting for the next cycle (fills within ~1 s)."""
+        if self.updates is None:
+            return
+        try:
+            self.apply_updates()
+        except Exception as exc:  # noqa: BLE001 - the next cycle's poll is the safety net
+            log.warning("applying streamed order updates failed: %s", exc, exc_info=True)
+
+    def apply_updates(self) -> int:
+        """Apply every streamed order report of one of our orders; returns new fills."""
+        if self.updates is None:
+            return 0
+        new = 0
+        for report in self.updates.drain():
+            if jo.get_order(self.j, report.client_order_id) is not None:  # ours (else: reconcile)
+                new += self.manager.apply(report, "stream")
+        return new
 
     def _pause(self) -> float:
         period = self.config.cycle_seconds
@@ -152,6 +180,7 @@ class Runner:
                 return None
 
         step("commands", lambda: runner_ops.process_commands(self))
+        step("stream", self.apply_updates)
         step("poll", self._poll)
         if self.cycles % self.config.reconcile_every == 0:
             step("reconcile", lambda: self.reconcile(full=False))

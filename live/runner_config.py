@@ -31,6 +31,8 @@ class RunnerConfig(BaseModel):
             the lake's latest session).
         sim_speed: Simulated seconds per real second (None: jump instantly).
         lookback: Sessions of history in each snapshot.
+        stream: With ``alpaca``: also follow Alpaca's trade-update stream (fills booked between
+            cycles; polling and reconciliation stay the source of truth).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -49,6 +51,7 @@ class RunnerConfig(BaseModel):
     sim_start: datetime | None = None
     sim_speed: float | None = Field(default=None, gt=0)
     lookback: int = Field(default=260, ge=2)
+    stream: bool = True
 
     @property
     def journal_path(self) -> Path:

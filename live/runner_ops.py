@@ -71,4 +71,5 @@ def publish_health(runner: Runner, counts: dict[str, int] | None, error: str = "
         account_limits=runner.config.account_limits.model_dump(mode="json"),
         limits={d.id: d.manifest.risk_limits.model_dump(mode="json")
                 for d in list(runner.deployments.active.values())[:200]},
+        stream=vars(runner.updates.stats) if runner.updates is not None else None,
     )  # fmt: skip

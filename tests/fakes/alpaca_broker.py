@@ -68,6 +68,9 @@ class FakeAlpacaBroker:
         self.reset_after_s = 1.0
         self.prices: dict[str, float] = {}
         self.auto_fill, self.partial_first = True, False
+        # called with (event, wire order, fill details or None) on every order change: the
+        # trade-update stream fake (tests/fakes/alpaca_stream.py) publishes through this
+        self.listeners: list[Any] = []
         self.orders: dict[str, dict[str, Any]] = {}  # id -> wire order (insertion = time order)
         self.submitted: dict[str, datetime] = {}  # id -> exact submission time
         self.by_cid: dict[str, str] = {}
@@ -155,6 +158,11 @@ class FakeAlpacaBroker:
                     "status": "executed",
                 }
             )
+
+    def emit(self, event: str, order: dict[str, Any], fill: dict[str, Any] | None = None) -> None:
+        """Tell every listener about an order change."""
+        for listener in self.listeners:
+            listener(event, order, fill)
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -335,6 +343,12 @@ class FakeAlpacaBroker:
             )
         )
         _progress(order, float(order["filled_qty"]) + qty, net, self.now())
+        position = self.positions.get(legs[0]["symbol"], [0.0])[0]
+        self.emit(
+            "fill" if order["status"] == "filled" else "partial_fill",
+            order,
+            {"price": _s(net), "qty": _s(qty), "position_qty": _s(position)},
+        )
 
 
 def _validate(fake: FakeAlpacaBroker, data: dict[str, Any]) -> str | None:
@@ -447,6 +461,7 @@ def _store(fake: FakeAlpacaBroker, order: dict[str, Any]) -> dict[str, Any]:
     fake.orders[order["id"]] = order
     fake.submitted[order["id"]] = datetime.fromisoformat(order["submitted_at"][:26] + "+00:00")
     fake.by_cid[order["client_order_id"]] = order["id"]
+    fake.emit("new", order)
     if fake.auto_fill and _marketable(fake, order):
         half = float(order["qty"]) // 2 if fake.partial_first else None
         fake._fill(order, half or None)
@@ -491,6 +506,7 @@ def _cancel(fake: FakeAlpacaBroker, order: dict[str, Any]) -> Response:
         return _err(422, 42210000, f"order is {order['status']} and cannot be canceled")
     now = _ts(fake.now())
     order.update(status="canceled", canceled_at=now, updated_at=now)
+    fake.emit("canceled", order)
     return Response(b"", 204)
 
 
@@ -519,6 +535,7 @@ def _replace(fake: FakeAlpacaBroker, old: dict[str, Any], body: bytes) -> Respon
     new["replaces"] = old["id"]
     now = _ts(fake.now())
     old.update(status="replaced", replaced_at=now, replaced_by=new["id"], updated_at=now)
+    fake.emit("replaced", old)
     return Response(_store(fake, new))
 
 
