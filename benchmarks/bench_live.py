@@ -203,6 +203,64 @@ def bench_cycle(home: Path, deployments: int = 1_000) -> tuple[float, float, int
     return deciding, steady, counts.get("submitted", 0)
 
 
+def bench_stream(n: int = 100) -> list[float]:
+    """Seconds from the fake filling an order to its report on the runner's queue (the
+    trade-update stream through alpaca-py's TradingStream over a loopback websocket)."""
+    from live.brokers.alpaca import settings_from_env
+    from live.brokers.alpaca_stream import TradeUpdateStream
+    from tests.fakes.alpaca_broker import FakeAlpacaBroker
+    from tests.fakes.alpaca_stream import FakeTradeStream
+    from tests.live.conftest import alpaca_env
+    from tests.live.helpers import KEY, SECRET
+
+    out = []
+    with (
+        FakeAlpacaBroker(api_key=KEY, secret_key=SECRET) as fake,
+        FakeTradeStream(KEY, SECRET) as ws,
+    ):
+        ws.attach(fake)
+        fake.auto_fill = False
+        fake.prices["SPY"] = 100.0
+        cids = fake.seed_orders(n, prefix="bench")
+        updates = TradeUpdateStream(settings_from_env(env=alpaca_env(fake)), ws.url).start()
+        deadline = time.monotonic() + 20
+        while ws.listeners == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            for cid in cids:
+                t0 = time.perf_counter()
+                fake.fill(cid)
+                while not updates.drain():
+                    time.sleep(0.0002)
+                out.append(time.perf_counter() - t0)
+        finally:
+            updates.close()
+    return out
+
+
+def bench_replay(home: Path, sessions: int = 250) -> tuple[float, int, int]:
+    """Seconds to replay ``sessions`` daily sessions of 3 symbols for one deployment (runs
+    last: filling the lake imports the pipelines, which slows the rest of the process)."""
+    from live.replay import replay
+    from tests.research.conftest import fill_lake
+
+    fill_lake(home)
+    write_manifest(
+        home / "live" / "deployments",
+        "rsi",
+        {"manifest_id": "bench", "strategy": "rsi_reversion", "interface_version": 1,
+         "params": {"symbols": ["SPY", "AAPL", "XOM"], "window": 7, "lower": 40.0,
+                    "upper": 60.0}},
+    )  # fmt: skip
+    days = sorted(p.parent.name[8:] for p in (home / "lake" / "stock_bars_1d").glob("*/*.parquet"))
+    days = days[-sessions:]
+    t0 = time.perf_counter()
+    result = replay(
+        home, date.fromisoformat(days[0]), date.fromisoformat(days[-1]), sinks=[Quiet()]
+    )
+    return time.perf_counter() - t0, len(days), len(result.orders)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -219,6 +277,18 @@ def main() -> None:
             f"cycle with 1,000 deployments: deciding cycle {deciding:.3f} s "
             f"({submitted} orders sent, 200/min budget), steady cycle {steady:.3f} s "
             f"(target < 1 s)"
+        )
+        streamed = bench_stream()
+        print(
+            f"trade-update stream, fill to report on the runner's queue: n={len(streamed)} "
+            f"p50={pct(streamed, 0.5):.2f} ms p99={pct(streamed, 0.99):.2f} ms (the runner "
+            "applies the queue every second between cycles; without the stream a fill waits "
+            "for the next cycle's poll)"
+        )
+        seconds, n_sessions, n_orders = bench_replay(root / "replay")
+        print(
+            f"replay through the runner in sim: {n_sessions} sessions x 3 symbols in "
+            f"{seconds:.2f} s ({n_sessions / seconds:.0f} sessions/s, {n_orders} orders)"
         )
 
 

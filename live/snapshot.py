@@ -8,10 +8,13 @@ visible once that session closed (16:00 New York), so a decision never sees a fu
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
+from time import time_ns
+from typing import Any
 
 import polars as pl
 
@@ -20,6 +23,7 @@ from live.reports import Quote
 from strategies.models import CHAIN_COLUMNS, MarketSnapshot
 
 CLOSE = time(16, 0)
+BAR_COLUMNS = ("session", "symbol", "open", "high", "low", "close", "volume")
 NAN = float("nan")
 
 
@@ -42,7 +46,9 @@ class StaticSnapshotProvider(SnapshotProvider):
 
 
 class LakeSnapshotProvider(SnapshotProvider):
-    """Reads the lake; caches partitions by file modification time.
+    """Reads the lake; caches partition listings (by directory mtime), partitions (by file
+    mtime) and the assembled history (by the visible sessions and their files), so a cycle
+    that sees no new data rebuilds nothing.
 
     Args:
         home: ``ALPACA_IMPROVED_HOME``.
@@ -53,25 +59,46 @@ class LakeSnapshotProvider(SnapshotProvider):
         self.lake = Path(home) / "lake"
         self.lookback = lookback
         self._cache: dict[Path, tuple[float, pl.DataFrame]] = {}
+        self._paths: dict[tuple[str, date], Path] = {}
+        self._listing: dict[str, tuple[int, list[date]]] = {}
+        self._history: tuple[tuple[Any, ...], pl.DataFrame, dict[str, float]] | None = None
 
     def _sessions(self, table: str) -> list[date]:
         root = self.lake / table
-        if not root.is_dir():
+        try:
+            mtime = root.stat().st_mtime_ns
+        except FileNotFoundError:
             return []
+        hit = self._listing.get(table)
+        # mtimes are coarse (a few ms): a directory changed in the last seconds is re-listed,
+        # so a partition added in the same tick as the cached listing is never missed
+        if hit is not None and hit[0] == mtime and time_ns() - mtime > 2_000_000_000:
+            return hit[1]
         out = []
         for part in root.glob("session=*/part.parquet"):
             try:
                 out.append(date.fromisoformat(part.parent.name.split("=", 1)[1]))
             except ValueError:
                 continue
-        return sorted(out)
+        self._listing[table] = (mtime, sorted(out))
+        return self._listing[table][1]
 
-    def _read(self, table: str, session: date) -> pl.DataFrame:
-        path = self.lake / table / f"session={session.isoformat()}" / "part.parquet"
-        mtime = path.stat().st_mtime
+    def _path(self, table: str, session: date) -> Path:
+        key = (table, session)
+        path = self._paths.get(key)
+        if path is None:
+            path = self._paths[key] = self.lake / table / f"session={session}" / "part.parquet"
+        return path
+
+    def _read(
+        self, table: str, session: date, columns: tuple[str, ...] | None = None
+    ) -> pl.DataFrame:
+        path = self._path(table, session)
+        mtime = os.stat(path).st_mtime
         hit = self._cache.get(path)
         if hit is None or hit[0] != mtime:
-            hit = (mtime, pl.read_parquet(path))
+            frame = pl.read_parquet(path)
+            hit = (mtime, frame.select(columns) if columns else frame)
             self._cache[path] = hit
         return hit[1]
 
@@ -85,17 +112,20 @@ class LakeSnapshotProvider(SnapshotProvider):
         if not visible:
             return None
         sessions = visible[-self.lookback :]
-        frames = [self._read("stock_bars_1d", s) for s in sessions]
-        history = pl.concat(
-            [
-                f.select("session", "symbol", "open", "high", "low", "close", "volume")
-                for f in frames
-            ]
-        ).sort("session", "symbol")
+        frames = [self._read("stock_bars_1d", s, BAR_COLUMNS) for s in sessions]
+        key = (sessions[0], sessions[-1], len(sessions), tuple(map(id, frames)))
+        # a re-read partition is a new frame, allocated while the old one is still cached, so
+        # its id differs from the one this position had in the last key
+        if self._history is None or self._history[0] != key:
+            history = pl.concat(frames).sort("session", "symbol")
+            prices = dict(
+                history.filter(pl.col("session") == sessions[-1])
+                .select("symbol", "close")
+                .iter_rows()
+            )
+            self._history = (key, history, prices)
+        _, history, prices = self._history
         last = sessions[-1]
-        prices = dict(
-            history.filter(pl.col("session") == last).select("symbol", "close").iter_rows()
-        )
         return MarketSnapshot(now, last, prices, history, self._chains(last))
 
     def _chains(self, session: date) -> dict[str, pl.DataFrame]:

@@ -58,6 +58,28 @@ def test_a_session_is_visible_only_after_its_close(tmp_path: Path) -> None:
     assert provider.latest(datetime(2024, 2, 1, 12, tzinfo=NEW_YORK)) is None
 
 
+def test_cached_history_follows_rewritten_and_new_partitions(tmp_path: Path) -> None:
+    import os
+
+    write_lake(tmp_path, {"SPY": [float(k) for k in range(1, 12)]}, DAYS[:-1])
+    provider = LakeSnapshotProvider(tmp_path)
+    evening = datetime(2024, 3, 1, 17, 0, tzinfo=NEW_YORK)
+    first = provider.latest(evening)
+    assert first.session == DAYS[-2] and first.close_array("SPY")[-1] == 11.0
+    assert provider.latest(evening).history is first.history  # nothing new: nothing rebuilt
+    # a backfill corrects an old session in place (same file name, newer mtime)
+    fixed = tmp_path / "lake" / "stock_bars_1d" / f"session={DAYS[3].isoformat()}" / "part.parquet"
+    frame = pl.read_parquet(fixed).with_columns(pl.lit(99.0).alias("close"))
+    frame.write_parquet(fixed)
+    stamp = os.stat(fixed).st_mtime + 5
+    os.utime(fixed, (stamp, stamp))
+    corrected = provider.latest(evening)
+    assert corrected.close_array("SPY")[3] == 99.0
+    # and the next session's partition appears
+    write_lake(tmp_path, {"SPY": [12.0]}, DAYS[-1:])
+    assert provider.latest(evening).session == DAYS[-1]
+
+
 def test_manifests_are_validated(tmp_path: Path) -> None:
     folder = tmp_path / "deployments"
     ok = load_manifest(write_manifest(folder, "ok", manifest("ok")))
