@@ -12,6 +12,7 @@ from alpaca_improved_pipelines.defs.monitoring.journal_io import (
     daily_pnl,
     fills_with_session,
     live_returns,
+    option_marks,
     read_table,
 )
 from alpaca_improved_pipelines.errors import ConfigError
@@ -43,7 +44,7 @@ def live_results(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     closes = storage.read_partitions(home / "lake", "stock_bars_1d", recent, BAR_SCHEMA).select(
         "symbol", "session", "close"
     )
-    pnl = daily_pnl(fills, closes)
+    pnl = daily_pnl(fills, pl.concat([closes, option_marks(home, since)]))
     n = {
         "live_orders": _write_by_session(lake, "live_orders", orders),
         "live_fills": _write_by_session(

@@ -10,6 +10,7 @@ import polars as pl
 
 from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.errors import ConfigError
+from alpaca_improved_pipelines.lake import storage
 
 
 def journal_path(home: Path) -> Path:
@@ -51,11 +52,34 @@ def _session_on_or_after(day: dt.date) -> dt.date:
     return day if cal.is_session(day) else cal.next_session(day)
 
 
+def option_marks(home: Path, since: str) -> pl.DataFrame:
+    """``symbol, session, close``: each archived option contract's mid from ``option_chains``
+    sessions on or after ``since`` (empty when no chains were archived)."""
+    lake = home / "lake"
+    days = [d for d in storage.existing_sessions(lake, "option_chains") if d >= since]
+    frames = [
+        pl.read_parquet(
+            storage.partition_path(lake, "option_chains", d), columns=["contract", "mid"]
+        )
+        .drop_nulls()
+        .select(
+            pl.col("contract").alias("symbol"),
+            pl.lit(dt.date.fromisoformat(d)).alias("session"),
+            pl.col("mid").cast(pl.Float64).alias("close"),
+        )
+        for d in days
+    ]
+    schema = {"symbol": pl.String, "session": pl.Date, "close": pl.Float64}
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
 def daily_pnl(fills: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
     """Per deployment and session: position value at the close, cash flow, and P&L.
 
-    ``closes`` has ``symbol, session, close``. Equity-only (option marks are not in the lake's
-    daily bars); option fills count in cash flow only.
+    ``closes`` has ``symbol, session, close``: equity closes and option mids (contracts by OCC
+    symbol). Options count 100 shares per contract. A session without a mark carries the last
+    one; a position never marked is valued at its last fill price (assignments, exercises and
+    expiries are fills too, so a settled contract leaves the book at its settlement price).
     """
     if fills.is_empty():
         return pl.DataFrame(
@@ -77,18 +101,33 @@ def daily_pnl(fills: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
         .unique()
         .join(pl.DataFrame({"session": sessions}), how="cross")
     )
-    flows = fills.group_by("deployment_id", "symbol", "session").agg(
-        pl.col("qty").sum().alias("dq"), (-(pl.col("qty") * pl.col("price"))).sum().alias("cf")
+    mult = pl.when(pl.col("asset_class") == "us_option").then(100.0).otherwise(1.0)
+    flows = (
+        fills.sort("ts")
+        .group_by("deployment_id", "symbol", "session")
+        .agg(
+            pl.col("qty").sum().alias("dq"),
+            (-(pl.col("qty") * pl.col("price") * mult)).sum().alias("cf"),
+            pl.col("price").last().alias("fill_px"),
+            pl.col("asset_class").first(),
+        )
     )
     book = (
         grid.join(flows, on=["deployment_id", "symbol", "session"], how="left")
         .with_columns(pl.col("dq", "cf").fill_null(0.0))
         .sort("session")
-        .with_columns(pl.col("dq").cum_sum().over("deployment_id", "symbol").alias("qty"))
-        .join(closes, on=["symbol", "session"], how="left")
-        # a session after the lake's last close is marked at the last known close
-        .with_columns(pl.col("close").forward_fill().over("deployment_id", "symbol"))
-        .with_columns((pl.col("qty") * pl.col("close")).alias("mv"))
+        .with_columns(
+            pl.col("dq").cum_sum().over("deployment_id", "symbol").alias("qty"),
+            pl.col("fill_px", "asset_class").forward_fill().over("deployment_id", "symbol"),
+        )
+        .join(closes.unique(["symbol", "session"]), on=["symbol", "session"], how="left")
+        # no mark this session: the last known mark, else the last fill price
+        .with_columns(
+            pl.coalesce(
+                pl.col("close").forward_fill().over("deployment_id", "symbol"), pl.col("fill_px")
+            ).alias("mark")
+        )
+        .with_columns((pl.col("qty") * pl.col("mark") * mult).alias("mv"))
     )
     out = (
         book.group_by("deployment_id", "session")
