@@ -3,7 +3,9 @@
 Each cycle: control commands (halt/flatten/resume) -> streamed order updates (Alpaca's trade
 updates, also applied every second between cycles) -> refresh open orders -> periodic
 reconciliation -> deployment changes (between cycles only, never for a deployment with open
-orders) -> when the market is open and trading is not halted, ``decide()`` for every deployment
+orders) -> a reconciliation before the first decision on each new session's data (overnight
+assignments and expiries reach the book first) -> when the market is open and trading is not
+halted, ``decide()`` for every deployment
 that has not decided on the latest session (the decision and its orders are journaled in one
 commit) -> every pending order through the risk engine and to the broker -> reprice stale limit
 orders -> daily-loss/drawdown checks. Start-up rebuilds positions from the journal's fills and
@@ -188,6 +190,7 @@ class Runner:
         market = step("clock", lambda: self._watched("clock", self.clock.market))
         if market is not None:
             step("market_data", lambda: self._refresh_market(market))
+        step("session_reconcile", lambda: self._reconcile_for_session(market))
         approved = step("decide", lambda: self._decide_and_prepare(market, counts)) or []
         counts["submitted"] = step("submit", lambda: send_approved(self, approved)) or 0
         step("reprice", lambda: self.manager.reprice_stale(self.quotes, self.config.stale_limit_s))
@@ -231,6 +234,18 @@ class Runner:
         self.account = report.account
         self.risk.clear("reconcile")
         return True
+
+    def _reconcile_for_session(self, market: MarketClock | None) -> None:
+        """Reconcile once before the first decision on a new session's data, so overnight
+        assignments, exercises and expiries are in the book the strategy sees (a failure
+        halts trading, as any failed reconciliation does)."""
+        if market is None or not market.is_open or self.snapshot is None:
+            return
+        session = self.snapshot.session.isoformat()
+        if self.j.get_meta("reconciled_session") == session:
+            return
+        if self.reconcile(full=False):
+            self.j.set_meta("reconciled_session", session)
 
     def _poll(self) -> None:
         self.broker.step()

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from live.clock import NEW_YORK
+from live.errors import ConfigError
 from live.reports import Quote
 from strategies.models import CHAIN_COLUMNS, MarketSnapshot
 
@@ -132,8 +133,18 @@ class LakeSnapshotProvider(SnapshotProvider):
         if session not in self._sessions("option_chains"):
             return {}
         frame = self._read("option_chains", session)
-        if any(c not in frame.columns for c in CHAIN_COLUMNS):
-            return {}
+        if "dte_days" in frame.columns and "dte" not in frame.columns:
+            # the lake's layout: dte_days, vega per 1.00 of vol, theta per year; strategies and
+            # the risk engine's Greek limits use vega per vol point and theta per day
+            frame = frame.rename({"dte_days": "dte"}).with_columns(
+                pl.col("vega") / 100.0, pl.col("theta") / 365.0
+            )
+        missing = [c for c in CHAIN_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ConfigError(
+                f"{self._path('option_chains', session)} lacks columns {missing}; "
+                "re-materialize option_chains for that session"
+            )
         frame = frame.select(CHAIN_COLUMNS)
         parts = frame.partition_by("underlying", as_dict=True)
         return {str(key[0]): part for key, part in parts.items()}

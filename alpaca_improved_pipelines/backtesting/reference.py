@@ -118,6 +118,75 @@ def deployment_reference(
     )
 
 
+LEG_SCHEMA = {"session": pl.Date, "symbol": pl.String, "side": pl.String, "size": pl.Float64,
+              "price": pl.Float64}  # fmt: skip
+
+
+def is_options_family(strategy: str) -> bool:
+    """Whether ``strategy`` is an options family (held to the options engine)."""
+    from strategies.base import get_strategy_class
+    from strategies.options.common import OptionStrategy
+
+    try:
+        return issubclass(get_strategy_class(strategy), OptionStrategy)
+    except (KeyError, ValueError):
+        return False
+
+
+def options_reference(
+    home: Path, manifest: dict[str, Any], start: dt.date, end: dt.date
+) -> pl.DataFrame:
+    """The options engine's trade legs (``session, symbol, side, size, price``) for an options
+    deployment over the lake's archived chains in ``[start, end]``, deciding after each close
+    as the live runner does (``decision_time`` 16:30: that day's expiries settled first) with
+    the simulated broker's fill model (mid +/- 25% of the spread)."""
+    from alpaca_improved_pipelines.defs.research.options_backtest import load_chain_archive
+    from strategies.backtest import OptionsBacktestConfig, run_options_backtest
+    from strategies.base import create_strategy
+
+    params = dict(manifest.get("params", {}))
+    strategy = create_strategy(manifest["strategy"], params)
+    underlying = getattr(strategy.config, "underlying", None) or "SPY"
+    try:
+        chains, bars, _ = load_chain_archive(home / "lake", underlying)
+    except ConfigError:  # no archived chains: the runner had none to trade on either
+        return pl.DataFrame(schema=LEG_SCHEMA)
+    inside = chains.filter(pl.col("session").is_between(start, end))
+    if inside.is_empty():
+        return pl.DataFrame(schema=LEG_SCHEMA)  # nothing to trade on, live or backtest
+    config = OptionsBacktestConfig(
+        initial_cash=float(manifest.get("capital", 100_000.0)), vega_unit="unit",
+        theta_unit="year", fill_fraction=0.25, decision_time=dt.time(16, 30),
+    )  # fmt: skip
+    result = run_options_backtest(strategy, chains, config, bars=bars, start=start, end=end)
+    return (
+        result.fills.filter(pl.col("kind") == "trade")
+        .select("session", "symbol", "side", pl.col("qty").alias("size"), "price")
+        .cast(LEG_SCHEMA)  # type: ignore[arg-type]
+        .sort(ORDER_KEY)
+    )
+
+
+def live_legs(orders: list[dict[str, Any]]) -> pl.DataFrame:
+    """Replay orders (``live.replay.replay_orders`` rows) as filled legs (``session, symbol,
+    side, filled_qty, avg_price``; a spread's legs carry no price of their own)."""
+    rows = [
+        {
+            "session": o["session"],
+            "symbol": symbol,
+            "side": side,
+            "filled_qty": o["filled_qty"] * ratio,
+            "avg_price": o["avg_price"] if len(o["legs"]) == 1 else None,
+        }
+        for o in orders
+        if o["filled_qty"] > 0
+        for symbol, side, ratio in o["legs"]
+    ]
+    schema = {"session": pl.String, "symbol": pl.String, "side": pl.String,
+              "filled_qty": pl.Float64, "avg_price": pl.Float64}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)
+
+
 def compare_orders(live: pl.DataFrame, backtest: pl.DataFrame) -> pl.DataFrame:
     """Live orders (``session, symbol, side, qty, filled_qty, avg_price, status``) against the
     backtest's (``session, symbol, side, size, price``), one row per order key with

@@ -14,13 +14,25 @@ from strategies.models import AssetClass, Side
 MULT = {AssetClass.US_OPTION.value: 100, AssetClass.US_EQUITY.value: 1}
 
 
-def _leg_price(quote: Quote | None, side: str, slippage_bps: float) -> float | None:
+def _leg_price(quote: Quote | None, side: str, asset_class: str, config: SimConfig) -> float | None:
+    """Where one leg fills: options with a two-sided quote at ``mid +/- f * spread`` (the
+    options backtest's model, ``f = option_fill_fraction``); everything else at its reference
+    price (touch or last) moved ``slippage_bps`` against us."""
     if quote is None:
         return None
+    f = config.option_fill_fraction
+    two_sided = (  # a zero bid is a real quote for far out-of-the-money contracts
+        math.isfinite(quote.bid) and math.isfinite(quote.ask) and 0 <= quote.bid <= quote.ask
+        and quote.ask > 0
+    )  # fmt: skip
+    if asset_class == AssetClass.US_OPTION.value and f is not None and two_sided:
+        spread = quote.ask - quote.bid
+        mid = (quote.ask + quote.bid) / 2
+        return round(max(mid + f * spread if side == "buy" else mid - f * spread, 0.0), 4)
     px = quote.reference(Side(side))
     if not math.isfinite(px) or px <= 0:
         return None
-    slip = slippage_bps / 10_000.0
+    slip = config.slippage_bps / 10_000.0
     return round(px * (1 + slip) if side == "buy" else px * (1 - slip), 4)
 
 
@@ -70,7 +82,9 @@ def try_fill(
     now: datetime,
 ) -> None:
     """Fill (part of) ``order`` against current quotes when marketable."""
-    prices = [_leg_price(quotes(leg.symbol), leg.side, config.slippage_bps) for leg in order.legs]
+    prices = [
+        _leg_price(quotes(leg.symbol), leg.side, leg.asset_class, config) for leg in order.legs
+    ]
     if any(p is None for p in prices) or not _marketable(order, prices):  # type: ignore[arg-type]
         return
     qty = _fill_qty(order, config.fill_fraction)

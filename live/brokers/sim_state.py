@@ -23,6 +23,9 @@ class SimConfig(BaseModel):
 
     cash: float = Field(default=100_000.0, ge=0)
     slippage_bps: float = Field(default=5.0, ge=0)
+    # options fill at mid +/- this fraction of the spread, like the options backtest
+    # (OptionsBacktestConfig.fill_fraction); None: at the touch with slippage_bps
+    option_fill_fraction: float | None = Field(default=0.25, ge=0, le=1)
     fill_fraction: float = Field(default=1.0, gt=0, le=1)
     reject_symbols: frozenset[str] = frozenset()
     option_tifs: frozenset[TimeInForce] = frozenset({TimeInForce.DAY, TimeInForce.GTC})

@@ -103,7 +103,10 @@ class OptionsBacktestConfig:
         dividends: ``underlying -> {ex_date: cash per share}``; holders at the prior close are paid.
         vega_unit: Chain vega per ``"vol_point"`` (0.01 IV) or per ``"unit"`` (1.00 IV).
         theta_unit: Chain theta per calendar ``"day"`` or per ``"year"``.
-        decision_time: New York time stamped on each session's snapshot.
+        decision_time: New York time stamped on each session's snapshot. Before 16:00 the
+            strategy decides during the session and that day's expiries settle after it; from
+            16:00 on it decides after the close, once they settled (what the live runner does:
+            it decides on a session's data at the next open, after overnight assignments).
     """
 
     initial_cash: float = 100_000.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import numpy as np
 import polars as pl
@@ -29,6 +29,7 @@ from strategies.base import Strategy, safe_decide
 from strategies.models import NEW_YORK, MarketSnapshot, OrderIntent
 
 _EPOCH = date(1970, 1, 1)
+MARKET_CLOSE = time(16, 0)
 _BAR_COLUMNS = ("session", "symbol", "open", "high", "low", "close", "volume")
 DELTA, GAMMA, THETA, VEGA, RESIDUAL, TRADING, SETTLEMENT, DIVIDENDS, FEES = range(9)
 
@@ -78,10 +79,14 @@ class OptionsEngine:
         att = [0.0] * 9
         self._dividends(session, att)
         self._mark(day, session, spots, att)
+        after_close = self.config.decision_time >= MARKET_CLOSE
+        if after_close:  # deciding after the close: today's expiries have settled (the runner)
+            self._settle(day, session, spots, att)
         snapshot = self._snapshot(day, session, spots)
         for intent in safe_decide(self.strategy, snapshot, self.ledger.book()):
             self._execute(intent, day, session, att)
-        self._settle(day, session, spots, att)
+        if not after_close:  # deciding during the session: expiries settle at its close
+            self._settle(day, session, spots, att)
         self._record(session, att)
 
     def _dividends(self, session: date, att: list[float]) -> None:

@@ -92,12 +92,34 @@ def test_buying_power_is_enforced() -> None:
 
 
 def test_mleg_fills_all_legs_together_at_a_net_price() -> None:
-    broker, _ = make({CALL_A: quote(2.0, 1.9, 2.1), CALL_B: quote(1.0, 0.9, 1.1)}, slippage_bps=0)
+    broker, _ = make({CALL_A: quote(2.0, 1.9, 2.1), CALL_B: quote(1.0, 0.9, 1.1)})
     report = broker.submit(spread_ticket(qty=2, limit_price=1.5))
     assert report.status is OrderStatus.FILLED
-    assert report.filled_avg_price == pytest.approx(2.1 - 0.9)
+    # each leg at mid +/- 25% of its spread (the options backtest's fill model), no bps slippage
+    assert report.filled_avg_price == pytest.approx(2.05 - 0.95)
     assert {p.symbol: p.qty for p in broker.positions()} == {CALL_A: 2.0, CALL_B: -2.0}
-    assert broker.account().cash == pytest.approx(100_000 - 2 * 100 * 1.2)
+    assert broker.account().cash == pytest.approx(100_000 - 2 * 100 * 1.10)
+    touch, _ = make(
+        {CALL_A: quote(2.0, 1.9, 2.1), CALL_B: quote(1.0, 0.9, 1.1)},
+        option_fill_fraction=None,
+        slippage_bps=0,
+    )
+    assert touch.submit(spread_ticket(qty=1)).filled_avg_price == pytest.approx(2.1 - 0.9)
+
+
+def test_option_limits_fill_only_when_the_fill_model_reaches_them() -> None:
+    broker, _ = make({PUT: quote(2.0, 1.8, 2.2)})  # model sell price 2.0 - 0.1 = 1.9
+    at_bid = broker.submit(option_ticket_limit(PUT, Side.SELL, 1.80, seq=1))
+    assert at_bid.status is OrderStatus.FILLED and at_bid.filled_avg_price == pytest.approx(1.9)
+    at_mid = broker.submit(option_ticket_limit(PUT, Side.SELL, 2.00, seq=2))
+    assert at_mid.status is OrderStatus.NEW  # better than the model price: rests
+
+
+def option_ticket_limit(symbol: str, side: Side, limit: float, seq: int) -> OrderTicket:
+    pi = PositionIntent.BUY_TO_OPEN if side is Side.BUY else PositionIntent.SELL_TO_OPEN
+    leg = Leg(symbol, side, 1, AssetClass.US_OPTION, pi)
+    intent = OrderIntent("d", (leg,), 1, OrderType.LIMIT, limit)
+    return OrderTicket(client_order_id("d", T0, seq, 1), intent, "d")
 
 
 @pytest.mark.parametrize(("symbol", "side", "spot", "kind", "shares"), [

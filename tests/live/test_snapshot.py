@@ -58,6 +58,27 @@ def test_a_session_is_visible_only_after_its_close(tmp_path: Path) -> None:
     assert provider.latest(datetime(2024, 2, 1, 12, tzinfo=NEW_YORK)) is None
 
 
+def test_lake_chains_are_converted_to_the_strategies_units(tmp_path: Path) -> None:
+    write_lake(tmp_path, {"SPY": [float(k) for k in range(1, 13)]}, DAYS)
+    chain_partition(tmp_path, DAYS[-1])
+    part = tmp_path / "lake" / "option_chains" / f"session={DAYS[-1].isoformat()}" / "part.parquet"
+    frame = pl.read_parquet(part)  # rewrite it in the option_chains asset's layout
+    frame.rename({"dte": "dte_days"}).with_columns(
+        pl.col("vega") * 100.0, pl.col("theta") * 365.0, pl.lit("synthetic").alias("source")
+    ).write_parquet(part)
+    snap = LakeSnapshotProvider(tmp_path).latest(datetime(2024, 3, 1, 17, tzinfo=NEW_YORK))
+    row = snap.chains["SPY"].row(0, named=True)
+    assert (
+        row["dte"] == 56
+        and row["vega"] == pytest.approx(0.5)
+        and row["theta"] == pytest.approx(-0.05)
+    )
+    assert snapshot_quotes(snap)[CALL_A].greeks == pytest.approx((0.3, 0.01, 0.5, -0.05))
+    pl.read_parquet(part).drop("delta").write_parquet(part)  # a foreign layout fails loudly
+    with pytest.raises(ConfigError, match=r"option_chains/session=2024-03-01.*lacks.*delta"):
+        LakeSnapshotProvider(tmp_path).latest(datetime(2024, 3, 1, 17, tzinfo=NEW_YORK))
+
+
 def test_cached_history_follows_rewritten_and_new_partitions(tmp_path: Path) -> None:
     import os
 

@@ -186,7 +186,7 @@ def test_drift_report_tracking_error_against_the_backtest(home: Path) -> None:
 
 def test_live_replay_asset_passes_its_check_and_writes_the_lake(home: Path) -> None:
     deploy(home, "rsi")
-    # an options deployment has no signal backtest: replayed, reported as skipped
+    # an options deployment without archived chains: nothing to trade, live or in the engine
     wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1,
              "params": {"underlying": "SPY"}}  # fmt: skip
     write_manifest(home / "live" / "deployments", "wheel", wheel)
@@ -203,9 +203,8 @@ def test_live_replay_asset_passes_its_check_and_writes_the_lake(home: Path) -> N
     assert check.passed, check.metadata
     meta = res.asset_materializations_for_node("live_replay")[0].metadata
     summary = meta["orders"].value
-    assert (
-        set(summary) == {"rsi"} and "wheel has no signal backtest" in meta["skipped"].value["wheel"]
-    )
+    assert summary["wheel"] == {"both": 0, "live_only": 0, "backtest_only": 0}
+    assert meta["skipped"].value == {}
     rsi = summary["rsi"]
     assert rsi["both"] >= 6 and rsi["live_only"] == rsi["backtest_only"] == 0
     con = lakehouse.connect(home)
@@ -231,3 +230,33 @@ def test_live_run_until_decides_every_session_in_the_window(home: Path) -> None:
         decided = [r[0] for r in con.execute("SELECT session FROM decisions ORDER BY 1")]
     # Christmas and New Year's Day are closed: every session decided once, at the next open
     assert decided == [s.isoformat() for s in cal.sessions_between(first, last)]
+
+
+def test_live_replay_holds_an_options_deployment_to_the_options_engine(home: Path) -> None:
+    from strategies.backtest.synthetic import synthetic_chains
+    from tests.live.test_replay_options import PARAMS, lake_layout
+
+    chains = synthetic_chains("SPY", dt.date(2024, 9, 3), 60, seed=11, s0=500.0, strike_step=5.0)
+    days = sorted(chains["session"].unique().to_list())
+    for day in days:
+        part = lake_layout(chains.filter(pl.col("session") == day))
+        storage.write_partition(part, home / "lake", "option_chains", day, fsync=False)
+    wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1, "params": PARAMS}
+    write_manifest(home / "live" / "deployments", "wheel", wheel)
+    window = {"start": days[0].isoformat(), "end": days[-1].isoformat()}
+    with dg.instance_for_test() as instance:
+        res = dg.materialize(
+            [live_replay],
+            resources=resources_for(home),
+            instance=instance,
+            run_config=quiet({"ops": {"live_replay": {"config": window}}}),
+        )
+    assert res.success
+    (check,) = res.get_asset_check_evaluations()
+    meta = res.asset_materializations_for_node("live_replay")[0].metadata
+    summary = meta["orders"].value["wheel"]
+    assert check.passed, (summary, check.metadata)
+    assert summary["both"] >= 10 and summary["live_only"] == summary["backtest_only"] == 0
+    con = lakehouse.connect(home)
+    worst = con.execute("SELECT max(abs(price_diff_bps)) FROM live_replay WHERE match = 'both'")
+    assert worst.fetchone()[0] < 1.0  # the same fill model on both sides

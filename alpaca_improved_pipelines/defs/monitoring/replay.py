@@ -3,9 +3,10 @@
 The runner is a separate process (``python -m live.cli replay``: the live package never runs
 inside Dagster), replaying the lake's last sessions for every deployment into a journal of its
 own. Its filled orders must be the backtest's orders: same session, symbol and side, nothing
-missing, nothing extra. Quantities and prices are reported, not matched: the runner buys whole
-shares from the deployment's shared equity and the simulated broker fills at the previous close
-plus its slippage, where the backtest buys fractional shares with each symbol's capital share.
+missing, nothing extra. Signal strategies are held to vectorbt; quantities and prices are
+reported, not matched (the runner buys whole shares from the deployment's shared equity, the
+backtest fractional shares with each symbol's capital share). Options strategies are held to the
+options engine leg by leg over the archived chains, deciding after each close like the runner.
 """
 
 import datetime as dt
@@ -21,7 +22,10 @@ from alpaca_improved_pipelines.backtesting.families import FAMILIES
 from alpaca_improved_pipelines.backtesting.reference import (
     compare_orders,
     deployment_reference,
+    is_options_family,
+    live_legs,
     manifests,
+    options_reference,
 )
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
@@ -104,11 +108,15 @@ def live_replay(
     window = (dt.date.fromisoformat(out["start"]), dt.date.fromisoformat(out["end"]))
     for dep in chosen:
         strategy = deployed[dep]["strategy"]
-        if strategy not in FAMILIES:  # e.g. an options family: no signal backtest to hold it to
-            skipped[dep] = f"{strategy} has no signal backtest (known: {sorted(FAMILIES)})"
+        if strategy in FAMILIES:  # signal strategies: vectorbt
+            ref = deployment_reference(home, deployed[dep], *window)
+            cmp = compare_orders(live.filter(pl.col("deployment_id") == dep), ref.orders)
+        elif is_options_family(strategy):  # options strategies: the options engine, by leg
+            legs = live_legs([o for o in out["orders"] if o["deployment_id"] == dep])
+            cmp = compare_orders(legs, options_reference(home, deployed[dep], *window))
+        else:
+            skipped[dep] = f"{strategy} has no backtest to hold it to"
             continue
-        ref = deployment_reference(home, deployed[dep], *window)
-        cmp = compare_orders(live.filter(pl.col("deployment_id") == dep), ref.orders)
         counts = dict(cmp.group_by("match").len().iter_rows())
         summary[dep] = {m: int(counts.get(m, 0)) for m in ("both", "live_only", "backtest_only")}
         frames.append(cmp.with_columns(pl.lit(dep).alias("deployment_id")))
