@@ -104,8 +104,11 @@ def reference_backtest(
 def deployment_reference(
     home: Path, manifest: dict[str, Any], start: dt.date, end: dt.date
 ) -> Reference:
-    """:func:`reference_backtest` of a deployment manifest over the lake of ``home``, with the
-    manifest's capital and the research costs."""
+    """The backtest of a deployment manifest over the lake of ``home`` with the manifest's
+    capital: :func:`options_reference` for options families, else :func:`reference_backtest`
+    with the research costs (ValueError for a family with neither)."""
+    if is_options_family(manifest["strategy"]):
+        return options_reference(home, manifest, start, end)
     symbols = list(manifest.get("params", {}).get("symbols") or []) or None
     data = load_closes(home / "lake", end=end, symbols=symbols)
     return reference_backtest(
@@ -135,11 +138,12 @@ def is_options_family(strategy: str) -> bool:
 
 def options_reference(
     home: Path, manifest: dict[str, Any], start: dt.date, end: dt.date
-) -> pl.DataFrame:
-    """The options engine's trade legs (``session, symbol, side, size, price``) for an options
-    deployment over the lake's archived chains in ``[start, end]``, deciding after each close
-    as the live runner does (``decision_time`` 16:30: that day's expiries settled first) with
-    the simulated broker's fill model (mid +/- 25% of the spread)."""
+) -> Reference:
+    """The options engine on an options deployment over the lake's archived chains in
+    ``[start, end]``: trade legs as orders (``session, symbol, side, size, price``) and daily
+    equity returns. It decides after each close as the live runner does (``decision_time``
+    16:30: that day's expiries settled first) with the simulated broker's fill model (mid +/-
+    25% of the spread); sessions without chains are flat (nothing to trade on, live or here)."""
     from alpaca_improved_pipelines.defs.research.options_backtest import load_chain_archive
     from strategies.backtest import OptionsBacktestConfig, run_options_backtest
     from strategies.base import create_strategy
@@ -147,24 +151,35 @@ def options_reference(
     params = dict(manifest.get("params", {}))
     strategy = create_strategy(manifest["strategy"], params)
     underlying = getattr(strategy.config, "underlying", None) or "SPY"
+    flat = Reference(
+        pl.DataFrame(schema=LEG_SCHEMA),
+        pl.DataFrame(schema={"session": pl.Date, "ret": pl.Float64}),
+    )
     try:
         chains, bars, _ = load_chain_archive(home / "lake", underlying)
     except ConfigError:  # no archived chains: the runner had none to trade on either
-        return pl.DataFrame(schema=LEG_SCHEMA)
+        return flat
     inside = chains.filter(pl.col("session").is_between(start, end))
     if inside.is_empty():
-        return pl.DataFrame(schema=LEG_SCHEMA)  # nothing to trade on, live or backtest
+        return flat
+    capital = float(manifest.get("capital", 100_000.0))
     config = OptionsBacktestConfig(
-        initial_cash=float(manifest.get("capital", 100_000.0)), vega_unit="unit",
+        initial_cash=capital, vega_unit="unit",
         theta_unit="year", fill_fraction=0.25, decision_time=dt.time(16, 30),
     )  # fmt: skip
     result = run_options_backtest(strategy, chains, config, bars=bars, start=start, end=end)
-    return (
+    legs = (
         result.fills.filter(pl.col("kind") == "trade")
         .select("session", "symbol", "side", pl.col("qty").alias("size"), "price")
         .cast(LEG_SCHEMA)  # type: ignore[arg-type]
         .sort(ORDER_KEY)
     )
+    daily = result.daily.select("session", "equity").sort("session")
+    returns = daily.select(
+        pl.col("session").cast(pl.Date),
+        (pl.col("equity") / pl.col("equity").shift(1).fill_null(capital) - 1.0).alias("ret"),
+    )
+    return Reference(legs, returns)
 
 
 def live_legs(orders: list[dict[str, Any]]) -> pl.DataFrame:

@@ -233,16 +233,7 @@ def test_live_run_until_decides_every_session_in_the_window(home: Path) -> None:
 
 
 def test_live_replay_holds_an_options_deployment_to_the_options_engine(home: Path) -> None:
-    from strategies.backtest.synthetic import synthetic_chains
-    from tests.live.test_replay_options import PARAMS, lake_layout
-
-    chains = synthetic_chains("SPY", dt.date(2024, 9, 3), 60, seed=11, s0=500.0, strike_step=5.0)
-    days = sorted(chains["session"].unique().to_list())
-    for day in days:
-        part = lake_layout(chains.filter(pl.col("session") == day))
-        storage.write_partition(part, home / "lake", "option_chains", day, fsync=False)
-    wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1, "params": PARAMS}
-    write_manifest(home / "live" / "deployments", "wheel", wheel)
+    days = deploy_wheel_on_chains(home)
     window = {"start": days[0].isoformat(), "end": days[-1].isoformat()}
     with dg.instance_for_test() as instance:
         res = dg.materialize(
@@ -260,3 +251,32 @@ def test_live_replay_holds_an_options_deployment_to_the_options_engine(home: Pat
     con = lakehouse.connect(home)
     worst = con.execute("SELECT max(abs(price_diff_bps)) FROM live_replay WHERE match = 'both'")
     assert worst.fetchone()[0] < 1.0  # the same fill model on both sides
+
+
+def test_drift_report_tracks_an_options_deployment_against_the_engine(home: Path) -> None:
+    days = deploy_wheel_on_chains(home)
+    drift = _drift(home, replay(home, days[0], days[-1]))
+    assert drift["deployment_id"] == "wheel" and drift["tracking_note"] == ""
+    assert drift["te_sessions"] == 60 and drift["fill_rate"] == 1.0
+    # same orders and prices, options marked at the same mids: only the engine's regulatory
+    # fees (the sim charges none) and the runner's next-morning fills separate them
+    assert 0 < drift["tracking_error"] < 0.005
+    assert drift["live_return"] == pytest.approx(drift["backtest_return"], abs=5e-4)
+    assert drift["live_return"] > drift["backtest_return"]  # no fees live
+    assert drift["correlation"] > 0.99
+
+
+def deploy_wheel_on_chains(home: Path) -> list[dt.date]:
+    """60 sessions of synthetic SPY chains in the lake (the option_chains layout) and a wheel
+    deployment; returns the chain sessions."""
+    from strategies.backtest.synthetic import synthetic_chains
+    from tests.live.test_replay_options import PARAMS, lake_layout
+
+    chains = synthetic_chains("SPY", dt.date(2024, 9, 3), 60, seed=11, s0=500.0, strike_step=5.0)
+    days = sorted(chains["session"].unique().to_list())
+    for day in days:
+        part = lake_layout(chains.filter(pl.col("session") == day))
+        storage.write_partition(part, home / "lake", "option_chains", day, fsync=False)
+    wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1, "params": PARAMS}
+    write_manifest(home / "live" / "deployments", "wheel", wheel)
+    return days

@@ -86,10 +86,12 @@ def tracking(
 ) -> pl.DataFrame:
     """Per deployment: tracking error of its live daily returns against its backtest.
 
-    The backtest is :func:`deployment_reference`: the manifest's strategy, params and capital,
-    starting flat on the deployment's first decision session and running to its last P&L
-    session; live returns are daily P&L over the deployment's running equity (0 on sessions
-    without P&L). Deployments whose family has no signal backtest get nulls and a note.
+    The backtest is :func:`deployment_reference` (vectorbt for signal strategies, the options
+    engine over the archived chains for options strategies): the manifest's strategy, params
+    and capital, starting flat on the deployment's first decision session and running to its
+    last P&L session; live returns are daily P&L (options marked at the chain mids) over the
+    deployment's running equity, 0 on sessions without P&L. A family with no backtest gets
+    nulls and a note.
     """
     rows = []
     for dep_id, manifest_json in deployments.select("id", "manifest_json").iter_rows():

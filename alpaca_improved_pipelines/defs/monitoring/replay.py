@@ -113,7 +113,7 @@ def live_replay(
             cmp = compare_orders(live.filter(pl.col("deployment_id") == dep), ref.orders)
         elif is_options_family(strategy):  # options strategies: the options engine, by leg
             legs = live_legs([o for o in out["orders"] if o["deployment_id"] == dep])
-            cmp = compare_orders(legs, options_reference(home, deployed[dep], *window))
+            cmp = compare_orders(legs, options_reference(home, deployed[dep], *window).orders)
         else:
             skipped[dep] = f"{strategy} has no backtest to hold it to"
             continue
