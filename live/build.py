@@ -30,13 +30,21 @@ def resolve_home(home: Path | None = None, env: Mapping[str, str] | None = None)
     return Path(home or env.get("ALPACA_IMPROVED_HOME") or DEFAULT_HOME).resolve()
 
 
+def lake_sessions(home: Path) -> list[date]:
+    """Sessions of ``stock_bars_1d`` in the lake of ``home``."""
+    root = home / "lake" / "stock_bars_1d"
+    return sorted(
+        date.fromisoformat(p.parent.name.split("=", 1)[1])
+        for p in root.glob("session=*/part.parquet")
+    )
+
+
 def default_sim_start(home: Path, fallback: Clock) -> datetime:
     """Half an hour after the first NYSE open following the lake's latest daily-bar session."""
-    root = home / "lake" / "stock_bars_1d"
-    sessions = sorted(p.parent.name.split("=", 1)[1] for p in root.glob("session=*/part.parquet"))
+    sessions = lake_sessions(home)
     if not sessions:
         return fallback.now()
-    last_close = datetime.combine(date.fromisoformat(sessions[-1]), time(16, 0), NEW_YORK)
+    last_close = datetime.combine(sessions[-1], time(16, 0), NEW_YORK)
     return regular_hours(last_close).next_open + timedelta(minutes=30)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from live.brokers.sim_state import SimConfig
-from live.build import build_runner
+from live.build import build_runner, lake_sessions
 from live.clock import NEW_YORK, regular_hours
 from live.codec import intent_from_json
 from live.errors import ConfigError
@@ -48,15 +48,6 @@ class ReplayResult:
     end: date
     cycles: int
     orders: list[dict[str, Any]]
-
-
-def lake_sessions(home: Path) -> list[date]:
-    """Sessions of ``stock_bars_1d`` in the lake of ``home``."""
-    root = home / "lake" / "stock_bars_1d"
-    return sorted(
-        date.fromisoformat(p.parent.name.split("=", 1)[1])
-        for p in root.glob("session=*/part.parquet")
-    )
 
 
 def replay_dir(home: Path, start: date, end: date) -> Path:

@@ -15,7 +15,6 @@ from alpaca_improved_pipelines.defs.monitoring.journal_io import (
     option_marks,
     read_table,
 )
-from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
 from alpaca_improved_pipelines.resources.lake import LakeResource
@@ -104,7 +103,7 @@ def tracking(
         row: dict = {"deployment_id": dep_id, "tracking_note": ""}
         try:
             ref = deployment_reference(home, manifest, start, end)  # type: ignore[arg-type]
-        except (ValueError, ConfigError) as exc:
+        except ValueError as exc:  # ConfigError included: no lake data, unknown family
             rows.append({**row, "tracking_note": f"no backtest: {exc}"})
             continue
         live = ref.returns.select("session").join(

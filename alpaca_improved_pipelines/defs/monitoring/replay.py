@@ -25,7 +25,6 @@ from alpaca_improved_pipelines.backtesting.reference import (
     is_options_family,
     live_legs,
     manifests,
-    options_reference,
 )
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
@@ -89,34 +88,18 @@ def live_replay(
     deployed = manifests(home)
     chosen = config.deployments or sorted(deployed)
     out = run_replay(home, start, end, chosen)
-    live = pl.DataFrame(
-        [{k: v for k, v in o.items() if k != "legs"} for o in out["orders"]],
-        schema={
-            "deployment_id": pl.String,
-            "session": pl.String,
-            "symbol": pl.String,
-            "side": pl.String,
-            "qty": pl.Float64,
-            "filled_qty": pl.Float64,
-            "avg_price": pl.Float64,
-            "status": pl.String,
-            "attempts": pl.Int64,
-            "client_order_id": pl.String,
-        },  # fmt: skip
-    )
     frames, summary, skipped = [], {}, {}
     window = (dt.date.fromisoformat(out["start"]), dt.date.fromisoformat(out["end"]))
     for dep in chosen:
         strategy = deployed[dep]["strategy"]
-        if strategy in FAMILIES:  # signal strategies: vectorbt
-            ref = deployment_reference(home, deployed[dep], *window)
-            cmp = compare_orders(live.filter(pl.col("deployment_id") == dep), ref.orders)
-        elif is_options_family(strategy):  # options strategies: the options engine, by leg
-            legs = live_legs([o for o in out["orders"] if o["deployment_id"] == dep])
-            cmp = compare_orders(legs, options_reference(home, deployed[dep], *window).orders)
-        else:
+        if strategy not in FAMILIES and not is_options_family(strategy):
             skipped[dep] = f"{strategy} has no backtest to hold it to"
             continue
+        # vectorbt for signal strategies, the options engine for options ones; leg by leg
+        # (a simple order is its one leg)
+        ref = deployment_reference(home, deployed[dep], *window)
+        legs = live_legs([o for o in out["orders"] if o["deployment_id"] == dep])
+        cmp = compare_orders(legs, ref.orders)
         counts = dict(cmp.group_by("match").len().iter_rows())
         summary[dep] = {m: int(counts.get(m, 0)) for m in ("both", "live_only", "backtest_only")}
         frames.append(cmp.with_columns(pl.lit(dep).alias("deployment_id")))
