@@ -50,7 +50,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy alpaca_improved_pipelines research strategies live
+	$(VENV)/bin/mypy alpaca_improved_pipelines contracts research strategies live
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"alpaca_improved_pipelines", "research", "strategies", "live", "tests"}
+OURS = {"alpaca_improved_pipelines", "contracts", "research", "strategies", "live", "tests"}
 ALLOWED_OURS = {
     "strategies": set(),
-    "research": {"strategies"},
-    "live": {"strategies"},
-    "alpaca_improved_pipelines": {"strategies", "research"},
+    "contracts": {"strategies"},
+    "research": {"strategies", "contracts"},
+    "live": {"strategies", "contracts"},
+    "alpaca_improved_pipelines": {"strategies", "contracts", "research"},
 }
+CONTRACTS_THIRD_PARTY = {"pydantic", "pyarrow", "polars", "exchange_calendars", "numpy", "pandas"}
 STRATEGIES_THIRD_PARTY = {"numpy", "polars", "pandas", "scipy", "numba"}
 
 
@@ -41,11 +43,14 @@ def test_static_imports_follow_the_rules(package: str) -> None:
         if package == "strategies":
             third = names - stdlib - OURS
             assert third <= STRATEGIES_THIRD_PARTY, f"{path} imports {third}"
+        if package == "contracts":
+            third = names - stdlib - OURS
+            assert third <= CONTRACTS_THIRD_PARTY, f"{path} imports {third}"
         if package == "live":
             assert "dagster" not in names, f"{path} imports dagster"
 
 
-@pytest.mark.parametrize("module", ["live", "strategies", "research.lakehouse"])
+@pytest.mark.parametrize("module", ["contracts", "live", "strategies", "research.lakehouse"])
 def test_importing_does_not_load_dagster(module: str) -> None:
     code = (
         f"import importlib, pkgutil, sys\nimport {module} as m\n"
