@@ -9,7 +9,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help install demo test test-fast lint typecheck bench ui mlflow browser clean
+.PHONY: help install demo test test-fast test-numerics lint typecheck bench ui mlflow browser clean
 
 help:
 	@echo "make demo   - run the main job on embedded defaults (synthetic data, local lake)"
@@ -46,6 +46,21 @@ test: install browser
 
 test-fast: install
 	$(VENV)/bin/pytest -m "not slow and not browser"
+
+# The numeric tests again on the other math kernels (about a minute on 2 idle cores): numpy's
+# AVX-512 exp/log round differently from glibc's, and numba's math.exp/log *are* glibc's, which
+# picks an FMA or a plain variant by CPU. `make test` runs the host's defaults; this target
+# switches numpy's AVX-512 dispatch and glibc's FMA/AVX2 variants off. An Intel host thus runs
+# both paths, so whatever would fail on an AMD (or older) host fails on it too.
+NUMERIC_TESTS := tests/strategies/test_pricing_*.py tests/strategies/test_analytics_*.py \
+  tests/strategies/test_indicators.py tests/strategies/test_options_engine.py \
+  tests/strategies/test_signal_fastpath.py tests/strategies/test_lookahead.py \
+  tests/strategies/test_strategies_options.py tests/strategies/test_strategies_equity.py \
+  tests/options/test_quality.py tests/options/test_surface.py tests/options/test_synthetic_chains.py
+NPY_NO_AVX512 := AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR
+test-numerics: install
+	NPY_DISABLE_CPU_FEATURES="$(NPY_NO_AVX512)" GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA \
+	  $(VENV)/bin/pytest $(NUMERIC_TESTS)
 
 lint: install
 	$(VENV)/bin/ruff check .

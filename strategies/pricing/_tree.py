@@ -67,15 +67,21 @@ def lr_tree(S, K, T, r, q, sigma, call, n, values, spots):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def zero_vol_value(S, K, T, r, q, call):
-    """American value at zero volatility: the best deterministic exercise time in ``[0, T]``."""
+def zero_vol_gap(S, K, T, r, q, call):
+    """Best payoff of a deterministic exercise time in ``[0, T]``, unclamped (may be < 0)."""
     sign = 1.0 if call else -1.0
-    best = max(sign * (S - K), sign * (S * math.exp(-q * T) - K * math.exp(-r * T)), 0.0)
+    best = max(sign * (S - K), sign * (S * math.exp(-q * T) - K * math.exp(-r * T)))
     if r != q and r * q > 0.0:
         t_star = math.log(r * K / (q * S)) / (r - q)  # stationary point of S e^{-qt} - K e^{-rt}
         if 0.0 < t_star < T:
             best = max(best, sign * (S * math.exp(-q * t_star) - K * math.exp(-r * t_star)))
     return best
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def zero_vol_value(S, K, T, r, q, call):
+    """American value at zero volatility: the best deterministic exercise time in ``[0, T]``."""
+    return max(zero_vol_gap(S, K, T, r, q, call), 0.0)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

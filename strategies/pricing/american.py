@@ -29,7 +29,7 @@ from numba import njit, prange
 
 from strategies.pricing import _iv_core as core
 from strategies.pricing._inputs import broadcast, launch, restore
-from strategies.pricing._tree import american_price_scalar, never_early, zero_vol_value
+from strategies.pricing._tree import american_price_scalar, never_early, zero_vol_gap
 from strategies.pricing.black_scholes import bsm_price_scalar
 
 DEFAULT_STEPS = 101
@@ -40,24 +40,12 @@ _MIN_PARALLEL = 16  # a tree costs microseconds, so threads pay off early
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _check_inputs(price, S, K, T, r, q, call):
-    """Status of the inputs and the no-arbitrage band ``[zero-vol value, S or K]``."""
-    finite = (
-        math.isfinite(price)
-        and math.isfinite(S)
-        and math.isfinite(K)
-        and math.isfinite(T)
-        and math.isfinite(r)
-        and math.isfinite(q)
-    )
-    if not finite:
-        return core.NON_FINITE_INPUT
-    if price <= 0.0 or S <= 0.0 or K <= 0.0 or T <= 0.0:
-        return core.NONPOSITIVE_INPUT
-    if price >= (S if call else K):
-        return core.ABOVE_UPPER_BOUND
-    if price <= zero_vol_value(S, K, T, r, q, call):
-        return core.BELOW_INTRINSIC
-    return core.OK
+    """Status of the inputs and of the price in the band ``[zero-vol value, S or K]``."""
+    status = core.input_status(price, S, K, T, r, q)
+    if status != core.OK:
+        return status
+    scale = max(S, K, S * math.exp(-q * T), K * math.exp(-r * T))
+    return core.bound_status(price, zero_vol_gap(S, K, T, r, q, call), S if call else K, scale)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -66,6 +54,8 @@ def _american_iv_scalar(price, S, K, T, r, q, call, steps, richardson, values, s
     if never_early(r, q, call):
         return core.iv_scalar(price, S, K, T, r, q, call)
     status = _check_inputs(price, S, K, T, r, q, call)
+    if status == core.AT_INTRINSIC:
+        return 0.0, status  # the zero-vol limit: american_price(sigma=0) == the bound
     if status != core.OK:
         return math.nan, status
     lo, hi = 0.0, math.inf
@@ -199,9 +189,11 @@ def american_implied_vol(
 ) -> Any:
     """Volatility at which :func:`american_price` (same settings) matches ``price``.
 
-    Arguments as :func:`american_price` plus ``price``. Prices outside the American no-arbitrage
-    band ``(zero-vol value, S)`` for calls / ``(zero-vol value, K)`` for puts give NaN with
-    status ``BELOW_INTRINSIC`` / ``ABOVE_UPPER_BOUND`` (see :class:`IVStatus`).
+    Arguments as :func:`american_price` plus ``price``. The band is ``(zero-vol value, S)`` for
+    calls and ``(zero-vol value, K)`` for puts, with the boundary rule of :func:`implied_vol`
+    (:data:`strategies.pricing.BOUND_RTOL` of ``max(S, K)``): a price at the lower bound gives
+    0.0 with status ``AT_INTRINSIC``, one at the upper bound NaN with ``AT_UPPER_BOUND``, one
+    beyond them NaN with ``BELOW_INTRINSIC`` / ``ABOVE_UPPER_BOUND`` (see :class:`IVStatus`).
 
     Returns:
         Implied volatilities shaped like the broadcast inputs (float for scalars); with

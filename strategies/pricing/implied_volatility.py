@@ -3,8 +3,12 @@
 The solver (see :mod:`strategies.pricing._iv_core`) works in Jaeckel's normalized coordinates
 with safeguarded third-order Householder steps (about two per option) and converges for every
 price strictly inside the no-arbitrage bounds ``max(+-(S e^{-qT} - K e^{-rT}), 0) < price <
-S e^{-qT}`` (call) or ``K e^{-rT}`` (put); prices within rounding of a bound get that bound's
-status.
+S e^{-qT}`` (call) or ``K e^{-rT}`` (put). One boundary rule says what "strictly" means, the
+same on every CPU and libm (:data:`strategies.pricing.BOUND_RTOL`, 8 x 2**-52 of the larger of
+``S e^{-qT}`` and ``K e^{-rT}``): a price that close to the lower bound is ``AT_INTRINSIC`` with
+volatility 0.0 (the zero-volatility limit, which reprices to the bound), one that close to the
+upper bound ``AT_UPPER_BOUND`` with NaN; only prices beyond are ``BELOW_INTRINSIC`` /
+``ABOVE_UPPER_BOUND``. :func:`strategies.pricing.no_arbitrage_status` applies the rule alone.
 The round trip ``implied_vol(bs_price(sigma)) - sigma`` is below 1e-10 wherever the price
 actually pins the volatility down to that level, i.e. wherever ``eps * price / vega`` is small;
 for deep in-the-money options the time value drowns in the rounding of the intrinsic value and
@@ -28,16 +32,19 @@ from strategies.pricing.black_scholes import MIN_PARALLEL, greeks_core
 class IVStatus(IntEnum):
     """Why an implied volatility is (or is not) available.
 
-    The comments give the European bounds; for American options BELOW_INTRINSIC means at or
-    below the zero-volatility value and ABOVE_UPPER_BOUND at or above S (call) / K (put).
+    ``tol = BOUND_RTOL * max(S e^{-qT}, K e^{-rT})`` (:data:`strategies.pricing.BOUND_RTOL`).
+    The comments give the European bounds; for American options the lower bound is the
+    zero-volatility value, the upper bound S (call) / K (put). Only ``OK`` carries Greeks.
     """
 
-    OK = core.OK
-    BELOW_INTRINSIC = core.BELOW_INTRINSIC  # price <= discounted forward intrinsic value
-    ABOVE_UPPER_BOUND = core.ABOVE_UPPER_BOUND  # price >= S e^{-qT} (call) / K e^{-rT} (put)
+    OK = core.OK  # strictly inside the bounds (by more than tol): solved
+    BELOW_INTRINSIC = core.BELOW_INTRINSIC  # price < discounted forward intrinsic value - tol
+    ABOVE_UPPER_BOUND = core.ABOVE_UPPER_BOUND  # price > S e^{-qT} (call) / K e^{-rT} (put) + tol
     NONPOSITIVE_INPUT = core.NONPOSITIVE_INPUT  # price, S, K or T <= 0
     NO_CONVERGENCE = core.NO_CONVERGENCE  # budget exhausted (American: prices below ~1e-20)
     NON_FINITE_INPUT = core.NON_FINITE_INPUT  # NaN or infinite input
+    AT_INTRINSIC = core.AT_INTRINSIC  # within tol of the intrinsic value: volatility 0.0
+    AT_UPPER_BOUND = core.AT_UPPER_BOUND  # within tol of the upper bound: volatility NaN
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +130,9 @@ def implied_vol(
         return_status: Also return an int8 array of :class:`IVStatus` codes.
 
     Returns:
-        Implied volatilities (float for scalar inputs, else an array of the broadcast shape),
-        NaN where no volatility exists; with ``return_status=True`` a tuple ``(iv, status)``.
+        Implied volatilities (float for scalar inputs, else an array of the broadcast shape):
+        0.0 at the intrinsic value (``AT_INTRINSIC``), NaN where no volatility exists; with
+        ``return_status=True`` a tuple ``(iv, status)``.
 
     Example:
         >>> round(implied_vol(4.759422392871532, 42.0, 40.0, 0.5, 0.10), 12)

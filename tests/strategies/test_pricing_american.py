@@ -119,18 +119,23 @@ def test_implied_vol_round_trip() -> None:
 
 
 def test_implied_vol_statuses() -> None:
-    price = [9.0, 10.0, 110.0, 0.0, np.nan]  # below exercise, at exercise, at K, zero, missing
+    # below exercise, at exercise (and 4 ulps off it), at K, above K, zero, missing
+    ulp = np.finfo(np.float64).eps * 110.0
+    price = [9.0, 10.0, 10.0 - 4 * ulp, 10.0 + 4 * ulp, 110.0, 111.0, 0.0, np.nan]
     iv, status = american_implied_vol(
         price, 100.0, 110.0, 0.5, 0.05, 0.0, False, return_status=True
     )
     assert [IVStatus(s) for s in status] == [
         IVStatus.BELOW_INTRINSIC,
-        IVStatus.BELOW_INTRINSIC,
+        *[IVStatus.AT_INTRINSIC] * 3,  # the boundary rule of the European solver (BOUND_RTOL)
+        IVStatus.AT_UPPER_BOUND,
         IVStatus.ABOVE_UPPER_BOUND,
         IVStatus.NONPOSITIVE_INPUT,
         IVStatus.NON_FINITE_INPUT,
     ]
-    assert np.all(np.isnan(iv))
+    np.testing.assert_array_equal(iv[1:4], 0.0)  # the zero-volatility limit reprices them
+    assert american_price(100.0, 110.0, 0.5, 0.05, 0.0, 0.0, False) == 10.0
+    assert np.all(np.isnan(np.delete(iv, [1, 2, 3])))
     # no early exercise (call, q=0): identical to the European implied volatility
     european_price = bs_price(100.0, 105.0, 0.5, 0.03, 0.33)
     assert american_implied_vol(european_price, 100.0, 105.0, 0.5, 0.03) == pytest.approx(
