@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from datetime import date, timedelta
 
+from strategies.accounting import Account
 from strategies.backtest.archive import ChainArchive
 from strategies.backtest.config import OptionsBacktestConfig
-from strategies.backtest.ledger import Holding, Ledger
+from strategies.backtest.holding import ChainHolding
 from strategies.models import AssetClass, Leg, OrderIntent, OrderType, PositionIntent, Side
+
+_EPOCH = date(1970, 1, 1)
 
 
 class OrderRejected(Exception):
@@ -20,33 +24,30 @@ class LegFill:
     """One priced leg: the holding it trades, signed quantity, price per share, fees, mark."""
 
     leg: Leg
-    holding: Holding
+    holding: ChainHolding
     qty: float
     price: float
     fees: float
     mark: float
 
 
-def _option_holding(archive: ChainArchive, row: int, symbol: str) -> Holding:
+def _option_holding(archive: ChainArchive, row: int, symbol: str) -> ChainHolding:
     c = archive.cols
-    und = archive.underlyings[int(c["und"][row])]
-    return Holding(
+    return ChainHolding(
         symbol,
-        0.0,
-        0.0,
-        float(c["mid"][row]),
-        und,
-        True,
-        int(c["key"][row]),
-        int(c["expiry"][row]),
-        float(c["strike"][row]),
-        bool(c["is_call"][row]),
-        float(c["delta"][row]),
-        float(c["gamma"][row]),
-        float(c["vega"][row]),
-        float(c["theta"][row]),
-        float(c["iv"][row]),
-        float(c["underlying_price"][row]),
+        mark=float(c["mid"][row]),
+        underlying=archive.underlyings[int(c["und"][row])],
+        is_option=True,
+        expiry=_EPOCH + timedelta(days=int(c["expiry"][row])),
+        strike=float(c["strike"][row]),
+        is_call=bool(c["is_call"][row]),
+        delta=float(c["delta"][row]),
+        gamma=float(c["gamma"][row]),
+        vega=float(c["vega"][row]),
+        theta=float(c["theta"][row]),
+        key=int(c["key"][row]),
+        iv=float(c["iv"][row]),
+        spot=float(c["underlying_price"][row]),
     )
 
 
@@ -56,7 +57,7 @@ def price_leg(
     leg: Leg,
     qty: float,
     config: OptionsBacktestConfig,
-    ledger: Ledger,
+    account: Account,
 ) -> LegFill:
     """Price one leg at ``mid +/- fill_fraction * spread`` (options) or the slipped spot (stock)."""
     sell = leg.side is Side.SELL
@@ -69,15 +70,23 @@ def price_leg(
         if not (math.isfinite(bid) and math.isfinite(ask) and math.isfinite(mid) and ask >= bid):
             raise OrderRejected(f"unusable quote for {leg.symbol}: bid {bid} ask {ask}")
         price = max(mid + (-1 if sell else 1) * config.fill_fraction * (ask - bid), 0.0)
-        holding = ledger.holdings.get(leg.symbol) or _option_holding(archive, row, leg.symbol)
-        fees = config.fees.option_fee(abs(qty), sell, abs(qty) * price * 100)
+        held = account.holdings.get(leg.symbol)
+        holding = (
+            held if isinstance(held, ChainHolding) else _option_holding(archive, row, leg.symbol)
+        )
+        fees = config.fees.option_fee(abs(qty), sell, abs(qty) * price * holding.multiplier)
         return LegFill(leg, holding, qty, price, fees, float(mid))
     code = archive.underlyings.index(leg.symbol) if leg.symbol in archive.underlyings else -1
     spot = archive.und_price[day, code] if code >= 0 else math.nan
     if not math.isfinite(spot):
         raise OrderRejected(f"no price for {leg.symbol} on {archive.sessions[day]}")
     price = spot * (1 - config.stock_slippage if sell else 1 + config.stock_slippage)
-    holding = ledger.holdings.get(leg.symbol) or Holding(leg.symbol, 0.0, 0.0, spot, leg.symbol)
+    held = account.holdings.get(leg.symbol)
+    holding = (
+        held
+        if isinstance(held, ChainHolding)
+        else ChainHolding(leg.symbol, mark=spot, underlying=leg.symbol)
+    )
     fees = config.fees.stock_fee(abs(qty), sell, abs(qty) * price)
     return LegFill(leg, holding, qty, price, fees, float(spot))
 
@@ -110,29 +119,25 @@ def execute(
     archive: ChainArchive,
     day: int,
     config: OptionsBacktestConfig,
-    ledger: Ledger,
+    account: Account,
 ) -> list[LegFill]:
-    """Fill every leg of ``intent`` or raise :class:`OrderRejected` leaving the ledger untouched.
+    """Fill every leg of ``intent`` or raise :class:`OrderRejected` leaving the account untouched.
 
-    Checks: quotes exist, the limit is met, closing legs close what is held, and buying power
-    (cash minus collateral) stays >= 0 unless the order reduces the shortfall.
+    Checks: quotes exist, the limit is met, closing legs close what is held, and the account's
+    buying-power rule (:meth:`Account.check`: cash minus collateral stays >= 0 unless the order
+    reduces the shortfall; naked calls are refused).
     """
     fills = [
-        price_leg(archive, day, leg, qty, config, ledger)
+        price_leg(archive, day, leg, qty, config, account)
         for leg, qty in zip(intent.legs, intent.leg_quantities(), strict=True)
     ]
     for fill in fills:
-        held = ledger.holdings.get(fill.leg.symbol)
+        held = account.holdings.get(fill.leg.symbol)
         _check_closing(fill.leg, 0.0 if held is None else held.qty, fill.qty)
     _check_limit(intent, fills)
-    cash_after = ledger.cash - sum(f.qty * f.price * f.holding.multiplier + f.fees for f in fills)
-    extra = {f.leg.symbol: (f.holding, f.qty) for f in fills}
-    bp_after = cash_after - ledger.requirement(extra)
-    bp_before = ledger.cash - ledger.requirement()
-    if bp_after < -1e-9 and bp_after < bp_before:
-        need = "uncovered short call" if math.isinf(bp_after) else f"buying power {bp_after:,.2f}"
-        raise OrderRejected(f"insufficient buying power: {need} after the order")
+    refused = account.check([(f.holding, f.qty, f.price, f.fees) for f in fills])
+    if refused is not None:
+        raise OrderRejected(refused)
     for fill in fills:
-        template = replace(fill.holding, mark=fill.mark)
-        ledger.trade(template, fill.qty, fill.price, fill.fees)
+        account.trade(replace(fill.holding, mark=fill.mark), fill.qty, fill.price, fill.fees)
     return fills

@@ -15,16 +15,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date, datetime, time
+from typing import cast
 
 import numpy as np
 import polars as pl
 
+from strategies.accounting import Account, Settlement
 from strategies.backtest.archive import ChainArchive, bars_from_chains
 from strategies.backtest.config import OptionsBacktestConfig
 from strategies.backtest.execution import OrderRejected, execute
-from strategies.backtest.ledger import Ledger
+from strategies.backtest.holding import ChainHolding
 from strategies.backtest.results import OptionsBacktestResult, Recorder
-from strategies.backtest.settlement import Settlement, early_assign, expire, intrinsic
+from strategies.backtest.settlement import early_assign, expire
 from strategies.base import Strategy, safe_decide
 from strategies.models import NEW_YORK, MarketSnapshot, OrderIntent
 
@@ -56,7 +58,7 @@ class OptionsEngine:
         hist_days = self.history.get_column("session").cast(pl.Int32).to_numpy()
         day_numbers = np.array([(s - _EPOCH).days for s in archive.sessions])
         self.hist_end = np.searchsorted(hist_days, day_numbers, side="right")
-        self.ledger = Ledger(config.initial_cash)
+        self.account = Account(config.initial_cash, ChainHolding)
         self.recorder = Recorder()
         self.prev_session: date | None = None
         self.prev_equity = config.initial_cash
@@ -83,28 +85,31 @@ class OptionsEngine:
         if after_close:  # deciding after the close: today's expiries have settled (the runner)
             self._settle(day, session, spots, att)
         snapshot = self._snapshot(day, session, spots)
-        for intent in safe_decide(self.strategy, snapshot, self.ledger.book()):
+        for intent in safe_decide(self.strategy, snapshot, self.account.book()):
             self._execute(intent, day, session, att)
         if not after_close:  # deciding during the session: expiries settle at its close
             self._settle(day, session, spots, att)
         self._record(session, att)
 
     def _dividends(self, session: date, att: list[float]) -> None:
-        for h in self.ledger.holdings.values():
+        for h in list(self.account.holdings.values()):
             amount = self.config.dividends.get(h.underlying, {}).get(session, 0.0)
             if amount and not h.is_option:
-                self.ledger.cash += amount * h.qty
+                self.account.receive(amount * h.qty)
                 att[DIVIDENDS] += amount * h.qty
 
     def _mark(self, day: int, session: date, spots: dict[str, float], att: list[float]) -> None:
         cfg, cols = self.config, self.archive.cols
         dt = 0 if self.prev_session is None else (session - self.prev_session).days
-        for h in self.ledger.holdings.values():
+        account = self.account
+        # the engine's account holds ChainHoldings only (Account(..., ChainHolding) and execute)
+        for h in cast(dict[str, ChainHolding], account.holdings).values():
             if not h.is_option:
                 spot = spots.get(h.underlying, math.nan)
                 if math.isfinite(spot):
                     att[DELTA] += h.qty * (spot - h.mark)
-                    h.mark = h.spot = spot
+                    account.mark(h.symbol, spot)
+                    h.spot = spot
                 continue
             row = self.archive.find(day, h.key)
             if row < 0 or not math.isfinite(cols["mid"][row]):
@@ -123,9 +128,14 @@ class OptionsEngine:
             att[THETA] += parts[2]
             att[VEGA] += parts[3]
             att[RESIDUAL] += units * (mark - h.mark) - sum(parts)
-            h.mark, h.spot, h.iv = float(mark), float(spot), float(iv)
-            h.delta, h.gamma = float(cols["delta"][row]), float(cols["gamma"][row])
-            h.vega, h.theta = float(cols["vega"][row]), float(cols["theta"][row])
+            greeks = (
+                float(cols["delta"][row]),
+                float(cols["gamma"][row]),
+                float(cols["vega"][row]),
+                float(cols["theta"][row]),
+            )
+            account.mark(h.symbol, float(mark), greeks)
+            h.spot, h.iv = float(spot), float(iv)
 
     def _snapshot(self, day: int, session: date, spots: dict[str, float]) -> MarketSnapshot:
         ts = datetime.combine(session, self.config.decision_time, NEW_YORK)
@@ -146,7 +156,7 @@ class OptionsEngine:
             limit,
         )
         try:
-            fills = execute(intent, self.archive, day, self.config, self.ledger)
+            fills = execute(intent, self.archive, day, self.config, self.account)
         except OrderRejected as exc:
             self.recorder.orders.append((*head, "rejected", str(exc)))
             return
@@ -173,11 +183,10 @@ class OptionsEngine:
             )
 
     def _settle(self, day: int, session: date, spots: dict[str, float], att: list[float]) -> None:
-        number = (session - _EPOCH).days
         nxt = self.archive.sessions[day + 1] if day + 1 < len(self.archive) else None
         dividends = {u: d.get(nxt, 0.0) for u, d in self.config.dividends.items()} if nxt else {}
-        events = early_assign(self.ledger, number, spots, dividends, self.config)
-        events += expire(self.ledger, number, spots, self.config)
+        events = early_assign(self.account, session, spots, dividends, self.config)
+        events += expire(self.account, session, spots, self.config)
         for event in events:
             att[SETTLEMENT] += event.pnl
             att[FEES] -= event.fees
@@ -185,7 +194,7 @@ class OptionsEngine:
 
     def _settlement_fills(self, session: date, e: Settlement) -> None:
         h, name = e.holding, self.strategy.name
-        value = 0.0 if e.kind == "expiry" else intrinsic(h, e.spot)
+        value = 0.0 if e.kind == "expiry" else h.intrinsic(e.spot)
         side = "buy" if h.qty < 0 else "sell"
         self.recorder.fills.append(
             (
@@ -222,20 +231,22 @@ class OptionsEngine:
             )
 
     def _record(self, session: date, att: list[float]) -> None:
-        ledger = self.ledger
-        equity = ledger.equity()
-        ledger.peak_equity = max(ledger.peak_equity, equity)
+        account = self.account
+        equity = account.equity()
+        account.peak_equity = max(account.peak_equity, equity)
         self.recorder.day(
             session,
             equity,
-            ledger.cash,
-            ledger.requirement(),
-            ledger.peak_equity,
-            ledger.greeks(),
-            len(ledger.holdings),
+            account.cash,
+            account.collateral(),
+            account.peak_equity,
+            account.greeks(),
+            len(account.holdings),
         )
-        for h in ledger.holdings.values():
-            self.recorder.positions.append((session, h.symbol, h.qty, h.avg_price, h.mark, h.value))
+        for h in account.holdings.values():
+            self.recorder.positions.append(
+                (session, h.symbol, h.qty, h.avg_price, h.mark, h.market_value)
+            )
         self.recorder.attribution.append((session, *att))
         self.prev_session, self.prev_equity = session, equity
 

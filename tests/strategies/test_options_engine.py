@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from strategies.accounting import option_requirement
 from strategies.backtest.config import EarlyAssignment, FeeSchedule, OptionsBacktestConfig
-from strategies.backtest.ledger import option_requirement
 from strategies.backtest.options_engine import run_options_backtest
 from strategies.backtest.synthetic import synthetic_chains
 from strategies.base import Param, ParamSpace, Strategy, StrategyError
