@@ -23,6 +23,7 @@ from live.journal import Journal
 from live.order_manager import OrderManager
 from live.reports import AccountReport, ActivityReport, OrderReport, OrderStatus, PositionReport
 from strategies import occ
+from strategies.accounting import Holding
 from strategies.models import AssetClass, Leg, OrderIntent, OrderType, PositionIntent, Side
 
 EXTERNAL = "_external"
@@ -236,7 +237,7 @@ def activity_fills(act: ActivityReport, ledger: Ledger, now: datetime) -> list[j
             )
         )
         if act.activity_type in ("OPASN", "OPEXC"):
-            shares = signed * 100 * (1 if sym.right == "C" else -1)
+            shares = Holding.of(act.symbol, AssetClass.US_OPTION).delivered_shares(signed)
             out.append(
                 jo.FillRow(
                     f"{base}:{sym.root}",

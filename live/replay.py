@@ -12,10 +12,10 @@ state live under ``<home>/live/replays/<start>_<end>/`` (recreated on every repl
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from live.brokers.sim_state import SimConfig
 from live.build import build_runner, lake_sessions
@@ -27,6 +27,9 @@ from live.notify import Sink
 from live.risk_limits import AccountLimits
 from live.runner_config import RunnerConfig
 from live.snapshot import LakeSnapshotProvider, session_close
+
+if TYPE_CHECKING:
+    from live.runner import Runner
 
 DAY = 86_400.0
 
@@ -41,6 +44,8 @@ class ReplayResult:
         end: Last replayed session.
         cycles: Runner cycles run.
         orders: One row per decided order intent (see :func:`replay_orders`).
+        books: Per decided session and deployment, the runner's book after that session's
+            orders (see :func:`session_books`); ``deployment_id`` ``""`` is the broker's account.
     """
 
     home: Path
@@ -48,6 +53,7 @@ class ReplayResult:
     end: date
     cycles: int
     orders: list[dict[str, Any]]
+    books: list[dict[str, Any]] = field(default_factory=list)
 
 
 def replay_dir(home: Path, start: date, end: date) -> Path:
@@ -110,12 +116,45 @@ def replay(
     runner, _ = build_runner(config, snapshots=LakeSnapshotProvider(home, lookback), sinks=sinks)
     # the last decision happens at the first open after the last session's close
     stop_after = regular_hours(session_close(sessions[-1])).next_open + timedelta(minutes=1)
+    books: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def stop() -> bool:  # asked before every cycle: keep the books after the last one
+        books.update(((b["session"], b["deployment_id"]), b) for b in session_books(runner))
+        return runner.clock.now() > stop_after
+
     try:
-        runner.run(None, lambda: runner.clock.now() > stop_after)
+        runner.run(None, stop)
         orders = replay_orders(runner.j)
     finally:
         runner.j.close()
-    return ReplayResult(out, sessions[0], sessions[-1], runner.cycles, orders)
+    return ReplayResult(out, sessions[0], sessions[-1], runner.cycles, orders, list(books.values()))
+
+
+def session_books(runner: Runner) -> list[dict[str, Any]]:
+    """The runner's books on its latest snapshot's session, marked at its quotes: per
+    deployment ``session, deployment_id, cash, collateral, buying_power, market_value, equity,
+    realized_pnl, unrealized_pnl, fees, income, positions`` (``symbol -> (qty, avg_price)``),
+    and the broker's account as deployment ``""`` (cash, options buying power, equity and
+    positions as the broker reports them; collateral is cash minus that buying power)."""
+    if runner.snapshot is None:
+        return []
+    session = runner.snapshot.session.isoformat()
+    rows = []
+    for dep in runner.deployments.active.values():
+        st = runner.ledger.statement(dep.id, dep.manifest.capital, runner.quotes)
+        held = runner.ledger.account(dep.id).holdings.values()
+        rows.append(
+            {"session": session, "deployment_id": dep.id, **asdict(st),
+             "positions": {h.symbol: (h.qty, h.avg_price) for h in held}}
+        )  # fmt: skip
+    account = runner.broker.account()
+    rows.append(
+        {"session": session, "deployment_id": "", "cash": account.cash,
+         "collateral": account.cash - account.options_buying_power,
+         "buying_power": account.options_buying_power, "equity": account.equity,
+         "positions": {p.symbol: (p.qty, p.avg_entry_price) for p in runner.broker.positions()}}
+    )  # fmt: skip
+    return rows
 
 
 def _manifests(home: Path, names: list[str] | None) -> list[Path]:

@@ -11,6 +11,7 @@ from live.book import multiplier
 from live.reports import OrderTicket, Quote
 from live.risk_limits import AccountLimits, GreekLimits, RiskLimits
 from strategies import occ
+from strategies.accounting import Account, Holding
 from strategies.models import AssetClass, Book, GreekExposure, OrderType
 
 GREEKS = ("delta", "gamma", "vega", "theta")
@@ -208,16 +209,23 @@ def greeks(ticket: OrderTicket, ctx: RiskContext) -> str | None:
 
 
 def buying_power(ticket: OrderTicket, ctx: RiskContext) -> str | None:
-    """A net debit must fit the deployment's buying power (orders that reduce always pass)."""
+    """The accounting's rule (:meth:`strategies.accounting.Account.check`, as the backtest and
+    the simulated broker apply it) on the deployment's book, at the touch: cash minus collateral
+    after the order (spreads and condors by maximum loss, naked calls refused) stays >= 0.
+    Orders that reduce always pass."""
     if is_reducing(ticket, {p.symbol: p.qty for p in ctx.book.positions}):
         return None
-    debit = sum(
-        q * ctx.quotes[s].reference(leg.side) * multiplier(ac)
+    account = Account.from_book(ctx.book)
+    trades = [
+        (
+            account.holdings.get(s) or Holding.of(s, ac),
+            q,
+            ctx.quotes[s].reference(leg.side),
+            0.0,
+        )
         for (s, q, ac), leg in zip(_legs(ticket), ticket.intent.legs, strict=True)
-    )
-    if debit > ctx.book.buying_power + 1e-6:
-        return f"debit {debit:,.2f} > buying power {ctx.book.buying_power:,.2f}"
-    return None
+    ]
+    return account.check(trades)
 
 
 Rule = Callable[[OrderTicket, RiskContext], str | None]

@@ -102,10 +102,7 @@ class Runner:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Rebuild positions from fills, load deployments and reconcile (HALTED on failure)."""
-        self.ledger.holdings.clear()
-        self.ledger.cash_flow.clear()
-        for fill in jo.all_fills(self.j):
-            self.ledger.apply(fill)
+        self.ledger.rebuild(jo.all_fills(self.j))
         jo.save_positions(self.j, self.ledger.positions_map(), self.clock.now())
         self.deployments.refresh(self._busy())
         try:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from live.book import mark_at
 from live.brokers.base import Broker
-from live.brokers.sim_fill import settle_expiries, try_fill
+from live.brokers.sim_fill import holding, leg_fees, leg_price, settle_expiries, try_fill
 from live.brokers.sim_state import SimConfig, SimLeg, SimOrder, SimState, stamp
 from live.clock import NEW_YORK, Clock, MarketClock, regular_hours
 from live.errors import AmbiguousSubmit, OrderNotFound, OrderRejected
@@ -29,8 +30,7 @@ from live.reports import (
     PositionReport,
     Quote,
 )
-from strategies import occ
-from strategies.models import AssetClass, OrderType, Side, TimeInForce
+from strategies.models import OrderType, TimeInForce
 
 QuoteProvider = Callable[[str], Quote | None]
 
@@ -75,7 +75,7 @@ class SimBroker(Broker):
         if state_path is not None and state_path.exists():
             self.state = SimState.load(state_path, self.config.cash)
         else:
-            self.state = SimState(cash=self.config.cash, last_equity=self.config.cash)
+            self.state = SimState.new(self.config.cash)
         self._dirty: dict[str, SimOrder] = {}
 
     def _save(self, *orders: SimOrder) -> None:
@@ -118,27 +118,28 @@ class SimBroker(Broker):
             OrderStatus.NEW.value, now, now)  # fmt: skip
 
     def _check_buying_power(self, order: SimOrder) -> None:
-        debit = 0.0
+        """The accounting's rule (:meth:`Account.check`, as the backtest): buying power after
+        the whole order at the fill model's prices stays >= 0 (collateral by maximum loss,
+        naked calls refused) unless the order reduces a shortfall."""
+        trades = []
         for leg in order.legs:
-            q = self.quotes(leg.symbol)
-            px = q.reference(Side(leg.side)) if q else 0.0
-            sign = 1 if leg.side == "buy" else -1
-            mult = 100 if leg.asset_class == AssetClass.US_OPTION.value else 1
-            held = self.state.positions.get(leg.symbol, [0.0])[0]
-            if sign * held < 0:  # closing: no buying power needed
-                continue
-            debit += sign * leg.ratio * order.qty * (px if math.isfinite(px) else 0.0) * mult
-        if debit > self.buying_power() + 1e-6:
-            raise OrderRejected(f"insufficient buying power (debit {debit:,.2f})", 403, 40310000)
+            px = leg_price(self.quotes(leg.symbol), leg.side, leg.asset_class, self.config)
+            qty = leg.ratio * order.qty
+            trades.append(
+                (
+                    holding(self.state, leg.symbol, leg.asset_class),
+                    qty if leg.side == "buy" else -qty,
+                    px if px is not None and math.isfinite(px) else 0.0,
+                    leg_fees(self.config, leg.asset_class, qty),
+                )
+            )
+        reason = self.state.account.check(trades)
+        if reason is not None:
+            raise OrderRejected(reason, 403, 40310000)
 
     def buying_power(self) -> float:
-        """Cash minus cash-secured-put collateral."""
-        reserved = sum(
-            -p[0] * occ.parse(s).strike * 100
-            for s, p in self.state.positions.items()
-            if p[2] == AssetClass.US_OPTION.value and p[0] < 0 and occ.parse(s).right == "P"
-        )
-        return self.state.cash - reserved
+        """Cash minus collateral (:mod:`strategies.accounting.collateral`)."""
+        return self.state.account.buying_power()
 
     def cancel(self, broker_id: str) -> None:
         order = self.state.orders.get(broker_id)
@@ -201,9 +202,9 @@ class SimBroker(Broker):
     # -- account -------------------------------------------------------------------------------
     def positions(self) -> list[PositionReport]:
         return [
-            PositionReport(s, p[0], p[1], AssetClass(p[2]), self._mark(s))
-            for s, p in sorted(self.state.positions.items())
-            if p[0] != 0
+            PositionReport(s, h.qty, h.avg_price, h.asset_class, self._mark(s))
+            for s, h in sorted(self.state.account.holdings.items())
+            if h.qty != 0
         ]
 
     def _mark(self, symbol: str) -> float | None:
@@ -211,16 +212,15 @@ class SimBroker(Broker):
         return None if q is None or not math.isfinite(q.mid) else q.mid
 
     def account(self) -> AccountReport:
-        equity = self.state.cash
-        for s, (qty, avg, ac) in self.state.positions.items():
-            mark = self._mark(s)
-            equity += qty * (avg if mark is None else mark) * (100 if ac == "us_option" else 1)
+        account = self.state.account
+        mark_at(account, {s: q for s in account.holdings if (q := self.quotes(s)) is not None})
+        equity = account.equity()
         return AccountReport(
             equity,
             self.state.last_equity or equity,
-            self.state.cash,
-            self.buying_power(),
-            self.buying_power(),
+            account.cash,
+            account.buying_power(),
+            account.buying_power(),
         )
 
     def clock(self) -> MarketClock:

@@ -8,13 +8,13 @@ from datetime import date, datetime
 
 from live.brokers.sim_state import SimConfig, SimOrder, SimState, stamp
 from live.reports import OrderStatus, Quote
-from strategies import occ
+from strategies.accounting import EXERCISE_THRESHOLD, Holding
 from strategies.models import AssetClass, Side
 
-MULT = {AssetClass.US_OPTION.value: 100, AssetClass.US_EQUITY.value: 1}
+ACTIVITY = {"exercise": "OPEXC", "assignment": "OPASN", "expiry": "OPEXP"}  # Alpaca's types
 
 
-def _leg_price(quote: Quote | None, side: str, asset_class: str, config: SimConfig) -> float | None:
+def leg_price(quote: Quote | None, side: str, asset_class: str, config: SimConfig) -> float | None:
     """Where one leg fills: options with a two-sided quote at ``mid +/- f * spread`` (the
     options backtest's model, ``f = option_fill_fraction``); everything else at its reference
     price (touch or last) moved ``slippage_bps`` against us."""
@@ -59,19 +59,14 @@ def _fill_qty(order: SimOrder, fraction: float) -> float:
     return float(min(remaining, max(1, math.ceil(remaining * fraction))))
 
 
-def book_position(state: SimState, symbol: str, qty: float, price: float, asset_class: str) -> None:
-    """Apply a signed trade to the simulated positions and cash."""
-    state.cash -= qty * price * MULT[asset_class]
-    held, avg, _ = state.positions.get(symbol, [0.0, 0.0, asset_class])
-    total = held + qty
-    if abs(total) < 1e-9:
-        state.positions.pop(symbol, None)
-        return
-    if held == 0 or held * total < 0:
-        avg = price
-    elif held * qty > 0:
-        avg = (avg * held + price * qty) / total
-    state.positions[symbol] = [total, avg, asset_class]
+def holding(state: SimState, symbol: str, asset_class: str) -> Holding:
+    """The account's holding of ``symbol``, or a template for a new one."""
+    return state.account.holdings.get(symbol) or Holding.of(symbol, asset_class)
+
+
+def leg_fees(config: SimConfig, asset_class: str, qty: float) -> float:
+    """Commission of one leg (``fee_per_contract`` per option contract)."""
+    return config.fee_per_contract * qty if asset_class == AssetClass.US_OPTION else 0.0
 
 
 def try_fill(
@@ -83,7 +78,7 @@ def try_fill(
 ) -> None:
     """Fill (part of) ``order`` against current quotes when marketable."""
     prices = [
-        _leg_price(quotes(leg.symbol), leg.side, leg.asset_class, config) for leg in order.legs
+        leg_price(quotes(leg.symbol), leg.side, leg.asset_class, config) for leg in order.legs
     ]
     if any(p is None for p in prices) or not _marketable(order, prices):  # type: ignore[arg-type]
         return
@@ -93,9 +88,8 @@ def try_fill(
         assert px is not None
         leg_qty = qty * leg.ratio
         signed = leg_qty if leg.side == "buy" else -leg_qty
-        book_position(state, leg.symbol, signed, px, leg.asset_class)
-        if leg.asset_class == AssetClass.US_OPTION.value:
-            state.cash -= config.fee_per_contract * leg_qty
+        fees = leg_fees(config, leg.asset_class, leg_qty)
+        state.account.trade(holding(state, leg.symbol, leg.asset_class), signed, px, fees)
         done = leg.filled_qty + leg_qty
         leg.avg_price = (
             px if not leg.avg_price else (leg.avg_price * leg.filled_qty + px * leg_qty) / done
@@ -115,33 +109,22 @@ def try_fill(
 
 
 def settle_expiries(state: SimState, cutoff: date, quotes: Callable[[str], Quote | None]) -> None:
-    """Exercise/assign ITM (>= $0.01) and expire OTM options expiring on or before ``cutoff``."""
-    for symbol, (qty, _avg, ac) in list(state.positions.items()):
-        if ac != AssetClass.US_OPTION.value:
-            continue
-        sym = occ.parse(symbol)
-        if sym.expiry > cutoff:
-            continue
-        q = quotes(sym.root)
-        spot = q.last if q is not None else float("nan")
-        itm = (
-            math.isfinite(spot)
-            and ((spot - sym.strike) if sym.right == "C" else (sym.strike - spot)) >= 0.01
-        )
-        state.positions.pop(symbol)
-        if itm:
-            kind = "OPEXC" if qty > 0 else "OPASN"
-            shares = qty * 100 * (1 if sym.right == "C" else -1)
-            book_position(state, sym.root, shares, sym.strike, AssetClass.US_EQUITY.value)
-        else:
-            kind = "OPEXP"
+    """Exercise/assign ITM (>= $0.01 at the underlying's last price) and expire OTM options
+    expiring on or before ``cutoff``, recording Alpaca-style activities."""
+
+    def spot(h: Holding) -> float:
+        q = quotes(h.underlying)
+        return q.last if q is not None else math.nan
+
+    for event in state.account.expire(cutoff, spot, EXERCISE_THRESHOLD):
         state.seq += 1
+        expiry = event.holding.expiry
         state.activities.append(
             {
                 "id": f"act-{state.seq:08d}",
-                "type": kind,
-                "symbol": symbol,
-                "qty": qty,
-                "day": sym.expiry.isoformat(),
+                "type": ACTIVITY[event.kind],
+                "symbol": event.holding.symbol,
+                "qty": event.holding.qty,
+                "day": (expiry or cutoff).isoformat(),
             }
         )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from live.codec import ts_from_text, ts_to_text
 from live.reports import ActivityReport, LegReport, OrderReport, OrderStatus
+from strategies.accounting import Account, Holding
 from strategies.models import AssetClass, OrderType, Side, TimeInForce
 
 
@@ -85,16 +86,46 @@ class SimOrder:
 
 @dataclass
 class SimState:
-    """Everything the simulated broker knows."""
+    """Everything the simulated broker knows; cash and positions are an accounting
+    :class:`Account` (the one the backtest and the live books use)."""
 
-    cash: float
-    positions: dict[str, list[Any]] = field(default_factory=dict)  # symbol -> [qty, avg, class]
+    account: Account
     orders: dict[str, SimOrder] = field(default_factory=dict)
     by_client_id: dict[str, str] = field(default_factory=dict)
     activities: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0
     last_equity: float = 0.0
     day: str = ""  # New York date of the last step (last_equity rolls over on change)
+
+    @classmethod
+    def new(cls, cash: float) -> SimState:
+        """A fresh account holding ``cash``."""
+        return cls(Account(cash), last_equity=cash)
+
+    @property
+    def cash(self) -> float:
+        """Cash in the account."""
+        return self.account.cash
+
+    @property
+    def positions(self) -> dict[str, list[Any]]:
+        """``symbol -> [qty, avg_price, asset class]`` (how the log stores them)."""
+        return {
+            s: [h.qty, h.avg_price, h.asset_class.value] for s, h in self.account.holdings.items()
+        }
+
+    def restore(
+        self, cash: float, positions: dict[str, list[Any]], realized: float = 0.0, fees: float = 0.0
+    ) -> None:
+        """Replace the account with ``cash`` and logged ``positions`` (marked at cost until
+        the next quotes)."""
+        account = Account(cash)
+        for symbol, (qty, avg, asset_class) in positions.items():
+            h = Holding.of(symbol, asset_class)
+            h.qty, h.avg_price, h.mark = float(qty), float(avg), float(avg)
+            account.put(h)
+        account.realized, account.fees = realized, fees
+        self.account = account
 
     def activity_reports(self) -> list[ActivityReport]:
         """Activities as reports."""
@@ -110,6 +141,8 @@ class SimState:
             "orders": [asdict(o) for o in orders],
             "positions": self.positions,
             "cash": self.cash,
+            "realized": self.account.realized,
+            "fees": self.account.fees,
             "seq": self.seq,
             "last_equity": self.last_equity,
             "day": self.day,
@@ -121,7 +154,7 @@ class SimState:
     @classmethod
     def load(cls, path: Path, cash: float) -> SimState:
         """Replay a log written by :meth:`append`, then compact it to one record."""
-        state = cls(cash=cash, last_equity=cash)
+        state = cls.new(cash)
         for line in path.read_text().splitlines():
             try:
                 record = json.loads(line)
@@ -131,6 +164,10 @@ class SimState:
                 order = SimOrder(**{**o, "legs": [SimLeg(**leg) for leg in o["legs"]]})
                 state.orders[order.broker_id] = order
                 state.by_client_id[order.client_order_id] = order.broker_id
+            state.restore(
+                record.pop("cash"), record.pop("positions"), record.pop("realized", 0.0),
+                record.pop("fees", 0.0),
+            )  # fmt: skip
             for key, value in record.items():
                 setattr(state, key, value)
         tmp = path.with_suffix(".compact")

@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from strategies.models import OPTION_MULTIPLIER
 from tests.fakes.base import HTML_502, Request, Response
 
 OCC = re.compile(r"^[A-Z0-9]{1,6}\d{6}[CP]\d{8}$")
@@ -145,7 +146,8 @@ class FakeAlpacaBroker:
             kind = ("OPEXC" if qty > 0 else "OPASN") if itm else "OPEXP"
             if itm:
                 root = symbol[:-15]
-                self._book(root, qty * 100 * (1 if right == "C" else -1), strike, "us_equity")
+                shares = qty * OPTION_MULTIPLIER * (1 if right == "C" else -1)
+                self._book(root, shares, strike, "us_equity")
             day = date(2000 + int(symbol[-15:-13]), int(symbol[-13:-11]), int(symbol[-11:-9]))
             self.activities.append(
                 {
@@ -301,7 +303,7 @@ class FakeAlpacaBroker:
         return self._last_ts
 
     def _book(self, symbol: str, qty: float, price: float, asset_class: str) -> None:
-        mult = 100 if asset_class == "us_option" else 1
+        mult = OPTION_MULTIPLIER if asset_class == "us_option" else 1
         self.cash -= qty * price * mult
         held, avg, _ = self.positions.get(symbol, [0.0, 0.0, asset_class])
         total = held + qty
@@ -411,7 +413,7 @@ def _debit(fake: FakeAlpacaBroker, order: dict[str, Any]) -> float:
         held = fake.positions.get(leg["symbol"], [0.0])[0]
         sign = 1 if leg["side"] == "buy" else -1
         if sign * held >= 0:  # closing trades need no buying power
-            mult = 100 if leg["asset_class"] == "us_option" else 1
+            mult = OPTION_MULTIPLIER if leg["asset_class"] == "us_option" else 1
             total += sign * float(leg.get("ratio_qty") or 1) * float(order["qty"]) * px * mult
     return total
 
@@ -541,7 +543,7 @@ def _replace(fake: FakeAlpacaBroker, old: dict[str, Any], body: bytes) -> Respon
 
 def _position(fake: FakeAlpacaBroker, symbol: str, qty: float, avg: float, ac: str) -> dict:
     px = fake.prices.get(symbol, avg)
-    mult = 100 if ac == "us_option" else 1
+    mult = OPTION_MULTIPLIER if ac == "us_option" else 1
     return {
         "asset_id": str(uuid.uuid5(uuid.NAMESPACE_OID, symbol)),
         "symbol": symbol,
@@ -560,7 +562,7 @@ def _position(fake: FakeAlpacaBroker, symbol: str, qty: float, avg: float, ac: s
 
 def _account(fake: FakeAlpacaBroker) -> dict[str, Any]:
     equity = fake.cash + sum(
-        q * fake.prices.get(s, a) * (100 if c == "us_option" else 1)
+        q * fake.prices.get(s, a) * (OPTION_MULTIPLIER if c == "us_option" else 1)
         for s, (q, a, c) in fake.positions.items()
     )
     return {

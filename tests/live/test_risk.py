@@ -21,6 +21,7 @@ from strategies.models import (
     GreekExposure,
     Leg,
     OrderIntent,
+    OrderType,
     Position,
     PositionIntent,
     Side,
@@ -248,5 +249,25 @@ def test_limits_are_frozen_and_refuse_unknown_keys() -> None:
 def test_option_legs_need_intents_for_the_broker() -> None:
     leg = Leg(CALL_A, Side.SELL, 1, AssetClass.US_OPTION, PositionIntent.SELL_TO_OPEN)
     intent = OrderIntent("x", (leg,), 1)
-    assert engine().check(OrderTicket("aimp-x", intent, "dep-one"), context()).ok
+    shares = Book.build(50_000.0, (Position("SPY", 100.0, 500.0, 500.0, underlying="SPY"),))
+    assert engine().check(OrderTicket("aimp-x", intent, "dep-one"), context(book=shares)).ok
     assert CALL_B in QUOTES
+
+
+def test_naked_calls_are_refused_and_spreads_reserve_their_width() -> None:
+    """The accounting's rule, as the backtest and the simulated broker apply it."""
+    leg = Leg(CALL_A, Side.SELL, 1, AssetClass.US_OPTION, PositionIntent.SELL_TO_OPEN)
+    naked = OrderTicket("aimp-x", OrderIntent("x", (leg,), 1), "dep-one")
+    decision = engine().check(naked, context())
+    assert decision.rule == "buying_power" and "uncovered short call" in decision.reason
+    # a 555/560 call credit spread (0.80 credit at the touch) reserves its 5-point width, 500
+    credit = OrderIntent(
+        "x",
+        (leg, Leg(CALL_B, Side.BUY, 1, AssetClass.US_OPTION, PositionIntent.BUY_TO_OPEN)),
+        1,
+        OrderType.LIMIT,
+        -0.5,
+    )
+    spread = OrderTicket("aimp-y", credit, "dep-one")
+    assert engine().check(spread, context(book=Book.build(420.0))).ok  # 420 + 80 - 500 = 0
+    assert rule_of(spread, book=Book.build(400.0)) == "buying_power"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import polars as pl
 from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
+from strategies.accounting import Account, Holding
 
 
 def journal_path(home: Path) -> Path:
@@ -73,74 +75,74 @@ def option_marks(home: Path, since: str) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
+PNL_SCHEMA = {
+    "deployment_id": pl.String,
+    "session": pl.Date,
+    "market_value": pl.Float64,
+    "cash_flow": pl.Float64,
+    "pnl": pl.Float64,
+    "realized_pnl": pl.Float64,
+    "unrealized_pnl": pl.Float64,
+    "collateral": pl.Float64,
+}
+
+
 def daily_pnl(fills: pl.DataFrame, closes: pl.DataFrame) -> pl.DataFrame:
     """Per deployment and session: position value at the close, cash flow, and P&L.
 
-    ``closes`` has ``symbol, session, close``: equity closes and option mids (contracts by OCC
-    symbol). Options count 100 shares per contract. A session without a mark carries the last
-    one; a position never marked is valued at its last fill price (assignments, exercises and
-    expiries are fills too, so a settled contract leaves the book at its settlement price).
+    Each deployment's fills are folded in time order through the accounting every book uses
+    (:class:`strategies.accounting.Account`: the multiplier, average prices, realized and
+    unrealized P&L, collateral), marked each session at ``closes`` (``symbol, session, close``:
+    equity closes and option mids by OCC symbol). A session without a mark carries the last one
+    (earlier sessions of ``closes`` included); a position never marked is valued at its last fill
+    price (assignments, exercises and expiries are fills too, so a settled contract leaves the
+    book at its settlement price). ``realized_pnl`` and ``unrealized_pnl`` are cumulative at the
+    close; ``collateral`` is what the deployment's short options reserve.
     """
     if fills.is_empty():
-        return pl.DataFrame(
-            schema={
-                "deployment_id": pl.String,
-                "session": pl.Date,
-                "market_value": pl.Float64,
-                "cash_flow": pl.Float64,
-                "pnl": pl.Float64,
-            }
-        )
-    first_fill: dt.date = fills.select(pl.col("session").min()).item()
+        return pl.DataFrame(schema=PNL_SCHEMA)
+    first: dt.date = fills.select(pl.col("session").min()).item()
     last_fill: dt.date = fills.select(pl.col("session").max()).item()
     last_close: dt.date | None = closes.select(pl.col("session").max()).item()
-    last = max(last_fill, last_close or last_fill)
-    sessions = cal.sessions_between(first_fill, last)
-    grid = (
-        fills.select("deployment_id", "symbol")
-        .unique()
-        .join(pl.DataFrame({"session": sessions}), how="cross")
-    )
-    mult = pl.when(pl.col("asset_class") == "us_option").then(100.0).otherwise(1.0)
-    flows = (
-        fills.sort("ts")
-        .group_by("deployment_id", "symbol", "session")
-        .agg(
-            pl.col("qty").sum().alias("dq"),
-            (-(pl.col("qty") * pl.col("price") * mult)).sum().alias("cf"),
-            pl.col("price").last().alias("fill_px"),
-            pl.col("asset_class").first(),
-        )
-    )
-    book = (
-        grid.join(flows, on=["deployment_id", "symbol", "session"], how="left")
-        .with_columns(pl.col("dq", "cf").fill_null(0.0))
+    sessions = cal.sessions_between(first, max(last_fill, last_close or last_fill))
+    symbols = fills["symbol"].unique()
+    marks = (
+        closes.filter(pl.col("symbol").is_in(symbols.implode()) & pl.col("close").is_not_null())
+        .unique(["symbol", "session"], keep="last", maintain_order=True)
         .sort("session")
-        .with_columns(
-            pl.col("dq").cum_sum().over("deployment_id", "symbol").alias("qty"),
-            pl.col("fill_px", "asset_class").forward_fill().over("deployment_id", "symbol"),
-        )
-        .join(closes.unique(["symbol", "session"]), on=["symbol", "session"], how="left")
-        # no mark this session: the last known mark, else the last fill price
-        .with_columns(
-            pl.coalesce(
-                pl.col("close").forward_fill().over("deployment_id", "symbol"), pl.col("fill_px")
-            ).alias("mark")
-        )
-        .with_columns((pl.col("qty") * pl.col("mark") * mult).alias("mv"))
     )
-    out = (
-        book.group_by("deployment_id", "session")
-        .agg(pl.col("mv").sum().alias("market_value"), pl.col("cf").sum().alias("cash_flow"))
-        .sort("deployment_id", "session")
-    )
-    return out.with_columns(
-        (
-            pl.col("market_value")
-            - pl.col("market_value").shift(1).over("deployment_id").fill_null(0.0)
-            + pl.col("cash_flow")
-        ).alias("pnl")
-    )
+    mark_rows = marks.select("session", "symbol", "close").rows()
+    by_session: dict[tuple[str, dt.date], list[tuple[str, str, float, float]]] = {}
+    for dep, session, symbol, ac, qty, price in (
+        fills.sort("ts", maintain_order=True)
+        .select("deployment_id", "session", "symbol", "asset_class", "qty", "price")
+        .iter_rows()
+    ):
+        by_session.setdefault((dep, session), []).append((symbol, ac, float(qty), float(price)))
+    accounts = {d: Account() for d in sorted(fills["deployment_id"].unique().to_list())}
+    last_mark: dict[str, float] = {}  # latest close per symbol so far
+    value = dict.fromkeys(accounts, 0.0)
+    rows, k = [], 0
+    for session in sessions:
+        while k < len(mark_rows) and mark_rows[k][0] <= session:
+            last_mark[mark_rows[k][1]] = mark_rows[k][2]
+            k += 1
+        for dep, account in accounts.items():
+            cash_before = account.cash
+            for symbol, ac, qty, price in by_session.get((dep, session), ()):
+                held = account.holdings.get(symbol) or Holding.of(symbol, ac)
+                account.trade(held, qty, price)
+                account.mark(symbol, price)  # until a close marks it: the last fill price
+            for symbol in account.holdings:
+                account.mark(symbol, last_mark.get(symbol, math.nan))
+            st = account.statement()
+            cash_flow = account.cash - cash_before
+            rows.append(
+                (dep, session, st.market_value, cash_flow, st.market_value - value[dep] + cash_flow,
+                 st.realized_pnl, st.unrealized_pnl, st.collateral)
+            )  # fmt: skip
+            value[dep] = st.market_value
+    return pl.DataFrame(rows, schema=PNL_SCHEMA, orient="row").sort("deployment_id", "session")
 
 
 def live_returns(pnl: pl.DataFrame, capital: float) -> pl.DataFrame:
