@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from alpaca_improved_pipelines.errors import AlpacaImprovedError
+from contracts.errors import ContractError
+
+# bad input from the shared calendar or manifest is a ContractError, ours an AlpacaImprovedError
+USER_ERRORS = (AlpacaImprovedError, ContractError)
 
 app = typer.Typer(
     add_completion=False,
@@ -23,6 +28,21 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _writing(call: Callable[[], object]) -> None:
+    """Run a command that writes: bad input, a full disk or an unwritable root is one line."""
+    from alpaca_improved_pipelines.commands import environment_error
+
+    try:
+        call()
+    except USER_ERRORS as exc:
+        _fail(exc)
+    except Exception as exc:
+        err = environment_error(exc)
+        if err is None:
+            raise
+        _fail(err)
+
+
 @app.command()
 def backfill(
     start: Annotated[str, typer.Option(help="First session, YYYY-MM-DD.")],
@@ -34,15 +54,22 @@ def backfill(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Sessions per Dagster run.")] = 60,
-    job: Annotated[str, typer.Option(help="Dagster job to run.")] = "market_data_job",
+    job: Annotated[
+        str, typer.Option(help="Dagster job to run: market_data_job or options_job.")
+    ] = "market_data_job",
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace existing partitions computed with another universe, source or "
+            "history (refused without it), and every partition computed from them.",
+        ),
+    ] = False,
 ) -> None:
     """Materialize every session in [START, END] through Dagster, in batched single runs."""
     from alpaca_improved_pipelines.commands import run_backfill
 
-    try:
-        run_backfill(start, end, symbols, batch_size, job)
-    except AlpacaImprovedError as exc:
-        _fail(exc)
+    _writing(lambda: run_backfill(start, end, symbols, batch_size, job, replace=replace))
 
 
 @app.command()
@@ -57,10 +84,7 @@ def demo(
     """Run the main job on embedded defaults (synthetic data, local lake) and say where to look."""
     from alpaca_improved_pipelines.commands import run_demo
 
-    try:
-        run_demo(start, end)
-    except AlpacaImprovedError as exc:
-        _fail(exc)
+    _writing(lambda: run_demo(start, end))
 
 
 @app.command()
@@ -71,14 +95,12 @@ def sql(
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
     limit: Annotated[int, typer.Option(help="Rows to print in table format.")] = 50,
 ) -> None:
-    """Query the lakehouse with DuckDB and print the result."""
-    from alpaca_improved_pipelines.commands import run_sql
+    """Query the lakehouse with DuckDB (one read-only SELECT) and print the result."""
+    from alpaca_improved_pipelines.read_commands import run_sql
 
-    if format not in ("table", "csv", "json"):
-        _fail(ValueError(f"--format {format!r} is not one of table, csv, json"))
     try:
         run_sql(query, format, limit)
-    except (AlpacaImprovedError, FileNotFoundError) as exc:
+    except (*USER_ERRORS, FileNotFoundError) as exc:
         _fail(exc)
 
 
@@ -86,11 +108,15 @@ def sql(
 def ui(port: Annotated[int, typer.Option(help="Port for the Dagster UI.")] = 3000) -> None:
     """Open the Dagster UI (webserver + daemon) on the persistent instance under the data root."""
     from alpaca_improved_pipelines.runner import dagster_instance
-    from alpaca_improved_pipelines.settings import load_settings
+    from alpaca_improved_pipelines.settings import check_home, load_settings
 
-    settings = load_settings()
-    with dagster_instance(settings):
-        pass  # writes dagster.yaml and sets DAGSTER_HOME
+    def prepare() -> None:
+        settings = load_settings()
+        check_home(settings, write=True)
+        with dagster_instance(settings):
+            pass  # writes dagster.yaml, sets DAGSTER_HOME, fails runs orphaned by a kill
+
+    _writing(prepare)
     root = Path(__file__).resolve().parent.parent
     os.execvp(
         sys.executable,
@@ -136,34 +162,29 @@ def experiments_compare(
     experiment: Annotated[str, typer.Option(help="Strategy family, e.g. ma_crossover")],
     metric: Annotated[str, typer.Option(help="Metric to rank by")] = "sharpe_ratio",
     top: Annotated[int, typer.Option(help="Rows to show")] = 10,
-    kind: Annotated[str | None, typer.Option(help="sweep, variant or walk_forward")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="sweep, variant, walk_forward or backtest")
+    ] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
 ) -> None:
     """Runs of an experiment with params and metrics, best first."""
-    from research import experiments
+    from alpaca_improved_pipelines.read_commands import experiments_compare as compare
 
     try:
-        frame = experiments.compare(experiment, metric=metric, top=top, kind=kind)
-    except ValueError as exc:
+        compare(experiment, metric, top, kind, format)
+    except USER_ERRORS as exc:
         _fail(exc)
-    if format == "csv":
-        print(frame.to_csv(index=False), end="")
-    elif format == "json":
-        print(frame.to_json(orient="records"))
-    else:
-        import pandas as pd
-
-        with pd.option_context("display.max_columns", 30, "display.width", 200):
-            print(frame.to_string(index=False))
 
 
 @experiments_app.command("list")
 def experiments_list() -> None:
     """Strategy families that have an MLflow experiment."""
-    from research import experiments
+    from alpaca_improved_pipelines.read_commands import experiments_list as list_families
 
-    for name in experiments.list_experiments():
-        print(name)
+    try:
+        list_families()
+    except USER_ERRORS as exc:
+        _fail(exc)
 
 
 def main() -> None:  # pragma: no cover - console entry

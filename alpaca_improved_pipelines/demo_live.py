@@ -17,6 +17,7 @@ from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.settings import Settings
+from contracts import paths
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 LIVE_SESSIONS = 5
@@ -32,7 +33,7 @@ def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, config: dict) -> N
 
 def choose_candidate(home: Path) -> tuple[str, bool, str]:
     """(family, allow_failed_gates, note): the best passing candidate by DSR, else the best."""
-    cands = json.loads((home / "live" / "candidates.json").read_text())["candidates"]
+    cands = json.loads(paths.candidates_path(home).read_text())["candidates"]
     if not cands:
         raise ConfigError("no candidates; run the research job first")
     ranked = sorted(cands, key=lambda c: (c["passed"], c["dsr"] or -1.0), reverse=True)
@@ -80,7 +81,7 @@ def approve_and_promote(settings: Settings, console: Console) -> str:
 def run_live_sim(settings: Settings, console: Console) -> dict:
     """The live runner in sim over the last sessions of the lake; returns its status."""
     home = settings.home.resolve()
-    sessions = storage.existing_sessions(home / "lake", "stock_bars_1d")
+    sessions = storage.existing_sessions(paths.lake_dir(home), "stock_bars_1d")
     first = dt.date.fromisoformat(sessions[-LIVE_SESSIONS])
     start = dt.datetime(first.year, first.month, first.day, 16, 30, tzinfo=cal.NEW_YORK)
     # the last decision: at the first open after the lake's last session
@@ -148,7 +149,7 @@ def print_live(status: dict, settings: Settings, console: Console) -> None:
     console.print(table)
     console.print(
         f"unrealized P&L at the last close: {total:,.2f}; journal: "
-        f"{settings.home.resolve() / 'live' / 'journal.sqlite'} "
+        f"{paths.journal_path(settings.home.resolve())} "
         "(.venv/bin/alpaca-improved live status)"
     )
 

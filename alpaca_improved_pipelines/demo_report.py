@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alpaca_improved_pipelines.settings import Settings
+from contracts import paths
 from research import lakehouse
 
 
@@ -35,7 +36,7 @@ def print_report(settings: Settings, first: dt.date, last: dt.date, console: Con
     home = settings.home.resolve()
     console.print(f"""
 [bold]Where to look[/bold]
-  lake (Parquet):   {home / "lake"}
+  lake (Parquet):   {paths.lake_dir(home)}
   Data Docs (GX):   {home / "data_docs" / "<table>" / "index.html"}
   Dagster UI:       make ui      -> http://127.0.0.1:3000  (runs, partitions, checks, metadata)
   MLflow UI:        make mlflow  -> http://127.0.0.1:5000  (sweeps, variants, plots, trades)

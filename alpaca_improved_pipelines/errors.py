@@ -1,12 +1,18 @@
 """Errors the platform raises at its edges: each names the bad input and the fix."""
 
+from contracts.errors import ContractError
+
 
 class AlpacaImprovedError(Exception):
     """Base class for every error this platform raises on purpose."""
 
 
-class ConfigError(AlpacaImprovedError, ValueError):
-    """A setting, argument or environment variable is wrong; the message says which and the fix."""
+class ConfigError(AlpacaImprovedError, ContractError):
+    """A setting, argument or environment variable is wrong; the message says which and the fix.
+
+    A :class:`~contracts.errors.ContractError` (hence a ``ValueError``): the calendar and the
+    manifest raise the base class, so code that catches bad input catches ``ContractError``.
+    """
 
 
 class LakeError(AlpacaImprovedError):

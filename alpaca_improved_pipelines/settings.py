@@ -9,15 +9,37 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from alpaca_improved_pipelines.calendar import parse_date
+from alpaca_improved_pipelines.calendar import NEW_YORK, parse_date
 from alpaca_improved_pipelines.errors import ConfigError
+from contracts import paths
 
 DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM", "AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM", "TSLA")
 DEFAULT_START = dt.date(2024, 1, 2)
 SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
 SourceName = Literal["synthetic", "alpaca", "polygon"]
+
+
+def utc_now() -> dt.datetime:
+    """The wall clock (tests pin ``today`` by replacing this function)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def today() -> dt.date:
+    """Today's date in New York: the latest session any run may load (nothing after it exists)."""
+    return utc_now().astimezone(NEW_YORK).date()
+
+
+def require_not_future(day: dt.date, what: str) -> dt.date:
+    """``day`` if it is not after today (New York), else a ConfigError naming ``what``."""
+    now = today()
+    if day > now:
+        raise ConfigError(
+            f"{what} {day.isoformat()} is in the future (today is {now.isoformat()} in New "
+            "York); no market data exists for it yet: choose a session up to today"
+        )
+    return day
 
 
 def parse_symbols(
@@ -66,26 +88,26 @@ class Settings(BaseModel):
 
     @property
     def lake(self) -> Path:
-        return self.home / "lake"
+        return paths.lake_dir(self.home)
 
     @property
     def dagster_home(self) -> Path:
-        return self.home / "dagster_home"
+        return paths.dagster_home(self.home)
 
     @property
     def mlflow_uri(self) -> str:
-        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        return paths.mlflow_uri(self.home)
 
     @property
     def data_docs(self) -> Path:
-        return self.home / "data_docs"
+        return paths.data_docs(self.home)
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Build Settings from ``ALPACA_IMPROVED_*`` environment variables (or a given mapping)."""
     env = dict(os.environ if environ is None else environ)
     get = lambda k: env.get(k) or None  # noqa: E731
-    kwargs: dict[str, object] = {"home": Path(get("ALPACA_IMPROVED_HOME") or ".alpaca_improved")}
+    kwargs: dict[str, object] = {"home": paths.home_from_env(env)}
     if src := get("ALPACA_IMPROVED_SOURCE"):
         if src not in ("synthetic", "alpaca", "polygon"):
             raise ConfigError(
@@ -101,6 +123,45 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             kwargs["seed"] = int(seed)
         except ValueError:
             raise ConfigError(f"ALPACA_IMPROVED_SEED={seed!r} is not an integer") from None
+        if int(seed) < 0:
+            raise ConfigError(
+                f"ALPACA_IMPROVED_SEED={seed!r} is negative; use a whole number 0 or above"
+            )
     if (fs := get("ALPACA_IMPROVED_FSYNC")) is not None:
         kwargs["fsync"] = fs.lower() not in ("0", "false", "no")
-    return Settings(**kwargs)  # type: ignore[arg-type]
+    try:
+        return Settings(**kwargs)  # type: ignore[arg-type]
+    except ValidationError as err:  # one line naming the field, never a pydantic dump
+        first = err.errors()[0]
+        field = ".".join(map(str, first["loc"])) or "settings"
+        raise ConfigError(f"{field}: {first['msg']}") from None
+
+
+def check_home(settings: Settings, write: bool) -> Path:
+    """The data root, checked: a directory (or absent), and writable when ``write``.
+
+    Raises ConfigError naming ``ALPACA_IMPROVED_HOME`` and the fix; probes writability with a
+    real file (permission bits do not stop root; a read-only mount does).
+    """
+    home = settings.home
+    var = f"ALPACA_IMPROVED_HOME={str(home)!r}"
+    for part in (home, *home.parents):
+        if part.exists() and not part.is_dir():
+            where = "" if part == home else f" ({part} is a file)"
+            raise ConfigError(
+                f"{var} is not a directory{where}; point ALPACA_IMPROVED_HOME at a directory"
+            )
+    if not write:
+        return home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{var} is not writable ({exc.strerror or exc}); this command writes partitions and "
+            "run records there: make it writable, or point ALPACA_IMPROVED_HOME at a writable "
+            "copy"
+        ) from None
+    return home

@@ -26,11 +26,11 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from contracts.limits import AccountLimits, RiskLimits  # noqa: E402
 from live.build import build_runner  # noqa: E402
 from live.clock import SimClock  # noqa: E402
 from live.deployments import write_manifest  # noqa: E402
 from live.notify import Sink  # noqa: E402
-from live.risk_limits import AccountLimits, RiskLimits  # noqa: E402
 from live.runner import Runner  # noqa: E402
 from live.runner_config import RunnerConfig  # noqa: E402
 from live.snapshot import StaticSnapshotProvider  # noqa: E402
@@ -78,7 +78,9 @@ FLIP = {
     "manifest_id": "bench",
     "strategy": "bench_flip",
     "interface_version": 1,
-    "risk_limits": {"max_quote_age_s": 1e9},
+    "capital": 100_000.0,
+    "risk_limits": RiskLimits(max_quote_age_s=1e9, max_daily_loss=50_000.0).model_dump(mode="json"),
+    "costs": {"kind": "signal", "fees": 0.0, "slippage": 0.0},
 }
 LIMITS = AccountLimits(max_submits_per_minute=200, max_quote_age_s=1e9)
 
@@ -173,7 +175,7 @@ def bench_latency_fake(home: Path, n: int = 100) -> tuple[list[float], list[floa
 
 def bench_cycle(home: Path, deployments: int = 1_000) -> tuple[float, float, int]:
     make_home(home, deployments=0)
-    limits = RiskLimits(max_concentration=10.0).model_dump()
+    limits = RiskLimits(max_concentration=10.0, max_daily_loss=50_000.0).model_dump(mode="json")
     for k in range(deployments):
         write_manifest(
             home / "live" / "deployments",
@@ -185,6 +187,7 @@ def bench_cycle(home: Path, deployments: int = 1_000) -> tuple[float, float, int
                 "params": {"symbols": ["SPY"], "fast": 3, "slow": 10, "allocation": 0.01},
                 "capital": 100_000.0,
                 "risk_limits": limits,
+                "costs": {"kind": "signal", "fees": 0.001, "slippage": 0.0005},
             },
         )
     config = RunnerConfig(
@@ -250,7 +253,9 @@ def bench_replay(home: Path, sessions: int = 250) -> tuple[float, int, int]:
         "rsi",
         {"manifest_id": "bench", "strategy": "rsi_reversion", "interface_version": 1,
          "params": {"symbols": ["SPY", "AAPL", "XOM"], "window": 7, "lower": 40.0,
-                    "upper": 60.0}},
+                    "upper": 60.0}, "capital": 100_000.0,
+         "risk_limits": RiskLimits(max_daily_loss=50_000.0).model_dump(mode="json"),
+         "costs": {"kind": "signal", "fees": 0.001, "slippage": 0.0005}},
     )  # fmt: skip
     days = sorted(p.parent.name[8:] for p in (home / "lake" / "stock_bars_1d").glob("*/*.parquet"))
     days = days[-sessions:]

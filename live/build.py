@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from contracts import paths
 from live.brokers.base import Broker
 from live.brokers.sim import SimBroker
 from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock, regular_hours
@@ -16,27 +16,42 @@ from live.journal import Journal
 from live.notify import FanOut, LogSink, Sink, WebhookSink
 from live.runner import Runner
 from live.runner_config import RunnerConfig
+from live.runner_lock import FileLock, holder_details, lock_path
 from live.snapshot import LakeSnapshotProvider, SnapshotProvider
 
 if TYPE_CHECKING:
     from live.brokers.alpaca_stream import TradeUpdateStream
 
-DEFAULT_HOME = ".alpaca_improved"
-
 
 def resolve_home(home: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
-    """``home``, else ``ALPACA_IMPROVED_HOME``, else ``./.alpaca_improved``."""
-    env = os.environ if env is None else env
-    return Path(home or env.get("ALPACA_IMPROVED_HOME") or DEFAULT_HOME).resolve()
+    """``home``, else ``ALPACA_IMPROVED_HOME``, else ``./.alpaca_improved``, absolute."""
+    return Path(home or paths.home_from_env(env)).resolve()
 
 
-def lake_sessions(home: Path) -> list[date]:
-    """Sessions of ``stock_bars_1d`` in the lake of ``home``."""
-    root = home / "lake" / "stock_bars_1d"
-    return sorted(
+def lake_sessions(home: Path, today: date | None = None) -> list[date]:
+    """Sessions of ``stock_bars_1d`` in the lake of ``home``.
+
+    Raises:
+        ConfigError: a partition is dated after ``today`` (New York; default: the wall clock):
+            no market data exists for it, so its bars are made up and must not be traded on.
+    """
+    root = paths.lake_dir(home) / "stock_bars_1d"
+    sessions = sorted(
         date.fromisoformat(p.parent.name.split("=", 1)[1])
         for p in root.glob("session=*/part.parquet")
     )
+    today = today or SystemClock().now().astimezone(NEW_YORK).date()
+    if sessions and sessions[-1] > today:
+        from live.errors import ConfigError
+
+        future = [s for s in sessions if s > today]
+        raise ConfigError(
+            f"the lake has stock_bars_1d partitions after today ({today.isoformat()}): "
+            f"{root / f'session={future[0].isoformat()}'}"
+            f"{f' and {len(future) - 1} more' if len(future) > 1 else ''}; no market data "
+            "exists for them yet, so they are made up: delete them before running"
+        )
+    return sessions
 
 
 def default_sim_start(home: Path, fallback: Clock) -> datetime:
@@ -55,8 +70,33 @@ def build_runner(
 ) -> tuple[Runner, HealthServer | None]:  # fmt: skip
     """A ready runner (not started) and its health server (when ``health_port`` is set).
 
+    The runner holds its data root's lock (:mod:`live.runner_lock`) from here on, taken before
+    the journal or the simulated broker's state is opened.
+
     ``updates``: a trade-update stream to follow (built from the environment for ``alpaca``
-    when ``config.stream``; started here)."""
+    when ``config.stream``; started here).
+
+    Raises:
+        RunnerLocked: Another runner process holds the data root (naming it).
+    """
+    if config.journal_path.is_file():  # a damaged journal is refused before anything is made
+        Journal(config.journal_path, readonly=True).close()
+    lock = FileLock(lock_path(config.home))
+    lock.acquire(holder_details(config.broker))
+    try:
+        runner, health = _wire(config, clock, broker, snapshots, crash, sinks, updates)
+    except BaseException:
+        lock.release()
+        raise
+    runner.lock = lock
+    return runner, health
+
+
+def _wire(
+    config: RunnerConfig, clock: Clock | None, broker: Broker | None,
+    snapshots: SnapshotProvider | None, crash: Callable[[str], None] | None,
+    sinks: list[Sink] | None, updates: TradeUpdateStream | None,
+) -> tuple[Runner, HealthServer | None]:  # fmt: skip
     holder: list[Runner] = []
     if broker is None and config.broker == "sim":
         clock = clock or SimClock(
@@ -66,7 +106,7 @@ def build_runner(
             lambda s: holder[0].quote(s) if holder else None,
             clock,
             config.sim,
-            config.home / "live" / "sim_broker.jsonl",
+            paths.sim_broker_path(config.home),
         )
     elif broker is None:
         from live.brokers.alpaca import AlpacaBroker, settings_from_env  # heavy: only when used

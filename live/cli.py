@@ -1,4 +1,5 @@
-"""``alpaca-improved live ...``: run the runner, and control a running one through its journal.
+"""``alpaca-improved live ...``: run the runner, and control it through the halt file and its
+journal (:mod:`live.runner_control`). Bad input is one ``error:`` line naming the option, exit 2.
 
 Mount with ``app.add_typer(live.cli.app, name="live")``; also ``python -m live.cli``.
 """
@@ -8,17 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from datetime import datetime
+import sqlite3
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from contracts import paths
+from contracts.limits import AccountLimits
+from live import runner_control
 from live.build import build_runner, resolve_home
-from live.clock import SystemClock
 from live.errors import LiveError
-from live.journal import Journal
-from live.risk_limits import AccountLimits
+from live.journal import Journal, JournalDamaged, is_damage
 from live.runner_config import RunnerConfig
 from live.status import journal_status
 
@@ -32,9 +36,57 @@ HomeOpt = Annotated[
 ]
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+def _fail(exc: Exception | str) -> None:
+    """One line on stderr (``error: ...``), exit 2."""
+    text = _one_line(exc) if isinstance(exc, ValidationError) else str(exc)
+    typer.secho(f"error: {' '.join(text.split())}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def _one_line(exc: ValidationError, prefix: str = "--") -> str:
+    """A pydantic error as ``--option 'value': what is wrong`` (options named as on the CLI)."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not loc:
+            parts.append(msg)
+        else:
+            name = prefix + loc.replace("_", "-") if prefix == "--" else f"{prefix}{loc}"
+            parts.append(f"{name} {err.get('input')!r}: {msg}")
+    return "; ".join(parts)
+
+
+def _day(option: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _aware(option: str, text: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r} is not an ISO time; use e.g. 2025-01-02T09:31:00-05:00"
+        ) from None
+    if ts.tzinfo is None:
+        raise ValueError(f"{option} {text!r} needs a UTC offset, e.g. 2025-01-02T09:31:00-05:00")
+    return ts
+
+
+def _check_run_options(broker: str, live: bool, cycles: int | None) -> None:
+    if cycles is not None and cycles < 0:
+        raise ValueError(
+            f"--cycles {cycles}: must be 0 or more (0 starts, reconciles and stops); "
+            "omit it to run until stopped"
+        )
+    if live and broker == "sim":
+        raise ValueError(
+            "--broker sim --live contradict each other: the simulated broker never trades "
+            "real money; use --broker alpaca --live for live trading, or drop --live"
+        )
 
 
 @app.command()
@@ -72,6 +124,7 @@ def run(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     try:
+        _check_run_options(broker, live, cycles)
         opts: dict[str, Any] = {
             "home": resolve_home(home),
             "broker": broker,
@@ -81,15 +134,15 @@ def run(
             "stream": stream,
             "health_port": health_port,
             "webhook_url": webhook_url,
-            "sim_start": sim_start,
+            "sim_start": _aware("--sim-start", sim_start) if sim_start else None,
             "sim_speed": sim_speed,
         }
         if account_limits is not None:
-            opts["account_limits"] = AccountLimits.model_validate_json(account_limits.read_text())
+            opts["account_limits"] = _account_limits(account_limits)
         config = RunnerConfig(**opts)
-        stop_at = _aware(until) if until else None
+        stop_at = _aware("--until", until) if until else None
         runner, health = build_runner(config)
-    except (LiveError, ValueError, OSError) as exc:
+    except (LiveError, ValueError, OSError) as exc:  # ValidationError is a ValueError
         _fail(exc)
         return
     stop = {"flag": False}
@@ -100,47 +153,53 @@ def run(
         runner.run(
             cycles, lambda: stop["flag"] or (stop_at is not None and runner.clock.now() > stop_at)
         )
+        typer.echo(json.dumps(journal_status(runner.j), indent=1, default=str))
     except KeyboardInterrupt:
         typer.echo("stopped")
+    except sqlite3.DatabaseError as exc:  # the journal broke while running
+        _fail(JournalDamaged(config.journal_path, str(exc)) if is_damage(exc) else exc)
+    except LiveError as exc:
+        _fail(exc)
     finally:
         if health is not None:
             health.close()
-    typer.echo(json.dumps(journal_status(runner.j), indent=1, default=str))
+        if runner.lock is not None:
+            runner.lock.release()
 
 
-def _aware(text: str) -> datetime:
-    ts = datetime.fromisoformat(text)
-    if ts.tzinfo is None:
-        raise ValueError(f"--until {text!r} needs a UTC offset, e.g. 2025-01-02T09:31:00-05:00")
-    return ts
+def _account_limits(path: Path) -> AccountLimits:
+    try:
+        return AccountLimits.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        raise ValueError(f"--account-limits {path}: {_one_line(exc, '')}") from None
 
 
-def _command(name: str, home: Path | None) -> None:
-    path = resolve_home(home) / "live" / "journal.sqlite"
-    if not path.exists():
-        _fail(FileNotFoundError(f"no journal at {path}; start `alpaca-improved live run` first"))
-    journal = Journal(path)
-    cid = journal.enqueue_command(name, SystemClock().now())
-    journal.close()
-    typer.echo(f"{name} queued (command {cid}); the runner applies it at its next cycle")
+def _control(command: Any, home: Path | None) -> None:
+    try:
+        typer.echo(command(resolve_home(home)))
+    except (LiveError, ValueError, OSError) as exc:
+        _fail(exc)
 
 
 @app.command()
 def halt(home: HomeOpt = None) -> None:
-    """Kill switch: HALTED, cancel every open order, block new ones (until `resume`)."""
-    _command("halt", home)
+    """Kill switch: HALTED, cancel every open order, block new ones (until `resume`).
+
+    Writes the halt file ``<home>/live/HALT`` first, so it works even when the journal is
+    damaged, then queues the command in the journal."""
+    _control(runner_control.halt, home)
 
 
 @app.command()
 def flatten(home: HomeOpt = None) -> None:
     """Emergency liquidation: cancel open orders, close every position, then stay HALTED."""
-    _command("flatten", home)
+    _control(runner_control.flatten, home)
 
 
 @app.command()
 def resume(home: HomeOpt = None) -> None:
-    """Clear every halt/reducing reason (after a human looked at why)."""
-    _command("resume", home)
+    """Clear every halt/reducing reason and the halt file (after a human looked at why)."""
+    _control(runner_control.resume, home)
 
 
 @app.command()
@@ -154,14 +213,12 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print the orders as JSON.")] = False,
 ) -> None:
     """Replay past sessions through the runner in sim (own journal under live/replays/)."""
-    from datetime import date
-
     from live.replay import replay as run_replay
 
     logging.basicConfig(level=logging.WARNING)
     try:
         result = run_replay(
-            resolve_home(home), date.fromisoformat(start), date.fromisoformat(end),
+            resolve_home(home), _day("--start", start), _day("--end", end),
             deployments=deployment or None,
         )  # fmt: skip
     except (LiveError, ValueError, OSError) as exc:
@@ -181,7 +238,7 @@ def replay(
         return
     typer.echo(
         f"replayed {result.start}..{result.end} in {result.cycles} cycles: "
-        f"{len(result.orders)} orders; journal {result.home / 'live' / 'journal.sqlite'}"
+        f"{len(result.orders)} orders; journal {paths.journal_path(result.home)}"
     )
     for o in result.orders:
         typer.echo(
@@ -192,11 +249,30 @@ def replay(
 
 @app.command()
 def status(home: HomeOpt = None) -> None:
-    """Trading state, last cycle, open orders and positions from the journal."""
-    path = resolve_home(home) / "live" / "journal.sqlite"
-    if not path.exists():
-        _fail(FileNotFoundError(f"no journal at {path}"))
-    typer.echo(json.dumps(journal_status(Journal(path)), indent=1, default=str))
+    """Trading state, last cycle, open orders and positions from the journal (read-only:
+    opens the journal with ``mode=ro`` and creates nothing), plus whether a runner holds the
+    data root now and the halt file."""
+    root = resolve_home(home)
+    path = paths.journal_path(root)
+    try:
+        journal = Journal(path, readonly=True)
+    except FileNotFoundError:
+        _fail(f"no journal at {path}: no runner has run on {root} (`alpaca-improved live run`)")
+        return
+    except LiveError as exc:
+        _fail(exc)
+        return
+    try:
+        out = journal_status(journal)
+    except sqlite3.DatabaseError as exc:
+        _fail(JournalDamaged(path, str(exc)) if is_damage(exc) else exc)
+        return
+    finally:
+        journal.close()
+    lock = runner_control.running(root)
+    out["runner"] = {"running": lock.held, **(lock.holder or {})}
+    out["halt_file"] = runner_control.read_halt(root)
+    typer.echo(json.dumps(out, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ see :class:`BrokerClock`.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -17,14 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-NEW_YORK = ZoneInfo("America/New_York")
+from contracts.calendar import NEW_YORK, nyse
+
 OPEN_NY, CLOSE_NY = dtime(9, 30), dtime(16, 0)
-CALENDAR_START, CALENDAR_END = "2000-01-03", "2035-12-31"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +54,12 @@ def weekday_hours(ts: datetime) -> MarketClock:
     return MarketClock(ts, is_open, _at(open_day, OPEN_NY), _at(close_day, CLOSE_NY))
 
 
-@functools.cache
-def _xnys() -> Any:
-    import exchange_calendars as xcals  # ~0.5 s to build: once per process, only when used
-
-    return xcals.get_calendar("XNYS", start=CALENDAR_START, end=CALENDAR_END)
-
-
 def regular_hours(ts: datetime) -> MarketClock:
     """NYSE hours around ``ts`` as Alpaca's ``/v2/clock`` reports them: holidays and early
-    closes from the exchange calendar (exchange_calendars' XNYS, 2000-2035; weekday hours
-    outside it). ``next_open`` is strictly after ``ts``; ``next_close`` is today's close while
-    the market is open."""
-    cal = _xnys()
+    closes from the exchange calendar (:func:`contracts.calendar.nyse`, its one horizon; weekday
+    hours outside it). ``next_open`` is strictly after ``ts``; ``next_close`` is today's close
+    while the market is open."""
+    cal = nyse()
     t = pd.Timestamp(ts).tz_convert("UTC")
     if not cal.first_minute <= t < cal.last_minute:
         return weekday_hours(ts)

@@ -1,9 +1,10 @@
 """Deployment manifests: ``<home>/live/deployments/*.json``, validated and turned into strategies.
 
-A manifest names the strategy family, its interface version, parameters and risk limits (the
-promote-to-live sensor writes them). The runner rescans the directory between cycles only; a
-changed manifest is applied once its deployment has no open orders (never mid-order), and an
-invalid one is reported and skipped (the previous version, if any, keeps running).
+A manifest is :class:`contracts.manifest.DeploymentManifest` (the promote-to-live sensor writes
+it): the strategy family, its interface version, params, capital, every risk limit, costs,
+versions and approval. The runner rescans the directory between cycles only; a changed manifest
+is applied once its deployment has no open orders (never mid-order), and an invalid one is
+reported and skipped (the previous version, if any, keeps running).
 """
 
 from __future__ import annotations
@@ -14,41 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from contracts.errors import ContractError
+from contracts.manifest import DeploymentManifest, parse_manifest
+from contracts.manifest import write_manifest as write_manifest_file
 from live.errors import ConfigError
-from live.risk_limits import RiskLimits
 from strategies.base import Strategy, get_strategy_class
-
-
-class DeploymentManifest(BaseModel):
-    """One approved deployment (extra keys are refused so typos cannot pass silently).
-
-    Attributes:
-        manifest_id: Id of the approved manifest (traceability to MLflow/approval).
-        strategy: Registered strategy family name.
-        interface_version: Must equal the family's ``interface_version``.
-        params: Strategy config (JSON lists become tuples).
-        risk_limits: The deployment's frozen limits.
-        capital: Capital allotted to this deployment (its book's starting cash).
-        enabled: False parks the deployment (no new decisions).
-        deployment_id: Defaults to the file name without ``.json``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    manifest_id: str = Field(min_length=1)
-    strategy: str = Field(min_length=1)
-    interface_version: int = Field(ge=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-    risk_limits: RiskLimits = RiskLimits()
-    capital: float = Field(default=100_000.0, gt=0)
-    enabled: bool = True
-    deployment_id: str | None = None
-    git_sha: str = ""
-    data_versions: dict[str, Any] = Field(default_factory=dict)
-    mlflow_run_id: str = ""
-    approval: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +50,11 @@ def load_manifest(path: Path) -> Deployment:
     """
     raw = path.read_bytes()
     try:
-        manifest = DeploymentManifest.model_validate(json.loads(raw))
+        manifest = parse_manifest(raw, path.name)
         cls = get_strategy_class(manifest.strategy)
-    except (ValueError, ValidationError, KeyError) as exc:
+    except ContractError as exc:
+        raise ConfigError(str(exc)) from None
+    except KeyError as exc:
         raise ConfigError(f"{path.name}: invalid deployment manifest: {exc}") from exc
     if manifest.interface_version != cls.interface_version:
         raise ConfigError(
@@ -107,8 +80,16 @@ def scan(directory: Path) -> dict[Path, str]:
     }
 
 
-def write_manifest(directory: Path, name: str, manifest: dict[str, Any]) -> Path:
-    """Write a manifest atomically (temp file + rename), e.g. from tests or the promotion step."""
+def write_manifest(
+    directory: Path, name: str, manifest: DeploymentManifest | dict[str, Any]
+) -> Path:
+    """Write a manifest atomically (temp file + rename) as ``<directory>/<name>.json``.
+
+    A :class:`DeploymentManifest` is written as the promotion step writes it; a dict is written
+    as given, valid or not (tests use it to write broken manifests on purpose).
+    """
+    if isinstance(manifest, DeploymentManifest):
+        return write_manifest_file(directory / f"{name}.json", manifest, fsync=False)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     tmp = directory / f".{name}.json.tmp"

@@ -11,13 +11,19 @@
 
 from __future__ import annotations
 
+from contracts.errors import ContractError
+
 
 class LiveError(RuntimeError):
     """Base of every live-runner error."""
 
 
-class ConfigError(LiveError):
-    """A manifest, limit or setting is invalid; the message names the input and the fix."""
+class ConfigError(LiveError, ContractError):
+    """A manifest, limit or setting is invalid; the message names the input and the fix.
+
+    Also a :class:`~contracts.errors.ContractError` (a ``ValueError``), the class the shared
+    calendar and manifest raise, so one ``except ContractError`` catches all bad input.
+    """
 
 
 class LiveModeRefused(ConfigError):

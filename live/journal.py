@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from live.codec import ts_to_text
+from live.errors import LiveError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,25 +64,101 @@ CREATE TABLE IF NOT EXISTS commands(
 COMMANDS = ("halt", "flatten", "resume")
 
 
+class JournalDamaged(LiveError):
+    """The journal file is not a readable SQLite database (truncated, overwritten, empty).
+
+    The message names the file and the recovery: the broker is the source of truth for orders
+    and positions, so a journal moved aside is rebuilt by the start-up reconciliation (orders
+    carrying our prefix are adopted, positions compared with the broker's), and the halt file
+    keeps the rebuilt runner HALTED until a human resumes it.
+    """
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path, self.detail = path, detail
+        home = path.parent.parent
+        super().__init__(
+            f"the journal {path} is damaged ({detail}). The broker is the source of truth for "
+            f"orders and positions: stop the runner, move the journal aside (mv {path} "
+            f"{path}.damaged), run `alpaca-improved live halt --home {home}`, then `live run`: "
+            "it starts HALTED and rebuilds orders and positions from the broker by "
+            "reconciliation; check `live status`, then `live resume`"
+        )
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a sqlite error means a damaged file (not a busy lock or a missing table)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+        or type(exc) is sqlite3.DatabaseError
+    )
+
+
+def _read_only_uri(path: Path) -> str:
+    """A ``mode=ro`` URI; ``immutable=1`` too when no ``-wal`` file exists (no writer has it
+    open and its content is checkpointed), because SQLite would otherwise create ``-wal`` and
+    ``-shm`` files beside a WAL database even for a read-only connection."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return uri if Path(f"{path}-wal").exists() else uri + "&immutable=1"
+
+
 class Journal:
     """One SQLite journal file; every write happens inside :meth:`tx` and is fsync'ed on commit.
 
     Args:
-        path: The journal file (created with its parent directory).
+        path: The journal file (created with its parent directory unless ``readonly``).
+        readonly: Open an existing journal read-only (``mode=ro``): no directory, file, schema,
+            ``-wal`` or ``-shm`` is created, and every write fails.
+
+    Raises:
+        JournalDamaged: The file exists but is not a sound SQLite database (``quick_check``).
+        FileNotFoundError: ``readonly`` and there is no journal at ``path``.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(
-            self.path, isolation_level=None, timeout=30.0, check_same_thread=False
-        )
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self.db.executescript(SCHEMA)
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            raise JournalDamaged(self.path, "the file is empty")
+        if not readonly:
+            if self.path.is_file():  # damage is found read-only, before anything is written
+                Journal(self.path, readonly=True).close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise JournalDamaged(self.path, str(exc)) from exc
+            raise
         self._depth = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly:
+            db = sqlite3.connect(
+                _read_only_uri(self.path), uri=True, timeout=30.0, check_same_thread=False
+            )
+        else:
+            db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
+        try:
+            db.row_factory = sqlite3.Row
+            if not self.readonly:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA busy_timeout=30000")
+                db.executescript(SCHEMA)
+            else:
+                check = db.execute("PRAGMA quick_check(1)").fetchone()
+                if check is None or check[0] != "ok":
+                    detail = check[0] if check else "no answer"
+                    raise sqlite3.DatabaseError(f"quick_check: {detail}")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         """Close the connection."""

@@ -35,6 +35,7 @@ class OrderRow:
     created_at: datetime
     submitted_at: datetime | None
     intent: OrderIntent
+    decided_at: datetime  # the market time of its decision (the intent's ``decision_ts``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,9 @@ class FillRow:
     kind: str = "trade"
 
 
-_ORDER_SQL = "SELECT o.*, i.intent_json FROM orders o JOIN intents i ON i.id = o.intent_id"
+_ORDER_SQL = (
+    "SELECT o.*, i.intent_json, i.decision_ts FROM orders o JOIN intents i ON i.id = o.intent_id"
+)
 
 
 def _order(row: sqlite3.Row) -> OrderRow:
@@ -62,7 +65,7 @@ def _order(row: sqlite3.Row) -> OrderRow:
         row["filled_avg_price"], row["limit_price"], row["session"],
         ts_from_text(row["created_at"]),
         ts_from_text(row["submitted_at"]) if row["submitted_at"] else None,
-        intent_from_json(row["intent_json"]),
+        intent_from_json(row["intent_json"]), ts_from_text(row["decision_ts"]),
     )  # fmt: skip
 
 

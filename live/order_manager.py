@@ -4,7 +4,10 @@ Every order row exists (``pending_submit``) before we talk to the broker; it bec
 ``submitting`` (committed) right before the call. A definitive refusal becomes ``rejected``; any
 unknown outcome becomes ``unknown`` and is looked up by ``client_order_id``: found -> adopted,
 never seen -> the same id is sent again (a duplicate would be refused by the broker, so this can
-never create a second order), at most ``max_resends`` times.
+never create a second order), at most ``max_resends`` times, and only while its send window
+is open (:mod:`live.send_window`): an order the broker never saw whose session has passed (a
+crash, then downtime across a close or a new data session) is expired with a journaled reason,
+never sent late. Only a change is journaled: a report that changes nothing adds no event.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from live.errors import AmbiguousSubmit, BrokerError, OrderNotFound, OrderReject
 from live.fills import leg_fills
 from live.ids import with_attempt
 from live.journal import Journal
-from live.orders import OrderEvent, OrderState
+from live.orders import EPS, OrderEvent, OrderState
 from live.reports import OrderReport, OrderStatus, OrderTicket, Quote
 from strategies.models import OrderIntent, OrderType, Side
 
@@ -72,6 +75,8 @@ class OrderManager:
         self.max_resends = max_resends
         self.on_send: Callable[[str], None] = lambda cid: None  # latency probe
         self.may_resend: Callable[[jo.OrderRow], bool] = lambda row: True  # runner's gate
+        # the runner's send window: why an unacknowledged order may no longer be sent
+        self.too_late: Callable[[jo.OrderRow], str | None] = lambda row: None
         self.defer_positions = False  # batch the positions-cache writes (flush_positions)
         self._dirty: set[tuple[str, str]] = set()
         self._refused: dict[str, str] = {}  # cid -> a 4xx answer that may have been a duplicate
@@ -142,6 +147,15 @@ class OrderManager:
             )
             self.notify("order_rejected", f"{cid}: {refused}", "warning")
             return
+        late = self.too_late(row)
+        if late is not None:  # never sent late, whatever the reason it was not sent in time
+            note = f"not at the broker (looked up by client id); expired unsent: {late}"
+            jo.update_order(
+                self.j, cid, self.clock.now(), "lookup", status=OrderStatus.UNSENT_EXPIRED,
+                note=note,
+            )  # fmt: skip
+            self.notify("order_expired", f"{cid}: {note}", "warning")
+            return
         events = self.j.rows("SELECT source FROM order_events WHERE client_order_id=?", cid)
         sources = [e[0] for e in events]
         if "replace" in sources or sources.count("resend") >= self.max_resends:
@@ -172,20 +186,28 @@ class OrderManager:
             log.info("order %s: %s", row.client_order_id, applied.note)
         fills = leg_fills(self.j, row, report, state.filled_qty, self.clock.now())
         now = self.clock.now()
+        changed = (
+            applied.status_changed
+            or abs(state.filled_qty - row.filled_qty) > EPS
+            or state.filled_avg_price != row.filled_avg_price
+            or (report.broker_id is not None and report.broker_id != row.broker_id)
+            or (report.submitted_at is not None and report.submitted_at != row.submitted_at)
+        )
         with self.j.tx():
-            jo.update_order(
-                self.j,
-                row.client_order_id,
-                now,
-                source,
-                status=state.status if applied.status_changed else None,
-                filled_qty=state.filled_qty,
-                avg_price=state.filled_avg_price,
-                broker_id=report.broker_id,
-                submitted_at=report.submitted_at,
-                note=applied.note,
-            )
             new = jo.record_fills(self.j, fills)
+            if changed or new:  # only a change is journaled (a restart re-reads every order)
+                jo.update_order(
+                    self.j,
+                    row.client_order_id,
+                    now,
+                    source,
+                    status=state.status if applied.status_changed else None,
+                    filled_qty=state.filled_qty,
+                    avg_price=state.filled_avg_price,
+                    broker_id=report.broker_id,
+                    submitted_at=report.submitted_at,
+                    note=applied.note,
+                )
         if new:
             self.crash("after_fill_before_position")
             self.book(new)

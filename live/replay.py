@@ -17,6 +17,8 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contracts import paths
+from contracts.limits import AccountLimits
 from live.brokers.sim_state import SimConfig
 from live.build import build_runner, lake_sessions
 from live.clock import NEW_YORK, regular_hours
@@ -24,7 +26,6 @@ from live.codec import intent_from_json
 from live.errors import ConfigError
 from live.journal import Journal
 from live.notify import Sink
-from live.risk_limits import AccountLimits
 from live.runner_config import RunnerConfig
 from live.snapshot import LakeSnapshotProvider, session_close
 
@@ -58,7 +59,7 @@ class ReplayResult:
 
 def replay_dir(home: Path, start: date, end: date) -> Path:
     """``<home>/live/replays/<start>_<end>``."""
-    return home / "live" / "replays" / f"{start.isoformat()}_{end.isoformat()}"
+    return paths.replays_dir(home) / f"{start.isoformat()}_{end.isoformat()}"
 
 
 def replay(
@@ -91,14 +92,14 @@ def replay(
     sessions = [s for s in lake_sessions(home) if start <= s <= end]
     if start > end or not sessions:
         raise ConfigError(
-            f"no stock_bars_1d sessions between {start} and {end} in {home / 'lake'}; "
+            f"no stock_bars_1d sessions between {start} and {end} in {paths.lake_dir(home)}; "
             "pick sessions the lake has (alpaca-improved backfill fills it)"
         )
     manifests = _manifests(home, deployments)
     out = replay_dir(home, sessions[0], sessions[-1])
     if out.exists():
         shutil.rmtree(out)
-    target = out / "live" / "deployments"
+    target = paths.deployments_dir(out)
     target.mkdir(parents=True)
     for path in manifests:
         shutil.copy2(path, target / path.name)
@@ -126,7 +127,7 @@ def replay(
         runner.run(None, stop)
         orders = replay_orders(runner.j)
     finally:
-        runner.j.close()
+        runner.close()  # the journal and the replay home's lock
     return ReplayResult(out, sessions[0], sessions[-1], runner.cycles, orders, list(books.values()))
 
 
@@ -158,7 +159,7 @@ def session_books(runner: Runner) -> list[dict[str, Any]]:
 
 
 def _manifests(home: Path, names: list[str] | None) -> list[Path]:
-    directory = home / "live" / "deployments"
+    directory = paths.deployments_dir(home)
     found = {p.stem: p for p in sorted(directory.glob("*.json"))} if directory.is_dir() else {}
     if not found:
         raise ConfigError(

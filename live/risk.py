@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from contracts.limits import AccountLimits, RiskLimits
 from live.clock import Clock
 from live.ratelimit import TokenBucket
 from live.reports import OrderTicket
-from live.risk_limits import AccountLimits, RiskLimits
 from live.risk_rules import RULES, RiskContext, is_reducing, options_rules
 
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from contracts.limits import AccountLimits, RiskLimits
 from live.book import Ledger, multiplier
 from live.reports import AccountReport, OrderTicket, Quote
-from live.risk_limits import AccountLimits, RiskLimits
 from live.risk_rules import RiskContext, greek_delta
 from strategies.models import Book, GreekExposure
 

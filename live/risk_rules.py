@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from contracts.limits import AccountLimits, GreekLimits, RiskLimits
 from live.book import multiplier
 from live.reports import OrderTicket, Quote
-from live.risk_limits import AccountLimits, GreekLimits, RiskLimits
 from strategies import occ
 from strategies.accounting import Account, Holding
 from strategies.models import AssetClass, Book, GreekExposure, OrderType

@@ -1,6 +1,7 @@
 """The live runner: one process, one cycle at a time, aligned to the market clock.
 
-Each cycle: control commands (halt/flatten/resume) -> streamed order updates (Alpaca's trade
+Each cycle: the halt file (checked before the journal, see :mod:`live.runner_control`) ->
+control commands (halt/flatten/resume) -> streamed order updates (Alpaca's trade
 updates, also applied every second between cycles) -> refresh open orders -> periodic
 reconciliation -> deployment changes (between cycles only, never for a deployment with open
 orders) -> a reconciliation before the first decision on each new session's data (overnight
@@ -10,14 +11,19 @@ that has not decided on the latest session (the decision and its orders are jour
 commit) -> every pending order through the risk engine and to the broker -> reprice stale limit
 orders -> daily-loss/drawdown checks. Start-up rebuilds positions from the journal's fills and
 reconciles with the broker before anything trades; any failure there leaves the runner HALTED.
+An unreadable lake partition halts it too (the journaled reason names the file), until the
+partition reads again. An order the broker never acknowledged is sent within its send window
+or expired (:func:`live.send_window.send_window_closed`), never sent late.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from contracts import paths
 from live import journal_orders as jo
 from live import runner_ops
 from live.book import Ledger
@@ -35,7 +41,9 @@ from live.reconcile import Reconciler
 from live.reports import OrderStatus, Quote
 from live.risk import RiskEngine, TradingState
 from live.runner_config import RunnerConfig
-from live.snapshot import SnapshotProvider, snapshot_quotes
+from live.runner_lock import RunnerLock
+from live.send_window import send_window_closed
+from live.snapshot import LakeDataError, SnapshotProvider, snapshot_quotes
 from live.strategy_step import decide_all
 from live.submit_step import prepare, send_approved
 from strategies.models import MarketSnapshot
@@ -79,13 +87,16 @@ class Runner:
             journal, broker, self.manager, self.ledger, clock, self.crash, config.adopt_external
         )
         self.deployments = DeploymentSet(
-            config.home / "live" / "deployments", journal, clock, notifier.notify
+            paths.deployments_dir(config.home), journal, clock, notifier.notify, snapshots.symbols
         )
         self.status = HealthStatus()
         self.snapshot: MarketSnapshot | None = None
         self.quotes: dict[str, Quote] = {}
         self.account: Any = None
         self.market: MarketClock | None = None  # the broker's clock at the last refresh
+        self._market_mono = 0.0  # clock.monotonic() when ``market`` was read
+        self.halt_stamp: tuple[int, int] | None = None  # the halt file already acted on
+        self.lock: RunnerLock | None = None  # the data-root lock (live.build takes it)
         self.cycles = 0
         self.peaks: dict[str, float] = journal.get_meta("peaks", {})
         self.day_start: dict[str, tuple[str, float]] = {}
@@ -96,12 +107,15 @@ class Runner:
         self.reconciling = False
         self.manager.may_resend = lambda row: (
             not self.reconciling
+            and self.market is not None  # without the market's time no send window is known
             and (row.intent.tag == FLATTEN_TAG or self.risk.state() is not TradingState.HALTED)
         )
+        self.manager.too_late = self.too_late
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Rebuild positions from fills, load deployments and reconcile (HALTED on failure)."""
+        runner_ops.check_halt_file(self)
         self.ledger.rebuild(jo.all_fills(self.j))
         jo.save_positions(self.j, self.ledger.positions_map(), self.clock.now())
         self.deployments.refresh(self._busy())
@@ -164,6 +178,7 @@ class Runner:
     def cycle(self) -> dict[str, int]:
         """Run one cycle; a failing step is reported and the rest still runs."""
         self.cycles += 1
+        runner_ops.check_halt_file(self)  # first: the kill switch must not need the journal
         seq = self.j.start_cycle(self.clock.now(), self.risk.state().value)
         counts: dict[str, int] = {"deployments": len(self.deployments.active)}
         errors: list[str] = []
@@ -199,10 +214,36 @@ class Runner:
         return counts
 
     def _refresh_market(self, market: MarketClock) -> None:
-        self.market = market
-        snap = self.snapshots.latest(market.timestamp)
+        self.market, self._market_mono = market, self.clock.monotonic()
+        try:
+            snap = self.snapshots.latest(market.timestamp)
+        except LakeDataError as exc:  # never decide on data with a hole in it
+            runner_ops.halt_for(self, "lake_data", str(exc))
+            return
+        runner_ops.clear_reason(self, "lake_data")
         if snap is not None and snap is not self.snapshot:
             self.snapshot, self.quotes = snap, snapshot_quotes(snap)
+
+    def market_now(self) -> datetime:
+        """The market's time now: its clock at the last refresh plus the time since."""
+        if self.market is None:
+            return self.clock.now()
+        elapsed = self.clock.monotonic() - self._market_mono
+        return self.market.timestamp + timedelta(seconds=max(elapsed, 0.0))
+
+    def too_late(self, row: jo.OrderRow) -> str | None:
+        """Why an order the broker never acknowledged may no longer be sent (None: it may, or
+        the market's time is unknown and nothing is sent yet)."""
+        if self.market is None:
+            return None
+        session = self.snapshot.session.isoformat() if self.snapshot is not None else None
+        return send_window_closed(row, session, self.market_now())
+
+    def close(self) -> None:
+        """Close the journal and give the data-root lock back."""
+        self.j.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def quote(self, symbol: str) -> Quote | None:
         """The latest reference quote (the simulated broker fills against these)."""

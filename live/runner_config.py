@@ -6,10 +6,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts import paths
+from contracts.limits import AccountLimits
 from live.brokers.sim_state import SimConfig
-from live.risk_limits import AccountLimits
 
 
 class RunnerConfig(BaseModel):
@@ -53,7 +54,16 @@ class RunnerConfig(BaseModel):
     lookback: int = Field(default=260, ge=2)
     stream: bool = True
 
+    @model_validator(mode="after")
+    def _live_needs_a_real_broker(self) -> RunnerConfig:
+        if self.live and self.broker == "sim":
+            raise ValueError(
+                "broker 'sim' with live=True contradict each other: the simulated broker never "
+                "trades real money; use broker 'alpaca' for live trading, or live=False"
+            )
+        return self
+
     @property
     def journal_path(self) -> Path:
         """``<home>/live/journal.sqlite``."""
-        return self.home / "live" / "journal.sqlite"
+        return paths.journal_path(self.home)

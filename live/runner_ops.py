@@ -2,15 +2,65 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from live import journal_orders as jo
+from live import runner_control
 from live.clock import NEW_YORK
 from live.liquidate import closing_intents
 from live.risk import TradingState
 
 if TYPE_CHECKING:
     from live.runner import Runner
+
+
+log = logging.getLogger("live.runner")
+DETAILS = "risk_details"  # journal meta: reason key -> the text that names its cause
+
+
+def check_halt_file(runner: Runner) -> None:
+    """The kill switch that needs no journal (:mod:`live.runner_control`): while the halt file
+    exists, HALTED; open orders are cancelled once per halt file. Runs before anything touches
+    the journal, and survives a journal that fails."""
+    path = runner_control.halt_path(runner.config.home)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    try:
+        runner.risk.set("halt_file", TradingState.HALTED)
+    except Exception as exc:  # noqa: BLE001 - held in memory first; journaling it may fail
+        log.error("halt file %s: HALTED; journaling the reason failed: %s", path, exc)
+    stamp = (st.st_ino, st.st_mtime_ns)
+    if runner.halt_stamp == stamp:
+        return
+    runner.halt_stamp = stamp
+    try:
+        cancelled = runner.manager.cancel_all()
+    except Exception as exc:  # noqa: BLE001 - a damaged journal must not stop the halt
+        log.error("halt file %s: HALTED; cancelling open orders failed: %s", path, exc)
+        cancelled = -1
+    asked = f"cancel requested for {cancelled} open orders" if cancelled >= 0 else "cancel failed"
+    runner.notifier.notify("command_halt", f"halt file {path}: halted; {asked}", "warning")
+
+
+def halt_for(runner: Runner, key: str, detail: str) -> None:
+    """HALTED for reason ``key``, its text journaled (``live status`` shows both)."""
+    runner.risk.set(key, TradingState.HALTED)
+    details = runner.j.get_meta(DETAILS, {})
+    if details.get(key) != detail:
+        details[key] = detail
+        runner.j.set_meta(DETAILS, details)
+        runner.notifier.notify(f"halted_{key}", detail, "error")
+
+
+def clear_reason(runner: Runner, key: str) -> None:
+    """Drop reason ``key`` and its journaled text."""
+    runner.risk.clear(key)
+    details = runner.j.get_meta(DETAILS, {})
+    if details.pop(key, None) is not None:
+        runner.j.set_meta(DETAILS, details)
 
 
 def process_commands(runner: Runner) -> None:
@@ -26,6 +76,7 @@ def process_commands(runner: Runner) -> None:
             result = f"flattening: {liquidate(runner)} closing orders"
         else:
             runner.risk.clear_all()
+            runner.j.set_meta(DETAILS, {})
             result = "resumed"
         runner.j.finish_command(cmd["id"], runner.clock.now(), result)
         runner.notifier.notify(f"command_{name}", result, "warning")

@@ -18,6 +18,8 @@ from typing import Any
 
 import polars as pl
 
+from contracts import paths
+from contracts.greeks import chain_to_position_units
 from live.clock import NEW_YORK
 from live.errors import ConfigError
 from live.reports import Quote
@@ -28,12 +30,40 @@ BAR_COLUMNS = ("session", "symbol", "open", "high", "low", "close", "volume")
 NAN = float("nan")
 
 
+class LakeDataError(ConfigError):
+    """A lake partition the runner needs cannot be used; ``path`` names the file.
+
+    The runner halts trading on it (a journaled reason naming the file) and clears that halt
+    once the partition reads again.
+    """
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _rematerialize(path: Path) -> str:
+    table, session = path.parent.parent.name, path.parent.name.removeprefix("session=")
+    return (
+        f"move it out of the lake and re-materialize {table} for {session} "
+        f"(alpaca-improved backfill --start {session} --end {session} --replace)"
+    )
+
+
 class SnapshotProvider(ABC):
     """Source of the latest :class:`MarketSnapshot` at a decision time."""
 
     @abstractmethod
     def latest(self, now: datetime) -> MarketSnapshot | None:
-        """The snapshot a decision at ``now`` may see (None when there is no data yet)."""
+        """The snapshot a decision at ``now`` may see (None when there is no data yet).
+
+        Raises:
+            LakeDataError: A partition it needs cannot be read (naming the file).
+        """
+
+    def symbols(self) -> frozenset[str] | None:
+        """Symbols the data has (deployments naming others are refused); None: unknown."""
+        return None
 
 
 class StaticSnapshotProvider(SnapshotProvider):
@@ -57,7 +87,7 @@ class LakeSnapshotProvider(SnapshotProvider):
     """
 
     def __init__(self, home: Path, lookback: int = 260) -> None:
-        self.lake = Path(home) / "lake"
+        self.lake = paths.lake_dir(Path(home))
         self.lookback = lookback
         self._cache: dict[Path, tuple[float, pl.DataFrame]] = {}
         self._paths: dict[tuple[str, date], Path] = {}
@@ -95,13 +125,32 @@ class LakeSnapshotProvider(SnapshotProvider):
         self, table: str, session: date, columns: tuple[str, ...] | None = None
     ) -> pl.DataFrame:
         path = self._path(table, session)
-        mtime = os.stat(path).st_mtime
-        hit = self._cache.get(path)
-        if hit is None or hit[0] != mtime:
-            frame = pl.read_parquet(path)
-            hit = (mtime, frame.select(columns) if columns else frame)
-            self._cache[path] = hit
+        try:
+            mtime = os.stat(path).st_mtime
+            hit = self._cache.get(path)
+            if hit is None or hit[0] != mtime:
+                frame = pl.read_parquet(path)
+                hit = (mtime, frame.select(columns) if columns else frame)
+                self._cache[path] = hit
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:  # corrupt, cut, gone
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise LakeDataError(
+                path,
+                f"lake partition {path} cannot be read ({type(exc).__name__}: {detail}); "
+                + _rematerialize(path),
+            ) from None
         return hit[1]
+
+    def symbols(self) -> frozenset[str] | None:
+        """Symbols of the lake's latest ``stock_bars_1d`` session (None: no readable data)."""
+        sessions = self._sessions("stock_bars_1d")
+        if not sessions:
+            return None
+        try:
+            frame = self._read("stock_bars_1d", sessions[-1], BAR_COLUMNS)
+        except LakeDataError:
+            return None  # the market-data step halts on it and names the file
+        return frozenset(frame.get_column("symbol").to_list())
 
     def latest(self, now: datetime) -> MarketSnapshot | None:
         ny = now.astimezone(NEW_YORK)
@@ -118,7 +167,20 @@ class LakeSnapshotProvider(SnapshotProvider):
         # a re-read partition is a new frame, allocated while the old one is still cached, so
         # its id differs from the one this position had in the last key
         if self._history is None or self._history[0] != key:
-            history = pl.concat(frames).sort("session", "symbol")
+            try:
+                history = pl.concat(frames).sort("session", "symbol")
+            except pl.exceptions.PolarsError as exc:  # a partition with another layout
+                schemas = [f.schema for f in frames]
+                odd = next(
+                    (d for d, sch in zip(sessions, schemas, strict=True) if sch != schemas[-1]),
+                    sessions[-1],
+                )
+                path = self._path("stock_bars_1d", odd)
+                raise LakeDataError(
+                    path,
+                    f"lake partition {path} does not have the layout of the other sessions "
+                    f"({type(exc).__name__}); " + _rematerialize(path),
+                ) from None
             prices = dict(
                 history.filter(pl.col("session") == sessions[-1])
                 .select("symbol", "close")
@@ -134,16 +196,15 @@ class LakeSnapshotProvider(SnapshotProvider):
             return {}
         frame = self._read("option_chains", session)
         if "dte_days" in frame.columns and "dte" not in frame.columns:
-            # the lake's layout: dte_days, vega per 1.00 of vol, theta per year; strategies and
-            # the risk engine's Greek limits use vega per vol point and theta per day
-            frame = frame.rename({"dte_days": "dte"}).with_columns(
-                pl.col("vega") / 100.0, pl.col("theta") / 365.0
-            )
+            # the lake's layout (dte_days, lake Greek units) -> what strategies and the risk
+            # engine's Greek caps use (position units; see contracts.greeks)
+            frame = chain_to_position_units(frame.rename({"dte_days": "dte"}))
         missing = [c for c in CHAIN_COLUMNS if c not in frame.columns]
         if missing:
-            raise ConfigError(
-                f"{self._path('option_chains', session)} lacks columns {missing}; "
-                "re-materialize option_chains for that session"
+            path = self._path("option_chains", session)
+            raise LakeDataError(
+                path,
+                f"{path} lacks columns {missing}; re-materialize option_chains for that session",
             )
         frame = frame.select(CHAIN_COLUMNS)
         parts = frame.partition_by("underlying", as_dict=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from contracts.limits import RiskLimits
 from live import journal_orders as jo
 from live.liquidate import FLATTEN_TAG
 from live.order_manager import ticket_for
 from live.reports import OrderStatus
 from live.risk import TradingState
 from live.risk_inputs import RiskInputs
-from live.risk_limits import RiskLimits
+from live.send_window import send_window_closed
 
 if TYPE_CHECKING:
     from live.runner import Runner
@@ -51,7 +52,7 @@ def approve(runner: Runner, pending: list[jo.OrderRow]) -> list[jo.OrderRow]:
     returned in order; stops at the first throttled one."""
     session = runner.snapshot.session.isoformat() if runner.snapshot else None
     open_by = Counter(r.deployment_id for r in jo.open_orders(runner.j))
-    now = runner.market.timestamp if runner.market is not None else runner.clock.now()
+    now = runner.market_now()
     inputs = RiskInputs(
         runner.ledger,
         runner.quotes,
@@ -66,14 +67,15 @@ def approve(runner: Runner, pending: list[jo.OrderRow]) -> list[jo.OrderRow]:
     with runner.j.tx():  # one commit for every refusal of this pass
         for row in pending:
             liquidation = row.intent.tag == FLATTEN_TAG
-            if not liquidation and session is not None and row.session != session:
+            late = send_window_closed(row, session, now)
+            if late is not None:  # the same rule expires an unacknowledged order after a crash
                 jo.update_order(
                     runner.j,
                     row.client_order_id,
                     runner.clock.now(),
                     "runner",
                     status=OrderStatus.UNSENT_EXPIRED,
-                    note=f"session {session}",
+                    note=f"expired unsent: {late}",
                 )
                 continue
             dep = runner.deployments.active.get(row.deployment_id)

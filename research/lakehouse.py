@@ -1,99 +1,217 @@
-"""Query the lakehouse with DuckDB: one in-memory connection with a view per lake table.
-
-DuckDB only reads the Parquet files (``read_parquet(..., hive_partitioning=true)``); it never
-holds the only copy of anything and never takes a write lock on a shared database file, so
-notebooks, the CLI and concurrent Dagster runs can all query while partitions are being written.
+"""Query the lakehouse with DuckDB: read-only, confined to the lake, one view per lake table.
 
     >>> from research import lakehouse
     >>> con = lakehouse.connect()            # ALPACA_IMPROVED_HOME or ./.alpaca_improved
     >>> con.sql("SELECT symbol, count(*) FROM stock_bars_1d GROUP BY 1").pl()
+
+The views are those of ``contracts.lake``'s table registry, and they read what every reader
+reads: ``<lake>/<table>/<key>=<value>/part.parquet``, nothing else. A file that is not whole
+Parquet, or a partition directory whose key does not parse, is skipped with a ``LakeWarning``
+that names it (``con.problems`` lists them), so one bad file never takes the other views down.
+
+Once the views are made the connection is locked: DuckDB may read files only under the lake
+(``allowed_directories``, ``enable_external_access = false``), may not load extensions, and its
+configuration is frozen (``lock_configuration``). The settings alone would still let ``COPY … TO``
+write into the lake, so ``LakeConnection`` also runs only SELECT statements (``research.readonly``).
+DuckDB never holds the only copy of anything and never takes a write lock on a shared file, so
+notebooks, the CLI and concurrent Dagster runs can all query while partitions are being written.
+Notebooks that want to write use polars on the files, like the pipelines do.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 
-# view name -> lake table directory; a view exists once its table has at least one partition.
-VIEWS: dict[str, str] = {
-    "stock_bars_1d": "stock_bars_1d",
-    "stock_bars_1m": "stock_bars_1m",
-    "stock_bars_5m": "stock_bars_5m",
-    "stock_bars_1h": "stock_bars_1h",
-    "indicators_1d": "indicators_1d",
-    "data_quality_anomalies": "data_quality_anomalies",
-    "option_chains": "option_chains",
-    "vol_surface": "vol_surface",
-    "backtest_runs": "backtest_runs",
-    "walk_forward": "walk_forward",
-    "live_orders": "live_orders",
-    "live_fills": "live_fills",
-    "live_positions": "live_positions",
-    "live_pnl": "live_pnl",
-    "live_replay": "live_replay",
-}
+from contracts import lake as layout
+from contracts import paths
+from contracts.lake import LakeWarning, Rejected
+from research.readonly import LakeConnection, QueryRefused
+
+__all__ = [
+    "VIEWS",
+    "LakeConnection",
+    "QueryRefused",
+    "available_views",
+    "connect",
+    "damaged_files",
+    "default_home",
+]
+
+# One view per registered lake table; a view exists once its table has at least one partition.
+VIEWS: tuple[str, ...] = tuple(t.name for t in layout.TABLES)
 
 
 def default_home() -> Path:
     """The data root: ``ALPACA_IMPROVED_HOME`` or ``./.alpaca_improved``."""
-    return Path(os.environ.get("ALPACA_IMPROVED_HOME") or ".alpaca_improved")
+    return paths.home_from_env()
 
 
-# Tables partitioned by something other than the session (research results, per family).
-PARTITION_KEY: dict[str, str] = {
-    "backtest_runs": "family",
-    "sweep_results": "family",
-    "walk_forward": "family",
-}
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _glob(lake: Path, table: str) -> str:
-    key = PARTITION_KEY.get(table, "session")
-    return str((lake / table).resolve() / f"{key}=*" / "*.parquet")
-
-
-def view_sql(lake: Path, view: str) -> str:
-    """The ``CREATE VIEW`` statement for one view over the lake."""
-    path = _glob(lake, VIEWS[view]).replace("'", "''")
-    return (
-        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet('{path}', "
-        "hive_partitioning = true, union_by_name = true)"
+def _broken(
+    path: Path, spec: layout.LakeTable, key: str, reason: str, skipped: bool = True
+) -> Rejected:
+    return Rejected(
+        path,
+        f"not readable Parquet: {reason}",
+        (f"the {spec.name} view skips it; " if skipped else "")
+        + f"move it out of the lake and re-materialize {spec.name} for {spec.key} {key}",
     )
 
 
+class _Plan:
+    """The files one view reads, and what it skips."""
+
+    def __init__(self, lake: Path, name: str) -> None:
+        scan = layout.scan_table(lake, name)
+        self.spec = scan.table
+        self.problems: list[Rejected] = [*scan.rejected, *scan.strays]
+        self.files: dict[str, Path] = {}
+        for key, path in scan.files.items():
+            reason = layout.parquet_problem(path)
+            if reason is None:
+                self.files[key] = path
+            else:
+                self.problems.append(_broken(path, self.spec, key, reason))
+        # read by glob while nothing was skipped (a notebook's connection then sees partitions
+        # written after it was opened); by the exact list of good files otherwise
+        self.glob = not scan.rejected and len(self.files) == len(scan.files)
+        self.root = lake / name
+
+    def drop_unreadable(self) -> bool:
+        """Drop the files whose footer pyarrow cannot read; True when one was dropped."""
+        import pyarrow.parquet as pq
+
+        dropped = False
+        for key, path in list(self.files.items()):
+            try:
+                pq.read_metadata(path)
+            except Exception as exc:  # pyarrow raises several types for a damaged footer
+                del self.files[key]
+                self.problems.append(_broken(path, self.spec, key, str(exc).splitlines()[0]))
+                self.glob, dropped = False, True
+        return dropped
+
+    def sql(self) -> str:
+        if self.glob:
+            source = _quote(str(self.root / f"{self.spec.key}=*" / layout.PART_FILE))
+        else:
+            source = "[" + ", ".join(_quote(str(p)) for p in self.files.values()) + "]"
+        hive_type = "DATE" if self.spec.key == "session" else "VARCHAR"
+        return (
+            f"CREATE OR REPLACE VIEW {self.spec.name} AS SELECT * FROM read_parquet({source}, "
+            f"hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{'{self.spec.key}': '{hive_type}'}})"
+        )
+
+
 def available_views(home: Path | None = None) -> list[str]:
-    """Views whose lake table has at least one partition file."""
-    lake = (home or default_home()) / "lake"
-    return [
-        v
-        for v, t in VIEWS.items()
-        if any((lake / t).glob(f"{PARTITION_KEY.get(t, 'session')}=*/*.parquet"))
-    ]
+    """Views whose lake table has at least one ``part.parquet`` (whole or not)."""
+    lake = paths.lake_dir(home or default_home())
+    return [name for name in VIEWS if layout.scan_table(lake, name).files]
+
+
+def _make_view(con: duckdb.DuckDBPyConnection, plan: _Plan) -> bool:
+    """Create the view, dropping files DuckDB cannot open; False when it cannot be made."""
+    while plan.files:
+        try:
+            con.execute(plan.sql())
+            return True
+        except duckdb.Error as exc:
+            if plan.drop_unreadable():
+                continue
+            plan.problems.append(
+                Rejected(
+                    plan.root,
+                    f"the {plan.spec.name} view cannot be made ({str(exc).splitlines()[0]})",
+                    "the other views work; move the offending files out of the lake and "
+                    f"re-materialize {plan.spec.name}",
+                )
+            )
+            return False
+    return False
+
+
+def lock(con: duckdb.DuckDBPyConnection, lake: Path) -> None:
+    """Confine ``con`` to reading under ``lake`` and freeze its configuration.
+
+    A query too big for memory spills to the system's temp directory, not the working one.
+    """
+    spill = Path(tempfile.gettempdir()) / "alpaca-improved-duckdb"
+    for statement in (
+        f"SET temp_directory = {_quote(str(spill))}",
+        f"SET allowed_directories = [{_quote(str(lake) + '/')}]",
+        "SET enable_external_access = false",
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        "SET lock_configuration = true",
+    ):
+        con.execute(statement)
 
 
 def connect(
-    home: Path | str | None = None, threads: int | None = None
-) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view for every lake table that has data.
+    home: Path | str | None = None, threads: int | None = None, warn: bool = True
+) -> LakeConnection:
+    """A read-only DuckDB connection with a view for every lake table that has data.
 
     Args:
         home: the data root; defaults to ``ALPACA_IMPROVED_HOME`` or ``./.alpaca_improved``.
         threads: DuckDB worker threads (default: DuckDB's own choice).
+        warn: issue a ``LakeWarning`` per skipped path (they are in ``.problems`` either way).
 
     Raises:
         FileNotFoundError: the data root does not exist (run ``make demo`` or a backfill first).
     """
     root = Path(home) if home is not None else default_home()
-    if not root.exists():
+    if not root.is_dir():
         raise FileNotFoundError(
             f"data root {root.resolve()} does not exist; run `make demo` or "
             "`alpaca-improved backfill` first, or set ALPACA_IMPROVED_HOME"
+            if not root.exists()
+            else f"data root {root.resolve()} is not a directory; set ALPACA_IMPROVED_HOME "
+            "to the directory `make demo` or `alpaca-improved backfill` wrote"
         )
+    lake = paths.lake_dir(root).resolve()
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    for view in available_views(root):
-        con.execute(view_sql(root / "lake", view))
-    return con
+    views, problems = [], []
+    for name in VIEWS:
+        plan = _Plan(lake, name)
+        if _make_view(con, plan):
+            views.append(name)
+        problems += plan.problems
+    lock(con, lake)
+    if warn:
+        for problem in problems:
+            warnings.warn(LakeWarning(str(problem)), stacklevel=2)
+    return LakeConnection(con, lake, tuple(views), tuple(problems))
+
+
+def damaged_files(con: LakeConnection, query: str) -> list[Rejected]:
+    """Files of the views ``query`` names that cannot be read through, each with the fix.
+
+    Reads every page of those files, so it is for naming a culprit after a query failed inside
+    DuckDB (a damaged data page passes the footer checks that ``connect`` makes).
+    """
+    import pyarrow.parquet as pq
+
+    named: Iterable[str] = (v for v in con.views if re.search(rf"\b{v}\b", query))
+    out = []
+    for name in named:
+        scan = layout.scan_table(con.lake, name)
+        for key, path in scan.files.items():
+            try:
+                pq.read_table(path)
+            except Exception as exc:  # pyarrow raises several types for damaged pages
+                reason = str(exc).splitlines()[0]
+                out.append(_broken(path, scan.table, key, reason, skipped=False))
+    return out

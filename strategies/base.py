@@ -179,6 +179,24 @@ class Strategy(ABC):
     def param_space(cls) -> ParamSpace:
         """The declared search space of this strategy family."""
 
+    @classmethod
+    def check_declaration(cls) -> None:
+        """TypeError unless the class is a complete family declaration (run on registration, so
+        a half-declared family fails at import, not in a sweep): an identifier ``name``, a
+        dataclass config whose defaults are valid, and a parameter space over its fields."""
+        name = cls.__dict__.get("name")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(f"{cls.__name__} must set name to an identifier, got {name!r}")
+        config = cls.config_cls()
+        if not dataclasses.is_dataclass(config):
+            raise TypeError(f"{name}: config_cls {cls.config_cls.__name__} must be a dataclass")
+        fields = {f.name for f in dataclasses.fields(config)}
+        unknown = [p.name for p in cls.param_space().params if p.name not in fields]
+        if unknown:
+            raise TypeError(
+                f"{name}: param_space names {unknown}, not config fields {sorted(fields)}"
+            )
+
     @abstractmethod
     def decide(self, snapshot: MarketSnapshot, book: Book) -> list[OrderIntent]:
         """Intents for this decision time, from the snapshot and book only."""
@@ -208,7 +226,14 @@ _S = TypeVar("_S", bound=type[Strategy])
 
 
 def register_strategy(cls: _S) -> _S:
-    """Class decorator adding a strategy family to the registry under ``cls.name``."""
+    """Class decorator adding a strategy family to the registry under ``cls.name``.
+
+    Registration is the family's one declaration: the research pipeline generates a sweep asset,
+    walk-forward and candidate gating for every registered signal family (see
+    :func:`strategies.equity.signal.signal_families`). The class is checked first
+    (:meth:`Strategy.check_declaration`).
+    """
+    cls.check_declaration()
     existing = _REGISTRY.get(cls.name)
     if existing is not None and existing is not cls:
         raise ValueError(f"strategy name {cls.name!r} is already registered by {existing}")

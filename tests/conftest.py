@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# One registration of the shared session fixtures (the year lake and its sweeps build once).
+pytest_plugins = ["tests.research_lake"]
+
 REAL_KEYS_OPT_IN = "ALPACA_IMPROVED_REAL_KEYS"
 
 

@@ -1,60 +1,79 @@
-"""Equity signal families the sweeps know: their grid, lookback and fast-path evaluator."""
+"""The sweep families: a read-only view of the registered equity signal strategies.
+
+Nothing here is declared per family. A family is declared once, by its strategy class in
+``strategies/`` (parameter space, ``lookback_bars()`` on its config, ``signals()``, optional fused
+fast path) and ``@register_strategy``; the research assets (``<family>_sweep``, ``walk_forward``)
+and the candidates are generated from :func:`families`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from strategies.backtest.signal_fastpath import ma_crossover_sweep, rsi_reversion_sweep
-from strategies.base import get_strategy_class
+from strategies.equity.signal import SignalStrategy, signal_families
 
 
 @dataclass(frozen=True)
 class Family:
-    """How to sweep one signal strategy family."""
+    """How the pipeline sweeps one registered signal family."""
 
     name: str
-    lookback: Callable[[dict[str, Any]], int]  # bars before the first possible signal
-    fast_path: Callable[..., pl.DataFrame]  # total return and trades for many points at once
-    point_tuple: Callable[[dict[str, Any]], tuple]
+    strategy: type[SignalStrategy]
+
+    @property
+    def title(self) -> str:
+        """The strategy's one-line description (its docstring's first line)."""
+        doc = (self.strategy.__doc__ or self.name).strip()
+        return doc.splitlines()[0].strip()
+
+    def lookback(self, params: Mapping[str, Any]) -> int:
+        """Bars before the first possible signal of ``params`` (ValueError when invalid)."""
+        return self.strategy.lookback(params)
 
     def grid(self) -> list[dict[str, Any]]:
-        return list(get_strategy_class(self.name).param_space().grid())
+        return list(self.strategy.param_space().grid())
 
     def sample(self, n: int, seed: int) -> list[dict[str, Any]]:
-        return get_strategy_class(self.name).param_space().sample(n, seed)
+        return self.strategy.param_space().sample(n, seed)
+
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.strategy.param_space().params]
 
     def signals(
-        self, params: dict[str, Any], symbols: list[str], close: np.ndarray
+        self, params: Mapping[str, Any], symbols: list[str], close: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        strategy = get_strategy_class(self.name).from_params({**params, "symbols": tuple(symbols)})
+        strategy = self.strategy.from_params({**params, "symbols": tuple(symbols)})
         entries, exits = strategy.signals(close)  # type: ignore[attr-defined]
         return np.asarray(entries, dtype=bool), np.asarray(exits, dtype=bool)
 
+    def fast_path(
+        self,
+        close: np.ndarray,
+        points: Sequence[Mapping[str, Any]],
+        *,
+        fees: float,
+        slippage: float,
+        init_cash: float,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Total return and trades per (point, symbol), shape ``(points, symbols)``."""
+        return self.strategy.sweep_fast_path(
+            close, points, fees=fees, slippage=slippage, init_cash=init_cash, threads=threads
+        )
 
-FAMILIES: dict[str, Family] = {
-    "ma_crossover": Family(
-        "ma_crossover",
-        lambda p: int(p["slow"]),
-        ma_crossover_sweep,
-        lambda p: (int(p["fast"]), int(p["slow"])),
-    ),
-    "rsi_reversion": Family(
-        "rsi_reversion",
-        lambda p: int(p["window"]) * 3,
-        rsi_reversion_sweep,
-        lambda p: (int(p["window"]), float(p["lower"]), float(p["upper"])),
-    ),
-}
+
+def families() -> dict[str, Family]:
+    """Every registered signal family the research pipeline sweeps, by name (sorted)."""
+    return {name: Family(name, cls) for name, cls in signal_families().items()}
 
 
 def family(name: str) -> Family:
-    """The sweep description of ``name`` (ValueError listing the known ones)."""
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ValueError(f"unknown sweep family {name!r}; known: {sorted(FAMILIES)}") from None
+    """The sweep view of ``name`` (ValueError listing the swept families)."""
+    known = families()
+    if name not in known:
+        raise ValueError(f"unknown sweep family {name!r}; known: {sorted(known)}")
+    return known[name]

@@ -12,6 +12,7 @@ import polars as pl
 
 from alpaca_improved_pipelines.backtesting import plots
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix
+from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.backtesting.sweep import SweepSpec, variant_trades
 from alpaca_improved_pipelines.tracking.mlflow_store import RunTags, Tracker
 
@@ -29,12 +30,17 @@ METRICS = (
 )
 
 
-def _heatmap_axes(family: str, ok: pl.DataFrame) -> tuple[str, str]:
-    return ("slow", "fast") if family == "ma_crossover" else ("lower", "window")
+def _heatmap_axes(name: str) -> tuple[str, str] | None:
+    """(x, y): the family's second and first declared parameters (None with fewer than two)."""
+    names = family(name).param_names()
+    return (names[1], names[0]) if len(names) >= 2 else None
 
 
-def _heatmap(family: str, ok: pl.DataFrame, out: Path) -> list[Path]:
-    xname, yname = _heatmap_axes(family, ok)
+def _heatmap(name: str, ok: pl.DataFrame, out: Path) -> list[Path]:
+    axes = _heatmap_axes(name)
+    if axes is None:
+        return []
+    xname, yname = axes
     params = pl.DataFrame(
         [
             {**json.loads(p), "sharpe_ratio": s}
@@ -47,7 +53,7 @@ def _heatmap(family: str, ok: pl.DataFrame, out: Path) -> list[Path]:
     z = np.full((len(ys), len(xs)), np.nan)
     for row in grid.iter_rows(named=True):
         z[ys.index(row[yname]), xs.index(row[xname])] = row["sharpe_ratio"]
-    return plots.heatmap(z, xs, ys, xname, yname, f"{family}: Sharpe by parameters", out)
+    return plots.heatmap(z, xs, ys, xname, yname, f"{name}: Sharpe by parameters", out)
 
 
 def _variant_metrics(row: dict[str, Any]) -> dict[str, float]:

@@ -4,14 +4,15 @@ window, starting flat, and the comparisons against what the live runner did.
 ``reference_backtest`` computes the signals on the whole history (the indicators warm up on the
 sessions before the window, as the live snapshots do) and keeps only the window's signals, so the
 backtest starts flat on the window's first session exactly like a fresh deployment. Its orders
-are vectorbt's order records (filled at the session close with the research costs); its daily
-returns are the portfolio's (equal capital per symbol, as the sweeps).
+are vectorbt's order records (filled at the session close with the costs the manifest records:
+those of the sweep that selected the strategy); its daily returns are the portfolio's (equal
+capital per symbol, as the sweeps).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,15 @@ import polars as pl
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_closes
 from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.errors import ConfigError
+from contracts import paths
+from contracts.greeks import LAKE_THETA_UNIT, LAKE_VEGA_UNIT
+from contracts.manifest import (
+    DeploymentManifest,
+    OptionsCosts,
+    SignalCosts,
+    parse_manifest,
+    read_manifest,
+)
 
 ORDER_KEY = ["session", "symbol", "side"]
 
@@ -42,11 +52,12 @@ def reference_backtest(
     end: dt.date,
     *,
     init_cash: float = 100_000.0,
-    fees: float = 0.001,
-    slippage: float = 0.0005,
+    fees: float,
+    slippage: float,
 ) -> Reference:
     """vectorbt ``from_signals`` of ``strategy(params)`` trading only on sessions in
-    ``[start, end]`` (flat before), with signals computed on all of ``data``.
+    ``[start, end]`` (flat before), with signals computed on all of ``data``, charging ``fees``
+    (fraction of each fill's notional) and ``slippage`` (fraction of price) as a sweep does.
 
     ``params`` may name ``symbols`` (a subset of ``data.symbols``); the other keys are the
     family's parameters (``allocation`` is ignored: the sweeps invest each symbol's share fully).
@@ -102,23 +113,39 @@ def reference_backtest(
 
 
 def deployment_reference(
-    home: Path, manifest: dict[str, Any], start: dt.date, end: dt.date
+    home: Path,
+    manifest: DeploymentManifest | Mapping[str, Any],
+    start: dt.date,
+    end: dt.date,
 ) -> Reference:
     """The backtest of a deployment manifest over the lake of ``home`` with the manifest's
-    capital: :func:`options_reference` for options families, else :func:`reference_backtest`
-    with the research costs (ValueError for a family with neither)."""
-    if is_options_family(manifest["strategy"]):
-        return options_reference(home, manifest, start, end)
-    symbols = list(manifest.get("params", {}).get("symbols") or []) or None
-    data = load_closes(home / "lake", end=end, symbols=symbols)
+    capital and costs (those of the sweep that selected it): :func:`options_reference` for
+    options families, else :func:`reference_backtest` (ValueError for a family with neither,
+    or a manifest that does not validate)."""
+    m = as_manifest(manifest)
+    if is_options_family(m.strategy):
+        return options_reference(home, m, start, end)
+    if not isinstance(m.costs, SignalCosts):
+        raise ConfigError(f"{m.manifest_id}: {m.strategy} needs signal costs, has {m.costs.kind}")
+    symbols = list(m.params.get("symbols") or []) or None
+    data = load_closes(paths.lake_dir(home), end=end, symbols=symbols)
     return reference_backtest(
-        manifest["strategy"],
-        manifest.get("params", {}),
+        m.strategy,
+        m.params,
         data,
         start,
         end,
-        init_cash=float(manifest.get("capital", 100_000.0)),
+        init_cash=m.capital,
+        fees=m.costs.fees,
+        slippage=m.costs.slippage,
     )
+
+
+def as_manifest(manifest: DeploymentManifest | Mapping[str, Any]) -> DeploymentManifest:
+    """A manifest, validating a mapping (e.g. a journal's ``manifest_json``)."""
+    if isinstance(manifest, DeploymentManifest):
+        return manifest
+    return parse_manifest(manifest, str(manifest.get("manifest_id", "manifest")))
 
 
 LEG_SCHEMA = {"session": pl.Date, "symbol": pl.String, "side": pl.String, "size": pl.Float64,
@@ -137,35 +164,37 @@ def is_options_family(strategy: str) -> bool:
 
 
 def options_reference(
-    home: Path, manifest: dict[str, Any], start: dt.date, end: dt.date
+    home: Path, manifest: DeploymentManifest, start: dt.date, end: dt.date
 ) -> Reference:
     """The options engine on an options deployment over the lake's archived chains in
     ``[start, end]``: trade legs as orders (``session, symbol, side, size, price``) and daily
     equity returns. It decides after each close as the live runner does (``decision_time``
-    16:30: that day's expiries settled first) with the simulated broker's fill model (mid +/-
-    25% of the spread); sessions without chains are flat (nothing to trade on, live or here)."""
+    16:30: that day's expiries settled first) with the manifest's costs (the research
+    backtest's fill fraction and fees; mid +/- 25% of the spread is also the simulated broker's
+    fill model); sessions without chains are flat (nothing to trade on, live or here)."""
     from alpaca_improved_pipelines.defs.research.options_backtest import load_chain_archive
-    from strategies.backtest import OptionsBacktestConfig, run_options_backtest
+    from strategies.backtest import run_options_backtest
     from strategies.base import create_strategy
 
-    params = dict(manifest.get("params", {}))
-    strategy = create_strategy(manifest["strategy"], params)
+    if not isinstance(manifest.costs, OptionsCosts):
+        raise ConfigError(f"{manifest.manifest_id}: {manifest.strategy} needs options costs")
+    strategy = create_strategy(manifest.strategy, dict(manifest.params))
     underlying = getattr(strategy.config, "underlying", None) or "SPY"
     flat = Reference(
         pl.DataFrame(schema=LEG_SCHEMA),
         pl.DataFrame(schema={"session": pl.Date, "ret": pl.Float64}),
     )
     try:
-        chains, bars, _ = load_chain_archive(home / "lake", underlying)
+        chains, bars, _ = load_chain_archive(paths.lake_dir(home), underlying)
     except ConfigError:  # no archived chains: the runner had none to trade on either
         return flat
     inside = chains.filter(pl.col("session").is_between(start, end))
     if inside.is_empty():
         return flat
-    capital = float(manifest.get("capital", 100_000.0))
-    config = OptionsBacktestConfig(
-        initial_cash=capital, vega_unit="unit",
-        theta_unit="year", fill_fraction=0.25, decision_time=dt.time(16, 30),
+    capital = manifest.capital
+    config = manifest.costs.backtest_config(
+        initial_cash=capital, vega_unit=LAKE_VEGA_UNIT, theta_unit=LAKE_THETA_UNIT,
+        decision_time=dt.time(16, 30),
     )  # fmt: skip
     result = run_options_backtest(strategy, chains, config, bars=bars, start=start, end=end)
     legs = (
@@ -260,11 +289,12 @@ def tracking_error(live: pl.DataFrame, backtest: pl.DataFrame) -> dict[str, floa
     }
 
 
-def manifests(home: Path) -> dict[str, dict[str, Any]]:
-    """Deployment id -> manifest of every ``<home>/live/deployments/*.json``."""
-    directory = home / "live" / "deployments"
+def manifests(home: Path) -> dict[str, DeploymentManifest]:
+    """Deployment id -> manifest of every ``<home>/live/deployments/*.json`` (ContractError
+    naming the file when one does not validate)."""
+    directory = paths.deployments_dir(home)
     out = {}
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        data = json.loads(path.read_text())
-        out[data.get("deployment_id") or path.stem] = data
+        m = read_manifest(path)
+        out[m.deployment_id or path.stem] = m
     return out

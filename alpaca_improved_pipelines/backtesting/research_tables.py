@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from alpaca_improved_pipelines.lake import storage
+from contracts import lake as layout
 
 
 def family_path(lake: Path, table: str, family: str) -> Path:
@@ -14,9 +15,18 @@ def family_path(lake: Path, table: str, family: str) -> Path:
 
 
 def write_family(lake: Path, table: str, family: str, frame: pl.DataFrame) -> Path:
-    """Atomically replace ``table``'s file for ``family``."""
+    """Atomically replace ``table``'s file for ``family`` (a family-partitioned lake table).
+
+    Raises:
+        LakeLayoutError: ``table`` is not a family-partitioned table of ``contracts.lake``, or
+            ``family`` is not a valid partition value.
+    """
+    layout.table(table, "family")
+    if (problem := layout.key_problem("family", family)) is not None:
+        raise layout.LakeLayoutError(f"cannot write {table} for family {family!r}: {problem}")
     path = family_path(lake, table, family)
     storage.write_table_atomic(frame.to_arrow(), path)
+    storage.remove_strays(path.parent)
     return path
 
 

@@ -90,8 +90,9 @@ def metrics_matrix(rets: np.ndarray, periods: float = 252.0) -> dict[str, np.nda
 
 def _signals(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> tuple:
     fam = family(spec.family)
-    if fam.lookback(point) >= len(data.sessions):
-        raise ValueError(f"lookback {fam.lookback(point)} bars >= {len(data.sessions)} sessions")
+    lookback = fam.lookback(point)
+    if lookback >= len(data.sessions):
+        raise ValueError(f"lookback {lookback} bars >= {len(data.sessions)} sessions")
     return fam.signals(point, data.symbols, data.close)
 
 
@@ -117,18 +118,16 @@ def _evaluate(
     total = value[-1] / (spec.init_cash / n_sym) - 1.0
     trades = np.asarray(pf.trades.count(), dtype=np.int64)
     invested = asset_value > 0
-    fam = family(spec.family)
     fast = None
-    if spec.verify:
-        fast = fam.fast_path(
+    if spec.verify:  # (points, symbols) arrays, symbols in data.symbols' column order
+        fast = family(spec.family).fast_path(
             data.close,
-            [fam.point_tuple(p) for p in points],
+            points,
             fees=spec.fees,
             slippage=spec.slippage,
             init_cash=spec.init_cash / n_sym,
             threads=1,
         )
-    order = np.argsort(np.array(data.symbols))
     # each variant's portfolio: equal capital per symbol, values summed across its columns
     values = value.reshape(value.shape[0], len(points), n_sym).sum(axis=2)
     prev = np.vstack([np.full(len(points), spec.init_cash), values[:-1]])
@@ -146,12 +145,8 @@ def _evaluate(
             "error": None,
         }
         if fast is not None:
-            f = fast.slice(k * n_sym, n_sym).sort("symbol")
-            diff = np.abs(f["total_return"].to_numpy() - total[cols][order])
-            row["fastpath_abs_diff"] = float(np.max(diff))
-            row["fastpath_trades_equal"] = bool(
-                (f["trades"].to_numpy() == trades[cols][order]).all()
-            )
+            row["fastpath_abs_diff"] = float(np.max(np.abs(fast[0][k] - total[cols])))
+            row["fastpath_trades_equal"] = bool((fast[1][k] == trades[cols]).all())
         rows.append(row)
     return rows
 

@@ -3,14 +3,21 @@
 A partition is written to a hidden temporary file in its directory, flushed and fsync'ed, then
 renamed over the old one (``os.replace`` is atomic on POSIX), so readers see the old file or the
 new one, never a half-written file. The same frame always yields the same bytes.
+
+The layout, the table registry and the reader rule (only ``part.parquet`` is data) live in
+``contracts.lake``: a write to a table that is not registered there is refused, and writing a
+partition removes the strays beside its ``part.parquet`` (which no reader reads), with a warning
+naming each one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alpaca_improved_pipelines.errors import LakeError
+from contracts import lake as layout
+from contracts.lake import PART_FILE as PART_FILE  # re-exported: the layout's names
+from contracts.lake import TMP_PREFIX as TMP_PREFIX
 
-PART_FILE = "part.parquet"
-TMP_PREFIX = ".part.parquet.tmp-"
 ROW_GROUP_SIZE = 1_000_000
 
 
@@ -37,13 +45,32 @@ class WrittenPartition:
 
 def partition_dir(lake: Path, table: str, session: dt.date | str) -> Path:
     """The directory of one session partition of ``table``."""
-    key = session.isoformat() if isinstance(session, dt.date) else session
-    return lake / table / f"session={key}"
+    return layout.partition_dir(lake, table, session)
 
 
 def partition_path(lake: Path, table: str, session: dt.date | str) -> Path:
     """The Parquet file of one session partition of ``table``."""
-    return partition_dir(lake, table, session) / PART_FILE
+    return layout.partition_path(lake, table, session)
+
+
+def remove_strays(directory: Path) -> list[Path]:
+    """Remove the files beside a partition's ``part.parquet`` (no reader reads them).
+
+    Called after a partition is written: re-materializing a partition replaces it whole. Each
+    removed file is named in a ``LakeWarning``.
+    """
+    removed = []
+    for stray in layout.strays_in(directory):
+        stray.unlink(missing_ok=True)
+        removed.append(stray)
+        warnings.warn(
+            layout.LakeWarning(
+                f"removed stray {stray} while re-materializing {directory} (the lake reads "
+                f"only {PART_FILE}; nothing ever read it)"
+            ),
+            stacklevel=3,
+        )
+    return removed
 
 
 def file_sha256(path: Path) -> str:
@@ -68,12 +95,20 @@ def _remove_stale_temps(directory: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def write_table_atomic(table: pa.Table, path: Path, fsync: bool = True) -> WrittenPartition:
+def write_table_atomic(
+    table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
+) -> WrittenPartition:
     """Write ``table`` as zstd Parquet to ``path`` atomically; return its size and hash.
 
     The file is serialized in memory first, so its hash costs no second read and the temporary
     file is written with one system call before it is flushed, fsync'ed and renamed into place.
+    ``lineage`` (what the partition was computed with) goes into the file's key-value metadata,
+    so it is written atomically with the data.
     """
+    if lineage is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[LINEAGE_KEY] = json.dumps(lineage, sort_keys=True).encode()
+        table = table.replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
     pq.write_table(
         table, sink, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True
@@ -99,10 +134,38 @@ def write_table_atomic(table: pa.Table, path: Path, fsync: bool = True) -> Writt
 
 
 def write_partition(
-    frame: pl.DataFrame, lake: Path, table: str, session: dt.date | str, fsync: bool = True
+    frame: pl.DataFrame,
+    lake: Path,
+    table: str,
+    session: dt.date | str,
+    fsync: bool = True,
+    lineage: dict | None = None,
 ) -> WrittenPartition:
-    """Write one session partition of ``table`` atomically, replacing any previous version."""
-    return write_table_atomic(frame.to_arrow(), partition_path(lake, table, session), fsync)
+    """Write one session partition of ``table`` atomically, replacing any previous version.
+
+    Raises:
+        LakeLayoutError: ``table`` is not a session-partitioned table of ``contracts.lake``.
+    """
+    layout.table(table, "session")
+    written = write_table_atomic(
+        frame.to_arrow(), partition_path(lake, table, session), fsync, lineage
+    )
+    remove_strays(written.path.parent)
+    return written
+
+
+# --- partition lineage: what a partition was computed with (universe, source, history) ---
+LINEAGE_KEY = b"alpaca_improved.lineage"
+
+
+def read_lineage(path: Path) -> dict | None:
+    """The lineage stored in a partition's Parquet footer; None when absent or unreadable."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        raw = meta.get(LINEAGE_KEY)
+        return json.loads(raw) if raw else None
+    except (OSError, ValueError, pa.ArrowException):
+        return None
 
 
 def read_partition(
@@ -149,10 +212,9 @@ def read_partitions(
 
 
 def existing_sessions(lake: Path, table: str) -> list[str]:
-    """Session keys that have a partition file for ``table``, ascending."""
-    root = lake / table
-    if not root.exists():
-        return []
-    return sorted(
-        p.parent.name.removeprefix("session=") for p in root.glob(f"session=*/{PART_FILE}")
-    )
+    """Session keys that have a ``part.parquet`` for ``table``, ascending.
+
+    Raises:
+        LakeLayoutError: a ``session=`` directory of ``table`` is not a real date (named).
+    """
+    return [d.isoformat() for d in layout.sessions(lake, table)]

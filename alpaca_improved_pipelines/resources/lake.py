@@ -10,6 +10,7 @@ import polars as pl
 
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.storage import WrittenPartition
+from contracts import paths
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -20,11 +21,22 @@ class LakeResource(dg.ConfigurableResource):
 
     @property
     def root(self) -> Path:
-        return Path(self.home) / "lake"
+        return paths.lake_dir(Path(self.home))
 
-    def write(self, table: str, session: dt.date | str, frame: pl.DataFrame) -> WrittenPartition:
-        """Atomically replace one session partition of ``table`` with ``frame``."""
-        return storage.write_partition(frame, self.root, table, session, fsync=self.fsync)
+    def write(
+        self,
+        table: str,
+        session: dt.date | str,
+        frame: pl.DataFrame,
+        lineage: dict | None = None,
+    ) -> WrittenPartition:
+        """Atomically replace one session partition of ``table`` with ``frame``.
+
+        ``lineage`` (see ``lake.lineage``) is stored in the file's footer with the data.
+        """
+        return storage.write_partition(
+            frame, self.root, table, session, fsync=self.fsync, lineage=lineage
+        )
 
     def read(
         self,

@@ -9,7 +9,7 @@ import polars as pl
 
 from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.lake.tables import BAR_COLUMNS, empty_bars
-from alpaca_improved_pipelines.sources.synthetic_market import daily_path, profile, rng
+from alpaca_improved_pipelines.sources.synthetic_market import daily_path, path_index, profile, rng
 
 HALT_PROBABILITY = 0.01  # per symbol-session: a 5-30 minute trading halt (missing bars)
 MISSING_MINUTE_PROBABILITY = 0.05  # per symbol-session: one minute with no trades
@@ -26,7 +26,7 @@ def _round_prices(x: np.ndarray) -> np.ndarray:
 
 def minute_arrays(seed: int, symbol: str, session: dt.date) -> dict[str, np.ndarray]:
     """The minute bars of ``symbol`` on ``session`` as column arrays (before dropping halts)."""
-    i = cal.session_index(session)
+    i = path_index(session)
     path = daily_path(seed, symbol)
     opn, cls = cal.session_open_close(session)
     n = int((cls - opn).total_seconds() // 60)

@@ -43,9 +43,11 @@ from alpaca_improved_pipelines.sources.synthetic_market import (
     OVERNIGHT_SHARE,
     TRADING_DAYS,
     daily_path,
+    path_index,
     profile,
     rng,
 )
+from contracts.greeks import VENDOR_TO_LAKE
 from strategies.pricing import american_price, bs_greeks
 
 DEFAULT_RATE = 0.045  # flat continuously compounded rate of the synthetic market
@@ -124,7 +126,7 @@ def smile_model(
             parameters are its first two draws.
     """
     p = profile(underlying)
-    i = cal.session_index(session)
+    i = path_index(session)
     path = daily_path(seed, underlying)
     jump_var = p.jump_rate * (4.0 * p.vol / 15.9) ** 2
     diffusive_now = path.intraday_sigma[i] ** 2 / (1.0 - OVERNIGHT_SHARE) * TRADING_DAYS
@@ -281,9 +283,9 @@ def synthetic_chain(
             "vendor_iv": vendor(vol),
             "vendor_delta": vendor(greeks.delta),
             "vendor_gamma": vendor(greeks.gamma),
-            "vendor_theta": vendor(greeks.theta, 365.0),
-            "vendor_vega": vendor(greeks.vega, 100.0),
-            "vendor_rho": vendor(greeks.rho, 100.0),
+            "vendor_theta": vendor(greeks.theta, VENDOR_TO_LAKE["theta"]),
+            "vendor_vega": vendor(greeks.vega, VENDOR_TO_LAKE["vega"]),
+            "vendor_rho": vendor(greeks.rho, VENDOR_TO_LAKE["rho"]),
             "source": "synthetic",
         }
     )

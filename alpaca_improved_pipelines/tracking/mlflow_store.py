@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alpaca_improved_pipelines.tracking import repro
+from contracts import paths
 
 EXPERIMENT_PREFIX = "alpaca-improved"
 KIND_TAG = "alpaca_improved.kind"  # sweep | variant | backtest
@@ -62,6 +64,88 @@ def _check_no_secrets(values: Mapping[str, Any]) -> None:
                 raise ValueError(f"refusing to log {key!r}: it contains the value of {env_key}")
 
 
+# Columns of the MLflow SQLite store that hold artifact locations (absolute URIs by design).
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
+ARTIFACTS_DIR = "/mlartifacts"
+
+
+def _rerooted(value: str, artifacts: Path) -> str:
+    """``value`` with its ``.../mlartifacts`` prefix replaced by ``artifacts`` (same form)."""
+    cut = value.rfind(ARTIFACTS_DIR + "/")
+    if cut < 0 and value.endswith(ARTIFACTS_DIR):
+        cut = len(value) - len(ARTIFACTS_DIR)
+    if cut < 0 or not value.startswith(("file:", "/")):
+        return value
+    root = artifacts.as_uri() if value.startswith("file:") else str(artifacts)
+    return root + value[cut + len(ARTIFACTS_DIR) :]
+
+
+def _stale_locations(con: sqlite3.Connection, artifacts: Path) -> list[tuple[str, str, str, str]]:
+    """(table, column, stored, re-rooted) for every location outside ``artifacts``."""
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    out: list[tuple[str, str, str, str]] = []
+    for table, column in ARTIFACT_COLUMNS:
+        if table not in tables:
+            continue
+        if column not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:
+            continue
+        rows = con.execute(
+            f"SELECT DISTINCT {column} FROM {table} WHERE {column} LIKE ?",
+            (f"%{ARTIFACTS_DIR}%",),
+        ).fetchall()
+        for (value,) in rows:
+            new = _rerooted(str(value), artifacts)
+            if new != value:
+                out.append((table, column, str(value), new))
+    return out
+
+
+def reroot_artifacts(db: Path, artifacts: Path) -> int:
+    """Point every artifact location in the store at ``artifacts`` (this data root's).
+
+    MLflow stores absolute artifact URIs. A data root that was copied or moved would otherwise
+    log into the original root's ``mlartifacts``; re-rooting on open keeps every path under the
+    root it is opened from. Idempotent (a write lock is taken only when something is stale);
+    returns the number of values changed.
+    """
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=60)
+    try:
+        if not _stale_locations(con, artifacts):
+            return 0
+        con.execute("BEGIN IMMEDIATE")
+        changed = 0
+        for table, column, old, new in _stale_locations(con, artifacts):
+            cur = con.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new, old))
+            changed += cur.rowcount
+        con.commit()
+        return changed
+    finally:
+        con.close()
+
+
+def _forget_artifact_repos() -> None:
+    """Drop MLflow's process-wide artifact-repository cache (keyed by run id alone).
+
+    A copied root has the same run ids as its original; a repository cached for the original
+    would otherwise keep writing there from this process.
+    """
+    try:
+        from mlflow.tracking._tracking_service import utils
+    except ImportError:  # pragma: no cover - a future MLflow without the cache
+        return
+    cache = getattr(utils, "_artifact_repos_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
 class Tracker:
     """A thin, process-safe layer over an MLflow SQLite tracking store."""
 
@@ -70,8 +154,10 @@ class Tracker:
 
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
-        self.uri = f"sqlite:///{(home / 'mlflow.db').resolve()}"
-        self.artifacts = (home / "mlartifacts").resolve()
+        self.uri = paths.mlflow_uri(home)
+        self.artifacts = paths.mlflow_artifacts(home).resolve()
+        reroot_artifacts(paths.mlflow_db(home), self.artifacts)
+        _forget_artifact_repos()
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def experiment_id(self, family: str) -> str:

@@ -7,6 +7,7 @@ from strategies.backtest.results import ATTRIBUTION_COLUMNS, OptionsBacktestResu
 from strategies.backtest.signal_fastpath import (
     ma_crossover_sweep,
     ma_pairs,
+    momentum_sweep,
     rsi_reversion_sweep,
     simulate_signals,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "bars_from_chains",
     "ma_crossover_sweep",
     "ma_pairs",
+    "momentum_sweep",
     "rsi_reversion_sweep",
     "run_options_backtest",
     "simulate_signals",

@@ -99,6 +99,41 @@ def _band_kernel(lo, hi, close, table, x_idx, lower, upper, fees, slippage, init
 
 
 @njit(cache=True, nogil=True)
+def _momentum_kernel(
+    lo,
+    hi,
+    close,
+    roc,
+    trend,
+    roc_idx,
+    trend_idx,
+    enter,
+    leave,
+    fees,
+    slippage,
+    init_cash,
+    ret,
+    trades,
+):  # noqa: ANN001
+    n_sym = ret.shape[1]
+    n = close.shape[1]
+    for job in range(lo, hi):
+        c, j = job // n_sym, job % n_sym
+        px, r, tr = close[j], roc[j, roc_idx[c]], trend[j, trend_idx[c]]
+        up, down = enter[c], leave[c]
+        cash, pos, flow, assets, count = init_cash, 0.0, 0.0, 0.0, 0
+        for t in range(n):
+            entry = r[t] > up and px[t] > tr[t]
+            exit_ = r[t] < down or px[t] < tr[t]
+            if entry or exit_:
+                cash, pos, flow, assets, count = _step(
+                    entry, exit_, px[t], fees, slippage, cash, pos, flow, assets, count
+                )
+        ret[c, j] = (flow + assets * px[n - 1]) / init_cash
+        trades[c, j] = count
+
+
+@njit(cache=True, nogil=True)
 def _signal_kernel(lo, hi, close, entries, exits, fees, slippage, init_cash, ret, trades):  # noqa: ANN001
     n = close.shape[1]
     for j in range(lo, hi):

@@ -1,4 +1,6 @@
-"""Fused, compiled grid sweeps of the built-in equity signal strategies.
+"""Fused, compiled grid sweeps of the built-in equity signal strategies (each family's
+``sweep_fast_path`` calls its kernel here; a family without one is re-simulated from its own
+signals by :func:`simulate_signals`).
 
 Each kernel computes the indicator tables once per symbol, then for every (combination, symbol)
 derives the signals bar by bar and runs the position state machine of vectorbt 1.0's
@@ -22,8 +24,13 @@ import numpy as np
 import polars as pl
 from numba import get_num_threads
 
-from strategies.backtest._signal_kernels import _band_kernel, _cross_kernel, _signal_kernel
-from strategies.equity._kernels import rolling_mean, rsi_wilder
+from strategies.backtest._signal_kernels import (
+    _band_kernel,
+    _cross_kernel,
+    _momentum_kernel,
+    _signal_kernel,
+)
+from strategies.equity._kernels import rate_of_change, rolling_mean, rsi_wilder
 from strategies.equity.signal import as_2d
 
 
@@ -170,6 +177,68 @@ def rsi_reversion_sweep(
     return _frame(params, names, ret, trades)
 
 
+def momentum_sweep(
+    close: Any,
+    combos: Sequence[tuple[int, float, float, int]],
+    *,
+    fees: float = 0.0,
+    slippage: float = 0.0,
+    init_cash: float = 100.0,
+    threads: int | None = None,
+) -> pl.DataFrame:
+    """Like :func:`ma_crossover_sweep` for :class:`~strategies.equity.Momentum` over
+    (lookback, enter, leave, trend) combos (trend 0: no filter); rows ``symbol, lookback,
+    enter, leave, trend, total_return, trades``."""
+    _check_costs(fees, slippage, init_cash)
+    bad = [c for c in combos if not (c[0] >= 1 and c[2] < c[1] and (c[3] == 0 or c[3] >= 2))]
+    if bad:
+        raise ValueError(f"invalid (lookback, enter, leave, trend) combos: {bad[:5]}")
+    close_t, names = _prices(close)
+    lookbacks = sorted({int(c[0]) for c in combos})
+    trends = sorted({int(c[3]) for c in combos})
+    roc = _table(close_t, lookbacks, rate_of_change)
+    # trend 0 is a row of zeros: every close is above it and none below, as the strategy's own
+    trend = _table(close_t, trends, lambda x, w: rolling_mean(x, w) if w else np.zeros_like(x))
+    roc_idx = np.array([lookbacks.index(int(c[0])) for c in combos], dtype=np.int64)
+    trend_idx = np.array([trends.index(int(c[3])) for c in combos], dtype=np.int64)
+    enter = np.array([c[1] for c in combos], dtype=np.float64)
+    leave = np.array([c[2] for c in combos], dtype=np.float64)
+    ret = np.empty((len(combos), close_t.shape[0]))
+    trades = np.empty((len(combos), close_t.shape[0]), dtype=np.int64)
+    _run(
+        _momentum_kernel,
+        ret.size,
+        close_t,
+        roc,
+        trend,
+        roc_idx,
+        trend_idx,
+        enter,
+        leave,
+        fees,
+        slippage,
+        init_cash,
+        ret,
+        trades,
+        threads=threads,
+    )
+    params = {
+        "lookback": [int(c[0]) for c in combos],
+        "enter": enter,
+        "leave": leave,
+        "trend": [int(c[3]) for c in combos],
+    }
+    return _frame(params, names, ret, trades)
+
+
+def per_point(frame: pl.DataFrame, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A sweep frame's ``total_return`` and ``trades`` as ``(points, symbols)`` arrays (the
+    frames hold one row per (point, symbol), point-major, symbols in column order)."""
+    ret = frame.get_column("total_return").to_numpy().reshape(n_points, -1)
+    trades = frame.get_column("trades").to_numpy().astype(np.int64).reshape(n_points, -1)
+    return ret, trades
+
+
 def simulate_signals(
     close: Any,
     entries: Any,
@@ -209,6 +278,8 @@ def simulate_signals(
 __all__ = [
     "ma_crossover_sweep",
     "ma_pairs",
+    "momentum_sweep",
+    "per_point",
     "rsi_reversion_sweep",
     "simulate_signals",
 ]

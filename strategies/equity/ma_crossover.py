@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,10 @@ class MACrossoverConfig:
             raise ValueError(f"fast must be < slow (fast >= slow: {self.fast} >= {self.slow})")
         check_allocation(self.allocation)
 
+    def lookback_bars(self) -> int:
+        """Bars before the first possible crossing: the slow SMA's window."""
+        return self.slow
+
 
 @register_strategy
 class MACrossover(SignalStrategy):
@@ -54,6 +60,31 @@ class MACrossover(SignalStrategy):
             ),
             MACrossoverConfig,
         )
+
+    @classmethod
+    def sweep_fast_path(
+        cls,
+        close: np.ndarray,
+        points: Sequence[Mapping[str, Any]],
+        *,
+        fees: float,
+        slippage: float,
+        init_cash: float,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fused SMA-table kernel (:func:`~strategies.backtest.ma_crossover_sweep`)."""
+        from strategies.backtest.signal_fastpath import ma_crossover_sweep, per_point
+
+        configs = [cls.param_space().validate(p) for p in points]
+        frame = ma_crossover_sweep(
+            close,
+            [(c.fast, c.slow) for c in configs],
+            fees=fees,
+            slippage=slippage,
+            init_cash=init_cash,
+            threads=threads,
+        )
+        return per_point(frame, len(points))
 
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crossings of the fast over the slow SMA."""

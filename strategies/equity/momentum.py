@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +43,10 @@ class MomentumConfig:
             raise ValueError(f"trend must be 0 (off) or >= 2, got {self.trend}")
         check_allocation(self.allocation)
 
+    def lookback_bars(self) -> int:
+        """Bars before the first possible signal: the ROC lookback or the trend SMA's window."""
+        return max(self.lookback, self.trend)
+
 
 @register_strategy
 class Momentum(SignalStrategy):
@@ -62,6 +68,31 @@ class Momentum(SignalStrategy):
             ),
             MomentumConfig,
         )
+
+    @classmethod
+    def sweep_fast_path(
+        cls,
+        close: np.ndarray,
+        points: Sequence[Mapping[str, Any]],
+        *,
+        fees: float,
+        slippage: float,
+        init_cash: float,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fused ROC/trend-table kernel (:func:`~strategies.backtest.momentum_sweep`)."""
+        from strategies.backtest.signal_fastpath import momentum_sweep, per_point
+
+        configs = [cls.param_space().validate(p) for p in points]
+        frame = momentum_sweep(
+            close,
+            [(c.lookback, c.enter, c.leave, c.trend) for c in configs],
+            fees=fees,
+            slippage=slippage,
+            init_cash=init_cash,
+            threads=threads,
+        )
+        return per_point(frame, len(points))
 
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Momentum signals."""

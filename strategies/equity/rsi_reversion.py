@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +41,10 @@ class RSIReversionConfig:
             )
         check_allocation(self.allocation)
 
+    def lookback_bars(self) -> int:
+        """Three RSI windows: Wilder's smoothing needs about that long to forget its seed."""
+        return 3 * self.window
+
 
 @register_strategy
 class RSIReversion(SignalStrategy):
@@ -59,6 +65,31 @@ class RSIReversion(SignalStrategy):
             ),
             RSIReversionConfig,
         )
+
+    @classmethod
+    def sweep_fast_path(
+        cls,
+        close: np.ndarray,
+        points: Sequence[Mapping[str, Any]],
+        *,
+        fees: float,
+        slippage: float,
+        init_cash: float,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fused RSI-table kernel (:func:`~strategies.backtest.rsi_reversion_sweep`)."""
+        from strategies.backtest.signal_fastpath import per_point, rsi_reversion_sweep
+
+        configs = [cls.param_space().validate(p) for p in points]
+        frame = rsi_reversion_sweep(
+            close,
+            [(c.window, c.lower, c.upper) for c in configs],
+            fees=fees,
+            slippage=slippage,
+            init_cash=init_cash,
+            threads=threads,
+        )
+        return per_point(frame, len(points))
 
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RSI band signals."""

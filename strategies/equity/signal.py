@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from strategies.base import Strategy
+from strategies.base import Strategy, strategy_registry
 from strategies.models import AssetClass, Book, Leg, MarketSnapshot, OrderIntent, Side
 
 
@@ -38,10 +39,74 @@ class SignalStrategy(Strategy):
     """An equity strategy defined by vectorized entry/exit signals on close prices.
 
     Subclasses implement :meth:`column_signals` for one close series; the config must have
-    ``symbols`` (traded symbols) and ``allocation`` (fraction of equity per symbol).
+    ``symbols`` (traded symbols), ``allocation`` (fraction of equity per symbol) and
+    ``lookback_bars()``.
+
+    A registered signal family is also a sweep declaration, the only one: the research pipeline
+    generates its ``<name>_sweep`` asset, its walk-forward and its candidate gating from
+
+    - :meth:`param_space`: the grid (and the random-search space);
+    - the config's ``lookback_bars()``: bars of history before the variant's first possible
+      signal (:meth:`lookback`; a point needing more than half the sample is not swept);
+    - :meth:`sweep_fast_path`: the compiled re-simulation of many points that every sweep
+      checks vectorbt against. The default runs the family's own :meth:`signals` through the
+      compiled ``from_signals`` state machine; a family with a fused kernel overrides it;
+    - ``sweep``: set it False to register a family the pipeline does not sweep.
     """
 
+    sweep: ClassVar[bool] = True
+
     __slots__ = ()
+
+    @classmethod
+    def check_declaration(cls) -> None:
+        """Also: the config has ``symbols``, ``allocation`` and ``lookback_bars()``."""
+        super().check_declaration()
+        config = cls.config_cls()
+        missing = [f for f in ("symbols", "allocation") if not hasattr(config, f)]
+        if not callable(getattr(config, "lookback_bars", None)):
+            missing.append("lookback_bars()")
+        if missing:
+            raise TypeError(f"{cls.name}: {cls.config_cls.__name__} lacks {', '.join(missing)}")
+
+    @classmethod
+    def lookback(cls, params: Mapping[str, Any]) -> int:
+        """Bars before variant ``params``' first possible signal (ValueError when invalid)."""
+        return int(cls.param_space().validate(params).lookback_bars())
+
+    @classmethod
+    def sweep_fast_path(
+        cls,
+        close: np.ndarray,
+        points: Sequence[Mapping[str, Any]],
+        *,
+        fees: float,
+        slippage: float,
+        init_cash: float,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Total return and trade count of every (point, symbol), shape ``(points, symbols)``,
+        as vectorbt's ``from_signals(close, entries, exits, fees=, slippage=, init_cash=)``.
+
+        Default: each point's :meth:`signals` through the compiled state machine
+        (:func:`strategies.backtest.signal_fastpath.simulate_signals`).
+        """
+        from strategies.backtest.signal_fastpath import simulate_signals
+
+        arr = as_2d(close)
+        if not points:
+            return np.empty((0, arr.shape[1])), np.empty((0, arr.shape[1]), dtype=np.int64)
+        sigs = [cls(cls.param_space().validate(p)).signals(arr) for p in points]
+        ret, trades = simulate_signals(
+            np.tile(arr, (1, len(points))),
+            np.hstack([e for e, _ in sigs]),
+            np.hstack([x for _, x in sigs]),
+            fees=fees,
+            slippage=slippage,
+            init_cash=init_cash,
+            threads=threads,
+        )
+        return ret.reshape(len(points), arr.shape[1]), trades.reshape(len(points), arr.shape[1])
 
     @abstractmethod
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,3 +166,13 @@ def check_allocation(allocation: float) -> None:
     """ValueError unless ``0 < allocation <= 1``."""
     if not 0.0 < allocation <= 1.0:
         raise ValueError(f"allocation must be in (0, 1], got {allocation}")
+
+
+def signal_families() -> dict[str, type[SignalStrategy]]:
+    """Every registered signal family the research pipeline sweeps, by name (sorted)."""
+    registry = strategy_registry()
+    return {
+        name: cls
+        for name, cls in sorted(registry.items())
+        if issubclass(cls, SignalStrategy) and cls.sweep
+    }

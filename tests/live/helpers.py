@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from contracts.limits import RiskLimits
 from live.deployments import write_manifest
 from live.ids import client_order_id
 from live.reports import OrderTicket, Quote
@@ -56,6 +57,17 @@ def write_lake(home: Path, symbols: dict[str, list[float]], days: list[date]) ->
         pl.DataFrame(rows).write_parquet(part / "part.parquet")
 
 
+# a hand-written deployment lists every limit (a daily-loss limit always) and its costs
+SIGNAL_COSTS = {"kind": "signal", "fees": 0.001, "slippage": 0.0005}
+OPTIONS_COSTS = {"kind": "options", "fill_fraction": 0.25}
+
+
+def limits(**over: Any) -> dict[str, Any]:
+    """Every limit as manifest JSON: the RiskLimits defaults with a loose daily-loss limit
+    (half the test capital, so only tests about it hit it) and ``over``."""
+    return RiskLimits(**{"max_daily_loss": 50_000.0, **over}).model_dump(mode="json")
+
+
 def manifest(name: str = "ma-spy", symbols: tuple[str, ...] = ("SPY",), **over: Any) -> dict:
     """An ma_crossover deployment manifest (fast 3 / slow 10)."""
     return {
@@ -64,6 +76,8 @@ def manifest(name: str = "ma-spy", symbols: tuple[str, ...] = ("SPY",), **over: 
         "interface_version": 1,
         "params": {"symbols": list(symbols), "fast": 3, "slow": 10, "allocation": 0.5},
         "capital": 100_000.0,
+        "risk_limits": limits(),
+        "costs": SIGNAL_COSTS,
         **over,
     }
 

@@ -15,7 +15,13 @@ from live.reports import OrderStatus
 from live.risk import TradingState
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.helpers import KEY, SECRET, T0, spread_ticket
-from tests.live.runner_setup import alpaca_runner, fake_positions, local_positions, make_home
+from tests.live.runner_setup import (
+    MONDAY_10,
+    alpaca_runner,
+    fake_positions,
+    local_positions,
+    make_home,
+)
 
 HEADERS = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
 
@@ -105,7 +111,8 @@ def test_pending_intents_are_resolved_by_client_id(tmp_path: Path, fake: FakeAlp
     from tests.live.helpers import equity_ticket
 
     intents = [(0, equity_ticket(qty=2).intent, sent), (1, equity_ticket(qty=3).intent, lost)]
-    jo.record_decision(runner.j, "ma-spy", "2024-03-01", T0, intents, T0)
+    # decided at the market's time (Monday 10:00): the restart is within that session
+    jo.record_decision(runner.j, "ma-spy", "2024-03-01", MONDAY_10, intents, T0)
     for cid in (sent, lost):
         jo.update_order(runner.j, cid, T0, "submit", status=OrderStatus.SUBMITTING)
     post(

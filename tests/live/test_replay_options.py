@@ -22,6 +22,7 @@ from strategies.backtest.config import FeeSchedule, OptionsBacktestConfig
 from strategies.backtest.options_engine import run_options_backtest
 from strategies.backtest.synthetic import synthetic_chains
 from strategies.base import create_strategy
+from tests.live.helpers import OPTIONS_COSTS, limits
 
 START = date(2024, 9, 3)  # 60 business days without an NYSE holiday: Sep 3 - Nov 22, 2024
 SESSIONS = 60
@@ -95,6 +96,8 @@ def test_wheel_replay_places_the_options_backtest_orders(
             "interface_version": 1,
             "params": PARAMS,
             "capital": 100_000.0,
+            "risk_limits": limits(),
+            "costs": OPTIONS_COSTS,
         },  # fmt: skip
     )
     sessions = sorted(chains["session"].unique().to_list())

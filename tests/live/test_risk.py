@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from contracts.limits import AccountLimits, GreekLimits, RiskLimits
 from live.clock import SimClock
 from live.reports import OrderTicket
 from live.risk import RiskEngine, TradingState
-from live.risk_limits import AccountLimits, GreekLimits, RiskLimits
 from live.risk_rules import RiskContext
 from strategies.models import (
     AssetClass,

@@ -155,9 +155,10 @@ def test_stale_spreads_are_cancelled_then_resubmitted_once_at_the_net_mid(
     runner.start()
     fake.prices.update({CALL_A: 5.0, CALL_B: 3.0})  # net debit 2.00: a 0.50 limit rests
     ticket = spread_ticket(qty=2, limit_price=0.5)
-    jo.record_decision(
-        runner.j, "ma-spy", "2024-03-01", T0, [(0, ticket.intent, ticket.client_order_id)], T0
-    )
+    jo.record_decision(  # decided at the market's time: the re-priced attempt is in its session
+        runner.j, "ma-spy", "2024-03-01", MONDAY_10, [(0, ticket.intent, ticket.client_order_id)],
+        T0,
+    )  # fmt: skip
     cid = ticket.client_order_id
     runner.manager.send(jo.get_order(runner.j, cid))
     assert jo.get_order(runner.j, cid).status is OrderStatus.NEW

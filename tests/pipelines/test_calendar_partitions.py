@@ -10,8 +10,8 @@ import pytest
 
 from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.defs.market_data.partitions import trading_sessions_def
-from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.sources.synthetic_bars import minute_bars
+from contracts.errors import ContractError
 
 NOW = dt.datetime(2026, 1, 15, tzinfo=dt.UTC)
 
@@ -61,12 +61,12 @@ def test_minute_bars_respect_early_close() -> None:
 
 
 def test_non_session_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="2024-07-04 is not an NYSE trading session.*2024-07-03"):
+    with pytest.raises(ContractError, match="2024-07-04 is not an NYSE trading session.*07-03"):
         cal.require_session(dt.date(2024, 7, 4), "--start")
 
 
 def test_partition_start_must_be_a_session() -> None:
-    with pytest.raises(ConfigError, match="partition start 2024-01-01"):
+    with pytest.raises(ContractError, match="partition start 2024-01-01"):
         trading_sessions_def(dt.date(2024, 1, 1))
 
 

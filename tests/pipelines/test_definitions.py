@@ -17,6 +17,7 @@ EXPECTED_ASSETS = {
     "stock_bars_1h",
     "indicators_1d",
     "ma_crossover_sweep",
+    "momentum_sweep",  # issue 10: generated from the registry like the others
     "rsi_reversion_sweep",
     "walk_forward",
     "leaderboard",

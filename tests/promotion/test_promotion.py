@@ -51,7 +51,7 @@ def _candidates(home: Path, instance: dg.DagsterInstance, **cfg: object) -> dict
 def test_gates_require_passed_quality_checks(home: Path) -> None:
     with dg.instance_for_test() as instance:  # no check results in this instance
         cands = _candidates(home, instance)
-    assert set(cands) == {"ma_crossover", "rsi_reversion"}
+    assert set(cands) == {"ma_crossover", "momentum", "rsi_reversion"}
     for c in cands.values():
         assert not c["passed"]
         assert "no pandera_schema result on stock_bars_1d" in c["reasons"]

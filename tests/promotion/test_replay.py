@@ -31,6 +31,7 @@ from live.brokers.sim_state import SimConfig
 from live.deployments import write_manifest
 from live.replay import ReplayResult, replay
 from research import lakehouse
+from tests.live.helpers import OPTIONS_COSTS, SIGNAL_COSTS, limits
 from tests.research.conftest import SYMBOLS, quiet, resources_for
 
 START, END = dt.date(2024, 9, 3), dt.date(2024, 11, 29)
@@ -48,6 +49,8 @@ def deploy(home: Path, name: str) -> dict:
         "interface_version": 1,
         "params": {**spec["params"], "symbols": list(SYMBOLS)},
         "capital": 100_000.0,
+        "risk_limits": limits(),
+        "costs": SIGNAL_COSTS,
     }
     write_manifest(home / "live" / "deployments", name, manifest)
     return manifest
@@ -188,7 +191,8 @@ def test_live_replay_asset_passes_its_check_and_writes_the_lake(home: Path) -> N
     deploy(home, "rsi")
     # an options deployment without archived chains: nothing to trade, live or in the engine
     wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1,
-             "params": {"underlying": "SPY"}}  # fmt: skip
+             "params": {"underlying": "SPY"}, "capital": 100_000.0, "risk_limits": limits(),
+             "costs": OPTIONS_COSTS}  # fmt: skip
     write_manifest(home / "live" / "deployments", "wheel", wheel)
     # a stale row from an older replay of this window is replaced, not kept
     stale = pl.DataFrame({"session": [START], "symbol": ["OLD"], "match": ["live_only"]})
@@ -277,6 +281,7 @@ def deploy_wheel_on_chains(home: Path) -> list[dt.date]:
     for day in days:
         part = lake_layout(chains.filter(pl.col("session") == day))
         storage.write_partition(part, home / "lake", "option_chains", day, fsync=False)
-    wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1, "params": PARAMS}
+    wheel = {"manifest_id": "w", "strategy": "wheel", "interface_version": 1, "params": PARAMS,
+             "capital": 100_000.0, "risk_limits": limits(), "costs": OPTIONS_COSTS}  # fmt: skip
     write_manifest(home / "live" / "deployments", "wheel", wheel)
     return days

@@ -1,73 +1,22 @@
-"""Fixtures for research tests: a temp lake with a year of synthetic daily bars."""
+"""Fixtures for research tests (the shared year lake and sweeps live in ``tests.research_lake``)."""
 
 from __future__ import annotations
-
-import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from alpaca_improved_pipelines import calendar as cal
-from alpaca_improved_pipelines.defs.research.assets import (
-    leaderboard,
-    ma_crossover_sweep,
-    rsi_reversion_sweep,
-    walk_forward,
+from tests.research_lake import (  # noqa: F401 (helpers the research and promotion tests import)
+    SESSIONS,
+    SMALL,
+    SYMBOLS,
+    fill_lake,
+    one_worker,
+    quiet,
+    resources_for,
 )
-from alpaca_improved_pipelines.defs.resources import build_resources
-from alpaca_improved_pipelines.lake import storage
-from alpaca_improved_pipelines.settings import Settings
-from alpaca_improved_pipelines.sources.synthetic_bars import daily_bars
-
-SYMBOLS = ("SPY", "AAPL", "XOM")
-SESSIONS = cal.sessions_between(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
-
-
-def fill_lake(home: Path) -> None:
-    for s in SESSIONS:
-        storage.write_partition(
-            daily_bars(7, SYMBOLS, s), home / "lake", "stock_bars_1d", s, fsync=False
-        )
-
-
-@pytest.fixture(scope="session")
-def year_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("research") / "home"
-    fill_lake(home)
-    return home
-
-
-def resources_for(home: Path) -> dict[str, object]:
-    return build_resources(Settings(home=home, symbols=SYMBOLS, fsync=False))
-
-
-def quiet(extra: dict | None = None) -> dict:
-    return {"loggers": {"console": {"config": {"log_level": "ERROR"}}}, **(extra or {})}
 
 
 @pytest.fixture
 def instance():
     with dg.instance_for_test() as inst:
         yield inst
-
-
-SMALL = {
-    "ops": {
-        "ma_crossover_sweep": {"config": {"workers": 1}},
-        "rsi_reversion_sweep": {"config": {"workers": 1}},
-    }
-}
-
-
-@pytest.fixture(scope="session")
-def swept(year_home: Path):
-    with dg.instance_for_test() as instance:
-        res = dg.materialize(
-            [ma_crossover_sweep, rsi_reversion_sweep, walk_forward, leaderboard],
-            resources=resources_for(year_home),
-            instance=instance,
-            run_config=quiet(SMALL),
-        )
-        assert res.success
-        yield year_home, res

@@ -5,14 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import dagster as dg
 import nbformat
 import pytest
 from nbclient import NotebookClient
-
-from alpaca_improved_pipelines.defs.research.assets import ma_crossover_sweep, rsi_reversion_sweep
-
-from .conftest import quiet, resources_for
 
 NOTEBOOK = (
     Path(__file__).resolve().parents[2]
@@ -23,20 +18,8 @@ NOTEBOOK = (
 
 
 @pytest.mark.slow
-def test_notebook_runs_top_to_bottom(year_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = {
-        "ops": {
-            n: {"config": {"workers": 1}} for n in ("ma_crossover_sweep", "rsi_reversion_sweep")
-        }
-    }
-    if not (year_home / "lake" / "backtest_runs").exists():
-        with dg.instance_for_test() as instance:
-            assert dg.materialize(
-                [ma_crossover_sweep, rsi_reversion_sweep],
-                resources=resources_for(year_home),
-                instance=instance,
-                run_config=quiet(cfg),
-            ).success
+def test_notebook_runs_top_to_bottom(swept, monkeypatch: pytest.MonkeyPatch) -> None:
+    year_home, _ = swept  # the session's sweeps: built once, never by this test
     monkeypatch.setenv("ALPACA_IMPROVED_HOME", str(year_home))
     root = str(NOTEBOOK.parents[2])
     monkeypatch.setenv("PYTHONPATH", root + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -16,24 +16,15 @@ import pytest
 
 from alpaca_improved_pipelines.backtesting.data import load_closes
 from alpaca_improved_pipelines.backtesting.sweep import SweepSpec, evaluate_chunk
-from alpaca_improved_pipelines.defs.research.assets import (
-    ma_crossover_sweep,
-    rsi_reversion_sweep,
-)
+from alpaca_improved_pipelines.defs.research.assets import SWEEPS
 from alpaca_improved_pipelines.defs.research.walk_forward import walk_forward as wf_fn
 from alpaca_improved_pipelines.tracking.mlflow_store import Tracker
 from research import lakehouse
 from strategies import analytics
 
-from .conftest import fill_lake, quiet, resources_for
+from .conftest import fill_lake, one_worker, quiet, resources_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {
-    "ops": {
-        "ma_crossover_sweep": {"config": {"workers": 1}},
-        "rsi_reversion_sweep": {"config": {"workers": 1}},
-    }
-}
 
 
 def _runs(home: Path, family: str) -> list:
@@ -88,11 +79,12 @@ def test_views_and_leaderboard(swept) -> None:
     home, res = swept
     con = lakehouse.connect(home)
     fams = con.sql("SELECT DISTINCT family FROM backtest_runs ORDER BY 1").fetchall()
-    assert fams == [("ma_crossover",), ("rsi_reversion",)]
+    assert fams == [("ma_crossover",), ("momentum",), ("rsi_reversion",)]
     wf = con.sql("SELECT family, count(*) FROM walk_forward GROUP BY 1 ORDER BY 1").fetchall()
-    assert [f for f, _ in wf] == ["ma_crossover", "rsi_reversion"] and all(n >= 3 for _, n in wf)
+    assert [f for f, _ in wf] == ["ma_crossover", "momentum", "rsi_reversion"]
+    assert all(n >= 3 for _, n in wf)
     md = res.asset_materializations_for_node("leaderboard")[0].metadata["leaderboard"].value
-    assert "ma_crossover" in md and "rsi_reversion" in md and "oos_sharpe" in md
+    assert all(f in md for f in ("ma_crossover", "momentum", "rsi_reversion", "oos_sharpe"))
 
 
 def test_sweep_is_deterministic(year_home: Path, tmp_path: Path) -> None:
@@ -100,10 +92,10 @@ def test_sweep_is_deterministic(year_home: Path, tmp_path: Path) -> None:
     fill_lake(other)
     with dg.instance_for_test() as instance:
         assert dg.materialize(
-            [rsi_reversion_sweep],
+            [SWEEPS["rsi_reversion"]],
             resources=resources_for(other),
             instance=instance,
-            run_config=quiet({"ops": {"rsi_reversion_sweep": {"config": {"workers": 1}}}}),
+            run_config=quiet(one_worker("rsi_reversion")),
         ).success
 
     def table(h: Path) -> pl.DataFrame:
@@ -152,12 +144,11 @@ def test_sweep_resumes_after_sigkill_and_logs_each_point_once(tmp_path: Path) ->
     fill_lake(home)
     code = (
         "import sys, dagster as dg\nfrom pathlib import Path\n"
-        "from alpaca_improved_pipelines.defs.research.assets import ma_crossover_sweep\n"
-        "from tests.research.conftest import resources_for, quiet\n"
+        "from alpaca_improved_pipelines.defs.research.assets import SWEEPS\n"
+        "from tests.research.conftest import resources_for, quiet, one_worker\n"
         "with dg.instance_for_test() as inst:\n"
-        "    dg.materialize([ma_crossover_sweep], resources=resources_for(Path(sys.argv[1])),"
-        " instance=inst, run_config=quiet({'ops': {'ma_crossover_sweep': "
-        "{'config': {'workers': 1}}}}))\n"
+        "    dg.materialize([SWEEPS['ma_crossover']], resources=resources_for(Path(sys.argv[1])),"
+        " instance=inst, run_config=quiet(one_worker('ma_crossover')))\n"
     )
     env = {**os.environ, "ALPACA_IMPROVED_SWEEP_CRASH_AFTER": "2"}
     proc = subprocess.run(
@@ -173,10 +164,10 @@ def test_sweep_resumes_after_sigkill_and_logs_each_point_once(tmp_path: Path) ->
     assert len(chunks) == 2
     with dg.instance_for_test() as instance:
         res = dg.materialize(
-            [ma_crossover_sweep],
+            [SWEEPS["ma_crossover"]],
             resources=resources_for(home),
             instance=instance,
-            run_config=quiet({"ops": {"ma_crossover_sweep": {"config": {"workers": 1}}}}),
+            run_config=quiet(one_worker("ma_crossover")),
         )
     assert res.success
     meta = res.asset_materializations_for_node("ma_crossover_sweep")[0].metadata

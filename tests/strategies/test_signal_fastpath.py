@@ -10,6 +10,7 @@ import vectorbt as vbt
 from strategies.backtest.signal_fastpath import (
     ma_crossover_sweep,
     ma_pairs,
+    momentum_sweep,
     rsi_reversion_sweep,
     simulate_signals,
 )
@@ -77,6 +78,25 @@ def test_rsi_sweep_matches_vectorbt(close: pd.DataFrame) -> None:
     np.testing.assert_array_equal(fast.get_column("trades").to_numpy(), trades)
 
 
+def test_momentum_sweep_matches_vectorbt(close: pd.DataFrame) -> None:
+    """The fused kernel over momentum's whole declared grid (trend 0 included) against vectorbt
+    on the strategy's own signals, and the family's sweep_fast_path in (point, symbol) shape."""
+    points = list(Momentum.param_space().grid())
+    combos = [(p["lookback"], p["enter"], p["leave"], p["trend"]) for p in points]
+    fast = momentum_sweep(close, combos, fees=FEES, slippage=0.0005)
+    sets = [Momentum(MomentumConfig(**p)).signals(close) for p in points]
+    ret, trades = reference(close, sets, fees=FEES, slippage=0.0005)
+    np.testing.assert_allclose(fast.get_column("total_return").to_numpy(), ret, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(fast.get_column("trades").to_numpy(), trades)
+    assert trades.sum() > 1_000 and np.ptp(ret) > 0.1
+    by_point, counts = Momentum.sweep_fast_path(
+        close.to_numpy(), points, fees=FEES, slippage=0.0005, init_cash=100.0
+    )
+    assert by_point.shape == counts.shape == (len(points), 3)
+    np.testing.assert_array_equal(by_point.ravel(), fast.get_column("total_return").to_numpy())
+    np.testing.assert_array_equal(counts.ravel(), trades)
+
+
 def test_any_signals_including_conflicts_match_vectorbt(close: pd.DataFrame) -> None:
     rng = np.random.default_rng(9)
     entries = rng.random((756, 3)) < 0.08  # random, overlapping, same-bar conflicts included
@@ -105,3 +125,5 @@ def test_bad_inputs() -> None:
         simulate_signals(good, np.zeros(10, bool), np.zeros(10, bool))
     with pytest.raises(ValueError, match="combos"):
         rsi_reversion_sweep(good, [(14, 70.0, 30.0)])
+    with pytest.raises(ValueError, match="combos"):
+        momentum_sweep(good, [(5, 0.0, 0.0, 0)])  # leave must be < enter

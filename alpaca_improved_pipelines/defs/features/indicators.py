@@ -56,14 +56,21 @@ def intraday_features(minute: pl.DataFrame) -> pl.DataFrame:
 
 
 def indicators_for(
-    lake: LakeResource, sessions: list[dt.date], first_partition: dt.date
+    lake: LakeResource,
+    sessions: list[dt.date],
+    first_partition: dt.date,
+    universe: tuple[str, ...] | None = None,
 ) -> dict[dt.date, pl.DataFrame]:
-    """The indicator rows of each of ``sessions`` for every symbol.
+    """The indicator rows of each of ``sessions`` for every symbol (of ``universe``, if given).
 
     History is read once for the whole run; each session is computed on its own fixed window.
+    Restricting to the universe keeps symbols dropped from it (whose history may have been
+    replaced) out of the rows.
     """
     needed = sorted({h for s in sessions for h in history_sessions(s, first_partition)})
     daily = _read_history(lake, needed).sort("symbol", "ts")
+    if universe is not None:
+        daily = daily.filter(pl.col("symbol").is_in(list(universe)))
     cols = ["symbol", "ts", "session", "close", *CONFIG.columns()]
     out: dict[dt.date, pl.DataFrame] = {}
     for session in sessions:

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from alpaca_improved_pipelines.defs.market_data.partitions import keys_to_sessions
 from alpaca_improved_pipelines.errors import SourceError
+from alpaca_improved_pipelines.lake import lineage
 from alpaca_improved_pipelines.lake.gaps import fill_minute_gaps, minute_gaps
 from alpaca_improved_pipelines.lake.resample import resample_minutes
 from alpaca_improved_pipelines.lake.storage import WrittenPartition
@@ -79,6 +80,33 @@ def _merge_subset(
     return pl.concat([keep, frame]).sort("symbol", "ts")
 
 
+def replace_requested(context: dg.AssetExecutionContext) -> bool:
+    """True when the run was asked to replace partitions whose lineage differs."""
+    return context.run.tags.get(lineage.REPLACE_TAG, "").strip().lower() == "true"
+
+
+def guard_lineage(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    table: str,
+    planned: dict[dt.date, dict[str, Any]],
+) -> None:
+    """Fail the run before anything is written when it would change existing partitions of
+    ``table`` (another universe, source or history), unless the run asked to replace them."""
+    if replace_requested(context):
+        return
+    found = lineage.conflicts(lake.root, table, planned)
+    if found:
+        raise dg.Failure(
+            description=lineage.refusal(
+                found,
+                f"rerun with `alpaca-improved backfill --replace` (run tag "
+                f"{lineage.REPLACE_TAG}=true)",
+            ),
+            allow_retries=False,
+        )
+
+
 def _table_md(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "none"
@@ -129,10 +157,18 @@ def fetch_and_write(
     """Fetch each session of the run from ``source`` and write its partition of ``table``."""
     symbols = universe.resolve(config.symbols or None)
     source.validate_symbols(symbols)
+    sessions = keys_to_sessions(context.partition_keys)
+    src = lineage.source_id(source)
+    planned = {}
+    for session in sessions:  # a --symbols run merges: it keeps the partition's other symbols
+        old = lineage.stored(lake.root, table, session) if config.symbols else None
+        keep = tuple(old.get("symbols", ())) if old else ()
+        planned[session] = lineage.bars(tuple(sorted({*keep, *symbols})), src)
+    guard_lineage(context, lake, table, planned)
     written: list[tuple[dt.date, WrittenPartition]] = []
     gap_rows: list[dict[str, Any]] = []
     frame = pl.DataFrame()
-    for session in keys_to_sessions(context.partition_keys):
+    for session in sessions:
         frame = source.stock_bars(symbols, session, timeframe)
         _stop_on_expected_empty(frame, source, table, session)
         _require_symbols(frame, symbols, table, session, source.name)
@@ -145,7 +181,8 @@ def fetch_and_write(
                 frame = fill_minute_gaps(frame, session, list(symbols))
         if config.symbols:
             frame = _merge_subset(lake, table, session, frame, symbols)
-        written.append((session, lake.write(table, session, frame)))
+        held = tuple(frame.get_column("symbol").unique().to_list()) if frame.height else symbols
+        written.append((session, lake.write(table, session, frame, lineage.bars(held, src))))
     rep = symbols[0]
     plot_src = frame if timeframe == "1Min" else lake.read(table, [s for s, _ in written])
     plot = line_plot_markdown(
@@ -172,10 +209,14 @@ def derive_and_write(
     """Resample each session's 1-minute partition into ``table``."""
     written: list[tuple[dt.date, WrittenPartition]] = []
     symbols: set[str] = set()
-    for session in keys_to_sessions(context.partition_keys):
+    sessions = keys_to_sessions(context.partition_keys)
+    # derived bars carry the lineage of the 1-minute partition they are resampled from
+    planned = {s: lineage.stored(lake.root, "stock_bars_1m", s) or {} for s in sessions}
+    guard_lineage(context, lake, table, planned)
+    for session in sessions:
         bars = resample_minutes(lake.read("stock_bars_1m", [session], BAR_SCHEMA), every)
         symbols |= set(bars.get_column("symbol").unique().to_list())
-        written.append((session, lake.write(table, session, bars)))
+        written.append((session, lake.write(table, session, bars, planned[session] or None)))
     meta = _metadata(table, written, tuple(sorted(symbols)), "")
     return dg.MaterializeResult(
         metadata=meta, data_version=dg.DataVersion(str(meta["data_version"]))

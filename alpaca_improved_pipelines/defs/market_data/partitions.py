@@ -7,7 +7,8 @@ import datetime as dt
 import dagster as dg
 
 from alpaca_improved_pipelines import calendar as cal
-from alpaca_improved_pipelines.settings import load_settings
+from alpaca_improved_pipelines.errors import ConfigError
+from alpaca_improved_pipelines.settings import load_settings, require_not_future
 
 
 def trading_sessions_def(start: dt.date) -> dg.TimeWindowPartitionsDefinition:
@@ -32,5 +33,15 @@ trading_sessions = trading_sessions_def(load_settings().start)
 
 
 def keys_to_sessions(keys: list[str] | tuple[str, ...]) -> list[dt.date]:
-    """Partition keys (YYYY-MM-DD) to dates, ascending."""
-    return sorted(dt.date.fromisoformat(k) for k in keys)
+    """Partition keys (YYYY-MM-DD) to dates, ascending.
+
+    A run for a session after today (New York) fails here, before anything is written: no
+    market data exists for it, and made-up bars would be traded on.
+    """
+    sessions = sorted(dt.date.fromisoformat(k) for k in keys)
+    if sessions:
+        try:
+            require_not_future(sessions[-1], "partition")
+        except ConfigError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+    return sessions

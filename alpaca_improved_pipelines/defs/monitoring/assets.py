@@ -18,6 +18,7 @@ from alpaca_improved_pipelines.defs.monitoring.journal_io import (
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
 from alpaca_improved_pipelines.resources.lake import LakeResource
+from contracts import paths
 
 
 def _write_by_session(lake: LakeResource, table: str, frame: pl.DataFrame) -> int:
@@ -39,8 +40,9 @@ def live_results(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     sessions = sorted(set(fills["session"].to_list()) | set(orders["session"].to_list()))
     # closes from a week before the first live session on (earlier marks carry forward)
     since = (min(sessions) - dt.timedelta(days=7)).isoformat() if sessions else "9999"
-    recent = [d for d in storage.existing_sessions(home / "lake", "stock_bars_1d") if d >= since]
-    closes = storage.read_partitions(home / "lake", "stock_bars_1d", recent, BAR_SCHEMA).select(
+    root = paths.lake_dir(home)
+    recent = [d for d in storage.existing_sessions(root, "stock_bars_1d") if d >= since]
+    closes = storage.read_partitions(root, "stock_bars_1d", recent, BAR_SCHEMA).select(
         "symbol", "session", "close"
     )
     pnl = daily_pnl(fills, pl.concat([closes, option_marks(home, since)]))

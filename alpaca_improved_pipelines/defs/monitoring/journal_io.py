@@ -12,11 +12,10 @@ import polars as pl
 from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
+from contracts import paths
 from strategies.accounting import Account, Holding
 
-
-def journal_path(home: Path) -> Path:
-    return home / "live" / "journal.sqlite"
+journal_path = paths.journal_path
 
 
 def read_table(home: Path, table: str) -> pl.DataFrame:
@@ -57,7 +56,7 @@ def _session_on_or_after(day: dt.date) -> dt.date:
 def option_marks(home: Path, since: str) -> pl.DataFrame:
     """``symbol, session, close``: each archived option contract's mid from ``option_chains``
     sessions on or after ``since`` (empty when no chains were archived)."""
-    lake = home / "lake"
+    lake = paths.lake_dir(home)
     days = [d for d in storage.existing_sessions(lake, "option_chains") if d >= since]
     frames = [
         pl.read_parquet(

@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from alpaca_improved_pipelines.backtesting.families import FAMILIES
+from alpaca_improved_pipelines.backtesting.families import families
 from alpaca_improved_pipelines.backtesting.reference import (
     compare_orders,
     deployment_reference,
@@ -29,6 +29,7 @@ from alpaca_improved_pipelines.backtesting.reference import (
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.resources.lake import LakeResource
+from contracts import paths
 
 CHECK = "replay_matches_backtest"
 TABLE_SCHEMA = {
@@ -51,7 +52,7 @@ def replay_window(home: Path, config: ReplayConfig) -> tuple[str, str]:
     """``(start, end)`` sessions of the replay (ConfigError when the lake is too short)."""
     if config.start and config.end:
         return config.start, config.end
-    sessions = storage.existing_sessions(home / "lake", "stock_bars_1d")
+    sessions = storage.existing_sessions(paths.lake_dir(home), "stock_bars_1d")
     if len(sessions) < config.sessions:
         raise ConfigError(
             f"the lake has {len(sessions)} daily sessions, fewer than the {config.sessions} "
@@ -91,8 +92,8 @@ def live_replay(
     frames, summary, skipped = [], {}, {}
     window = (dt.date.fromisoformat(out["start"]), dt.date.fromisoformat(out["end"]))
     for dep in chosen:
-        strategy = deployed[dep]["strategy"]
-        if strategy not in FAMILIES and not is_options_family(strategy):
+        strategy = deployed[dep].strategy
+        if strategy not in families() and not is_options_family(strategy):
             skipped[dep] = f"{strategy} has no backtest to hold it to"
             continue
         # vectorbt for signal strategies, the options engine for options ones; leg by leg
@@ -105,7 +106,7 @@ def live_replay(
         frames.append(cmp.with_columns(pl.lit(dep).alias("deployment_id")))
     table = pl.concat([pl.DataFrame(schema=TABLE_SCHEMA), *frames], how="diagonal_relaxed")
     # the window's partitions hold exactly this replay (sessions without orders are emptied)
-    for session in storage.existing_sessions(home / "lake", "stock_bars_1d"):
+    for session in storage.existing_sessions(paths.lake_dir(home), "stock_bars_1d"):
         day = dt.date.fromisoformat(session)
         if window[0] <= day <= window[1]:
             lake.write("live_replay", day, table.filter(pl.col("session") == day))

@@ -1,12 +1,13 @@
 """Options assets: end-of-day chains with our IV and Greeks, and the fitted volatility surface."""
 
 import time
+from functools import partial
 
 import dagster as dg
 import polars as pl
 
 from alpaca_improved_pipelines.defs.market_data.assets import BACKFILL, RETRY
-from alpaca_improved_pipelines.defs.market_data.bars import _metadata, _table_md
+from alpaca_improved_pipelines.defs.market_data.bars import _metadata, _table_md, guard_lineage
 from alpaca_improved_pipelines.defs.market_data.partitions import keys_to_sessions, trading_sessions
 from alpaca_improved_pipelines.defs.options import work
 from alpaca_improved_pipelines.defs.options.chains import agreement, status_counts
@@ -36,7 +37,12 @@ def option_chains(
     """End-of-day option chains with mid, time to expiry, our IV and Greeks, vendor values."""
     started = time.perf_counter()
     underlyings, written, chain = work.chains_for_run(
-        config, source, lake, universe, keys_to_sessions(context.partition_keys)
+        config,
+        source,
+        lake,
+        universe,
+        keys_to_sessions(context.partition_keys),
+        partial(guard_lineage, context, lake),
     )
     rep = underlyings[0]
     meta = _metadata("option_chains", written, underlyings, smile_plot_markdown(chain, rep))
@@ -62,7 +68,12 @@ def vol_surface(
 ) -> dg.MaterializeResult:
     """SVI smiles per expiry, ATM term structure, 25-delta RR/BF, IV rank and percentile."""
     started = time.perf_counter()
-    written, surface = work.surfaces_for_run(config, lake, keys_to_sessions(context.partition_keys))
+    written, surface = work.surfaces_for_run(
+        config,
+        lake,
+        keys_to_sessions(context.partition_keys),
+        partial(guard_lineage, context, lake),
+    )
     underlyings = tuple(sorted(surface["underlying"].unique().to_list()))
     plot = surface_plot_markdown(surface, underlyings[0]) if underlyings else ""
     meta = _metadata("vol_surface", written, underlyings, plot)

@@ -25,10 +25,11 @@ from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.lake.tables import CHAIN_RAW_SCHEMA
 from alpaca_improved_pipelines.sources.option_expiries import is_monthly
 from alpaca_improved_pipelines.sources.synthetic_options import YEAR_SECONDS, expiry_close
+from contracts.greeks import VENDOR_TO_LAKE
 from strategies.pricing import IVStatus, american_implied_vol, iv_and_greeks
 
 GREEKS = ("delta", "gamma", "vega", "theta", "rho")
-VENDOR_SCALE = {"theta": 365.0, "vega": 100.0, "rho": 100.0}  # vendor units -> ours
+VENDOR_SCALE = VENDOR_TO_LAKE  # vendor (position) units -> ours (lake units)
 STATUS_NAMES = np.array([s.name for s in sorted(IVStatus, key=int)], dtype=object)
 
 _RAW = dict(CHAIN_RAW_SCHEMA)

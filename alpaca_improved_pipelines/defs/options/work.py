@@ -7,6 +7,7 @@ rank history from the sessions before it (earlier partitions on disk, then the r
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -29,7 +30,7 @@ from alpaca_improved_pipelines.defs.options.surface import (
     window_start,
 )
 from alpaca_improved_pipelines.errors import SourceError
-from alpaca_improved_pipelines.lake import storage
+from alpaca_improved_pipelines.lake import lineage, storage
 from alpaca_improved_pipelines.lake.storage import WrittenPartition
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.sources import MarketDataSource
@@ -37,6 +38,8 @@ from alpaca_improved_pipelines.resources.universe import UniverseResource
 
 HISTORY_COLUMNS = ["underlying", "session", "atm_iv_30d"]
 Written = list[tuple[dt.date, WrittenPartition]]
+# Called with a table and the lineage each session's partition would get, before any write.
+Guard = Callable[[str, dict[dt.date, dict[str, Any]]], None]
 
 
 def fetch_chains(
@@ -60,6 +63,7 @@ def chains_for_run(
     lake: LakeResource,
     universe: UniverseResource,
     sessions: list[dt.date],
+    guard: Guard | None = None,
 ) -> tuple[tuple[str, ...], Written, pl.DataFrame]:
     """Fetch, enrich and write the option_chains partition of each session.
 
@@ -68,6 +72,9 @@ def chains_for_run(
     """
     underlyings = resolve_underlyings(config, universe.resolve(None))
     source.validate_symbols(underlyings)
+    planned = {s: lineage.chains(underlyings, lineage.source_id(source)) for s in sessions}
+    if guard is not None:
+        guard("option_chains", planned)
     rates = partial(curve_rates, config.rate_curve)
     yields = {u: dividend_yield(config, u) for u in underlyings}
     written: Written = []
@@ -75,7 +82,7 @@ def chains_for_run(
     for session in sessions:
         raw = fetch_chains(source, underlyings, session)
         chain = enrich(raw, session, rates, yields, config.american_iv)
-        written.append((session, lake.write("option_chains", session, chain)))
+        written.append((session, lake.write("option_chains", session, chain, planned[session])))
     return underlyings, written, chain
 
 
@@ -110,13 +117,19 @@ def _with_rank(
 
 
 def surfaces_for_run(
-    config: SurfaceConfig, lake: LakeResource, sessions: list[dt.date]
+    config: SurfaceConfig, lake: LakeResource, sessions: list[dt.date], guard: Guard | None = None
 ) -> tuple[Written, pl.DataFrame]:
     """Fit and write the vol_surface partition of each session (ascending).
 
     Returns:
         The written partitions and the last session's surface.
     """
+    planned = {}
+    for s in sessions:  # a surface carries the underlyings of the chain it is fitted on
+        chain_lineage = lineage.stored(lake.root, "option_chains", s) or {}
+        planned[s] = lineage.surface(chain_lineage.get("underlyings", []))
+    if guard is not None:
+        guard("vol_surface", planned)
     history = load_history(lake, sessions[0], config.rank_window)
     written: Written = []
     surface = pl.DataFrame(schema=SURFACE_SCHEMA)
@@ -126,7 +139,7 @@ def surfaces_for_run(
         for (_,), group in chain.group_by(["underlying"], maintain_order=True):
             rows += _with_rank(fit_underlying(group, config.min_quotes), history, session, config)
         surface = surface_frame(rows) if rows else pl.DataFrame(schema=SURFACE_SCHEMA)
-        written.append((session, lake.write("vol_surface", session, surface)))
+        written.append((session, lake.write("vol_surface", session, surface, planned[session])))
         latest = surface.select(HISTORY_COLUMNS).unique(["underlying", "session"])
         history = pl.concat([history, latest], how="vertical")
     return written, surface

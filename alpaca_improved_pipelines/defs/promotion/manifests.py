@@ -1,33 +1,20 @@
-"""Approved manifests: what the live runner deploys, traceable to research and approval."""
+"""Approved manifests on disk: :class:`contracts.manifest.DeploymentManifest` files under the
+contracts' layout (``<home>/live/manifests``), what the live runner deploys."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-
-def live_dir(home: Path) -> Path:
-    return home / "live"
-
-
-def manifests_dir(home: Path) -> Path:
-    return live_dir(home) / "manifests"
-
-
-def deployments_dir(home: Path) -> Path:
-    return live_dir(home) / "deployments"
-
-
-def fingerprint(manifest: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+from contracts import paths
+from contracts.errors import ContractError
+from contracts.manifest import DeploymentManifest, read_manifest
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON to a temp file in the same directory, fsync, rename over ``path``."""
-    import os
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("w") as f:
@@ -37,10 +24,20 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def read_manifests(home: Path) -> dict[str, dict[str, Any]]:
-    """Every approved manifest by id."""
-    out = {}
-    for path in sorted(manifests_dir(home).glob("*.json")):
-        data = json.loads(path.read_text())
-        out[data["manifest_id"]] = data
-    return out
+def manifest_path(home: Path, manifest_id: str) -> Path:
+    """``<home>/live/manifests/<manifest id>.json``."""
+    return paths.manifests_dir(home) / f"{manifest_id}.json"
+
+
+def read_manifests(home: Path) -> tuple[dict[str, DeploymentManifest], list[str]]:
+    """Every approved manifest by id, and one message per file that does not validate."""
+    out: dict[str, DeploymentManifest] = {}
+    invalid: list[str] = []
+    for path in sorted(paths.manifests_dir(home).glob("*.json")):
+        try:
+            manifest = read_manifest(path)
+        except ContractError as exc:
+            invalid.append(str(exc))
+            continue
+        out[manifest.manifest_id] = manifest
+    return out, invalid

@@ -5,13 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from alpaca_improved_pipelines.defs.promotion.manifests import (
-    deployments_dir,
-    fingerprint,
-    read_manifests,
-    write_json_atomic,
-)
+from alpaca_improved_pipelines.defs.promotion.manifests import read_manifests
 from alpaca_improved_pipelines.resources.lake import LakeResource
+from contracts import paths
+from contracts.manifest import fingerprint, write_manifest
 
 
 class DeployConfig(dg.Config):
@@ -23,18 +20,18 @@ class DeployConfig(dg.Config):
 def write_deployment(
     context: dg.OpExecutionContext, config: DeployConfig, lake: LakeResource
 ) -> None:
-    """Copy one approved manifest into the live runner's deployments directory (atomically)."""
+    """Copy one approved manifest (all its limits and costs) into the live runner's deployments
+    directory (atomically), as deployment ``<strategy>``."""
     home = Path(lake.home)
-    manifest = read_manifests(home)[config.manifest_id]
-    if fingerprint(manifest) != config.fingerprint:
+    manifest = read_manifests(home)[0].get(config.manifest_id)
+    if manifest is None or fingerprint(manifest) != config.fingerprint:
         raise dg.Failure(
-            f"manifest {config.manifest_id} changed since the sensor saw it; "
+            f"manifest {config.manifest_id} changed or vanished since the sensor saw it; "
             "the sensor will request the new version"
         )
-    deployment = {k: v for k, v in manifest.items() if k != "risk_limits" or v}
-    deployment["deployment_id"] = manifest["strategy"]
-    write_json_atomic(deployments_dir(home) / f"{manifest['strategy']}.json", deployment)
-    context.log.info(f"deployed {config.manifest_id} as {manifest['strategy']}")
+    deployment = manifest.model_copy(update={"deployment_id": manifest.strategy})
+    write_manifest(paths.deployments_dir(home) / f"{manifest.strategy}.json", deployment)
+    context.log.info(f"deployed {config.manifest_id} as {manifest.strategy}")
 
 
 @dg.job(description="Write an approved manifest as a live deployment.")
@@ -48,7 +45,9 @@ def deploy_job() -> None:
 def promote_to_live(context: dg.SensorEvaluationContext, lake: LakeResource):
     """Request a deployment for every approved manifest not yet promoted (cursor + run keys)."""
     seen = json.loads(context.cursor) if context.cursor else {}
-    manifests = read_manifests(Path(lake.home))
+    manifests, invalid = read_manifests(Path(lake.home))
+    for message in invalid:  # never deployed; the valid ones still are
+        context.log.warning(f"skipping {message}")
     requests = []
     for mid, manifest in sorted(manifests.items()):
         fp = fingerprint(manifest)

@@ -1,9 +1,13 @@
-"""Research assets: parameter sweeps per strategy family, walk-forward, leaderboard."""
+"""Research assets, generated from the strategy registry: a ``<family>_sweep`` for every
+registered signal family, ``walk_forward`` over all of them, the leaderboard, and the options
+backtest. No family is named here: registering a strategy class declares its sweep."""
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
 
+from alpaca_improved_pipelines.backtesting.families import families, family
 from alpaca_improved_pipelines.defs.market_data.assets import stock_bars_1d
 from alpaca_improved_pipelines.defs.research.sweeps import SweepConfig, run_family_sweep
 from alpaca_improved_pipelines.resources.lake import LakeResource
@@ -12,33 +16,33 @@ from alpaca_improved_pipelines.resources.tracking import TrackingResource
 COMMON = {"group_name": "research", "deps": [stock_bars_1d], "kinds": {"mlflow", "vectorbt"}}
 
 
-@dg.asset(**COMMON)  # type: ignore[call-overload]
-def ma_crossover_sweep(
-    context: dg.AssetExecutionContext,
-    config: SweepConfig,
-    lake: LakeResource,
-    tracking: TrackingResource,
-) -> dg.MaterializeResult:
-    """Moving-average crossover sweep over the daily lake, tracked in MLflow."""
-    return run_family_sweep(context, "ma_crossover", config, Path(lake.home), tracking.tracker())
+def sweep_asset(name: str) -> dg.AssetsDefinition:
+    """The ``<name>_sweep`` asset of registered signal family ``name``."""
+    fam = family(name)
+
+    @dg.asset(  # type: ignore[call-overload]
+        name=f"{name}_sweep",
+        description=(
+            f"{name} sweep ({fam.title.rstrip('.')}) over the daily lake: grid or seeded random "
+            "search of its declared parameter space, every point re-simulated on the compiled "
+            "fast path, tracked in MLflow."
+        ),
+        **COMMON,
+    )
+    def _sweep(
+        context: dg.AssetExecutionContext,
+        config: SweepConfig,
+        lake: LakeResource,
+        tracking: TrackingResource,
+    ) -> dg.MaterializeResult:
+        return run_family_sweep(context, name, config, Path(lake.home), tracking.tracker())
+
+    return _sweep
 
 
-@dg.asset(**COMMON)  # type: ignore[call-overload]
-def rsi_reversion_sweep(
-    context: dg.AssetExecutionContext,
-    config: SweepConfig,
-    lake: LakeResource,
-    tracking: TrackingResource,
-) -> dg.MaterializeResult:
-    """RSI mean-reversion sweep over the daily lake, tracked in MLflow."""
-    return run_family_sweep(context, "rsi_reversion", config, Path(lake.home), tracking.tracker())
-
-
-research_job = dg.define_asset_job(
-    "research_job",
-    selection=dg.AssetSelection.groups("research"),
-    description="Sweeps for every family, walk-forward and the leaderboard, logged to MLflow.",
-)
+def sweep_assets() -> dict[str, dg.AssetsDefinition]:
+    """One sweep asset per registered signal family, by family name."""
+    return {name: sweep_asset(name) for name in families()}
 
 
 class WalkForwardConfig(dg.Config):
@@ -49,19 +53,48 @@ class WalkForwardConfig(dg.Config):
     anchored: bool = False
 
 
-@dg.asset(group_name="research", deps=[ma_crossover_sweep, rsi_reversion_sweep], kinds={"mlflow"})
-def walk_forward(
-    context: dg.AssetExecutionContext,
-    config: WalkForwardConfig,
-    lake: LakeResource,
-    tracking: TrackingResource,
-) -> dg.MaterializeResult:
-    """Out-of-sample performance of choosing each family's best in-sample variant, fold by fold."""
-    from alpaca_improved_pipelines.defs.research.leaderboard import run_walk_forward
+def walk_forward_asset(sweeps: Mapping[str, dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    """``walk_forward`` over the families of ``sweeps`` (family name -> its sweep asset)."""
+    names = sorted(sweeps)
 
-    return run_walk_forward(
-        context, config.train, config.test, config.anchored, Path(lake.home), tracking.tracker()
+    @dg.asset(
+        name="walk_forward",
+        group_name="research",
+        deps=[sweeps[n] for n in names],
+        kinds={"mlflow"},
     )
+    def _walk_forward(
+        context: dg.AssetExecutionContext,
+        config: WalkForwardConfig,
+        lake: LakeResource,
+        tracking: TrackingResource,
+    ) -> dg.MaterializeResult:
+        """Out-of-sample performance of choosing each family's best in-sample variant, fold by
+        fold."""
+        from alpaca_improved_pipelines.defs.research.leaderboard import run_walk_forward
+
+        return run_walk_forward(
+            context,
+            names,
+            config.train,
+            config.test,
+            config.anchored,
+            Path(lake.home),
+            tracking.tracker(),
+        )
+
+    return _walk_forward
+
+
+SWEEPS: dict[str, dg.AssetsDefinition] = sweep_assets()
+sweep_asset_defs: list[dg.AssetsDefinition] = list(SWEEPS.values())  # what the defs loader finds
+walk_forward = walk_forward_asset(SWEEPS)
+
+research_job = dg.define_asset_job(
+    "research_job",
+    selection=dg.AssetSelection.groups("research"),
+    description="Sweeps for every family, walk-forward and the leaderboard, logged to MLflow.",
+)
 
 
 @dg.asset(group_name="research", deps=[walk_forward], kinds={"duckdb"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,24 +10,26 @@ import dagster as dg
 import polars as pl
 
 from alpaca_improved_pipelines.backtesting import research_tables
-from alpaca_improved_pipelines.backtesting.families import FAMILIES
 from alpaca_improved_pipelines.defs.research.walk_forward import walk_forward
 from alpaca_improved_pipelines.tracking.mlflow_store import RunTags, Tracker
+from contracts import paths
 from research import lakehouse
 
 
 def run_walk_forward(
     context: dg.AssetExecutionContext,
+    names: Sequence[str],
     train: int,
     test: int,
     anchored: bool,
     home: Path,
     tracker: Tracker,
 ) -> dg.MaterializeResult:
-    """Walk forward every family's latest sweep; one MLflow run and one lake file per family."""
-    lake = home / "lake"
+    """Walk forward each of ``names``' latest sweep; one MLflow run and one lake file per family
+    (LakeError naming the sweep asset to materialize when a family has no sweep yet)."""
+    lake = paths.lake_dir(home)
     rows: list[dict[str, Any]] = []
-    for name in FAMILIES:
+    for name in names:
         results = research_tables.read_family(lake, "sweep_results", name)
         wf = walk_forward(results, train, test, anchored)
         board = research_tables.read_family(lake, "backtest_runs", name)

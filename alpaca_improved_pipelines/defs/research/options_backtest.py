@@ -17,8 +17,11 @@ from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
 from alpaca_improved_pipelines.tracking import repro
 from alpaca_improved_pipelines.tracking.mlflow_store import RunTags, Tracker
+from contracts import paths
+from contracts.greeks import LAKE_THETA_UNIT, LAKE_VEGA_UNIT
+from contracts.manifest import OptionsCosts
 from strategies import analytics
-from strategies.backtest import OptionsBacktestConfig, run_options_backtest
+from strategies.backtest import run_options_backtest
 from strategies.base import create_strategy
 from strategies.models import CHAIN_COLUMNS
 
@@ -60,10 +63,13 @@ def run_options_family(
     asset_key: str,
 ) -> dict:
     """Backtest one options strategy family; log to MLflow and the lake; return the summary."""
-    lake = home / "lake"
+    lake = paths.lake_dir(home)
     chains, bars, versions = load_chain_archive(lake, underlying)
     strategy = create_strategy(family, {"underlying": underlying, **params})
-    config = OptionsBacktestConfig(initial_cash=initial_cash, vega_unit="unit", theta_unit="year")
+    costs = OptionsCosts()  # the engine's defaults, recorded with the result
+    config = costs.backtest_config(
+        initial_cash=initial_cash, vega_unit=LAKE_VEGA_UNIT, theta_unit=LAKE_THETA_UNIT
+    )
     result = run_options_backtest(strategy, chains, config, bars=bars)
     rets = result.returns().to_numpy()
     metrics = {k: float(v) for k, v in analytics.summary(rets).items()} if rets.size else {}
@@ -106,6 +112,7 @@ def run_options_family(
         "end": sessions[-1],
         "data_version": repro.combined_version(versions),
         "git_sha": repro.git_sha(),
+        "costs": costs.model_dump_json(),
     }
     research_tables.write_family(lake, "backtest_runs", family, pl.DataFrame([row]))
     return {

@@ -20,6 +20,8 @@ from alpaca_improved_pipelines.backtesting.sweep import SweepSpec, add_significa
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.tracking import repro
 from alpaca_improved_pipelines.tracking.mlflow_store import SWEEP_KEY_TAG, RunTags, Tracker
+from contracts import paths
+from contracts.manifest import SignalCosts
 
 LEADERBOARD_COLUMNS = [
     "family",
@@ -40,6 +42,7 @@ LEADERBOARD_COLUMNS = [
     "end",
     "data_version",
     "git_sha",
+    "costs",  # contracts.manifest.SignalCosts as JSON: what the approved manifest records
 ]
 
 
@@ -103,7 +106,7 @@ def run_family_sweep(
 ) -> dg.MaterializeResult:
     """One sweep of family ``name`` end to end; returns the asset's materialization."""
     abandoned = tracker.mark_abandoned_runs_failed(name)
-    data = load_closes(home / "lake", _date(config.start, "start"), _date(config.end, "end"))
+    data = load_closes(paths.lake_dir(home), _date(config.start, "start"), _date(config.end, "end"))
     spec = SweepSpec(
         name,
         _points(name, config, len(data.sessions)),
@@ -125,7 +128,7 @@ def run_family_sweep(
     )
     try:
         results, resumed = run_sweep(
-            spec, data, home / "sweeps" / name / key, config.workers, on_chunk=_crash_hook()
+            spec, data, paths.sweeps_dir(home) / name / key, config.workers, on_chunk=_crash_hook()
         )
         done = results.filter(pl.col("error").is_null()).height
         ledger = tracker.trials_so_far(name, exclude_key=key) + done
@@ -134,8 +137,11 @@ def run_family_sweep(
     except BaseException:
         tracker.finish(parent, "FAILED")
         raise
-    board = _leaderboard_rows(name, results, children, parent, data, data_version)
-    lake = home / "lake"
+    costs = SignalCosts(fees=spec.fees, slippage=spec.slippage).model_dump_json()
+    board = _leaderboard_rows(name, results, children, parent, data, data_version).with_columns(
+        pl.lit(costs).alias("costs")
+    )
+    lake = paths.lake_dir(home)
     research_tables.write_family(lake, "backtest_runs", name, board)
     research_tables.write_family(
         lake, "sweep_results", name, results.with_columns(pl.lit(name).alias("family"))

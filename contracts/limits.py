@@ -1,0 +1,120 @@
+"""Frozen risk limits (pydantic, ``extra="forbid"``): per deployment, for the account, and the
+documented defaults an approval derives from its capital.
+
+A deployment's :class:`RiskLimits` travel in its manifest (the approval writes them, the runner's
+risk engine enforces them); :class:`AccountLimits` are the runner's own, from its config.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from strategies.models import TimeInForce
+
+ALPACA_REQUESTS_PER_MINUTE = 200
+
+# What an approval derives from its capital C and reference price P (the lowest last close of
+# the deployment's underlyings) when the approver does not set a limit; README "Approving".
+DAILY_LOSS_OF_CAPITAL: Final = 0.02  # max_daily_loss = 2% of C: REDUCING for the session
+ORDER_NOTIONAL_OF_CAPITAL: Final = 1.0  # max_order_notional = C: no order above the capital
+DRAWDOWN: Final = 0.20  # max_drawdown: HALTED 20% below peak equity
+DELTA_LEVERAGE: Final = 2.0  # |delta| <= 2 x C / P shares (twice what C buys outright)
+GAMMA_MOVE: Final = 0.05  # |gamma| <= delta cap / (5% of P): a 5% move adds <= one delta cap
+VEGA_OF_CAPITAL: Final = 0.01  # |vega| <= 1% of C per vol point
+THETA_OF_CAPITAL: Final = 0.002  # |theta| <= 0.2% of C per day
+
+
+class GreekLimits(BaseModel):
+    """Absolute caps on portfolio Greeks in position units (None = no cap).
+
+    delta in shares, gamma in shares per $1, vega in $ per vol point, theta in $ per day (see
+    :mod:`contracts.greeks`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    delta: float | None = Field(default=None, gt=0)
+    gamma: float | None = Field(default=None, gt=0)
+    vega: float | None = Field(default=None, gt=0)
+    theta: float | None = Field(default=None, gt=0)
+
+
+class RiskLimits(BaseModel):
+    """Limits of one deployment (from its manifest); the account has :class:`AccountLimits`.
+
+    Attributes:
+        max_order_notional: Gross $ value of one order (all legs, at reference prices).
+        max_order_contracts: Option contracts in one order (qty x sum of leg ratios).
+        max_order_shares: Shares in one equity order.
+        max_position_contracts: |contracts| held in one option symbol after the order.
+        max_position_shares: |shares| held in one equity symbol after the order.
+        max_concentration: Gross market value in one underlying / equity after the order.
+        max_open_orders: Orders open at once.
+        max_daily_loss: $ loss since the session's start equity that switches to REDUCING (a
+            deployment manifest must set it; None only for the account).
+        max_drawdown: Fractional drawdown from peak equity that switches to HALTED.
+        greeks: Portfolio Greek caps.
+        max_quote_age_s: A reference quote older than this is stale.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_order_notional: float = Field(default=100_000.0, gt=0)
+    max_order_contracts: int = Field(default=50, ge=1)
+    max_order_shares: float = Field(default=10_000.0, gt=0)
+    max_position_contracts: int = Field(default=100, ge=1)
+    max_position_shares: float = Field(default=50_000.0, gt=0)
+    max_concentration: float = Field(default=1.0, gt=0)
+    max_open_orders: int = Field(default=20, ge=1)
+    max_daily_loss: float | None = Field(default=None, gt=0)
+    max_drawdown: float | None = Field(default=0.5, gt=0, le=1)
+    greeks: GreekLimits = GreekLimits()
+    max_quote_age_s: float = Field(default=4 * 86_400.0, gt=0)
+
+
+class AccountLimits(RiskLimits):
+    """Account-wide limits plus the shared submit budget and the options order rules.
+
+    Attributes:
+        max_submits_per_minute: Order submissions per minute (a share of Alpaca's 200/min budget,
+            which polls and reconciliation also spend).
+        option_tifs: Time-in-force values allowed for option orders (Alpaca: ``day``; GTC now
+            supported too).
+    """
+
+    max_open_orders: int = Field(default=200, ge=1)
+    max_submits_per_minute: int = Field(default=60, ge=1, le=ALPACA_REQUESTS_PER_MINUTE)
+    option_tifs: frozenset[TimeInForce] = frozenset({TimeInForce.DAY, TimeInForce.GTC})
+
+
+def derived_risk_limits(capital: float, reference_price: float) -> RiskLimits:
+    """Every limit of a deployment of ``capital``, derived as the module constants document.
+
+    Args:
+        capital: The approved capital ($).
+        reference_price: The lowest recent close among the deployment's underlyings ($/share):
+            the price that turns $ into the share units of the delta and gamma caps and of the
+            share-count limits (the loosest such cap across its symbols).
+
+    Count limits (contracts per order and per position, open orders, concentration, quote age)
+    keep the :class:`RiskLimits` defaults; the share limits (per order and per position) equal
+    the delta cap.
+    """
+    if not capital > 0 or not reference_price > 0:
+        raise ValueError(f"capital {capital} and reference price {reference_price} must be > 0")
+    delta = DELTA_LEVERAGE * capital / reference_price
+    return RiskLimits(
+        max_order_notional=ORDER_NOTIONAL_OF_CAPITAL * capital,
+        max_order_shares=delta,
+        max_position_shares=delta,
+        max_daily_loss=DAILY_LOSS_OF_CAPITAL * capital,
+        max_drawdown=DRAWDOWN,
+        greeks=GreekLimits(
+            delta=delta,
+            gamma=delta / (GAMMA_MOVE * reference_price),
+            vega=VEGA_OF_CAPITAL * capital,
+            theta=THETA_OF_CAPITAL * capital,
+        ),
+    )
