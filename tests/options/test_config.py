@@ -99,3 +99,23 @@ def test_nightly_schedule_targets_the_session_and_skips_holidays() -> None:
     assert isinstance(request, dg.RunRequest) and request.partition_key == "2024-01-10"
     assert isinstance(tick(dt.date(2024, 3, 29)), dg.SkipReason)  # Good Friday
     assert nightly_options.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_a_quote_at_intrinsic_value_has_a_status_and_no_iv_or_greeks() -> None:
+    """A mid at the no-arbitrage bound solves to vol 0 (AT_INTRINSIC): stored as null, not 0."""
+    raw = synthetic_chain(SEED, "KO", SESSION)
+    spot = raw["underlying_price"][0]
+    itm_put = (pl.col("right") == "P") & (pl.col("strike") > spot * 1.2)
+    assert raw.filter(itm_put).height > 0
+    at_bound = raw.with_columns(
+        pl.when(itm_put).then(pl.col("strike") - spot).otherwise(pl.col(c)).alias(c)
+        for c in ("bid", "ask")
+    )
+    chain = enrich(at_bound, SESSION, lambda t: np.zeros_like(t), {}, american=True)
+    puts = chain.filter(itm_put)
+    assert set(puts["iv_status"].to_list()) == {"AT_INTRINSIC"}
+    assert puts["iv"].null_count() == puts.height
+    assert puts["delta"].null_count() == puts.height
+    assert puts["iv_american"].null_count() == puts.height
+    others = chain.filter(~itm_put & (pl.col("iv_status") == "OK"))
+    assert others.height > 0 and others["iv"].null_count() == 0

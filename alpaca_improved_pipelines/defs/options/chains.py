@@ -114,17 +114,18 @@ def enrich(
     strike = frame["strike"].to_numpy()
     is_call = (frame["right"] == "C").to_numpy()
     res = iv_and_greeks(price, spot, strike, t, r, q, is_call)
+    ok = res.status == int(IVStatus.OK)  # AT_INTRINSIC solves to vol 0: a bound, not an IV
     cols: dict[str, pl.Series] = {
         "rate": pl.Series(r),
-        "iv": _null_nan(res.iv),
+        "iv": _null_nan(np.where(ok, res.iv, np.nan)),
         "iv_status": _status(res.status),
-        **{g: _null_nan(getattr(res, g)) for g in GREEKS},
+        **{g: _null_nan(np.where(ok, getattr(res, g), np.nan)) for g in GREEKS},
     }
     if american:
         iv_am, st_am = american_implied_vol(
             price, spot, strike, t, r, q, is_call, return_status=True
         )
-        cols["iv_american"] = _null_nan(iv_am)
+        cols["iv_american"] = _null_nan(np.where(st_am == int(IVStatus.OK), iv_am, np.nan))
         cols["iv_american_status"] = _status(st_am)
     out = frame.with_columns(**cols)
     for col, dtype in OPTION_CHAIN_SCHEMA.items():
