@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contracts.limits import AccountLimits, RiskLimits  # noqa: E402
-from live.build import build_runner  # noqa: E402
 from live.clock import SimClock  # noqa: E402
-from live.deployments import write_manifest  # noqa: E402
+from live.deployments.manifests import write_manifest  # noqa: E402
+from live.market.snapshot import StaticSnapshotProvider  # noqa: E402
 from live.notify import Sink  # noqa: E402
-from live.runner import Runner  # noqa: E402
-from live.runner_config import RunnerConfig  # noqa: E402
-from live.snapshot import StaticSnapshotProvider  # noqa: E402
+from live.runner.build import build_runner  # noqa: E402
+from live.runner.config import RunnerConfig  # noqa: E402
+from live.runner.core import Runner  # noqa: E402
 from strategies.base import Param, ParamSpace, Strategy, register_strategy  # noqa: E402
 from strategies.models import (  # noqa: E402
     AssetClass,

@@ -17,8 +17,8 @@ from strategies.accounting import Account, Holding, Statement, multiplier
 from strategies.models import Book
 
 if TYPE_CHECKING:
-    from live.journal_orders import FillRow
-    from live.reports import Quote
+    from live.journal.orders import FillRow
+    from live.orders.reports import Quote
 
 EPS = 1e-9
 

@@ -1,5 +1,5 @@
 """``alpaca-improved live ...``: run the runner, and control it through the halt file and its
-journal (:mod:`live.runner_control`). Bad input is one ``error:`` line naming the option, exit 2.
+journal (:mod:`live.runner.control`). Bad input is one ``error:`` line naming the option, exit 2.
 
 Mount with ``app.add_typer(live.cli.app, name="live")``; also ``python -m live.cli``.
 """
@@ -19,12 +19,12 @@ from pydantic import ValidationError
 
 from contracts import paths
 from contracts.limits import AccountLimits
-from live import runner_control
-from live.build import build_runner, resolve_home
 from live.errors import LiveError
-from live.journal import Journal, JournalDamaged, is_damage
-from live.runner_config import RunnerConfig
-from live.status import journal_status
+from live.journal.store import Journal, JournalDamaged, is_damage
+from live.runner import control as runner_control
+from live.runner.build import build_runner, resolve_home
+from live.runner.config import RunnerConfig
+from live.runner.status import journal_status
 
 app = typer.Typer(
     add_completion=False,

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 from contracts import paths
 from contracts.limits import AccountLimits
 from live.brokers.sim_state import SimConfig
-from live.build import build_runner, lake_sessions
 from live.clock import NEW_YORK, regular_hours
-from live.codec import intent_from_json
 from live.errors import ConfigError
-from live.journal import Journal
+from live.journal.codec import intent_from_json
+from live.journal.store import Journal
+from live.market.snapshot import LakeSnapshotProvider, session_close
 from live.notify import Sink
-from live.runner_config import RunnerConfig
-from live.snapshot import LakeSnapshotProvider, session_close
+from live.runner.build import build_runner, lake_sessions
+from live.runner.config import RunnerConfig
 
 if TYPE_CHECKING:
-    from live.runner import Runner
+    from live.runner.core import Runner
 
 DAY = 86_400.0
 
@@ -164,7 +164,8 @@ def _manifests(home: Path, names: list[str] | None) -> list[Path]:
     if not found:
         raise ConfigError(
             f"no deployment manifests in {directory}; approve a candidate and let "
-            "promote_to_live deploy it (or write one with live.deployments.write_manifest)"
+            "promote_to_live deploy it (or write one with "
+            "live.deployments.manifests.write_manifest)"
         )
     if names is None:
         return list(found.values())

@@ -30,6 +30,7 @@ from live.brokers import alpaca_parse as parse
 from live.brokers.alpaca_errors import classify
 from live.brokers.alpaca_session import GuardedSession
 from live.brokers.base import OPTION_ACTIVITIES, Broker
+from live.brokers.ratelimit import SlidingWindow
 from live.clock import Clock, MarketClock
 from live.errors import (
     ConfigError,
@@ -39,8 +40,13 @@ from live.errors import (
     OrderRejected,
     RetryableBrokerError,
 )
-from live.ratelimit import SlidingWindow
-from live.reports import AccountReport, ActivityReport, OrderReport, OrderTicket, PositionReport
+from live.orders.reports import (
+    AccountReport,
+    ActivityReport,
+    OrderReport,
+    OrderTicket,
+    PositionReport,
+)
 
 PAPER_URL, LIVE_URL = "https://paper-api.alpaca.markets", "https://api.alpaca.markets"
 PAPER_HOST, LIVE_HOST = "paper-api.alpaca.markets", "api.alpaca.markets"

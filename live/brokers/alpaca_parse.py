@@ -18,7 +18,7 @@ from alpaca.trading.requests import (
 
 from live.clock import MarketClock
 from live.errors import MalformedResponse
-from live.reports import (
+from live.orders.reports import (
     AccountReport,
     ActivityReport,
     LegReport,

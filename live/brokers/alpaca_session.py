@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from live.brokers.ratelimit import SlidingWindow
 from live.clock import Clock
 from live.errors import LiveModeRefused, MalformedResponse
-from live.ratelimit import SlidingWindow
 
 
 class GuardedSession(requests.Session):

@@ -2,7 +2,7 @@
 
 Alpaca recommends the stream for maintaining order state. alpaca-py's ``TradingStream`` runs in
 a daemon thread (it reconnects with backoff by itself) and only puts parsed
-:class:`~live.reports.OrderReport` objects on a queue; the runner thread drains the queue and
+:class:`~live.orders.reports.OrderReport` objects on a queue; the runner thread drains the queue and
 applies them through the same order state machine as a poll (duplicates, stale and out-of-order
 events are harmless there). The stream is an accelerator, never the source of truth: events
 missed while disconnected are caught by the next poll and by reconciliation.
@@ -27,7 +27,7 @@ from alpaca.trading.stream import TradingStream
 
 from live.brokers.alpaca import AlpacaSettings, check_host
 from live.brokers.alpaca_parse import order_report
-from live.reports import OrderReport
+from live.orders.reports import OrderReport
 
 log = logging.getLogger("live.stream")
 SCHEMES = {"https": "wss", "http": "ws"}

@@ -18,7 +18,13 @@ from datetime import date, datetime, timedelta
 
 from live.clock import MarketClock
 from live.errors import MalformedResponse, OrderRejected
-from live.reports import AccountReport, ActivityReport, OrderReport, OrderTicket, PositionReport
+from live.orders.reports import (
+    AccountReport,
+    ActivityReport,
+    OrderReport,
+    OrderTicket,
+    PositionReport,
+)
 
 PAGE_LIMIT = 500  # Alpaca's max page size for GET /v2/orders
 MAX_PAGES = 2_000

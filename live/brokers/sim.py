@@ -20,8 +20,8 @@ from live.brokers.sim_fill import holding, leg_fees, leg_price, settle_expiries,
 from live.brokers.sim_state import SimConfig, SimLeg, SimOrder, SimState, stamp
 from live.clock import NEW_YORK, Clock, MarketClock, regular_hours
 from live.errors import AmbiguousSubmit, OrderNotFound, OrderRejected
-from live.ids import MAX_LEN
-from live.reports import (
+from live.orders.ids import MAX_LEN
+from live.orders.reports import (
     AccountReport,
     ActivityReport,
     OrderReport,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from live.brokers.sim_state import SimConfig, SimOrder, SimState, stamp
-from live.reports import OrderStatus, Quote
+from live.orders.reports import OrderStatus, Quote
 from strategies.accounting import EXERCISE_THRESHOLD, Holding
 from strategies.models import AssetClass, Side
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from live.codec import ts_from_text, ts_to_text
-from live.reports import ActivityReport, LegReport, OrderReport, OrderStatus
+from live.journal.codec import ts_from_text, ts_to_text
+from live.orders.reports import ActivityReport, LegReport, OrderReport, OrderStatus
 from strategies.accounting import Account, Holding
 from strategies.models import AssetClass, OrderType, Side, TimeInForce
 

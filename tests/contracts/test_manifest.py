@@ -22,7 +22,7 @@ from contracts.manifest import (
     read_manifest,
     write_manifest,
 )
-from live.deployments import load_manifest
+from live.deployments.manifests import load_manifest
 from strategies.backtest.config import FeeSchedule
 
 

@@ -10,8 +10,8 @@ import pytest
 from alpaca_improved_pipelines.defs.monitoring.journal_io import journal_path
 from alpaca_improved_pipelines.settings import Settings, load_settings
 from contracts import paths
-from live.build import resolve_home
-from live.runner_config import RunnerConfig
+from live.runner.build import resolve_home
+from live.runner.config import RunnerConfig
 from research import experiments, lakehouse
 
 

@@ -250,8 +250,8 @@ def test_a_run_for_a_future_partition_fails_before_writing(
 def test_the_live_runner_refuses_lake_sessions_after_today(tmp_path: Path) -> None:
     import polars as pl
 
-    from live.build import lake_sessions
     from live.errors import ConfigError as LiveConfigError
+    from live.runner.build import lake_sessions
 
     lake = tmp_path / "lake"
     for s in ("2024-01-10", "2024-01-11", "2024-01-12"):

@@ -10,9 +10,9 @@ from typing import Any
 import polars as pl
 
 from contracts.limits import RiskLimits
-from live.deployments import write_manifest
-from live.ids import client_order_id
-from live.reports import OrderTicket, Quote
+from live.deployments.manifests import write_manifest
+from live.orders.ids import client_order_id
+from live.orders.reports import OrderTicket, Quote
 from strategies.models import AssetClass, Leg, OrderIntent, OrderType, PositionIntent, Side
 
 KEY, SECRET = "PKTESTKEY0123456789", "sEcReT-should-never-be-logged-0123456789"

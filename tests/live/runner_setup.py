@@ -6,12 +6,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from live import journal_orders as jo
-from live.build import build_runner
 from live.clock import NEW_YORK, SimClock
+from live.journal import orders as jo
 from live.notify import LogSink, Sink
-from live.runner import Runner
-from live.runner_config import RunnerConfig
+from live.runner.build import build_runner
+from live.runner.config import RunnerConfig
+from live.runner.core import Runner
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.conftest import make_alpaca
 from tests.live.helpers import crossing_closes, deploy, sessions, write_lake

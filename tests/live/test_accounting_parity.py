@@ -26,15 +26,15 @@ from alpaca_improved_pipelines.defs.monitoring.journal_io import (
     fills_with_session,
     option_marks,
 )
-from live import journal_orders as jo
 from live.book import Ledger
 from live.brokers.sim import SimBroker
 from live.brokers.sim_state import SimConfig
 from live.clock import SimClock
-from live.deployments import write_manifest
-from live.journal import Journal
+from live.deployments.manifests import write_manifest
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders.reports import OrderTicket
 from live.replay import replay
-from live.reports import OrderTicket
 from strategies.accounting import option_requirement
 from strategies.backtest.config import FeeSchedule, OptionsBacktestConfig
 from strategies.backtest.options_engine import run_options_backtest
@@ -113,7 +113,7 @@ def run_both(tmp_path: Path, name: str) -> tuple[Any, Any, pl.DataFrame]:
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_backtest_and_live_books_agree_to_the_cent(tmp_path: Path, name: str) -> None:
     live, ref, chains = run_both(tmp_path, name)
-    assert all(o["status"] == "filled" for o in live.orders), live.orders
+    assert all(o["status"] == "filled" for o in live.orders.state), live.orders.state
     books = {(b["session"], b["deployment_id"]): b for b in live.books}
     held = ref.positions.group_by("session").agg(
         pl.struct("symbol", "qty", "avg_price").alias("rows")

@@ -16,7 +16,7 @@ from live.errors import (
     OrderRejected,
     RetryableBrokerError,
 )
-from live.reports import OrderStatus
+from live.orders.reports import OrderStatus
 from strategies.models import TimeInForce
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.conftest import make_alpaca

@@ -8,7 +8,7 @@ import pytest
 
 from live.brokers.sim import SimBroker
 from live.clock import NEW_YORK, SimClock, regular_hours, weekday_hours
-from live.reports import OrderStatus, OrderTicket, Quote
+from live.orders.reports import OrderStatus, OrderTicket, Quote
 from strategies.models import AssetClass, Leg, OrderIntent, OrderType, Side
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from live import journal_orders as jo
 from live.book import Ledger
-from live.journal import Journal
-from live.reports import OrderStatus
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders.reports import OrderStatus
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.helpers import KEY, SECRET
 from tests.live.runner_setup import LAST_CLOSE, MONDAY_10, make_home

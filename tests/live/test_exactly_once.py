@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from live import journal_orders as jo
-from live.ids import client_order_id
-from live.reports import OrderStatus
+from live.journal import orders as jo
+from live.orders.ids import client_order_id
+from live.orders.reports import OrderStatus
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.helpers import KEY, SECRET
 from tests.live.runner_setup import (

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from live import ids
-from live import journal_orders as jo
 from live.book import Ledger
 from live.brokers.sim import SimBroker
 from live.clock import SimClock
-from live.journal import Journal
-from live.order_manager import OrderManager
-from live.reports import OrderReport, OrderStatus, OrderTicket
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders import ids
+from live.orders.manager import OrderManager
+from live.orders.reports import OrderReport, OrderStatus, OrderTicket
 from tests.live.helpers import T0, equity_ticket, quote
 
 

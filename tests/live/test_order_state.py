@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live.orders import OrderEvent, OrderState, legal
-from live.reports import OrderStatus as S
+from live.orders.reports import OrderStatus as S
+from live.orders.state import OrderEvent, OrderState, legal
 
 QTY = 10.0
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from live import journal_orders as jo
-from live.ids import client_order_id
-from live.reports import OrderStatus
-from live.risk import TradingState
+from live.journal import orders as jo
+from live.orders.ids import client_order_id
+from live.orders.reports import OrderStatus
+from live.risk.engine import TradingState
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.helpers import KEY, SECRET, T0, spread_ticket
 from tests.live.runner_setup import (

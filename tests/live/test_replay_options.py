@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from live.deployments import write_manifest
+from live.deployments.manifests import write_manifest
 from live.replay import replay
 from strategies.backtest.config import FeeSchedule, OptionsBacktestConfig
 from strategies.backtest.options_engine import run_options_backtest

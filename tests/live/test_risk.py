@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from contracts.limits import AccountLimits, GreekLimits, RiskLimits
 from live.clock import SimClock
-from live.reports import OrderTicket
-from live.risk import RiskEngine, TradingState
-from live.risk_rules import RiskContext
+from live.orders.reports import OrderTicket
+from live.risk.engine import RiskEngine, TradingState
+from live.risk.rules import RiskContext
 from strategies.models import (
     AssetClass,
     Book,

@@ -11,17 +11,17 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from live import journal_orders as jo
 from live.cli import app
 from live.clock import SimClock
-from live.health import HealthServer
-from live.journal import Journal
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.market.snapshot import LakeSnapshotProvider, snapshot_quotes
 from live.notify import Event, FanOut, Sink, WebhookSink
-from live.order_manager import REPRICE
-from live.reports import OrderStatus, Quote
-from live.risk import TradingState
-from live.snapshot import LakeSnapshotProvider, snapshot_quotes
-from live.submit_step import prepare, send_approved
+from live.orders.manager import REPRICE
+from live.orders.reports import OrderStatus, Quote
+from live.risk.engine import TradingState
+from live.runner.health import HealthServer
+from live.runner.submit_step import prepare, send_approved
 from strategies.base import create_strategy
 from strategies.models import OrderType
 from tests.fakes.alpaca_broker import FakeAlpacaBroker

@@ -11,8 +11,8 @@ import pytest
 from live.brokers.sim import SimBroker, SimConfig
 from live.clock import SimClock
 from live.errors import AmbiguousSubmit, OrderRejected
-from live.ids import client_order_id
-from live.reports import OrderStatus, OrderTicket, Quote
+from live.orders.ids import client_order_id
+from live.orders.reports import OrderStatus, OrderTicket, Quote
 from strategies.models import AssetClass, Leg, OrderIntent, OrderType, PositionIntent, Side
 from tests.live.helpers import CALL_A, CALL_B, T0, equity_ticket, quote, spread_ticket
 

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from live.clock import NEW_YORK
-from live.deployments import load_manifest, write_manifest
+from live.deployments.manifests import load_manifest, write_manifest
 from live.errors import ConfigError
-from live.snapshot import LakeSnapshotProvider, snapshot_quotes
+from live.market.snapshot import LakeSnapshotProvider, snapshot_quotes
 from strategies.models import CHAIN_COLUMNS
 from tests.live.helpers import CALL_A, manifest, sessions, write_lake
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from live import journal_orders as jo
 from live.book import Ledger
 from live.brokers.sim_state import SimState
 from live.clock import NEW_YORK
-from live.journal import Journal
-from live.reports import OrderStatus
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders.reports import OrderStatus
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.helpers import KEY, SECRET, write_lake
 from tests.live.procs import cli_env, live_cli

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from live import journal_orders as jo
 from live.brokers.alpaca import settings_from_env
 from live.brokers.alpaca_stream import TradeUpdateStream, stream_url
 from live.errors import LiveModeRefused
-from live.reports import OrderStatus
-from live.runner import Runner
+from live.journal import orders as jo
+from live.orders.reports import OrderStatus
+from live.runner.core import Runner
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.fakes.alpaca_stream import FakeTradeStream
 from tests.live.conftest import alpaca_env

@@ -28,9 +28,9 @@ from contracts import paths
 from contracts.calendar import NEW_YORK
 from contracts.limits import GreekLimits, RiskLimits, derived_risk_limits
 from contracts.manifest import DeploymentManifest, SignalCosts, read_manifest
-from live.build import build_runner
-from live.runner_config import RunnerConfig
-from live.status import journal_status
+from live.runner.build import build_runner
+from live.runner.config import RunnerConfig
+from live.runner.status import journal_status
 from tests.research.conftest import SYMBOLS, quiet, resources_for
 
 pytestmark = pytest.mark.slow  # the session's sweeps, then approvals and a runner
@@ -166,6 +166,6 @@ def test_a_candidate_without_recorded_costs_is_not_approved(home: Path) -> None:
 
 
 def test_deployment_manifest_is_the_contract_type() -> None:
-    from live import deployments
+    from live.deployments import manifests as deployments
 
     assert deployments.DeploymentManifest is DeploymentManifest

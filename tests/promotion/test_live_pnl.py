@@ -12,8 +12,8 @@ import pytest
 
 from alpaca_improved_pipelines.defs.monitoring.assets import live_results
 from alpaca_improved_pipelines.lake import storage
-from live import journal_orders as jo
-from live.journal import Journal
+from live.journal import orders as jo
+from live.journal.store import Journal
 from research import lakehouse
 from tests.research.conftest import quiet, resources_for
 

@@ -103,7 +103,7 @@ def test_approval_registers_a_model_and_the_sensor_promotes_once(home: Path) -> 
             run_config=req.run_config, instance=instance, resources={"lake": lake}
         )
         assert out.success
-    from live.deployments import load_manifest  # the live runner accepts what we deploy
+    from live.deployments.manifests import load_manifest  # the live runner accepts what we deploy
 
     dep = load_manifest(home / "live" / "deployments" / "rsi_reversion.json")
     assert dep.manifest.manifest_id == manifest["manifest_id"]

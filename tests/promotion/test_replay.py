@@ -28,7 +28,7 @@ from alpaca_improved_pipelines.defs.monitoring.assets import live_results
 from alpaca_improved_pipelines.defs.monitoring.replay import live_replay
 from alpaca_improved_pipelines.lake import storage
 from live.brokers.sim_state import SimConfig
-from live.deployments import write_manifest
+from live.deployments.manifests import write_manifest
 from live.replay import ReplayResult, replay
 from research import lakehouse
 from tests.live.helpers import OPTIONS_COSTS, SIGNAL_COSTS, limits

@@ -8,7 +8,7 @@ halt file; only ``live resume`` removes it. A runner that starts while the file 
 HALTED from its first cycle.
 
 The ``live halt`` / ``flatten`` / ``resume`` answers come from here too: each says whether a
-runner holds the data root now (:mod:`live.runner_lock`) and, when none does, its last heartbeat
+runner holds the data root now (:mod:`live.runner.lock`) and, when none does, its last heartbeat
 and what the next runner to start will do with the command.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 from contracts import paths
 from live.errors import ConfigError
-from live.journal import Journal, JournalDamaged
-from live.runner_lock import FileLock, LockState, describe, lock_path
+from live.journal.store import Journal, JournalDamaged
+from live.runner.lock import FileLock, LockState, describe, lock_path
 
 HALT_FILE = "HALT"
 

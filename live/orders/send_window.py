@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from live import journal_orders as jo
 from live.clock import NEW_YORK, regular_hours
-from live.liquidate import FLATTEN_TAG
+from live.journal import orders as jo
+from live.orders.liquidate import FLATTEN_TAG
 
 
 def send_window_closed(

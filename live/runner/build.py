@@ -1,4 +1,4 @@
-"""Wire a :class:`~live.runner.Runner` from its config: clock, broker, journal, data, sinks."""
+"""Wire a :class:`~live.runner.core.Runner` from its config: clock, broker, journal, data, sinks."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from contracts import paths
 from live.brokers.base import Broker
 from live.brokers.sim import SimBroker
 from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock, regular_hours
-from live.health import HealthServer
-from live.journal import Journal
+from live.journal.store import Journal
+from live.market.snapshot import LakeSnapshotProvider, SnapshotProvider
 from live.notify import FanOut, LogSink, Sink, WebhookSink
-from live.runner import Runner
-from live.runner_config import RunnerConfig
-from live.runner_lock import FileLock, holder_details, lock_path
-from live.snapshot import LakeSnapshotProvider, SnapshotProvider
+from live.runner.config import RunnerConfig
+from live.runner.core import Runner
+from live.runner.health import HealthServer
+from live.runner.lock import FileLock, holder_details, lock_path
 
 if TYPE_CHECKING:
     from live.brokers.alpaca_stream import TradeUpdateStream
@@ -70,7 +70,7 @@ def build_runner(
 ) -> tuple[Runner, HealthServer | None]:  # fmt: skip
     """A ready runner (not started) and its health server (when ``health_port`` is set).
 
-    The runner holds its data root's lock (:mod:`live.runner_lock`) from here on, taken before
+    The runner holds its data root's lock (:mod:`live.runner.lock`) from here on, taken before
     the journal or the simulated broker's state is opened.
 
     ``updates``: a trade-update stream to follow (built from the environment for ``alpaca``

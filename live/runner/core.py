@@ -1,6 +1,6 @@
 """The live runner: one process, one cycle at a time, aligned to the market clock.
 
-Each cycle: the halt file (checked before the journal, see :mod:`live.runner_control`) ->
+Each cycle: the halt file (checked before the journal, see :mod:`live.runner.control`) ->
 control commands (halt/flatten/resume) -> streamed order updates (Alpaca's trade
 updates, also applied every second between cycles) -> refresh open orders -> periodic
 reconciliation -> deployment changes (between cycles only, never for a deployment with open
@@ -13,7 +13,7 @@ orders -> daily-loss/drawdown checks. Start-up rebuilds positions from the journ
 reconciles with the broker before anything trades; any failure there leaves the runner HALTED.
 An unreadable lake partition halts it too (the journaled reason names the file), until the
 partition reads again. An order the broker never acknowledged is sent within its send window
-or expired (:func:`live.send_window.send_window_closed`), never sent late.
+or expired (:func:`live.orders.send_window.send_window_closed`), never sent late.
 """
 
 from __future__ import annotations
@@ -24,28 +24,28 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from contracts import paths
-from live import journal_orders as jo
-from live import runner_ops
 from live.book import Ledger
 from live.brokers.base import Broker
 from live.clock import Clock, MarketClock
-from live.crash import CrashPoints
-from live.deployment_set import DeploymentSet
+from live.deployments.active_set import DeploymentSet
 from live.errors import BrokerError
-from live.health import HealthStatus
-from live.journal import Journal
-from live.liquidate import FLATTEN_TAG
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.market.snapshot import LakeDataError, SnapshotProvider, snapshot_quotes
 from live.notify import FanOut
-from live.order_manager import OrderManager
-from live.reconcile import Reconciler
-from live.reports import OrderStatus, Quote
-from live.risk import RiskEngine, TradingState
-from live.runner_config import RunnerConfig
-from live.runner_lock import RunnerLock
-from live.send_window import send_window_closed
-from live.snapshot import LakeDataError, SnapshotProvider, snapshot_quotes
-from live.strategy_step import decide_all
-from live.submit_step import prepare, send_approved
+from live.orders.liquidate import FLATTEN_TAG
+from live.orders.manager import OrderManager
+from live.orders.reconcile import Reconciler
+from live.orders.reports import OrderStatus, Quote
+from live.orders.send_window import send_window_closed
+from live.risk.engine import RiskEngine, TradingState
+from live.runner import ops as runner_ops
+from live.runner.config import RunnerConfig
+from live.runner.crash import CrashPoints
+from live.runner.health import HealthStatus
+from live.runner.lock import RunnerLock
+from live.runner.strategy_step import decide_all
+from live.runner.submit_step import prepare, send_approved
 from strategies.models import MarketSnapshot
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Runner:
         self.market: MarketClock | None = None  # the broker's clock at the last refresh
         self._market_mono = 0.0  # clock.monotonic() when ``market`` was read
         self.halt_stamp: tuple[int, int] | None = None  # the halt file already acted on
-        self.lock: RunnerLock | None = None  # the data-root lock (live.build takes it)
+        self.lock: RunnerLock | None = None  # the data-root lock (live.runner.build takes it)
         self.cycles = 0
         self.peaks: dict[str, float] = journal.get_meta("peaks", {})
         self.day_start: dict[str, tuple[str, float]] = {}

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from contracts.limits import AccountLimits, RiskLimits
 from live.book import Ledger, multiplier
-from live.reports import AccountReport, OrderTicket, Quote
-from live.risk_rules import RiskContext, greek_delta
+from live.orders.reports import AccountReport, OrderTicket, Quote
+from live.risk.rules import RiskContext, greek_delta
 from strategies.models import Book, GreekExposure
 
 _OCC = re.compile(r"^[A-Z0-9]{1,6}\d{6}[CP]\d{8}$")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from live import journal_orders as jo
-from live.journal import Journal
-from live.risk import TradingState
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.risk.engine import TradingState
 
 
 def enforced_limits(j: Journal) -> dict[str, Any]:

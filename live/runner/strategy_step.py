@@ -7,15 +7,15 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from live import journal_orders as jo
 from live.book import Ledger
 from live.clock import Clock
-from live.deployment_set import DeploymentSet
-from live.deployments import Deployment
-from live.ids import client_order_id
-from live.journal import Journal
-from live.reports import Quote
-from live.risk import RiskEngine, TradingState
+from live.deployments.active_set import DeploymentSet
+from live.deployments.manifests import Deployment
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders.ids import client_order_id
+from live.orders.reports import Quote
+from live.risk.engine import RiskEngine, TradingState
 from strategies.base import StrategyError, safe_decide
 from strategies.models import MarketSnapshot, OrderIntent
 

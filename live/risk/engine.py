@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from contracts.limits import AccountLimits, RiskLimits
+from live.brokers.ratelimit import TokenBucket
 from live.clock import Clock
-from live.ratelimit import TokenBucket
-from live.reports import OrderTicket
-from live.risk_rules import RULES, RiskContext, is_reducing, options_rules
+from live.orders.reports import OrderTicket
+from live.risk.rules import RULES, RiskContext, is_reducing, options_rules
 
 
 class TradingState(StrEnum):

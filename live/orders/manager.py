@@ -5,7 +5,7 @@ Every order row exists (``pending_submit``) before we talk to the broker; it bec
 unknown outcome becomes ``unknown`` and is looked up by ``client_order_id``: found -> adopted,
 never seen -> the same id is sent again (a duplicate would be refused by the broker, so this can
 never create a second order), at most ``max_resends`` times, and only while its send window
-is open (:mod:`live.send_window`): an order the broker never saw whose session has passed (a
+is open (:mod:`live.orders.send_window`): an order the broker never saw whose session has passed (a
 crash, then downtime across a close or a new data session) is expired with a journaled reason,
 never sent late. Only a change is journaled: a report that changes nothing adds no event.
 """
@@ -18,16 +18,16 @@ import math
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from live import journal_orders as jo
 from live.book import Ledger
 from live.brokers.base import Broker
 from live.clock import Clock
 from live.errors import AmbiguousSubmit, BrokerError, OrderNotFound, OrderRejected
-from live.fills import leg_fills
-from live.ids import with_attempt
-from live.journal import Journal
-from live.orders import EPS, OrderEvent, OrderState
-from live.reports import OrderReport, OrderStatus, OrderTicket, Quote
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders.fills import leg_fills
+from live.orders.ids import with_attempt
+from live.orders.reports import OrderReport, OrderStatus, OrderTicket, Quote
+from live.orders.state import EPS, OrderEvent, OrderState
 from strategies.models import OrderIntent, OrderType, Side
 
 log = logging.getLogger("live.orders")

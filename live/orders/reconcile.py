@@ -13,15 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from live import ids
-from live import journal_orders as jo
 from live.book import EPS, Ledger
 from live.brokers.base import Broker
 from live.clock import Clock
 from live.errors import ReconciliationError
-from live.journal import Journal
-from live.order_manager import OrderManager
-from live.reports import AccountReport, ActivityReport, OrderReport, OrderStatus, PositionReport
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders import ids
+from live.orders.manager import OrderManager
+from live.orders.reports import (
+    AccountReport,
+    ActivityReport,
+    OrderReport,
+    OrderStatus,
+    PositionReport,
+)
 from strategies import occ
 from strategies.accounting import Holding
 from strategies.models import AssetClass, Leg, OrderIntent, OrderType, PositionIntent, Side

@@ -6,16 +6,16 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from contracts.limits import RiskLimits
-from live import journal_orders as jo
-from live.liquidate import FLATTEN_TAG
-from live.order_manager import ticket_for
-from live.reports import OrderStatus
-from live.risk import TradingState
-from live.risk_inputs import RiskInputs
-from live.send_window import send_window_closed
+from live.journal import orders as jo
+from live.orders.liquidate import FLATTEN_TAG
+from live.orders.manager import ticket_for
+from live.orders.reports import OrderStatus
+from live.orders.send_window import send_window_closed
+from live.risk.engine import TradingState
+from live.risk.inputs import RiskInputs
 
 if TYPE_CHECKING:
-    from live.runner import Runner
+    from live.runner.core import Runner
 
 
 def prepare(runner: Runner) -> list[jo.OrderRow]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from live.reports import OrderStatus as S
+from live.orders.reports import OrderStatus as S
 
 EPS = 1e-9
 _RANK = {

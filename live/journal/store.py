@@ -4,7 +4,7 @@ Every order row is written and committed *before* the broker is called, so a cra
 leaves either an order we never sent (status ``pending_submit``) or one whose outcome we look up
 by its ``client_order_id`` (``submitting`` / ``unknown``). Positions are a cache folded from the
 ``fills`` table (trades and option activities) and rebuilt at start-up, so a crash between a fill
-and its position update loses nothing. See :mod:`live.journal_orders` for the order methods.
+and its position update loses nothing. See :mod:`live.journal.orders` for the order methods.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from live.codec import ts_to_text
 from live.errors import LiveError
+from live.journal.codec import ts_to_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);

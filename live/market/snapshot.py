@@ -22,7 +22,7 @@ from contracts import paths
 from contracts.greeks import chain_to_position_units
 from live.clock import NEW_YORK
 from live.errors import ConfigError
-from live.reports import Quote
+from live.orders.reports import Quote
 from strategies.models import CHAIN_COLUMNS, MarketSnapshot
 
 CLOSE = time(16, 0)

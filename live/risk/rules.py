@@ -9,7 +9,7 @@ from datetime import datetime
 
 from contracts.limits import AccountLimits, GreekLimits, RiskLimits
 from live.book import multiplier
-from live.reports import OrderTicket, Quote
+from live.orders.reports import OrderTicket, Quote
 from strategies import occ
 from strategies.accounting import Account, Holding
 from strategies.models import AssetClass, Book, GreekExposure, OrderType

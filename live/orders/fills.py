@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from live import journal_orders as jo
-from live.journal import Journal
-from live.reports import OrderReport
+from live.journal import orders as jo
+from live.journal.store import Journal
+from live.orders.reports import OrderReport
 
 
 def leg_fills(

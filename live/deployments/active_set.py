@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from live.clock import Clock
-from live.deployments import Deployment, load_manifest, scan
+from live.deployments.manifests import Deployment, load_manifest, scan
 from live.errors import ConfigError
-from live.journal import Journal
+from live.journal.store import Journal
 
 
 def strategy_symbols(dep: Deployment) -> tuple[str, ...]:

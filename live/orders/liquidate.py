@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from live.book import Ledger
-from live.ids import client_order_id
+from live.orders.ids import client_order_id
 from strategies.models import AssetClass, Leg, OrderIntent, PositionIntent, Side
 
 FLATTEN_TAG = "flatten"

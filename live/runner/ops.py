@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from live import journal_orders as jo
-from live import runner_control
 from live.clock import NEW_YORK
-from live.liquidate import closing_intents
-from live.risk import TradingState
+from live.journal import orders as jo
+from live.orders.liquidate import closing_intents
+from live.risk.engine import TradingState
+from live.runner import control as runner_control
 
 if TYPE_CHECKING:
-    from live.runner import Runner
+    from live.runner.core import Runner
 
 
 log = logging.getLogger("live.runner")
@@ -20,7 +20,7 @@ DETAILS = "risk_details"  # journal meta: reason key -> the text that names its 
 
 
 def check_halt_file(runner: Runner) -> None:
-    """The kill switch that needs no journal (:mod:`live.runner_control`): while the halt file
+    """The kill switch that needs no journal (:mod:`live.runner.control`): while the halt file
     exists, HALTED; open orders are cancelled once per halt file. Runs before anything touches
     the journal, and survives a journal that fails."""
     path = runner_control.halt_path(runner.config.home)

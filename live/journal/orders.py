@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from live.codec import intent_from_json, intent_to_json, ts_from_text, ts_to_text
-from live.reports import ActivityReport, OrderStatus
+from live.journal.codec import intent_from_json, intent_to_json, ts_from_text, ts_to_text
+from live.orders.reports import ActivityReport, OrderStatus
 from strategies.models import OrderIntent
 
 if TYPE_CHECKING:
     from live.book import Ledger
-    from live.journal import Journal
+    from live.journal.store import Journal
 
 
 @dataclass(frozen=True, slots=True)

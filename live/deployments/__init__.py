@@ -1,0 +1,1 @@
+"""Deployment manifests on disk and the set of active deployments."""

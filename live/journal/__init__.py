@@ -1,0 +1,1 @@
+"""The SQLite (WAL, synchronous=FULL) write-ahead journal: intents, orders, fills, meta."""

@@ -1,0 +1,1 @@
+"""Orders: deterministic ids, the state machine, sending, fills, reconciliation, liquidation."""
