@@ -148,6 +148,14 @@ def open_orders(j: Journal) -> list[OrderRow]:
     return list_orders(j, [s for s in OrderStatus if s.open])
 
 
+def busy_deployments(j: Journal) -> set[str]:
+    """Deployments with an order not yet in a terminal state (they neither decide nor change)."""
+    states = [s.value for s in OrderStatus if not s.terminal]
+    marks = ",".join("?" * len(states))
+    sql = f"SELECT DISTINCT deployment_id FROM orders WHERE status IN ({marks})"
+    return {r[0] for r in j.rows(sql, *states)}
+
+
 def update_order(
     j: Journal, cid: str, now: datetime, source: str, *, status: OrderStatus | None = None,
     filled_qty: float | None = None, avg_price: float | None = None,

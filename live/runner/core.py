@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from contracts import paths
@@ -36,27 +36,35 @@ from live.notify import FanOut
 from live.orders.liquidate import FLATTEN_TAG
 from live.orders.manager import OrderManager
 from live.orders.reconcile import Reconciler
-from live.orders.reports import OrderStatus, Quote
-from live.orders.send_window import send_window_closed
+from live.orders.reports import Quote
 from live.risk.engine import RiskEngine, TradingState
-from live.runner import ops as runner_ops
+from live.runner.broker_watch import BrokerWatch
 from live.runner.config import RunnerConfig
 from live.runner.crash import CrashPoints
+from live.runner.desk import ControlDesk
 from live.runner.health import HealthStatus
 from live.runner.lock import RunnerLock
+from live.runner.market_time import MarketTime
+from live.runner.pnl_guard import PnlGuard
+from live.runner.reconcile_step import ReconcileStep
 from live.runner.strategy_step import decide_all
-from live.runner.submit_step import prepare, send_approved
+from live.runner.submit_step import SendView, Submitter
 from strategies.models import MarketSnapshot
 
 if TYPE_CHECKING:
     from live.brokers.alpaca_stream import TradeUpdateStream
 
 log = logging.getLogger("live.runner")
-OPEN_STATES = [s for s in OrderStatus if not s.terminal]
 
 
 class Runner:
-    """The runner process's state and cycle (see the module docstring)."""
+    """The runner process's cycle (see the module docstring), composed of the components that
+    own the rest of its state: a :class:`MarketTime` (the market clock's last reading), a
+    :class:`ControlDesk` (halt file, commands, halt reasons), a :class:`BrokerWatch` (broker
+    failures), a :class:`ReconcileStep` (reconciling, the session reconciled), a
+    :class:`Submitter` (risk checks, sends, latencies) and a :class:`PnlGuard` (equity peaks,
+    day-start equity). It keeps the cycle and what the cycle reads: snapshot, quotes, account.
+    """
 
     def __init__(
         self,
@@ -75,11 +83,9 @@ class Runner:
         self.crash = crash or CrashPoints()
         self.ledger = Ledger()
         self.risk = RiskEngine(
-            config.account_limits,
-            clock,
-            journal.get_meta("risk_reasons", {}),
+            config.account_limits, clock, journal.get_meta("risk_reasons", {}),
             on_change=lambda r: journal.set_meta("risk_reasons", r),
-        )
+        )  # fmt: skip
         self.manager = OrderManager(
             journal, broker, self.ledger, clock, self.crash, notifier.notify
         )
@@ -93,38 +99,65 @@ class Runner:
         self.snapshot: MarketSnapshot | None = None
         self.quotes: dict[str, Quote] = {}
         self.account: Any = None
-        self.market: MarketClock | None = None  # the broker's clock at the last refresh
-        self._market_mono = 0.0  # clock.monotonic() when ``market`` was read
-        self.halt_stamp: tuple[int, int] | None = None  # the halt file already acted on
         self.lock: RunnerLock | None = None  # the data-root lock (live.runner.build takes it)
         self.cycles = 0
-        self.peaks: dict[str, float] = journal.get_meta("peaks", {})
-        self.day_start: dict[str, tuple[str, float]] = {}
-        self.failures: dict[str, int] = {}  # consecutive broker failures per call
-        self.decided_at: dict[str, float] = {}  # client id -> monotonic time of its decision
-        self.latencies: list[float] = []  # decision-to-submit seconds
-        self.manager.on_send = self._on_send
-        self.reconciling = False
+        self._compose()
+
+    def _compose(self) -> None:
+        """Build the components that own the rest of the state and hook them to the manager."""
+        config, journal, clock, notifier = self.config, self.j, self.clock, self.notifier
+        self.time = MarketTime(clock)
+        self.desk = ControlDesk(
+            config.home, journal, self.risk, self.manager, self.ledger, clock, notifier.notify
+        )
+        self.watch = BrokerWatch(self.risk)
+        self.recon = ReconcileStep(self.reconciler, journal, self.risk, notifier.notify)
+        self.pnl = PnlGuard(journal, self.risk, config.account_limits)
+        self.submitter = Submitter(
+            journal, self.risk, self.manager, self.deployments, self.ledger, clock,
+            notifier.notify, config.account_limits, self.time.now,
+        )  # fmt: skip
+        self.manager.on_send = self.submitter.on_send
         self.manager.may_resend = lambda row: (
-            not self.reconciling
+            not self.recon.running
             and self.market is not None  # without the market's time no send window is known
             and (row.intent.tag == FLATTEN_TAG or self.risk.state() is not TradingState.HALTED)
         )
         self.manager.too_late = self.too_late
 
+    @property
+    def reconciling(self) -> bool:
+        """Whether a reconciliation is under way, owned by :attr:`recon`."""
+        return self.recon.running
+
+    @property
+    def market(self) -> MarketClock | None:
+        """The broker's market clock at the last refresh, owned by :attr:`time`."""
+        return self.time.market
+
+    @property
+    def peaks(self) -> dict[str, float]:
+        """Equity peaks per scope (``""``: the account), owned by :attr:`pnl`."""
+        return self.pnl.peaks
+
+    @property
+    def latencies(self) -> list[float]:
+        """Decision-to-submit seconds, owned by :attr:`submitter`."""
+        return self.submitter.latencies
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Rebuild positions from fills, load deployments and reconcile (HALTED on failure)."""
-        runner_ops.check_halt_file(self)
+        self.desk.check_halt_file()
         self.ledger.rebuild(jo.all_fills(self.j))
         jo.save_positions(self.j, self.ledger.positions_map(), self.clock.now())
-        self.deployments.refresh(self._busy())
+        self.deployments.refresh(jo.busy_deployments(self.j))
         try:
-            self._refresh_market(self._watched("clock", self.clock.market))
+            self._refresh_market(self.watch.call("clock", self.clock.market))
         except BrokerError as exc:
             self.notifier.notify("broker_error", f"market clock: {exc}", "error")
         self.reconcile(full=True)
-        runner_ops.publish_health(self, None)
+        self.publish_health(None)
 
     def run(
         self, cycles: int | None = None, should_stop: Callable[[], bool] = lambda: False
@@ -178,7 +211,7 @@ class Runner:
     def cycle(self) -> dict[str, int]:
         """Run one cycle; a failing step is reported and the rest still runs."""
         self.cycles += 1
-        runner_ops.check_halt_file(self)  # first: the kill switch must not need the journal
+        self.desk.check_halt_file()  # first: the kill switch must not need the journal
         seq = self.j.start_cycle(self.clock.now(), self.risk.state().value)
         counts: dict[str, int] = {"deployments": len(self.deployments.active)}
         errors: list[str] = []
@@ -193,51 +226,47 @@ class Runner:
                 self.notifier.notify("cycle_error", errors[-1], "error")
                 return None
 
-        step("commands", lambda: runner_ops.process_commands(self))
+        step("commands", self.desk.process_commands)
         step("stream", self.apply_updates)
         step("poll", self._poll)
         if self.cycles % self.config.reconcile_every == 0:
             step("reconcile", lambda: self.reconcile(full=False))
-        step("deployments", lambda: self.deployments.refresh(self._busy()))
-        market = step("clock", lambda: self._watched("clock", self.clock.market))
+        step("deployments", lambda: self.deployments.refresh(jo.busy_deployments(self.j)))
+        market = step("clock", lambda: self.watch.call("clock", self.clock.market))
         if market is not None:
             step("market_data", lambda: self._refresh_market(market))
         step("session_reconcile", lambda: self._reconcile_for_session(market))
         approved = step("decide", lambda: self._decide_and_prepare(market, counts)) or []
-        counts["submitted"] = step("submit", lambda: send_approved(self, approved)) or 0
+        counts["submitted"] = step("submit", lambda: self.submitter.send(approved)) or 0
         step("reprice", lambda: self.manager.reprice_stale(self.quotes, self.config.stale_limit_s))
-        step("pnl", lambda: runner_ops.update_pnl(self))
+        step("pnl", self._update_pnl)
         self.j.finish_cycle(
             seq, self.clock.now(), self.risk.state().value, counts, "; ".join(errors)
         )
-        runner_ops.publish_health(self, counts, "; ".join(errors))
+        self.publish_health(counts, "; ".join(errors))
         return counts
 
     def _refresh_market(self, market: MarketClock) -> None:
-        self.market, self._market_mono = market, self.clock.monotonic()
+        self.time.set(market)
         try:
             snap = self.snapshots.latest(market.timestamp)
         except LakeDataError as exc:  # never decide on data with a hole in it
-            runner_ops.halt_for(self, "lake_data", str(exc))
+            self.desk.halt_for("lake_data", str(exc))
             return
-        runner_ops.clear_reason(self, "lake_data")
+        self.desk.clear_reason("lake_data")
         if snap is not None and snap is not self.snapshot:
             self.snapshot, self.quotes = snap, snapshot_quotes(snap)
 
     def market_now(self) -> datetime:
-        """The market's time now: its clock at the last refresh plus the time since."""
-        if self.market is None:
-            return self.clock.now()
-        elapsed = self.clock.monotonic() - self._market_mono
-        return self.market.timestamp + timedelta(seconds=max(elapsed, 0.0))
+        """The market's time now (:meth:`MarketTime.now`)."""
+        return self.time.now()
 
     def too_late(self, row: jo.OrderRow) -> str | None:
-        """Why an order the broker never acknowledged may no longer be sent (None: it may, or
-        the market's time is unknown and nothing is sent yet)."""
-        if self.market is None:
-            return None
-        session = self.snapshot.session.isoformat() if self.snapshot is not None else None
-        return send_window_closed(row, session, self.market_now())
+        """Why an unacknowledged order may no longer be sent (:meth:`MarketTime.too_late`)."""
+        return self.time.too_late(row, self._session())
+
+    def _session(self) -> str | None:
+        return self.snapshot.session.isoformat() if self.snapshot is not None else None
 
     def close(self) -> None:
         """Close the journal and give the data-root lock back."""
@@ -249,61 +278,45 @@ class Runner:
         """The latest reference quote (the simulated broker fills against these)."""
         return self.quotes.get(symbol)
 
-    def _busy(self) -> set[str]:
-        marks = ",".join("?" * len(OPEN_STATES))
-        rows = self.j.rows(
-            f"SELECT DISTINCT deployment_id FROM orders WHERE status IN ({marks})",
-            *[s.value for s in OPEN_STATES],
-        )
-        return {r[0] for r in rows}
-
     def reconcile(self, full: bool) -> bool:
-        """Reconcile; success clears a reconciliation halt, failure sets one."""
-        self.reconciling = True
-        try:
-            report = self.reconciler.run(full)
-        except Exception as exc:  # noqa: BLE001 - any failure fails closed
-            self.risk.set("reconcile", TradingState.HALTED)
-            self.notifier.notify("reconcile_failed", f"{type(exc).__name__}: {exc}", "error")
-            log.error("reconciliation failed, trading HALTED: %s", exc)
-            return False
-        finally:
-            self.reconciling = False
-        self.account = report.account
-        self.risk.clear("reconcile")
-        return True
+        """Reconcile (:meth:`ReconcileStep.run`); whether it succeeded."""
+        report = self.recon.run(full)
+        if report is not None:
+            self.account = report.account
+        return report is not None
 
     def _reconcile_for_session(self, market: MarketClock | None) -> None:
-        """Reconcile once before the first decision on a new session's data, so overnight
-        assignments, exercises and expiries are in the book the strategy sees (a failure
-        halts trading, as any failed reconciliation does)."""
+        """Reconcile before the first decision on a new session's data, when the market is
+        open (:meth:`ReconcileStep.for_session`)."""
         if market is None or not market.is_open or self.snapshot is None:
             return
-        session = self.snapshot.session.isoformat()
-        if self.j.get_meta("reconciled_session") == session:
-            return
-        if self.reconcile(full=False):
-            self.j.set_meta("reconciled_session", session)
+        report = self.recon.for_session(self.snapshot.session.isoformat())
+        if report is not None:
+            self.account = report.account
 
     def _poll(self) -> None:
         self.broker.step()
-        self._watched("orders", self.manager.poll)
-        self.account = self._watched("account", self.broker.account)
+        self.watch.call("orders", self.manager.poll)
+        self.account = self.watch.call("account", self.broker.account)
 
-    def _watched(self, name: str, fn: Callable[[], Any]) -> Any:
-        """Call the broker; three consecutive failures of any call halt trading until all of
-        them succeed again."""
-        try:
-            out = fn()
-        except BrokerError:
-            self.failures[name] = self.failures.get(name, 0) + 1
-            if self.failures[name] >= 3:
-                self.risk.set("broker_unreachable", TradingState.HALTED)
-            raise
-        self.failures[name] = 0
-        if not any(self.failures.values()):
-            self.risk.clear("broker_unreachable")
-        return out
+    def _update_pnl(self) -> None:
+        self.pnl.update(
+            self.ledger, self.deployments.active.values(), self.account, self.quotes,
+            self.clock.now(),
+        )  # fmt: skip
+
+    def publish_health(self, counts: dict[str, int] | None, error: str = "") -> None:
+        """Refresh what ``/health`` serves."""
+        deps = self.deployments.active
+        self.status.update(
+            state=self.risk.state().value, reasons=self.risk.reasons(), broker=self.broker.name,
+            paper=self.broker.paper, cycles=self.cycles, last_cycle=self.j.last_cycle(),
+            last_counts=counts, last_error=error, deployments=len(deps),
+            account_limits=self.config.account_limits.model_dump(mode="json"),
+            limits={d.id: d.manifest.risk_limits.model_dump(mode="json")
+                    for d in list(deps.values())[:200]},
+            stream=vars(self.updates.stats) if self.updates is not None else None,
+        )  # fmt: skip
 
     # -- deciding and sending ------------------------------------------------------------------
     def _decide_and_prepare(
@@ -318,28 +331,20 @@ class Runner:
                 and self.risk.state() is not TradingState.HALTED
             ):
                 counts["intents"] = self._decide(market)
-            return prepare(self)
+            return self.prepare()
+
+    def prepare(self) -> list[jo.OrderRow]:
+        """Risk-check, journal and mark every pending order (:meth:`Submitter.prepare`)."""
+        view = SendView(self._session(), self.quotes, self.account, self.peaks)
+        return self.submitter.prepare(view)
 
     def _decide(self, market: MarketClock) -> int:
         if self.snapshot is None:
             return 0
         stamped = decide_all(
-            self.j,
-            self.deployments,
-            self.ledger,
-            self.risk,
-            self.quotes,
-            self.peaks,
-            self._busy(),
-            self.clock,
-            self.snapshot,
-            market.timestamp,
+            self.j, self.deployments, self.ledger, self.risk, self.quotes, self.pnl.peaks,
+            jo.busy_deployments(self.j), self.clock, self.snapshot, market.timestamp,
             self.notifier.notify,
-        )
-        self.decided_at.update(stamped)
+        )  # fmt: skip
+        self.submitter.track(stamped)
         return len(stamped)
-
-    def _on_send(self, cid: str) -> None:
-        started = self.decided_at.pop(cid, None)
-        if started is not None:
-            self.latencies.append(self.clock.monotonic() - started)

@@ -113,7 +113,7 @@ def run_both(tmp_path: Path, name: str) -> tuple[Any, Any, pl.DataFrame]:
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_backtest_and_live_books_agree_to_the_cent(tmp_path: Path, name: str) -> None:
     live, ref, chains = run_both(tmp_path, name)
-    assert all(o["status"] == "filled" for o in live.orders.state), live.orders.state
+    assert all(o["status"] == "filled" for o in live.orders), live.orders
     books = {(b["session"], b["deployment_id"]): b for b in live.books}
     held = ref.positions.group_by("session").agg(
         pl.struct("symbol", "qty", "avg_price").alias("rows")

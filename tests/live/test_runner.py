@@ -21,7 +21,6 @@ from live.orders.manager import REPRICE
 from live.orders.reports import OrderStatus, Quote
 from live.risk.engine import TradingState
 from live.runner.health import HealthServer
-from live.runner.submit_step import prepare, send_approved
 from strategies.base import create_strategy
 from strategies.models import OrderType
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
@@ -175,7 +174,7 @@ def test_stale_spreads_are_cancelled_then_resubmitted_once_at_the_net_mid(
     assert new is not None and new.status is OrderStatus.PENDING_SUBMIT
     assert (new.qty, new.limit_price, new.attempt) == (2.0, 2.0, 1)
     assert runner.manager.requeue_repriced(runner.quotes) == 0  # one new attempt per cancel
-    sent = send_approved(runner, prepare(runner))  # through the risk engine like any order
+    sent = runner.submitter.send(runner.prepare())  # through the risk engine like any order
     assert sent == 1 and jo.get_order(runner.j, cid + "-r1").status is OrderStatus.FILLED
     at_broker = sorted((o["client_order_id"], o["status"]) for o in fake.orders.values())
     assert at_broker == [(cid, "canceled"), (cid + "-r1", "filled")]
