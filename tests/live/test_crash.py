@@ -95,6 +95,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         yield {name: f.result() for name, f in futures.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_restart_after_kill_9_is_consistent(outcomes: dict[str, Outcome], name: str) -> None:
     out = outcomes[name]

@@ -208,6 +208,7 @@ def test_gap_filling_is_explicit_and_marked(project_defs: dg.Definitions, tmp_pa
     assert written.group_by("symbol").len()["len"].to_list() == [390, 390, 390]
 
 
+@pytest.mark.slow
 def test_corrupted_upstream_partition_fails_the_run_with_a_clear_error(
     project_defs: dg.Definitions, tmp_path: Path
 ) -> None:
