@@ -102,6 +102,7 @@ def root(base_root: Path, tmp_path: Path) -> Path:
 # --- item 2: a changed universe or start date never silently rewrites history ---
 
 
+@pytest.mark.slow
 def test_narrowed_universe_is_refused_and_changes_nothing(root: Path) -> None:
     before = snapshot(root)
     res = cli.invoke(
@@ -144,6 +145,7 @@ def test_partitions_record_their_universe_source_and_history(root: Path) -> None
     }
 
 
+@pytest.mark.slow
 def test_replace_rewrites_the_range_and_every_dependent_partition(root: Path) -> None:
     lake = root / "lake"
     later = {s: storage.file_sha256(storage.partition_path(lake, "stock_bars_1d", s)) for s in
@@ -449,6 +451,7 @@ def test_a_read_only_root_is_refused_for_a_command_that_writes(root: Path, tmp_p
     assert snapshot(root) == before
 
 
+@pytest.mark.slow
 def test_a_full_disk_gives_one_line_and_leaves_the_root_as_it_was(
     root: Path, tmp_path: Path
 ) -> None:

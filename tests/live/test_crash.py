@@ -113,6 +113,7 @@ def test_restart_after_kill_9_is_consistent(outcomes: dict[str, Outcome], name: 
     assert journal.get_meta("risk_reasons", {}) == {}
 
 
+@pytest.mark.slow  # its fixture runs every kill -9 scenario
 def test_no_secret_in_any_output(outcomes: dict[str, Outcome]) -> None:
     for out in outcomes.values():
         assert out.output, "the runs printed something (logs, status)"
