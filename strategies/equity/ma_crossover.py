@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,30 +60,12 @@ class MACrossover(SignalStrategy):
             MACrossoverConfig,
         )
 
-    @classmethod
-    def sweep_fast_path(
-        cls,
-        close: np.ndarray,
-        points: Sequence[Mapping[str, Any]],
-        *,
-        fees: float,
-        slippage: float,
-        init_cash: float,
-        threads: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The fused SMA-table kernel (:func:`~strategies.backtest.ma_crossover_sweep`)."""
-        from strategies.backtest.signal_fastpath import ma_crossover_sweep, per_point
+    fused_kernel = "ma_crossover_sweep"  # The fused SMA-table kernel
 
-        configs = [cls.param_space().validate(p) for p in points]
-        frame = ma_crossover_sweep(
-            close,
-            [(c.fast, c.slow) for c in configs],
-            fees=fees,
-            slippage=slippage,
-            init_cash=init_cash,
-            threads=threads,
-        )
-        return per_point(frame, len(points))
+    @classmethod
+    def kernel_point(cls, config: Any) -> tuple:
+        """The kernel's point tuple."""
+        return (config.fast, config.slow)
 
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Crossings of the fast over the slow SMA."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,30 +68,12 @@ class Momentum(SignalStrategy):
             MomentumConfig,
         )
 
-    @classmethod
-    def sweep_fast_path(
-        cls,
-        close: np.ndarray,
-        points: Sequence[Mapping[str, Any]],
-        *,
-        fees: float,
-        slippage: float,
-        init_cash: float,
-        threads: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The fused ROC/trend-table kernel (:func:`~strategies.backtest.momentum_sweep`)."""
-        from strategies.backtest.signal_fastpath import momentum_sweep, per_point
+    fused_kernel = "momentum_sweep"  # The fused ROC/trend-table kernel
 
-        configs = [cls.param_space().validate(p) for p in points]
-        frame = momentum_sweep(
-            close,
-            [(c.lookback, c.enter, c.leave, c.trend) for c in configs],
-            fees=fees,
-            slippage=slippage,
-            init_cash=init_cash,
-            threads=threads,
-        )
-        return per_point(frame, len(points))
+    @classmethod
+    def kernel_point(cls, config: Any) -> tuple:
+        """The kernel's point tuple."""
+        return (config.lookback, config.enter, config.leave, config.trend)
 
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Momentum signals."""

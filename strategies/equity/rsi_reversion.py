@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,30 +65,12 @@ class RSIReversion(SignalStrategy):
             RSIReversionConfig,
         )
 
-    @classmethod
-    def sweep_fast_path(
-        cls,
-        close: np.ndarray,
-        points: Sequence[Mapping[str, Any]],
-        *,
-        fees: float,
-        slippage: float,
-        init_cash: float,
-        threads: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The fused RSI-table kernel (:func:`~strategies.backtest.rsi_reversion_sweep`)."""
-        from strategies.backtest.signal_fastpath import per_point, rsi_reversion_sweep
+    fused_kernel = "rsi_reversion_sweep"  # The fused RSI-table kernel
 
-        configs = [cls.param_space().validate(p) for p in points]
-        frame = rsi_reversion_sweep(
-            close,
-            [(c.window, c.lower, c.upper) for c in configs],
-            fees=fees,
-            slippage=slippage,
-            init_cash=init_cash,
-            threads=threads,
-        )
-        return per_point(frame, len(points))
+    @classmethod
+    def kernel_point(cls, config: Any) -> tuple:
+        """The kernel's point tuple."""
+        return (config.window, config.lower, config.upper)
 
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RSI band signals."""

@@ -50,11 +50,15 @@ class SignalStrategy(Strategy):
       signal (:meth:`lookback`; a point needing more than half the sample is not swept);
     - :meth:`sweep_fast_path`: the compiled re-simulation of many points that every sweep
       checks vectorbt against. The default runs the family's own :meth:`signals` through the
-      compiled ``from_signals`` state machine; a family with a fused kernel overrides it;
+      compiled ``from_signals`` state machine; a family with a fused kernel names it in
+      ``fused_kernel`` (a function of :mod:`strategies.backtest.signal_fastpath` taking
+      ``(close, [kernel_point(config), ...], fees=, slippage=, init_cash=, threads=)``) and
+      maps a validated config to the kernel's tuple in :meth:`kernel_point`;
     - ``sweep``: set it False to register a family the pipeline does not sweep.
     """
 
     sweep: ClassVar[bool] = True
+    fused_kernel: ClassVar[str | None] = None
 
     __slots__ = ()
 
@@ -75,6 +79,11 @@ class SignalStrategy(Strategy):
         return int(cls.param_space().validate(params).lookback_bars())
 
     @classmethod
+    def kernel_point(cls, config: Any) -> tuple:
+        """A validated config as the ``fused_kernel``'s point tuple (families with a kernel)."""
+        raise NotImplementedError(f"{cls.name} declares no fused sweep kernel")
+
+    @classmethod
     def sweep_fast_path(
         cls,
         close: np.ndarray,
@@ -89,15 +98,29 @@ class SignalStrategy(Strategy):
         as vectorbt's ``from_signals(close, entries, exits, fees=, slippage=, init_cash=)``.
 
         Default: each point's :meth:`signals` through the compiled state machine
-        (:func:`strategies.backtest.signal_fastpath.simulate_signals`).
+        (:func:`strategies.backtest.signal_fastpath.simulate_signals`), or the family's
+        ``fused_kernel`` when it declares one.
         """
-        from strategies.backtest.signal_fastpath import simulate_signals
+        from strategies.backtest import signal_fastpath as fp
+
+        if cls.fused_kernel is not None:
+            kernel = getattr(fp, cls.fused_kernel)
+            configs = [cls.param_space().validate(p) for p in points]
+            frame = kernel(
+                close,
+                [cls.kernel_point(c) for c in configs],
+                fees=fees,
+                slippage=slippage,
+                init_cash=init_cash,
+                threads=threads,
+            )
+            return fp.per_point(frame, len(points))
 
         arr = as_2d(close)
         if not points:
             return np.empty((0, arr.shape[1])), np.empty((0, arr.shape[1]), dtype=np.int64)
         sigs = [cls(cls.param_space().validate(p)).signals(arr) for p in points]
-        ret, trades = simulate_signals(
+        ret, trades = fp.simulate_signals(
             np.tile(arr, (1, len(points))),
             np.hstack([e for e, _ in sigs]),
             np.hstack([x for _, x in sigs]),
