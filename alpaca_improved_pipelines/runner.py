@@ -17,6 +17,7 @@ import dagster as dg
 from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.settings import Settings
+from alpaca_improved_pipelines.tracking.repro import pid_alive
 
 OURS = "# Written by alpaca-improved"
 DAGSTER_YAML = f"""\
@@ -46,16 +47,6 @@ def process_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _run_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
     """The pid executing ``run`` on this host: our tag, else Dagster's engine event; or None."""
     tags = run.tags
@@ -82,7 +73,7 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
     failed: list[str] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=in_progress)):
         pid = _run_pid(instance, run)
-        if pid is None or pid == os.getpid() or _pid_alive(pid):
+        if pid is None or pid == os.getpid() or pid_alive(pid):
             continue
         instance.report_run_failed(
             run,

@@ -8,7 +8,7 @@ and the candidates are generated from :func:`families`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,20 +50,11 @@ class Family:
         entries, exits = strategy.signals(close)  # type: ignore[attr-defined]
         return np.asarray(entries, dtype=bool), np.asarray(exits, dtype=bool)
 
-    def fast_path(
-        self,
-        close: np.ndarray,
-        points: Sequence[Mapping[str, Any]],
-        *,
-        fees: float,
-        slippage: float,
-        init_cash: float,
-        threads: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Total return and trades per (point, symbol), shape ``(points, symbols)``."""
-        return self.strategy.sweep_fast_path(
-            close, points, fees=fees, slippage=slippage, init_cash=init_cash, threads=threads
-        )
+    @property
+    def fast_path(self) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+        """The family's :meth:`~SignalStrategy.sweep_fast_path`: total return and trades per
+        (point, symbol), shape ``(points, symbols)``."""
+        return self.strategy.sweep_fast_path
 
 
 def families() -> dict[str, Family]:

@@ -179,7 +179,7 @@ class Tracker:
         ):
             pid = run.data.tags.get("pid")
             same_host = run.data.tags.get("host") == socket.gethostname()
-            if same_host and pid and _pid_alive(int(pid)):
+            if same_host and pid and repro.pid_alive(int(pid)):
                 continue
             self.client.set_tag(run.info.run_id, "alpaca_improved.abandoned", "true")
             self.client.set_terminated(run.info.run_id, status="FAILED")
@@ -271,13 +271,3 @@ def _finite(v: float) -> bool:
     except (TypeError, ValueError):
         return False
     return f == f and abs(f) != float("inf")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
