@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from strategies.models import Book, MarketSnapshot, OrderIntent
+from strategies.models import Book, MarketSnapshot, OrderIntent, Timeframe
 
 
 class StrategyError(RuntimeError):
@@ -151,6 +151,9 @@ class Strategy(ABC):
     name: ClassVar[str]
     interface_version: ClassVar[int] = 1
     config_cls: ClassVar[type[Any]]
+    # The bars it decides on: "1d" decides once per session on the daily close; "1m" decides on
+    # every minute bar's close and reads ``snapshot.intraday`` (the session's closed minutes).
+    timeframe: ClassVar[Timeframe] = "1d"
 
     __slots__ = ("_config",)
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -383,6 +383,13 @@ def _max_session(frame: pl.DataFrame) -> date | None:
     return frame.get_column("session").max() if frame.height else None  # type: ignore[return-value]
 
 
+# The bars a strategy decides on (Strategy.timeframe): one decision per session on the daily
+# close, or one per minute bar's close.
+Timeframe = Literal["1d", "1m"]
+INTRADAY_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "vwap", "trade_count")
+MINUTE = timedelta(minutes=1)
+
+
 @dataclass(frozen=True, slots=True)
 class MarketSnapshot:
     """Everything a strategy may see at one decision time, and nothing after ``session``.
@@ -395,6 +402,10 @@ class MarketSnapshot:
             including ``session``.
         chains: Option chain per underlying (columns :data:`CHAIN_COLUMNS`) for ``session``.
         features: Extra precomputed inputs (for example IV rank), also as of ``session``.
+        intraday: The minute bars of the decision's own session that closed by ``ts`` (columns
+            :data:`INTRADAY_COLUMNS`, ``ts`` = the bar's start, UTC; a bar starting at t is
+            closed at t + 1 min). Empty for daily decisions. ``history`` then ends at the
+            session before (today's daily bar does not exist yet) and ``session`` is today.
     """
 
     ts: datetime
@@ -403,6 +414,7 @@ class MarketSnapshot:
     history: pl.DataFrame
     chains: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     features: Mapping[str, Any] = field(default_factory=dict)
+    intraday: pl.DataFrame | None = None
     # memo of close_array(); many deployments deciding on one snapshot share the extraction
     _closes: dict[str, np.ndarray] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -418,6 +430,13 @@ class MarketSnapshot:
             if last is not None and last > self.session:
                 raise ValueError(
                     f"{name} holds data for {last}, after the snapshot session {self.session}"
+                )
+        if self.intraday is not None and self.intraday.height:
+            last_start: datetime = self.intraday.get_column("ts").max()  # type: ignore[assignment]
+            if last_start + MINUTE > self.ts:
+                raise ValueError(
+                    f"intraday holds the bar starting {last_start.isoformat()}, "
+                    f"not closed at {self.ts.isoformat()}"
                 )
         object.__setattr__(self, "prices", MappingProxyType(dict(self.prices)))
         object.__setattr__(self, "chains", MappingProxyType(dict(self.chains)))
