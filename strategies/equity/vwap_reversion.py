@@ -1,0 +1,247 @@
+"""Intraday VWAP reversion on minute bars: buy a stretch below the session VWAP, sell the return
+to it, and be flat a set number of minutes before the session's real close (never overnight).
+
+The indicator is the session's running volume-weighted mean and standard deviation of the bars'
+VWAP (West's weighted update, restarted at every open). One compiled kernel computes it with the
+entry and exit rules row by row over a :class:`~strategies.equity.intraday.MinutePanel`; the
+vectorized backtest runs it over every session of the lake, ``decide()`` over the session's
+closed minutes so far, so a live decision on a bar's close is exactly the vectorized signal on
+that bar's row.
+
+Time rules, in closed minutes ``c`` since the open of a session of ``n`` minutes (390; 210 on a
+half day): entries only while ``warmup <= c <= n - last_entry``; a forced exit once
+``c >= n - flat_before`` (on every minute, with or without a new bar, so a position is closed
+even if the symbol stops printing). ``decide()`` reads the open and close from
+``snapshot.features["session_open"]`` / ``["session_close"]`` (the snapshot has no calendar).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from strategies.base import Param, ParamSpace, register_strategy
+from strategies.equity.intraday import (
+    MinutePanel,
+    decision_minute,
+    intraday_bars,
+    session_bounds,
+)
+from strategies.equity.signal import SignalStrategy, check_allocation, check_symbols
+from strategies.models import Book, MarketSnapshot, OrderIntent, Side
+
+
+@njit(cache=True, nogil=True)
+def vwap_reversion_column(
+    close: np.ndarray,
+    vwap: np.ndarray,
+    volume: np.ndarray,
+    has_bar: np.ndarray,
+    minute: np.ndarray,
+    session_minutes: np.ndarray,
+    band: float,
+    exit_band: float,
+    stop: float,
+    warmup: int,
+    last_entry: int,
+    flat_before: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Entries and exits of one symbol's minute column (row ``r`` reads rows ``<= r`` only)."""
+    n_rows = close.shape[0]
+    entries = np.zeros(n_rows, dtype=np.bool_)
+    exits = np.zeros(n_rows, dtype=np.bool_)
+    weight = 0.0
+    mean = 0.0
+    m2 = 0.0
+    for r in range(n_rows):
+        if minute[r] == 0:  # a new session: the VWAP restarts
+            weight = 0.0
+            mean = 0.0
+            m2 = 0.0
+        closed = minute[r] + 1
+        n = session_minutes[r]
+        if has_bar[r]:
+            v = volume[r]
+            p = vwap[r]
+            if v > 0.0 and math.isfinite(v) and math.isfinite(p):
+                weight += v
+                delta = p - mean
+                mean += v / weight * delta
+                m2 += v * delta * (p - mean)
+            if weight > 0.0:
+                sd = math.sqrt(max(m2 / weight, 0.0))
+                px = close[r]
+                stopped = stop > 0.0 and px < mean - stop * sd
+                in_window = closed >= warmup and closed <= n - last_entry
+                entries[r] = in_window and px < mean - band * sd and not stopped
+                exits[r] = px >= mean - exit_band * sd or stopped
+        if closed >= n - flat_before:
+            exits[r] = True
+            entries[r] = False
+    return entries, exits
+
+
+@dataclass(frozen=True, slots=True)
+class VWAPReversionConfig:
+    """Config of :class:`VWAPReversion`.
+
+    Attributes:
+        symbols: Traded symbols.
+        band: Enter when the close is more than ``band`` session-VWAP standard deviations below
+            the VWAP (> 0).
+        exit_band: Exit when the close is back within ``exit_band`` deviations below the VWAP
+            (0 = at the VWAP, negative = above it); must be < ``band``.
+        stop: Exit (and do not enter) below ``stop`` deviations under the VWAP; 0 disables,
+            else > ``band``.
+        warmup: Closed minutes after the open before the first entry (>= 1).
+        last_entry: No new entry within this many minutes of the close (> ``flat_before``).
+        flat_before: Exit every position this many minutes before the session's close (>= 1).
+        allocation: Fraction of equity split across symbols.
+    """
+
+    symbols: tuple[str, ...] = ("SPY",)
+    band: float = 2.0
+    exit_band: float = 0.0
+    stop: float = 0.0
+    warmup: int = 15
+    last_entry: int = 60
+    flat_before: int = 15
+    allocation: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_symbols(self.symbols)
+        if not self.band > 0:
+            raise ValueError(f"band must be > 0, got {self.band}")
+        if not self.exit_band < self.band:
+            raise ValueError(f"exit_band must be < band, got {self.exit_band} >= {self.band}")
+        if self.stop != 0 and not self.stop > self.band:
+            raise ValueError(f"stop must be 0 (off) or > band, got {self.stop}")
+        if self.warmup < 1 or self.flat_before < 1:
+            raise ValueError(f"warmup and flat_before must be >= 1 minute, got {self}")
+        if self.last_entry <= self.flat_before:
+            raise ValueError(
+                f"last_entry must be > flat_before (entries stop before the forced exit), "
+                f"got {self.last_entry} <= {self.flat_before}"
+            )
+        check_allocation(self.allocation)
+
+    def lookback_bars(self) -> int:
+        """Sessions of history before the first signal: none, the VWAP restarts every session."""
+        return 0
+
+
+@register_strategy
+class VWAPReversion(SignalStrategy):
+    """Intraday VWAP reversion: buy a stretch below the session VWAP, flat before the close."""
+
+    name = "vwap_reversion"
+    config_cls = VWAPReversionConfig
+    timeframe = "1m"
+    __slots__ = ()
+
+    @classmethod
+    def param_space(cls) -> ParamSpace:
+        """Band 1.5-2.5 sigmas, exit at or short of the VWAP, warm-up 15/30 minutes."""
+        return ParamSpace(
+            (
+                Param("band", values=(1.5, 2.0, 2.5)),
+                Param("exit_band", values=(0.0, 0.5)),
+                Param("warmup", values=(15, 30)),
+                Param("stop", values=(0.0, 4.0)),
+            ),
+            VWAPReversionConfig,
+        )
+
+    def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Not defined on closes alone: this family reads minute bars (:meth:`signals`)."""
+        raise TypeError(f"{self.name} trades minute bars: call signals(MinutePanel)")
+
+    def signals(self, close: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Entries and exits, shape ``(rows, symbols)``, over a :class:`MinutePanel`."""
+        if not isinstance(close, MinutePanel):
+            raise TypeError(f"{self.name} needs a MinutePanel of minute bars, got {type(close)}")
+        panel, c = close, self.config
+        entries = np.zeros(panel.close.shape, dtype=np.bool_)
+        exits = np.zeros(panel.close.shape, dtype=np.bool_)
+        for j in range(panel.close.shape[1]):
+            entries[:, j], exits[:, j] = vwap_reversion_column(
+                np.ascontiguousarray(panel.close[:, j]),
+                np.ascontiguousarray(panel.vwap[:, j]),
+                np.ascontiguousarray(panel.volume[:, j]),
+                np.ascontiguousarray(panel.has_bar[:, j]),
+                panel.minute,
+                panel.session_minutes,
+                float(c.band),
+                float(c.exit_band),
+                float(c.stop),
+                int(c.warmup),
+                int(c.last_entry),
+                int(c.flat_before),
+            )
+        return entries, exits
+
+    @classmethod
+    def sweep_fast_path(
+        cls,
+        close: Any,
+        points: Sequence[Mapping[str, Any]],
+        *,
+        fees: float,
+        slippage: float,
+        init_cash: float,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each point's minute signals through the compiled ``from_signals`` state machine."""
+        from strategies.backtest.signal_fastpath import simulate_signals
+
+        panel: MinutePanel = close
+        n_sym = len(panel.symbols)
+        if not points:
+            return np.empty((0, n_sym)), np.empty((0, n_sym), dtype=np.int64)
+        sigs = [cls(cls.param_space().validate(p)).signals(panel) for p in points]
+        ret, trades = simulate_signals(
+            np.tile(panel.close, (1, len(points))),
+            np.hstack([e for e, _ in sigs]),
+            np.hstack([x for _, x in sigs]),
+            fees=fees,
+            slippage=slippage,
+            init_cash=init_cash,
+            threads=threads,
+        )
+        return ret.reshape(len(points), n_sym), trades.reshape(len(points), n_sym)
+
+    def decide(self, snapshot: MarketSnapshot, book: Book) -> list[OrderIntent]:
+        """On a minute bar's close: the vectorized signal of that bar's row for every symbol,
+        and a sell of every position once the forced-exit minute is reached."""
+        opn, cls = session_bounds(snapshot)
+        closed = decision_minute(snapshot, opn)
+        n = (cls - opn) // 60_000_000_000
+        intents: list[OrderIntent] = []
+        forced = closed >= n - self.config.flat_before
+        bars = intraday_bars(snapshot)
+        for symbol in self.config.symbols:
+            held = book.shares(symbol)
+            if forced:
+                if held > 0:
+                    intents.append(self._order(symbol, Side.SELL, held, "flat before close"))
+                continue
+            if closed < 1:
+                continue
+            panel = MinutePanel.build(bars, (symbol,), [(opn, cls)]).head(closed)
+            if not panel.has_bar[-1, 0]:
+                continue  # no bar closed this minute for the symbol: nothing new to act on
+            entries, exits = self.signals(panel)
+            entry, exit_ = bool(entries[-1, 0]), bool(exits[-1, 0])
+            if held > 0 and exit_ and not entry:
+                intents.append(self._order(symbol, Side.SELL, held, "back to VWAP"))
+            elif held == 0 and entry and not exit_:
+                price = snapshot.prices.get(symbol, float(panel.close[-1, 0]))
+                qty = self._entry_qty(book, price)
+                if qty >= 1:
+                    intents.append(self._order(symbol, Side.BUY, qty, "below VWAP band"))
+        return intents
