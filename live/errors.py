@@ -73,6 +73,11 @@ class AmbiguousSubmit(BrokerError):
         self.client_order_id = client_order_id
 
 
+class AuthRejected(BrokerError):
+    """The broker refused our keys (HTTP 401): nothing was processed; new orders halt until
+    valid keys appear (:class:`live.runner.broker_watch.BrokerWatch`)."""
+
+
 class MalformedResponse(BrokerError):
     """The broker's answer could not be parsed into a trustworthy report."""
 

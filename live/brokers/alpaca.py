@@ -4,8 +4,11 @@ Live trading needs ``--live`` (``live=True``) *and* ``ALPACA_IMPROVED_LIVE_TRADI
 environment, and the host actually called must then be ``api.alpaca.markets``; paper must call
 ``paper-api.alpaca.markets`` or a loopback fake. ``ALPACA_TRADING_URL`` overrides the host (and
 alpaca-py's ``url_override`` beats ``paper``), so the resolved URL is checked after the client is
-built and every request's host is pinned (:class:`GuardedSession`). Keys come only from
-``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY`` and never appear in a repr, log line or error.
+built and every request's host is pinned (:class:`GuardedSession`). Keys come only from mounted
+files (``ALPACA_API_KEY_FILE`` / ``ALPACA_SECRET_KEY_FILE``) or ``ALPACA_API_KEY`` /
+``ALPACA_SECRET_KEY`` (:mod:`live.brokers.credentials`) and never appear in a repr, log line or
+error. :meth:`AlpacaBroker.refresh_credentials` re-reads them, so a rotated key is picked up
+without a restart.
 
 alpaca-py's own retry loop (429/504, fixed 3 s sleep, ignoring ``X-Ratelimit-Reset``, re-POSTing
 orders) is switched off by default (``sdk_retries=0``); reads are retried here with the reset
@@ -14,6 +17,7 @@ honoured, and a submit whose outcome is unknown surfaces as :class:`AmbiguousSub
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +34,7 @@ from live.brokers import alpaca_parse as parse
 from live.brokers.alpaca_errors import classify
 from live.brokers.alpaca_session import GuardedSession
 from live.brokers.base import OPTION_ACTIVITIES, Broker
+from live.brokers.credentials import read_keys
 from live.brokers.ratelimit import SlidingWindow
 from live.clock import Clock, MarketClock
 from live.errors import (
@@ -53,6 +58,7 @@ PAPER_HOST, LIVE_HOST = "paper-api.alpaca.markets", "api.alpaca.markets"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 LIVE_OPT_IN = "ALPACA_IMPROVED_LIVE_TRADING"
 T = TypeVar("T")
+log = logging.getLogger("live.broker")
 
 
 @dataclass(frozen=True)
@@ -78,12 +84,10 @@ def settings_from_env(live: bool = False, env: Mapping[str, str] | None = None) 
         LiveModeRefused: Live without opt-in, or a host that does not match the mode.
     """
     env = os.environ if env is None else env
-    key, secret = env.get("ALPACA_API_KEY", ""), env.get("ALPACA_SECRET_KEY", "")
-    if not key or not secret:
-        raise ConfigError("set ALPACA_API_KEY and ALPACA_SECRET_KEY (paper keys by default)")
+    keys = read_keys(env)
     url = (env.get("ALPACA_TRADING_URL") or (LIVE_URL if live else PAPER_URL)).rstrip("/")
     check_host(url, live, env)
-    return AlpacaSettings(url, live, key, secret)
+    return AlpacaSettings(url, live, keys.api_key, keys.secret_key)
 
 
 def check_host(url: str, live: bool, env: Mapping[str, str]) -> None:
@@ -109,8 +113,11 @@ class AlpacaBroker(Broker):
         self, settings: AlpacaSettings, clock: Clock, requests_per_minute: int = 200,
         sdk_retries: int = 0, sdk_retry_wait: float = 3.0, read_attempts: int = 3,
         timeout: tuple[float, float] = (3.0, 10.0), max_reset_wait: float = 60.0,
+        keys_env: Mapping[str, str] | None = None,
     ) -> None:  # fmt: skip
         self.paper = not settings.live
+        self.keys_env = keys_env  # where refresh_credentials() re-reads keys (None: os.environ)
+        self.on_keys: list[Callable[[str, str], None]] = []  # told of new keys (the stream)
         self.clock_source = clock
         self.read_attempts = read_attempts
         self.client = TradingClient(
@@ -124,6 +131,27 @@ class AlpacaBroker(Broker):
         bucket = SlidingWindow(requests_per_minute, clock)
         self.session = GuardedSession(settings.host, clock, bucket, timeout, max_reset_wait)
         self.client._session = self.session
+
+    def refresh_credentials(self) -> bool:
+        """Re-read the keys (files first); True when they changed and are now in use.
+
+        Called after a 401: a rotated secret mounted as a file (or a changed environment in
+        tests) reaches the running client without a restart. Unreadable or missing keys leave
+        the current ones in place (the runner stays halted on ``broker_auth``).
+        """
+        try:
+            keys = read_keys(self.keys_env)
+        except ConfigError as exc:
+            log.warning("re-reading the Alpaca keys failed: %s", exc)
+            return False
+        client = self.client
+        if (keys.api_key, keys.secret_key) == (client._api_key, client._secret_key):
+            return False
+        client._api_key, client._secret_key = keys.api_key, keys.secret_key
+        for listener in self.on_keys:
+            listener(keys.api_key, keys.secret_key)
+        log.warning("Alpaca keys changed (%s); using the new keys", keys.origin)
+        return True
 
     def _read(self, op: str, fn: Callable[[], T]) -> T:
         """Call a read, retrying retryable failures (bounded); malformed answers fail at once."""

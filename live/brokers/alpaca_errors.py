@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from live.errors import (
     AmbiguousSubmit,
+    AuthRejected,
     BrokerError,
     LiveModeRefused,
     MalformedResponse,
@@ -68,6 +69,8 @@ def _api_error(exc: APIError, op: str, mutating: bool, cid: str) -> BrokerError:
     status = exc.status_code
     code, message = body_fields(str(exc))
     text = f"{op}: HTTP {status} code {code}: {message}"
+    if status == 401:  # refused before anything was processed, a submit included
+        return AuthRejected(text, status, code)
     if status == 429:
         return RetryableBrokerError(text, status, code)
     if mutating:

@@ -92,6 +92,10 @@ class TradeUpdateStream:
         self.stats.last_event = str(data.get("event", ""))
         self._queue.put(report)
 
+    def set_keys(self, api_key: str, secret_key: str) -> None:
+        """Use rotated keys from the next (re)connect on (alpaca-py re-authenticates then)."""
+        self._stream._api_key, self._stream._secret_key = api_key, secret_key
+
     def start(self) -> TradeUpdateStream:
         """Connect in the background (returns at once)."""
         if self._thread is None:

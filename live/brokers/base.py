@@ -86,6 +86,11 @@ class Broker(ABC):
     def step(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op by default
         """Advance a simulation (fills, expiries); real brokers do nothing."""
 
+    def refresh_credentials(self) -> bool:
+        """Re-read the broker's keys after an :class:`~live.errors.AuthRejected`; True when
+        new keys are now in use (brokers without keys: never)."""
+        return False
+
 
 def walk_pages(
     fetch: Callable[[datetime | None], list[OrderReport]], after: datetime | None, limit: int

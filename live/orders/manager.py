@@ -21,7 +21,13 @@ from datetime import timedelta
 from live.book import Ledger
 from live.brokers.base import Broker
 from live.clock import Clock
-from live.errors import AmbiguousSubmit, BrokerError, OrderNotFound, OrderRejected
+from live.errors import (
+    AmbiguousSubmit,
+    AuthRejected,
+    BrokerError,
+    OrderNotFound,
+    OrderRejected,
+)
 from live.journal import orders as jo
 from live.journal.store import Journal
 from live.orders.fills import leg_fills
@@ -74,6 +80,8 @@ class OrderManager:
         self.notify = notify or (lambda *a, **k: None)
         self.max_resends = max_resends
         self.on_send: Callable[[str], None] = lambda cid: None  # latency probe
+        # told of a 401 (the runner halts new orders and re-reads the keys at once)
+        self.on_auth_rejected: Callable[[], None] = lambda: None
         self.may_resend: Callable[[jo.OrderRow], bool] = lambda row: True  # runner's gate
         # the runner's send window: why an unacknowledged order may no longer be sent
         self.too_late: Callable[[jo.OrderRow], str | None] = lambda row: None
@@ -112,8 +120,11 @@ class OrderManager:
             self.notify("order_rejected", f"{cid}: {exc}", "warning")
             return
         except BrokerError as exc:  # ambiguous, transient or malformed: the outcome is unknown
-            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+            if isinstance(exc, AuthRejected):
+                self.on_auth_rejected()
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 429):
                 self._refused[cid] = str(exc)  # the broker answered: if it lacks the id, it refused
+            # 401 and 429 were refused before processing: the order is unsent, not rejected
             jo.update_order(
                 self.j,
                 cid,

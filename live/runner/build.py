@@ -119,6 +119,7 @@ def _wire(
             from live.brokers.alpaca_stream import TradeUpdateStream, stream_url
 
             updates = TradeUpdateStream(settings, stream_url(settings))
+            broker.on_keys.append(updates.set_keys)  # a rotated key reaches the stream too
     elif clock is None:  # a broker passed in: its market clock is the authority
         clock = BrokerClock(SystemClock(), broker.clock)
     sink_list: list[Sink] = list(sinks) if sinks is not None else [LogSink()]

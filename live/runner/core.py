@@ -110,7 +110,7 @@ class Runner:
         self.desk = ControlDesk(
             config.home, journal, self.risk, self.manager, self.ledger, clock, notifier.notify
         )
-        self.watch = BrokerWatch(self.risk)
+        self.watch = BrokerWatch(self.risk, self.broker)
         self.recon = ReconcileStep(self.reconciler, journal, self.risk, notifier.notify)
         self.pnl = PnlGuard(journal, self.risk, config.account_limits)
         self.submitter = Submitter(
@@ -118,6 +118,7 @@ class Runner:
             notifier.notify, config.account_limits, self.time.now,
         )  # fmt: skip
         self.manager.on_send = self.submitter.on_send
+        self.manager.on_auth_rejected = self.watch.auth_rejected
         self.manager.may_resend = lambda row: (
             not self.recon.running
             and self.market is not None  # without the market's time no send window is known
