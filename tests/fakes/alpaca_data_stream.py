@@ -1,0 +1,448 @@
+"""A local fake of Alpaca's market-data streams (``wss://stream.data.alpaca.markets``).
+
+A websockets server on 127.0.0.1 (ephemeral port, its own event-loop thread: ``LoopServer``)
+speaking the documented protocol (STREAMS_BOTS_NOTES §1):
+greeting ``[{"T":"success","msg":"connected"}]``; auth by an ``{"action":"auth"}`` frame or the
+``APCA-API-KEY-ID``/``APCA-API-SECRET-KEY`` upgrade headers; additive ``subscribe`` and
+subtractive ``unsubscribe`` whose ack lists the whole current set; error frames 400..409 and
+500; every server message an array. Stocks live at ``/v2/{iex,sip,delayed_sip,test}`` (and
+``/v1beta1/{boats,overnight}``), options at ``/v1beta1/{indicative,opra}``.
+
+Encoding is per connection, as the vendor does it: msgpack (timestamps as msgpack Timestamp ext
+-1, what alpaca-py's ``_cast`` needs) when the upgrade carried ``Content-Type:
+application/msgpack`` (alpaca-py always sends it) and on every options feed; otherwise JSON text
+with RFC 3339 timestamps. Client frames may be msgpack (possibly fragmented) or JSON.
+
+Choices where the vendor's behaviour is not documented [inference]: 402/404/406/409 close the
+socket after the error frame; a subscribe naming a symbol outside ``known_symbols`` leaves that
+symbol out of the set (the ack shows it missing); ``symbol_limit`` counts distinct symbols over
+all channels, ``*`` excluded; ``mute`` withholds market data only (acks and pings still flow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgpack
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from alpaca_improved_pipelines import calendar as cal
+from tests.fakes.alpaca_market import num, rfc3339
+from tests.fakes.market import Bar, FakeMarket
+from tests.fakes.ws_server import LoopServer
+
+STOCK_PATHS = {"iex": "v2", "sip": "v2", "delayed_sip": "v2", "test": "v2"}
+STOCK_PATHS |= {"boats": "v1beta1", "overnight": "v1beta1"}
+OPTION_PATHS = {"indicative": "v1beta1", "opra": "v1beta1"}
+STOCK_CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
+OPTION_CHANNELS = ("trades", "quotes")
+# Wire ``T`` -> the channel whose subscribers get it (corrections/cancel errors ride on trades).
+TYPE_CHANNEL = {"t": "trades", "q": "quotes", "b": "bars", "u": "updatedBars", "d": "dailyBars"}
+TYPE_CHANNEL |= {"s": "statuses", "l": "lulds", "c": "trades", "x": "trades"}
+ERRORS = {
+    400: "invalid syntax",
+    401: "not authenticated",
+    402: "auth failed",
+    403: "already authenticated",
+    404: "auth timeout",
+    405: "symbol limit exceeded",
+    406: "connection limit exceeded",
+    407: "slow client",
+    408: "v2 not enabled",
+    409: "insufficient subscription",
+    500: "internal error",
+}
+REDACTED = "REDACTED"
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def wire_bar(symbol: str, bar: Bar, kind: str = "b") -> dict[str, Any]:
+    """A FakeMarket bar as a stream message (``kind`` b, u or d) with a datetime ``t``."""
+    secs, rest = divmod(bar.ts_ns, 1_000_000_000)
+    t = dt.datetime.fromtimestamp(secs, tz=dt.UTC) + dt.timedelta(microseconds=rest // 1000)
+    return {"T": kind, "S": symbol, "o": bar.o, "h": bar.h, "l": bar.l, "c": bar.c} | {
+        "v": num(bar.v),
+        "t": t,
+        "n": bar.n,
+        "vw": bar.vw,
+    }
+
+
+def minute_ns(session: dt.date, minute: int) -> int:
+    """Epoch ns of minute ``minute`` of ``session`` counted from the regular open (may be < 0)."""
+    return int(cal.session_open_close(session)[0].value) + minute * 60_000_000_000
+
+
+def _to_wire(value: Any, packed: bool) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} in a stream message: make it tz-aware")
+        exact = dt.datetime.fromtimestamp(value.timestamp(), tz=dt.UTC)
+        if packed:
+            return msgpack.Timestamp.from_datetime(exact)
+        return rfc3339(int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000)
+    if isinstance(value, dict):
+        return {k: _to_wire(v, packed) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_wire(v, packed) for v in value]
+    return value
+
+
+@dataclass(eq=False)
+class _Conn:
+    ws: ServerConnection
+    feed: str
+    packed: bool
+    authed: bool = False
+    subs: dict[str, list[str]] = field(default_factory=dict)
+
+    def wants(self, msg: dict[str, Any]) -> bool:
+        chosen = self.subs.get(TYPE_CHANNEL.get(msg.get("T", ""), ""), [])
+        return "*" in chosen or msg.get("S") in chosen
+
+
+@dataclass
+class _Feed:
+    attempts: list[float] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    conns: list[_Conn] = field(default_factory=list)
+    muted: bool = False
+
+
+class FakeAlpacaDataStream(LoopServer):
+    """The fake server: clients use ``fake.url("iex")`` inside ``with FakeAlpacaDataStream()``.
+
+    Args:
+        key, secret: The only key pair that authenticates.
+        market: Source of ``play``/``updated_bar`` bars (default ``FakeMarket()``).
+        plan_feeds: Feeds the key's plan allows; others get 409 at auth. None = every feed.
+        symbol_limit: Distinct symbols one connection may hold; beyond it a subscribe gets 405.
+        known_symbols: Symbols that exist; None = every symbol.
+        auth_timeout: Seconds a connection may stay unauthenticated before 404 + close.
+    """
+
+    def __init__(
+        self,
+        key: str = "key",
+        secret: str = "secret",
+        *,
+        market: FakeMarket | None = None,
+        plan_feeds: set[str] | None = None,
+        symbol_limit: int | None = None,
+        known_symbols: set[str] | None = None,
+        auth_timeout: float = 10.0,
+    ) -> None:
+        self.keys = (key, secret)
+        self.market = market or FakeMarket()
+        self.plan_feeds = plan_feeds
+        self.symbol_limit = symbol_limit
+        self.known_symbols = known_symbols
+        self.auth_timeout = auth_timeout
+        self._feeds = {f: _Feed() for f in STOCK_PATHS | OPTION_PATHS}
+        super().__init__()
+
+    def url(self, feed: str) -> str:
+        """``ws://127.0.0.1:PORT/v2/iex`` and the like (``/v1beta1/...`` for options)."""
+        return f"ws://127.0.0.1:{self.port}/{self._version(feed)}/{feed}"
+
+    @staticmethod
+    def _version(feed: str) -> str:
+        version = (STOCK_PATHS | OPTION_PATHS).get(feed)
+        if version is None:
+            known = ", ".join(sorted(STOCK_PATHS | OPTION_PATHS))
+            raise ValueError(f"unknown feed {feed!r}: use one of {known}")
+        return version
+
+    # -- inspection (test thread) -------------------------------------------------------------
+    def connection_attempts(self, feed: str) -> list[float]:
+        """``time.monotonic()`` of every websocket upgrade on ``feed``."""
+        with self._lock:
+            return list(self._feed(feed).attempts)
+
+    def connections(self, feed: str) -> int:
+        """Currently authenticated connections on ``feed``."""
+        with self._lock:
+            return sum(c.authed for c in self._feed(feed).conns)
+
+    def subscriptions(self, feed: str) -> dict[str, list[str]]:
+        """The channel -> symbols set of the (newest) authenticated connection; {} if none."""
+        with self._lock:
+            authed = [c for c in self._feed(feed).conns if c.authed]
+            return {k: list(v) for k, v in authed[-1].subs.items()} if authed else {}
+
+    def received(self, feed: str) -> list[dict[str, Any]]:
+        """Every decoded client frame on ``feed`` (auth secrets replaced by ``REDACTED``)."""
+        with self._lock:
+            return [dict(m) for m in self._feed(feed).received]
+
+    def published(self, feed: str) -> list[dict[str, Any]]:
+        """Every message given to ``publish`` on ``feed`` (delivered or not)."""
+        with self._lock:
+            return list(self._feed(feed).published)
+
+    def _feed(self, feed: str) -> _Feed:
+        self._version(feed)
+        return self._feeds[feed]
+
+    # -- protocol (loop thread) ----------------------------------------------------------------
+    def _upgrade(self, ws: ServerConnection, request: Request) -> Response | None:
+        parts = request.path.split("?")[0].strip("/").split("/")
+        feed = parts[-1]
+        if len(parts) != 2 or (STOCK_PATHS | OPTION_PATHS).get(feed) != parts[0]:
+            return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+        with self._lock:
+            self._feeds[feed].attempts.append(time.monotonic())
+        return None
+
+    async def _session(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        headers: Headers = ws.request.headers
+        feed = ws.request.path.split("?")[0].strip("/").split("/")[-1]
+        packed = feed in OPTION_PATHS or "msgpack" in headers.get("Content-Type", "")
+        conn = _Conn(ws, feed, packed)
+        with self._lock:
+            self._feeds[feed].conns.append(conn)
+        try:
+            await self._send(conn, [{"T": "success", "msg": "connected"}])
+            if "APCA-API-KEY-ID" in headers:
+                pair = (headers["APCA-API-KEY-ID"], headers.get("APCA-API-SECRET-KEY", ""))
+                if not await self._authenticate(conn, *pair):
+                    return
+            await self._serve(conn)
+        except ConnectionClosed:
+            pass
+        finally:
+            with self._lock:
+                self._feeds[feed].conns.remove(conn)
+
+    async def _serve(self, conn: _Conn) -> None:
+        deadline = self._loop.time() + self.auth_timeout
+        while True:
+            if conn.authed:
+                raw = await conn.ws.recv()
+            else:
+                try:
+                    raw = await asyncio.wait_for(conn.ws.recv(), deadline - self._loop.time())
+                except TimeoutError:
+                    await self._fail(conn, 404, close=True)
+                    return
+            msg = self._decode(raw)
+            if msg is None:
+                await self._fail(conn, 400)
+                continue
+            with self._lock:
+                redacted = {**msg, "secret": REDACTED} if "secret" in msg else msg
+                self._feeds[conn.feed].received.append(redacted)
+            action = msg.get("action")
+            if action == "auth" and conn.authed:
+                await self._fail(conn, 403)
+            elif action == "auth":
+                if not await self._authenticate(conn, msg.get("key"), msg.get("secret")):
+                    return
+            elif action in ("subscribe", "unsubscribe") and not conn.authed:
+                await self._fail(conn, 401)
+            elif action in ("subscribe", "unsubscribe"):
+                await self._subscribe(conn, msg, action == "subscribe")
+            else:
+                await self._fail(conn, 400)
+
+    @staticmethod
+    def _decode(raw: str | bytes) -> dict[str, Any] | None:
+        try:
+            msg = json.loads(raw) if isinstance(raw, str) else msgpack.unpackb(raw)
+        except Exception:  # noqa: BLE001 - any undecodable frame is "invalid syntax"
+            return None
+        return msg if isinstance(msg, dict) else None
+
+    async def _authenticate(self, conn: _Conn, key: Any, secret: Any) -> bool:
+        """Authenticate ``conn``; on failure send the error, close, and return False."""
+        with self._lock:
+            others = any(c.authed for c in self._feeds[conn.feed].conns if c is not conn)
+        if (key, secret) != self.keys:
+            code = 402
+        elif self.plan_feeds is not None and conn.feed not in self.plan_feeds:
+            code = 409
+        elif others:
+            code = 406
+        else:
+            conn.authed = True
+            await self._send(conn, [{"T": "success", "msg": "authenticated"}])
+            return True
+        await self._fail(conn, code, close=True)
+        return False
+
+    async def _subscribe(self, conn: _Conn, msg: dict[str, Any], add: bool) -> None:
+        allowed = OPTION_CHANNELS if conn.feed in OPTION_PATHS else STOCK_CHANNELS
+        asked = {k: v for k, v in msg.items() if k != "action"}
+        if any(k not in allowed or not isinstance(v, list) for k, v in asked.items()):
+            await self._fail(conn, 400)
+            return
+        new = {ch: list(conn.subs.get(ch, [])) for ch in allowed}
+        for ch, symbols in asked.items():
+            for s in symbols:
+                known = self.known_symbols is None or s == "*" or s in self.known_symbols
+                if add and known and s not in new[ch]:
+                    new[ch].append(s)
+                elif not add and s in new[ch]:
+                    new[ch].remove(s)
+        distinct = {s for v in new.values() for s in v if s != "*"}
+        if add and self.symbol_limit is not None and len(distinct) > self.symbol_limit:
+            await self._fail(conn, 405)
+            return
+        with self._lock:
+            conn.subs = new
+        ack: dict[str, Any] = {"T": "subscription", **new}
+        if conn.feed in STOCK_PATHS:
+            ack |= {"corrections": list(new["trades"]), "cancelErrors": list(new["trades"])}
+        await self._send(conn, [ack])
+
+    async def _fail(self, conn: _Conn, code: int, *, close: bool = False) -> None:
+        await self._send(conn, [{"T": "error", "code": code, "msg": ERRORS[code]}])
+        if close:
+            await conn.ws.close(1008, ERRORS[code])
+
+    async def _send(self, conn: _Conn, msgs: list[dict[str, Any]]) -> None:
+        wire = _to_wire(msgs, conn.packed)
+        await conn.ws.send(msgpack.packb(wire) if conn.packed else json.dumps(wire))
+
+    # -- publishing (test thread) --------------------------------------------------------------
+    def publish(
+        self,
+        feed: str,
+        messages: list[dict[str, Any]],
+        *,
+        duplicate: bool = False,
+        reverse: bool = False,
+        batch: bool = True,
+    ) -> int:
+        """Send ``messages`` to every subscriber of each message's channel and symbol.
+
+        One frame per connection holding its share (``batch=False``: one frame per message);
+        ``duplicate`` sends each frame twice, ``reverse`` reverses the order. Muted feeds get
+        nothing. Returns the number of frames sent.
+        """
+        types = TYPE_CHANNEL if feed in STOCK_PATHS else {"t": "trades", "q": "quotes"}
+        for m in messages:
+            if m.get("T") not in types or "S" not in m:
+                raise ValueError(
+                    f"publish({feed!r}): message {m!r} needs T in {sorted(types)} and S"
+                )
+            _to_wire(m, packed=True)  # naive datetimes fail here, in the caller's thread
+        with self._lock:
+            self._feed(feed).published.extend(messages)
+        ordered = list(reversed(messages)) if reverse else list(messages)
+
+        async def send() -> int:
+            sent = 0
+            state = self._feeds[feed]
+            for conn in [c for c in state.conns if c.authed and not state.muted]:
+                mine = [m for m in ordered if conn.wants(m)]
+                frames = [mine] if batch and mine else [[m] for m in mine]
+                for frame in [f for f in frames for _ in range(2 if duplicate else 1)]:
+                    try:
+                        await self._send(conn, frame)
+                        sent += 1
+                    except ConnectionClosed:  # a closed client misses it, like real life
+                        break
+            return sent
+
+        return int(self._call(send()))
+
+    def play(
+        self,
+        feed: str,
+        session: dt.date,
+        first_minute: int,
+        last_minute: int,
+        *,
+        symbols: Iterable[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Publish FakeMarket's minute bars for minutes [first, last) after the open, a frame each.
+
+        ``symbols`` defaults to the bar subscriptions of the feed's connections. Returns the
+        messages in the order sent.
+        """
+        if feed not in STOCK_PATHS:
+            raise ValueError(f"play({feed!r}): bars exist on stock feeds only")
+        names = sorted(symbols) if symbols is not None else self._bar_symbols(feed)
+        books = {s: {b.ts_ns: b for b in self.market.minute_bars(s, session)} for s in names}
+        out: list[dict[str, Any]] = []
+        for minute in range(first_minute, last_minute):
+            ns = minute_ns(session, minute)
+            msgs = [wire_bar(s, books[s][ns]) for s in names if ns in books[s]]
+            if msgs:
+                self.publish(feed, msgs)
+                out.extend(msgs)
+        return out
+
+    def _bar_symbols(self, feed: str) -> list[str]:
+        with self._lock:
+            subs = {s for c in self._feeds[feed].conns for s in c.subs.get("bars", [])}
+        named = sorted(subs - {"*"})
+        if not named:
+            raise ValueError(f"play({feed!r}): nobody subscribed bars by symbol; pass symbols=")
+        for s in named:
+            if not self.market.known(s):
+                raise ValueError(f"play({feed!r}): FakeMarket has no symbol {s!r}")
+        return named
+
+    def updated_bar(
+        self, feed: str, symbol: str, ts: dt.datetime, **changes: float
+    ) -> dict[str, Any]:
+        """Publish ``T="u"`` for the existing minute ``ts`` of ``symbol`` with ``changes`` applied.
+
+        High and low widen to contain a changed open/close unless given. Returns the message.
+        """
+        bad = set(changes) - {"o", "h", "l", "c", "v", "n", "vw"}
+        if bad:
+            raise ValueError(f"updated_bar: unknown fields {sorted(bad)}; use o h l c v n vw")
+        ns = int(ts.timestamp()) * 1_000_000_000 + ts.microsecond * 1000
+        day = ts.astimezone(NEW_YORK).date()
+        bar = next((b for b in self.market.minute_bars(symbol, day) if b.ts_ns == ns), None)
+        if bar is None:
+            raise ValueError(f"updated_bar: {symbol} has no minute bar at {ts.isoformat()}")
+        msg = wire_bar(symbol, bar, "u") | changes
+        msg["h"] = changes.get("h", max(msg["h"], msg["o"], msg["c"]))
+        msg["l"] = changes.get("l", min(msg["l"], msg["o"], msg["c"]))
+        self.publish(feed, [msg])
+        return msg
+
+    # -- fault knobs ---------------------------------------------------------------------------
+    def mute(self, feed: str, on: bool = True) -> None:
+        """Keep ``feed``'s sockets open (pings answered, acks sent) but withhold market data."""
+        with self._lock:
+            self._feed(feed).muted = on
+
+    def drop(self, feed: str) -> None:
+        """Abort every connection on ``feed`` without a close frame (a mid-minute drop)."""
+
+        async def drop() -> None:
+            for conn in list(self._feeds[feed].conns):
+                conn.ws.transport.abort()
+
+        self._feed(feed)
+        self._call(drop())
+
+    def send_error(self, feed: str, code: int, *, close: bool = False) -> None:
+        """Send error ``code`` (e.g. 407 slow client, 500) to every authenticated connection."""
+        if code not in ERRORS:
+            raise ValueError(f"send_error: unknown code {code}; use one of {sorted(ERRORS)}")
+
+        async def send() -> None:
+            for conn in [c for c in self._feeds[feed].conns if c.authed]:
+                await self._fail(conn, code, close=close)
+
+        self._feed(feed)
+        self._call(send())
