@@ -1,11 +1,19 @@
-"""A tiny HTTP health endpoint on 127.0.0.1: ``GET /health`` -> state, last cycle, limits."""
+"""A tiny HTTP endpoint: ``GET /health`` -> state, last cycle, limits; ``GET /metrics`` -> the
+runner's Prometheus metrics (:mod:`live.runner.metrics`).
+
+It binds 127.0.0.1 by default; a container sets ``host="0.0.0.0"`` (``--health-host``) so the
+kubelet's probes and Prometheus reach it (the Helm chart's NetworkPolicy limits who may).
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from live.runner.metrics import RunnerMetrics
 
 
 class HealthStatus:
@@ -27,11 +35,18 @@ class HealthStatus:
 
 
 class HealthServer:
-    """Serves a :class:`HealthStatus` (``port=0``: ephemeral; see ``.port``)."""
+    """Serves a :class:`HealthStatus` and, when given, :class:`RunnerMetrics` (``port=0``:
+    ephemeral; see ``.port``)."""
 
-    def __init__(self, status: HealthStatus, port: int = 0) -> None:
-        handler = type("H", (_Handler,), {"status": status})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    def __init__(
+        self,
+        status: HealthStatus,
+        port: int = 0,
+        metrics: RunnerMetrics | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        handler = type("H", (_Handler,), {"status": status, "metrics": metrics})
+        self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self.port = int(self._httpd.server_address[1])
         threading.Thread(
@@ -49,18 +64,28 @@ class HealthServer:
 
 class _Handler(BaseHTTPRequestHandler):
     status: HealthStatus
+    metrics: RunnerMetrics | None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """No access log."""
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        if self.path.split("?")[0] not in ("/health", "/"):
+        path = self.path.split("?")[0]
+        if path == "/metrics" and self.metrics is not None:
+            from live.runner.metrics import CONTENT_TYPE
+
+            self._reply(self.metrics.exposition(), CONTENT_TYPE)
+            return
+        if path not in ("/health", "/"):
             self.send_error(404)
             return
         data = self.status.snapshot()
-        body = json.dumps(data, indent=1).encode()
-        self.send_response(200)  # the state is in the body; halted is a healthy process
-        self.send_header("Content-Type", "application/json")
+        # the state is in the body; halted is a healthy process
+        self._reply(json.dumps(data, indent=1).encode(), "application/json")
+
+    def _reply(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

@@ -18,7 +18,10 @@ ALLOWED_OURS = {
     "live": {"strategies", "contracts"},
     "alpaca_improved_pipelines": {"strategies", "contracts", "research"},
 }
-CONTRACTS_THIRD_PARTY = {"pydantic", "pyarrow", "polars", "exchange_calendars", "numpy", "pandas"}
+# pythonjsonlogger: the one log-line format every process writes (contracts.logs)
+CONTRACTS_THIRD_PARTY = {
+    "pydantic", "pyarrow", "polars", "exchange_calendars", "numpy", "pandas", "pythonjsonlogger",
+}  # fmt: skip
 STRATEGIES_THIRD_PARTY = {"numpy", "polars", "pandas", "scipy", "numba"}
 
 
