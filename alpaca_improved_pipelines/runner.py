@@ -15,9 +15,11 @@ from typing import Any
 import dagster as dg
 
 from alpaca_improved_pipelines import calendar as cal
+from alpaca_improved_pipelines.database import configured_database, storage_yaml
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.settings import Settings
 from alpaca_improved_pipelines.tracking.repro import pid_alive
+from contracts.database import DATABASE_ENV, DatabaseUrl
 
 OURS = "# Written by alpaca-improved"
 DAGSTER_YAML = f"""\
@@ -85,14 +87,22 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
     return failed
 
 
-def _write_dagster_yaml(cfg: Path) -> None:
+def dagster_yaml(db: DatabaseUrl | None) -> str:
+    """Our dagster.yaml: SQLite under the data root, or Postgres storage for ``db``."""
+    if db is None:
+        return DAGSTER_YAML
+    _, _, rest = DAGSTER_YAML.partition("\n")
+    return f"{OURS}: Postgres storage from {DATABASE_ENV}.\n{rest}{storage_yaml(db)}"
+
+
+def _write_dagster_yaml(cfg: Path, content: str = DAGSTER_YAML) -> None:
     """Write our dagster.yaml when absent, or upgrade one we wrote earlier (never a user's)."""
     if cfg.exists():
         text = cfg.read_text()
-        if text == DAGSTER_YAML or not text.startswith(OURS):
+        if text == content or not text.startswith(OURS):
             return
     tmp = cfg.with_name(f".dagster.yaml.tmp-{os.getpid()}")
-    tmp.write_text(DAGSTER_YAML)
+    tmp.write_text(content)
     os.replace(tmp, cfg)
 
 
@@ -100,11 +110,14 @@ def _write_dagster_yaml(cfg: Path) -> None:
 def dagster_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
     """The persistent instance under ``<home>/dagster_home`` (created on first use).
 
-    Runs orphaned by a killed process are marked failed on the way in.
+    Its storage is Postgres when ``ALPACA_IMPROVED_DATABASE_URL`` is set (checked here, before
+    anything is written or run), else SQLite. Runs orphaned by a killed process are marked
+    failed on the way in.
     """
+    db = configured_database()
     home = settings.dagster_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    _write_dagster_yaml(home / "dagster.yaml")
+    _write_dagster_yaml(home / "dagster.yaml", dagster_yaml(db))
     os.environ["DAGSTER_HOME"] = str(home)
     with dg.DagsterInstance.get() as instance:
         fail_orphaned_runs(instance)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from alpaca_improved_pipelines.calendar import NEW_YORK, parse_date
 from alpaca_improved_pipelines.errors import ConfigError
-from contracts import paths
+from contracts import database, paths
+from contracts.errors import ContractError
 
 DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM", "AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM", "TSLA")
 DEFAULT_START = dt.date(2024, 1, 2)
@@ -96,7 +97,8 @@ class Settings(BaseModel):
 
     @property
     def mlflow_uri(self) -> str:
-        return paths.mlflow_uri(self.home)
+        """MLflow's store: Postgres with ``ALPACA_IMPROVED_DATABASE_URL``, else SQLite."""
+        return database.mlflow_tracking_uri(self.home)
 
     @property
     def data_docs(self) -> Path:
@@ -129,6 +131,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             )
     if (fs := get("ALPACA_IMPROVED_FSYNC")) is not None:
         kwargs["fsync"] = fs.lower() not in ("0", "false", "no")
+    try:  # a malformed ALPACA_IMPROVED_DATABASE_URL fails here, before any command starts
+        database.database_from_env(env)
+    except ContractError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return Settings(**kwargs)  # type: ignore[arg-type]
     except ValidationError as err:  # one line naming the field, never a pydantic dump

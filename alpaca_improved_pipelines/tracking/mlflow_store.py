@@ -1,8 +1,9 @@
 """MLflow tracking for research runs: one experiment per strategy family, a parent run per
 sweep, child runs for the top variants, and a trial ledger across every sweep ever logged.
 
-All access goes through ``MlflowClient`` on a SQLite store (``<home>/mlflow.db``) with artifacts
-under ``<home>/mlartifacts``; nothing here touches the global ``mlflow`` fluent state, so runs from
+All access goes through ``MlflowClient`` on a SQLite store (``<home>/mlflow.db``), or on Postgres
+(schema ``mlflow``) when ``ALPACA_IMPROVED_DATABASE_URL`` is set, with artifacts under
+``<home>/mlartifacts``; nothing here touches the global ``mlflow`` fluent state, so runs from
 concurrent processes never interleave.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alpaca_improved_pipelines.tracking import repro
-from contracts import paths
+from contracts import database, paths
 
 EXPERIMENT_PREFIX = "alpaca-improved"
 KIND_TAG = "alpaca_improved.kind"  # sweep | variant | backtest
@@ -154,7 +155,11 @@ class Tracker:
 
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
-        self.uri = paths.mlflow_uri(home)
+        self.uri = database.mlflow_tracking_uri(home)  # Postgres when configured, else SQLite
+        if self.uri.startswith(database.DRIVER_SCHEME):
+            from alpaca_improved_pipelines.database import configured_database
+
+            configured_database()  # reachable, schema created (once per process)
         self.artifacts = paths.mlflow_artifacts(home).resolve()
         reroot_artifacts(paths.mlflow_db(home), self.artifacts)
         _forget_artifact_repos()
