@@ -117,6 +117,13 @@ def run(
     account_limits: Annotated[
         Path | None, typer.Option(help="JSON file of account limits.")
     ] = None,
+    market_data: Annotated[
+        str,
+        typer.Option(
+            help="lake (daily bars) or stream (plus minute bars: 1m strategies decide on each "
+            "bar close, marks and loss limits follow each bar; sim replays the lake's minutes)."
+        ),
+    ] = "lake",
 ) -> None:
     """Run the live runner (Ctrl-C / SIGTERM stop it after the current cycle)."""
     if not logging.getLogger().handlers:
@@ -136,6 +143,7 @@ def run(
             "webhook_url": webhook_url,
             "sim_start": _aware("--sim-start", sim_start) if sim_start else None,
             "sim_speed": sim_speed,
+            "market_data": market_data,
         }
         if account_limits is not None:
             opts["account_limits"] = _account_limits(account_limits)

@@ -72,8 +72,15 @@ def _order(row: sqlite3.Row) -> OrderRow:
 def record_decision(
     j: Journal, dep_id: str, session: str, decision_ts: datetime,
     tickets: Sequence[tuple[int, OrderIntent, str]], now: datetime,
+    order_session: str | None = None,
 ) -> None:  # fmt: skip
-    """Journal one decision and its orders (``pending_submit``) in one durable transaction."""
+    """Journal one decision and its orders (``pending_submit``) in one durable transaction.
+
+    ``session`` keys the decision and its intents (once per deployment); ``order_session``
+    (default ``session``) is the data session journaled on its orders, their send window (a
+    minute decision is keyed by its minute and sent on the day's data session).
+    """
+    data_session = order_session or session
     with j.tx() as db:
         db.execute(
             "INSERT INTO decisions VALUES(?,?,?,?)",
@@ -93,7 +100,7 @@ def record_decision(
                 0,
                 float(intent.qty),
                 intent.limit_price,
-                session,
+                data_session,
                 now,
             )
 

@@ -12,6 +12,7 @@ from live.brokers.base import Broker
 from live.brokers.sim import SimBroker
 from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock, regular_hours
 from live.journal.store import Journal
+from live.market.feed import MarketFeed
 from live.market.snapshot import LakeSnapshotProvider, SnapshotProvider
 from live.notify import FanOut, LogSink, Sink, WebhookSink
 from live.runner.config import RunnerConfig
@@ -67,8 +68,14 @@ def build_runner(
     config: RunnerConfig, *, clock: Clock | None = None, broker: Broker | None = None,
     snapshots: SnapshotProvider | None = None, crash: Callable[[str], None] | None = None,
     sinks: list[Sink] | None = None, updates: TradeUpdateStream | None = None,
+    feed: MarketFeed | None = None,
 ) -> tuple[Runner, HealthServer | None]:  # fmt: skip
     """A ready runner (not started) and its health server (when ``health_port`` is set).
+
+    ``feed``: the market data (default by ``config.market_data``: ``lake``, the daily
+    snapshots; ``stream`` with ``sim``, the lake's minute bars replayed on the simulated clock,
+    :class:`~live.market.sim_replay.SimReplayFeed`; ``stream`` with ``alpaca``, a
+    :class:`~live.market.feed.StreamFeed` over ``live.market.stream.service.MarketStream``).
 
     The runner holds its data root's lock (:mod:`live.runner.lock`) from here on, taken before
     the journal or the simulated broker's state is opened.
@@ -84,7 +91,7 @@ def build_runner(
     lock = FileLock(lock_path(config.home))
     lock.acquire(holder_details(config.broker))
     try:
-        runner, health = _wire(config, clock, broker, snapshots, crash, sinks, updates)
+        runner, health = _wire(config, clock, broker, snapshots, crash, sinks, updates, feed)
     except BaseException:
         lock.release()
         raise
@@ -95,7 +102,7 @@ def build_runner(
 def _wire(
     config: RunnerConfig, clock: Clock | None, broker: Broker | None,
     snapshots: SnapshotProvider | None, crash: Callable[[str], None] | None,
-    sinks: list[Sink] | None, updates: TradeUpdateStream | None,
+    sinks: list[Sink] | None, updates: TradeUpdateStream | None, feed: MarketFeed | None = None,
 ) -> tuple[Runner, HealthServer | None]:  # fmt: skip
     holder: list[Runner] = []
     if broker is None and config.broker == "sim":
@@ -125,18 +132,37 @@ def _wire(
     sink_list: list[Sink] = list(sinks) if sinks is not None else [LogSink()]
     if config.webhook_url:
         sink_list.append(WebhookSink(config.webhook_url))
+    daily = snapshots or LakeSnapshotProvider(config.home, config.lookback)
     runner = Runner(
         config,
         Journal(config.journal_path),
         broker,
         clock,
-        snapshots or LakeSnapshotProvider(config.home, config.lookback),
+        daily,
         FanOut(sink_list),
         crash,
         updates.start() if updates is not None else None,
+        feed or market_feed(config, daily),
     )
     holder.append(runner)
     health = (
         HealthServer(runner.status, config.health_port) if config.health_port is not None else None
     )
     return runner, health
+
+
+def market_feed(config: RunnerConfig, daily: SnapshotProvider) -> MarketFeed:
+    """The feed ``config.market_data`` names (see :func:`build_runner`).
+
+    Raises:
+        ConfigError: ``stream`` with ``alpaca`` where the stream service is not available.
+    """
+    if config.market_data == "lake":
+        return MarketFeed(daily)
+    if config.broker == "sim":
+        from live.market.sim_replay import SimReplayFeed
+
+        return SimReplayFeed(config.home, daily, grace_s=config.bar_grace_s)
+    from live.market.stream_feed import alpaca_stream_feed  # heavy: only when used
+
+    return alpaca_stream_feed(config, daily)

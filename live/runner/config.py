@@ -34,6 +34,12 @@ class RunnerConfig(BaseModel):
         lookback: Sessions of history in each snapshot.
         stream: With ``alpaca``: also follow Alpaca's trade-update stream (fills booked between
             cycles; polling and reconciliation stay the source of truth).
+        market_data: ``lake`` (daily snapshots only) or ``stream`` (plus the session's minute
+            bars: "1m" deployments decide on every bar close, marks and the daily-loss and
+            drawdown checks follow each bar; the sim broker replays the lake's minute bars).
+        intraday_poll_s: ``stream``: seconds between looks at the feed between cycles.
+        bar_grace_s: ``stream``: seconds after a minute's close after which it is decided on the
+            bars that arrived (a symbol without trades in a minute sends none).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,6 +59,9 @@ class RunnerConfig(BaseModel):
     sim_speed: float | None = Field(default=None, gt=0)
     lookback: int = Field(default=260, ge=2)
     stream: bool = True
+    market_data: Literal["lake", "stream"] = "lake"
+    intraday_poll_s: float = Field(default=1.0, gt=0, le=60)
+    bar_grace_s: float = Field(default=2.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _live_needs_a_real_broker(self) -> RunnerConfig:

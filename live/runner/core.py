@@ -14,6 +14,11 @@ reconciles with the broker before anything trades; any failure there leaves the 
 An unreadable lake partition halts it too (the journaled reason names the file), until the
 partition reads again. An order the broker never acknowledged is sent within its send window
 or expired (:func:`live.orders.send_window.send_window_closed`), never sent late.
+
+With ``market_data="stream"`` the runner also looks at its feed (:mod:`live.market.feed`) every
+``intraday_poll_s`` between cycles (:meth:`Runner.intraday_tick`): new minute bars refresh order
+states, marks and the daily-loss/drawdown checks at once, and each closed minute is decided on
+by the "1m" deployments, once per (session, minute), sent in the same tick.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from typing import TYPE_CHECKING, Any
 from contracts import paths
 from live.book import Ledger
 from live.brokers.base import Broker
-from live.clock import Clock, MarketClock
-from live.deployments.active_set import DeploymentSet
+from live.clock import NEW_YORK, Clock, MarketClock
+from live.deployments.active_set import DeploymentSet, strategy_symbols
 from live.errors import BrokerError
 from live.journal import orders as jo
 from live.journal.store import Journal
+from live.market.feed import MarketFeed, session_hours
 from live.market.snapshot import LakeDataError, SnapshotProvider, snapshot_quotes
 from live.notify import FanOut
 from live.orders.liquidate import FLATTEN_TAG
@@ -43,13 +49,14 @@ from live.runner.config import RunnerConfig
 from live.runner.crash import CrashPoints
 from live.runner.desk import ControlDesk
 from live.runner.health import HealthStatus
+from live.runner.intraday import MinuteDecisions, minute_key
 from live.runner.lock import RunnerLock
 from live.runner.market_time import MarketTime
 from live.runner.pnl_guard import PnlGuard
 from live.runner.reconcile_step import ReconcileStep
 from live.runner.strategy_step import decide_all
 from live.runner.submit_step import SendView, Submitter
-from strategies.models import MarketSnapshot
+from strategies.models import MINUTE, MarketSnapshot
 
 if TYPE_CHECKING:
     from live.brokers.alpaca_stream import TradeUpdateStream
@@ -76,15 +83,17 @@ class Runner:
         notifier: FanOut,
         crash: Callable[[str], None] | None = None,
         updates: TradeUpdateStream | None = None,
+        feed: MarketFeed | None = None,
     ) -> None:
         self.config, self.j, self.broker, self.clock = config, journal, broker, clock
         self.updates = updates  # the broker's trade-update stream, when it has one
         self.snapshots, self.notifier = snapshots, notifier
+        self.feed = feed or MarketFeed(snapshots)  # lake: daily snapshots only
         self.crash = crash or CrashPoints()
         self.ledger = Ledger()
         self.risk = RiskEngine(
             config.account_limits, clock, journal.get_meta("risk_reasons", {}),
-            on_change=lambda r: journal.set_meta("risk_reasons", r),
+            on_change=self._risk_changed,
         )  # fmt: skip
         self.manager = OrderManager(
             journal, broker, self.ledger, clock, self.crash, notifier.notify
@@ -98,6 +107,7 @@ class Runner:
         self.status = HealthStatus()
         self.snapshot: MarketSnapshot | None = None
         self.quotes: dict[str, Quote] = {}
+        self.daily_quotes: dict[str, Quote] = {}  # the daily snapshot's (marks go over them)
         self.account: Any = None
         self.lock: RunnerLock | None = None  # the data-root lock (live.runner.build takes it)
         self.cycles = 0
@@ -125,6 +135,24 @@ class Runner:
             and (row.intent.tag == FLATTEN_TAG or self.risk.state() is not TradingState.HALTED)
         )
         self.manager.too_late = self.too_late
+        self.minutes = MinuteDecisions()
+
+    def _risk_changed(self, reasons: dict[str, dict[str, str]]) -> None:
+        """Journal the reasons and when each was raised (meta ``risk_since``: scope -> key ->
+        {state, at}), so a halt's time is on record."""
+        self.j.set_meta("risk_reasons", reasons)
+        old = self.j.get_meta("risk_since", {})
+        at = self.clock.now().isoformat()
+        since = {
+            scope: {
+                k: old[scope][k] if old.get(scope, {}).get(k, {}).get("state") == v
+                else {"state": v, "at": at}
+                for k, v in keys.items()
+            }
+            for scope, keys in reasons.items()
+        }  # fmt: skip
+        if since != old:
+            self.j.set_meta("risk_since", since)
 
     @property
     def reconciling(self) -> bool:
@@ -171,22 +199,35 @@ class Runner:
             done += 1
             pause = self._pause() if cycles is None or done < cycles else 0.0
             chunk = max(self.config.cycle_seconds, 1.0) if self.config.broker == "sim" else 1.0
+            intraday = self.feed.mode != "lake"
+            if intraday:
+                chunk = min(chunk, self.config.intraday_poll_s)
             while pause > 0 and not should_stop():  # a stop request is seen within a chunk
-                self.clock.sleep(min(pause, chunk))
-                pause -= chunk
+                started = self.clock.monotonic()
+                if not (intraday and getattr(self.feed, "wakes", False)):
+                    self.clock.sleep(min(pause, chunk))
+                else:  # a live stream: wake on a new bar instead of sleeping the chunk out
+                    self.feed.wait(min(pause, chunk))
+                pause -= max(self.clock.monotonic() - started, 0.0) if intraday else chunk
                 self._between_cycles()
         self.notifier.flush(2.0)
         if self.updates is not None:
             self.updates.close()
 
     def _between_cycles(self) -> None:
-        """Book streamed order changes while waiting for the next cycle (fills within ~1 s)."""
-        if self.updates is None:
-            return
-        try:
-            self.apply_updates()
-        except Exception as exc:  # noqa: BLE001 - the next cycle's poll is the safety net
-            log.warning("applying streamed order updates failed: %s", exc, exc_info=True)
+        """Book streamed order changes while waiting for the next cycle (fills within ~1 s);
+        with a stream feed, take its bars (:meth:`intraday_tick`)."""
+        if self.updates is not None:
+            try:
+                self.apply_updates()
+            except Exception as exc:  # noqa: BLE001 - the next cycle's poll is the safety net
+                log.warning("applying streamed order updates failed: %s", exc, exc_info=True)
+        if self.feed.mode != "lake":
+            try:
+                self.intraday_tick()
+            except Exception as exc:  # noqa: BLE001 - the next tick or cycle tries again
+                log.warning("intraday step failed: %s", exc, exc_info=True)
+                self.notifier.notify("cycle_error", f"intraday: {exc}", "error")
 
     def apply_updates(self) -> int:
         """Apply every streamed order report of one of our orders; returns new fills."""
@@ -239,6 +280,9 @@ class Runner:
         step("session_reconcile", lambda: self._reconcile_for_session(market))
         approved = step("decide", lambda: self._decide_and_prepare(market, counts)) or []
         counts["submitted"] = step("submit", lambda: self.submitter.send(approved)) or 0
+        if self.feed.mode != "lake":
+            minute_intents = step("intraday", self.intraday_tick) or 0
+            counts["intents"] = counts.get("intents", 0) + minute_intents
         step("reprice", lambda: self.manager.reprice_stale(self.quotes, self.config.stale_limit_s))
         step("pnl", self._update_pnl)
         self.j.finish_cycle(
@@ -250,13 +294,14 @@ class Runner:
     def _refresh_market(self, market: MarketClock) -> None:
         self.time.set(market)
         try:
-            snap = self.snapshots.latest(market.timestamp)
+            snap = self.feed.latest(market.timestamp)
         except LakeDataError as exc:  # never decide on data with a hole in it
             self.desk.halt_for("lake_data", str(exc))
             return
         self.desk.clear_reason("lake_data")
         if snap is not None and snap is not self.snapshot:
-            self.snapshot, self.quotes = snap, snapshot_quotes(snap)
+            self.snapshot, self.daily_quotes = snap, snapshot_quotes(snap)
+            self.quotes = self.feed.marks(self.daily_quotes, snap)
 
     def market_now(self) -> datetime:
         """The market's time now (:meth:`MarketTime.now`)."""
@@ -317,7 +362,16 @@ class Runner:
             limits={d.id: d.manifest.risk_limits.model_dump(mode="json")
                     for d in list(deps.values())[:200]},
             stream=vars(self.updates.stats) if self.updates is not None else None,
+            market_data=self._market_data_status(),
         )  # fmt: skip
+
+    def _market_data_status(self) -> dict[str, Any]:
+        """The feed's health and the minute decisions' latency (also journal meta
+        ``market_data``, which ``live status`` shows)."""
+        out = {**self.feed.stats(), **self.minutes.stats()}
+        if self.feed.mode != "lake" and self.j.get_meta("market_data", None) != out:
+            self.j.set_meta("market_data", out)
+        return out
 
     # -- deciding and sending ------------------------------------------------------------------
     def _decide_and_prepare(
@@ -349,3 +403,51 @@ class Runner:
         )  # fmt: skip
         self.submitter.track(stamped)
         return len(stamped)
+
+    # -- intraday (market_data="stream") -------------------------------------------------------
+    def intraday_tick(self) -> int:
+        """Take the feed's new bars; on new ones refresh orders, marks and the daily-loss and
+        drawdown checks, then let the "1m" deployments decide on the newest closed minute (once
+        each) and send. Returns the new intents."""
+        now = self.clock.now()
+        try:
+            new = self.feed.pump(now)
+        except LakeDataError as exc:  # never decide on data with a hole in it
+            self.desk.halt_for("lake_data", str(exc))
+            return 0
+        if new:
+            self.apply_updates()
+            self._poll()
+            self.quotes = self.feed.marks(self.daily_quotes, self.snapshot)
+            self._update_pnl()
+        minute = self.feed.closed_minute(now)
+        if not self.minutes.due(minute) or self.snapshot is None:
+            return 0
+        assert minute is not None
+        self.desk.check_halt_file()
+        self.desk.process_commands()
+        opens, closes = session_hours(minute.astimezone(NEW_YORK).date())
+        if not opens <= minute < closes or now >= closes:  # the market is closed: no decision
+            self.minutes.last = minute
+            return 0
+        with self.j.tx():
+            stamped = self._decide_minute(minute)
+            approved = self.prepare()
+        self.minutes.done(minute, self.feed.arrival(minute))
+        self.submitter.send(approved)
+        return len(stamped)
+
+    def _decide_minute(self, minute: datetime) -> list[tuple[str, float]]:
+        """Decide the "1m" deployments on ``minute``'s close (account not halted)."""
+        deps = [d for d in self.deployments.active.values() if d.strategy.timeframe == "1m"]
+        if not deps or self.snapshot is None or self.risk.state() is TradingState.HALTED:
+            return []
+        symbols = sorted({s for d in deps for s in strategy_symbols(d)})
+        snapshot = self.feed.minute_snapshot(self.snapshot, minute, symbols)
+        stamped = decide_all(
+            self.j, self.deployments, self.ledger, self.risk, self.quotes, self.pnl.peaks,
+            jo.busy_deployments(self.j), self.clock, snapshot, minute + MINUTE,
+            self.notifier.notify, "1m", minute_key(minute), self._session(),
+        )  # fmt: skip
+        self.submitter.track(stamped)
+        return stamped

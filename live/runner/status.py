@@ -17,8 +17,9 @@ def enforced_limits(j: Journal) -> dict[str, Any]:
 
 
 def journal_status(j: Journal) -> dict[str, Any]:
-    """State, reasons, last cycle, open orders, positions, deployments with the limits enforced
-    on them, and command history."""
+    """State, reasons (and when each was raised), last cycle, open orders, positions,
+    deployments with the limits enforced on them, command history and, with a stream feed, the
+    minute decisions' latency."""
     reasons = j.get_meta("risk_reasons", {})
     states = [TradingState(v) for r in reasons.values() for v in r.values()]
     order = [TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED]
@@ -36,4 +37,6 @@ def journal_status(j: Journal) -> dict[str, Any]:
         "limits": enforced_limits(j),
         "commands": [dict(r) for r in j.rows("SELECT * FROM commands ORDER BY id DESC LIMIT 5")],
         "fills": j.rows("SELECT COUNT(*) FROM fills")[0][0],
+        "risk_since": j.get_meta("risk_since", {}),  # when each reason was raised
+        "market_data": j.get_meta("market_data", None),  # stream: feed, minute latency p50/p99
     }  # fmt: skip

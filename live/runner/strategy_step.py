@@ -17,7 +17,7 @@ from live.orders.ids import client_order_id
 from live.orders.reports import Quote
 from live.risk.engine import RiskEngine, TradingState
 from strategies.base import StrategyError, safe_decide
-from strategies.models import MarketSnapshot, OrderIntent
+from strategies.models import MarketSnapshot, OrderIntent, Timeframe
 
 MAX_INTENTS = 999  # the client order id has three digits for the intent index
 PARALLEL_FROM = 32  # decide in threads from this many deployments (polars/numba release the GIL)
@@ -28,19 +28,29 @@ def decide_all(
     journal: Journal, deployments: DeploymentSet, ledger: Ledger, risk: RiskEngine,
     quotes: Mapping[str, Quote], peaks: Mapping[str, float], busy: set[str], clock: Clock,
     snapshot: MarketSnapshot, decision_ts: datetime, notify: Callable[..., None],
+    timeframe: Timeframe = "1d", key: str | None = None, order_session: str | None = None,
 ) -> list[tuple[str, float]]:  # fmt: skip
-    """Decide for every enabled, idle, not-halted deployment that has not decided on
-    ``snapshot.session``; journal all decisions and their orders in one commit.
+    """Decide for every enabled, idle, not-halted deployment of ``timeframe`` that has not
+    decided on ``key``; journal all decisions and their orders in one commit.
+
+    Args:
+        timeframe: Which deployments decide ("1d": daily, "1m": minute strategies).
+        key: The decision's key, once per deployment (default: ``snapshot.session``; a minute
+            decision's is its minute, :func:`live.runner.intraday.minute_key`). It salts the
+            client order ids, so a restart re-derives the same ids and never decides twice.
+        order_session: The data session journaled on the orders (their send window; default
+            ``key``).
 
     Returns:
         ``(client order id, clock.monotonic() when its decide() returned)`` per new order.
     """
-    session = snapshot.session.isoformat()
+    session = key or snapshot.session.isoformat()
     decided = journal.decided_set(session)
     todo = [
         d
         for d in deployments.active.values()
         if d.manifest.enabled
+        and d.strategy.timeframe == timeframe
         and d.id not in decided
         and d.id not in busy
         and risk.state(d.id) is not TradingState.HALTED
@@ -69,6 +79,6 @@ def decide_all(
                 (k, i, client_order_id(dep.id, decision_ts, k, len(i.legs), salt=session))
                 for k, i in enumerate(intents)
             ]
-            jo.record_decision(journal, dep.id, session, decision_ts, tickets, now)
+            jo.record_decision(journal, dep.id, session, decision_ts, tickets, now, order_session)
             stamps += [(cid, decided_at) for _, _, cid in tickets]
     return stamps

@@ -1,0 +1,290 @@
+"""Intraday live trading (issue 11 item 4): ``--market-data stream`` on the simulated broker
+replays the lake's minute bars through the stream feed; "1m" deployments decide on every bar
+close, once per (session, minute), also across a restart; marks and the loss limits follow each
+bar, so a breach halts within seconds where ``lake`` sees it only at the daily close."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from live.cli import app
+from live.clock import NEW_YORK, SimClock
+from live.journal import orders as jo
+from live.market.feed import StreamFeed, session_hours
+from live.market.marks import reprice_chain
+from live.market.sim_replay import SimReplayFeed
+from live.market.snapshot import StaticSnapshotProvider
+from live.market.stream.model import MinuteBar, OptionQuote
+from live.orders.ids import client_order_id
+from live.runner.build import build_runner
+from live.runner.config import RunnerConfig
+from live.runner.core import Runner
+from live.runner.intraday import minute_key
+from live.runner.status import journal_status
+from strategies.base import ParamSpace, Strategy
+from strategies.models import AssetClass, Leg, MarketSnapshot, OrderIntent, Side
+from strategies.pricing import bs_price
+from tests.live.helpers import crossing_closes, deploy, limits, sessions, write_lake
+
+MONDAY = date(2024, 3, 4)  # the session after the lake's last daily bar (EST: UTC-5)
+OPEN = datetime(2024, 3, 4, 9, 30, tzinfo=NEW_YORK)
+CRASH_AT = datetime(2024, 3, 4, 11, 0, tzinfo=NEW_YORK)  # SPY's bar here closes 30% down
+SPY_BEFORE, SPY_AFTER = crossing_closes(30)[-1], 70.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    """Config of :class:`MinuteProbe`."""
+
+    symbols: tuple[str, ...] = ("SPY",)
+
+
+class MinuteProbe(Strategy):
+    """Test-only "1m" family: buys one share on every decision and writes what it saw into the
+    intent's reason (closed SPY minutes, the last one's start, the session's close)."""
+
+    name = "minute_probe"
+    config_cls = ProbeConfig
+    timeframe = "1m"
+
+    @classmethod
+    def param_space(cls) -> ParamSpace:
+        return ParamSpace((), ProbeConfig)
+
+    def decide(self, snapshot: MarketSnapshot, book: Any) -> list[OrderIntent]:
+        assert snapshot.intraday is not None
+        bars = snapshot.intraday.filter(pl.col("symbol") == "SPY")
+        last: datetime = bars.get_column("ts").max()  # type: ignore[assignment]
+        close = snapshot.features["session_close"]
+        seen = f"n={bars.height} last={last:%H:%M} close={close:%H:%M} px={snapshot.prices['SPY']}"
+        leg = Leg("SPY", Side.BUY, 1, AssetClass.US_EQUITY)
+        return [OrderIntent(self.name, (leg,), 1, reason=seen)]
+
+
+@pytest.fixture
+def probe(monkeypatch: pytest.MonkeyPatch) -> type[MinuteProbe]:
+    """MinuteProbe registered for this test only."""
+    from strategies import base
+
+    monkeypatch.setattr(base, "_REGISTRY", dict(base.strategy_registry()))
+    base.register_strategy(MinuteProbe)
+    return MinuteProbe
+
+
+def spy_price(minute: datetime) -> float:
+    return SPY_BEFORE if minute < CRASH_AT else SPY_AFTER
+
+
+def write_minutes(home: Path, day: date = MONDAY) -> None:
+    """The session's 390 minute bars of SPY (crashing at 11:00) and QQQ, as the lake stores them."""
+    start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=NEW_YORK)
+    rows = []
+    for k in range(390):
+        ts = start + timedelta(minutes=k)
+        for symbol, px in (("SPY", spy_price(ts)), ("QQQ", 200.0)):
+            rows.append(
+                {
+                    "ts": ts.astimezone(UTC),
+                    "symbol": symbol,
+                    "session": day,
+                    "open": px,
+                    "high": px,
+                    "low": px,
+                    "close": px,
+                    "volume": 1e4,
+                    "vwap": px,
+                    "trade_count": 50,
+                }  # fmt: skip
+            )
+    part = home / "lake" / "stock_bars_1m" / f"session={day.isoformat()}"
+    part.mkdir(parents=True, exist_ok=True)
+    frame = pl.DataFrame(rows).with_columns(pl.col("ts").dt.cast_time_unit("ns"))
+    frame.write_parquet(part / "part.parquet")
+
+
+def make_home(home: Path, *, monday_daily: bool = False) -> Path:
+    """Daily bars to Friday (SPY crossing: ma-spy buys Monday), Monday's minutes; with
+    ``monday_daily``, also Monday's daily bar (what ``lake`` mode sees after the close)."""
+    days = sessions(30)
+    spy, qqq = crossing_closes(30), [200.0] * 30
+    if monday_daily:
+        days, spy, qqq = [*days, MONDAY], [*spy, SPY_AFTER], [*qqq, 200.0]
+    write_lake(home, {"SPY": spy, "QQQ": qqq}, days)
+    write_minutes(home)
+    return home
+
+
+def runner(home: Path, start: datetime, market_data: str = "stream", **kw: Any) -> Runner:
+    config = RunnerConfig(
+        home=home, broker="sim", cycle_seconds=kw.pop("cycle_seconds", 60),
+        market_data=market_data, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+    built, _ = build_runner(config, clock=SimClock(start))
+    return built
+
+
+def run_until(r: Runner, stop: datetime) -> None:
+    r.run(should_stop=lambda: r.clock.now() >= stop)
+
+
+def minute_decisions(r: Runner, dep: str) -> list[str]:
+    rows = r.j.rows("SELECT session FROM decisions WHERE deployment_id=? ORDER BY 1", dep)
+    return [row[0] for row in rows]
+
+
+def test_minute_strategy_decides_on_every_bar_close_once_even_across_a_restart(
+    tmp_path: Path, probe: type[MinuteProbe]
+) -> None:
+    home = make_home(tmp_path)
+    deploy(home, "probe", strategy="minute_probe", params={"symbols": ["SPY"]})
+    deploy(home, "ma-spy")  # a daily deployment in the same runner keeps its one decision
+    first = runner(home, OPEN)
+    run_until(first, OPEN + timedelta(minutes=30, seconds=30))
+    keys = [f"2024-03-04 {(OPEN + timedelta(minutes=k)):%H:%M}" for k in range(1, 31)]
+    assert minute_decisions(first, "probe") == keys  # 09:31 .. 10:00, each once
+    assert minute_decisions(first, "ma-spy") == ["2024-03-01"]
+    orders = [o for o in jo.list_orders(first.j) if o.deployment_id == "probe"]
+    # each decision saw exactly the minutes closed by its bar's close, and the calendar's close
+    seen = [o.intent.reason for o in orders]
+    assert seen[0] == f"n=1 last=14:30 close=21:00 px={SPY_BEFORE}"  # UTC: 09:30 and 16:00 NY
+    assert seen[29] == f"n=30 last=14:59 close=21:00 px={SPY_BEFORE}"
+    assert all(o.session == "2024-03-01" for o in orders)  # sent on the day's data session
+    tenth = OPEN + timedelta(minutes=10)  # the decision on the 09:39 bar's close
+    assert orders[9].client_order_id == client_order_id(
+        "probe", tenth, 0, 1, salt=minute_key(tenth - timedelta(minutes=1))
+    )
+    stats = first.status.snapshot()["market_data"]
+    assert stats["minute_decisions"] == 30 and stats["latency_ms"]["n"] == 30
+    assert 0 <= stats["latency_ms"]["p50"] <= stats["latency_ms"]["p99"]
+    assert journal_status(first.j)["market_data"]["minute_decisions"] == 30
+    first.close()
+
+    # a restart 30 s after the 10:00 decision: the replay hands it every bar so far at once;
+    # 10:00 is already decided, so nothing is decided again, and then each new minute once
+    second = runner(home, OPEN + timedelta(minutes=30, seconds=30))
+    run_until(second, OPEN + timedelta(minutes=32, seconds=30))
+    assert minute_decisions(second, "probe") == [*keys, "2024-03-04 10:01", "2024-03-04 10:02"]
+    cids = [o.client_order_id for o in jo.list_orders(second.j)]
+    assert len(cids) == len(set(cids)) == 33  # 32 minutes + ma-spy's daily order
+    second.close()
+
+
+def breach_home(tmp_path: Path, **kw: Any) -> Path:
+    home = make_home(tmp_path, **kw)
+    # ma-spy buys 510 SPY at 98 on Monday's open: the 11:00 bar (70) costs 14,280, past both the
+    # 5,000 daily loss and the 10% drawdown on its 100,000
+    deploy(home, "ma-spy", risk_limits=limits(max_daily_loss=5_000.0, max_drawdown=0.1))
+    return home
+
+
+def raised_at(r: Runner, key: str) -> datetime:
+    since = r.j.get_meta("risk_since", {})
+    return datetime.fromisoformat(since["ma-spy"][key]["at"])
+
+
+def test_stream_sees_a_loss_limit_breach_within_seconds_and_lake_only_at_the_close(
+    tmp_path: Path,
+) -> None:
+    bar_close = CRASH_AT + timedelta(minutes=1)  # the replay delivers the crashing bar here
+    stream = runner(breach_home(tmp_path / "stream", monday_daily=True), OPEN)
+    try:
+        stream.run(should_stop=lambda: stream.clock.now() >= bar_close + timedelta(seconds=30))
+        assert stream.risk.state("ma-spy").value == "halted"
+        assert stream.quotes["SPY"].last == SPY_AFTER
+        for key in ("drawdown", "daily_loss"):  # within one poll (1 s) of the bar's delivery
+            assert bar_close <= raised_at(stream, key) <= bar_close + timedelta(seconds=1)
+        assert jo.list_orders(stream.j)[0].filled_avg_price == pytest.approx(SPY_BEFORE, rel=1e-3)
+    finally:
+        stream.close()
+
+    lake = runner(breach_home(tmp_path / "lake", monday_daily=True), OPEN, "lake")
+    try:
+        lake.run(should_stop=lambda: lake.clock.now() >= bar_close + timedelta(seconds=30))
+        assert lake.risk.state("ma-spy").value == "active"  # blind between daily closes
+        after_close = session_hours(MONDAY)[1] + timedelta(seconds=30)
+        lake.run(should_stop=lambda: lake.clock.now() >= after_close)
+        # the daily cycle at the close reads Monday's bar: 5 hours after the stream saw it
+        assert raised_at(lake, "drawdown") == session_hours(MONDAY)[1]
+        assert lake.risk.state("ma-spy").value == "halted"
+    finally:
+        lake.close()
+
+
+def test_replay_delivers_a_bar_at_its_close_never_early(tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    feed = SimReplayFeed(home, StaticSnapshotProvider(None), grace_s=2.0)
+    assert feed.pump(OPEN + timedelta(seconds=59.999)) == 0
+    assert feed.closed_minute(OPEN + timedelta(seconds=59.999)) is None
+    assert feed.pump(OPEN + timedelta(minutes=1)) == 2  # SPY and QQQ of 09:30
+    assert feed.closed_minute(OPEN + timedelta(minutes=1)) == OPEN  # both arrived: ready now
+    assert feed.pump(OPEN + timedelta(minutes=3, seconds=1)) == 4
+    assert feed.book.last_ts("SPY") == OPEN + timedelta(minutes=2)
+    assert feed.stats()["replayed"] == 6
+
+    live = StreamFeed(StaticSnapshotProvider(None), symbols=("SPY", "QQQ"), grace_s=2.0)
+    bar = MinuteBar("SPY", OPEN, 1, 1, 1, 1, 1, 1, 1)
+    live.book.apply(bar)
+    live.on_bar(bar)  # QQQ had no trades in 09:30: the minute waits for the grace period
+    assert live.closed_minute(OPEN + timedelta(minutes=1, seconds=1)) is None
+    assert live.closed_minute(OPEN + timedelta(minutes=1, seconds=2)) == OPEN
+
+
+def chain(spot: float) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "contract": ["C100", "P100", "CNOIV"],
+            "session": [date(2024, 3, 1)] * 3,
+            "strike": [100.0, 100.0, 100.0],
+            "right": ["C", "P", "C"],
+            "bid": [4.9, 4.4, 4.9],
+            "ask": [5.1, 4.6, 5.1],
+            "mid": [5.0, 4.5, 5.0],
+            "underlying_price": [spot] * 3,
+            "dte": [30, 30, 30],
+            "iv": [0.25, 0.25, None],
+            "delta": [0.53, -0.47, 0.5],
+            "gamma": [0.05] * 3,
+            "vega": [0.11] * 3,
+            "theta": [-0.05] * 3,
+        }  # fmt: skip
+    )
+
+
+def test_option_marks_follow_the_spot_and_a_streamed_quote_wins() -> None:
+    ts = datetime(2024, 3, 4, 16, 0, tzinfo=UTC)
+    marks = reprice_chain(chain(100.0), 105.0, ts)
+    years = 30 / 365
+    up_call = bs_price(105.0, 100.0, years, 0.0, 0.25) - bs_price(100.0, 100.0, years, 0.0, 0.25)
+    assert marks["C100"].last == pytest.approx(5.0 + up_call, abs=1e-9)
+    assert marks["C100"].bid == pytest.approx(4.9 + up_call, abs=1e-9)
+    assert marks["P100"].last < 4.5 and marks["C100"].greeks[0] > 0.53  # delta rose with spot
+    assert marks["CNOIV"].last == pytest.approx(5.0 + 0.5 * 5.0)  # no IV: moved by its delta
+    assert marks["C100"].ts == ts
+
+    history = pl.DataFrame({"session": [date(2024, 3, 1)], "symbol": ["SPY"], "close": [100.0]})
+    snap = MarketSnapshot(ts, date(2024, 3, 1), {"SPY": 100.0}, history, {"SPY": chain(100.0)})
+    feed = StreamFeed(StaticSnapshotProvider(snap))
+    bar = MinuteBar("SPY", OPEN, 105, 105, 105, 105, 1, 105, 1)
+    feed.book.apply(bar)
+    feed.on_bar(bar)
+    feed.on_quote(OptionQuote("P100", OPEN + timedelta(seconds=30), 2.0, 2.2, 1, 1))
+    out = feed.marks({}, snap)
+    assert out["SPY"].last == 105.0 and out["SPY"].ts == OPEN + timedelta(minutes=1)
+    assert out["C100"].last == pytest.approx(5.0 + up_call, abs=1e-9)
+    assert out["P100"].mid == pytest.approx(2.1) and math.isfinite(out["P100"].greeks[0])
+
+
+def test_cli_refuses_an_unknown_market_data_mode(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["run", "--home", str(tmp_path), "--market-data", "tape", "--cycles", "0"]
+    )
+    assert result.exit_code == 2
+    assert "--market-data 'tape'" in result.output and "'lake' or 'stream'" in result.output
