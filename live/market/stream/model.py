@@ -7,11 +7,11 @@ valid trades, so a missing minute is not by itself a gap (:mod:`.gaps` decides w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 BarSource = Literal["stream", "revision", "backfill"]
 
@@ -30,6 +30,24 @@ class MinuteBar:
     vwap: float
     trade_count: int
     source: BarSource = "stream"
+
+
+def minute_bar(
+    symbol: str, ts: datetime, row: Mapping[str, Any], source: BarSource = "stream"
+) -> MinuteBar:
+    """A bar from the ``o h l c v vw n`` keys Alpaca (stream and REST) and Polygon share."""
+    return MinuteBar(
+        symbol=symbol,
+        ts=ts,
+        open=float(row["o"]),
+        high=float(row["h"]),
+        low=float(row["l"]),
+        close=float(row["c"]),
+        volume=float(row["v"]),
+        vwap=float(row.get("vw") or 0.0),
+        trade_count=int(row.get("n") or 0),  # Polygon's AM carries no trade count
+        source=source,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,290 @@
+"""MarketStream end to end: real alpaca-py against the websocket and REST fakes on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+import pytest
+
+from live.errors import ConfigError
+from live.market.stream.alpaca_source import config_from_env
+from live.market.stream.gaps import session_minutes
+from live.market.stream.hub import StreamHub
+from live.market.stream.model import FeedState, FeedStatus, MinuteBar
+from live.market.stream.service import MarketStream
+from tests.fakes.alpaca_data_stream import FakeAlpacaDataStream
+from tests.fakes.alpaca_market import AlpacaMarketFake
+from tests.fakes.market import FakeMarket
+from tests.stream.conftest import OPEN, SECRET, SESSION, Clock, wait_for
+
+SYMBOLS = ["AAPL", "MSFT"]
+SETTLE = timedelta(seconds=5)
+
+
+def rest_minutes(market: FakeMarket, symbol: str, upto_minute: int) -> set:
+    """The regular-hours minutes REST holds for ``symbol`` before minute ``upto_minute``."""
+    regular = set(session_minutes(SESSION)[:upto_minute])
+    out = set()
+    for b in market.minute_bars(symbol, SESSION):
+        ts = OPEN + timedelta(microseconds=(b.ts_ns - int(OPEN.timestamp() * 1e9)) // 1000)
+        if ts in regular:
+            out.add(ts)
+    return out
+
+
+def start(env: dict, hub: StreamHub, clock: Clock, **kw) -> MarketStream:
+    ms = MarketStream(
+        SYMBOLS, env=env, hub=hub, clock=clock, settle=SETTLE, gap_interval=3600, **kw
+    )
+    return ms.start()
+
+
+def streaming(ws: FakeAlpacaDataStream, feed: str = "iex") -> bool:
+    return ws.connections(feed) == 1 and bool(ws.subscriptions(feed).get("bars"))
+
+
+def test_drop_mid_minute_leaves_zero_gaps_and_backfill_is_fast(
+    ws: FakeAlpacaDataStream, rest: AlpacaMarketFake, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    ms = start(env, hub, clock)
+    wait_for(lambda: streaming(ws), what="subscribed stream")
+    sent = ws.play("iex", SESSION, 0, 6)
+    wait_for(lambda: ms.book.bars(SESSION).height == len(sent), what="minutes 0-5")
+    # the socket dies at 09:36:30; minutes 6..9 happen while it is down
+    clock.at(6.5, 0)
+    ws.drop("iex")
+    clock.at(10)
+    wait_for(lambda: len(ws.connection_attempts("iex")) == 2 and streaming(ws), what="reconnect")
+    reconnected = time.monotonic()
+    wait_for(lambda: ms.stats()["gaps"]["filled"] >= 8, what="backfill of 6..9")
+    took = time.monotonic() - reconnected
+    ws.play("iex", SESSION, 10, 13)
+    clock.at(13)
+    wait_for(lambda: ms.book.bars(SESSION).height >= 2 * 13, what="minutes 10-12")
+    ms.check_gaps()  # a timed pass after the last minute: nothing left to find
+    for s in SYMBOLS:
+        assert ms.book.minutes(s, SESSION) == rest_minutes(ws.market, s, 13)
+    assert ms.gaps.find(SESSION, {s: ms.book.minutes(s, SESSION) for s in SYMBOLS}, clock()) == []
+    df = ms.book.bars(SESSION)
+    backfilled = df.filter(df["source"] == "backfill")["ts"].to_list()
+    assert sorted(set(backfilled)) == [OPEN + timedelta(minutes=m) for m in range(6, 10)]
+    stats = ms.stats()
+    assert stats["feeds"]["alpaca:iex"]["reconnects"] == 1
+    assert stats["gaps"]["found"] == 8 and stats["gaps"]["filled"] == 8
+    # REST was asked once, for the window from the last bar before the drop to the first after
+    calls = rest.hits("/v2/stocks/bars")
+    assert len(calls) == 1 and calls[0].param("feed") == "iex"
+    assert str(calls[0].param("start")).startswith("2024-03-15T13:36:00")
+    print(f"\ngap backfill after reconnect: {took * 1000:.0f} ms (service timing {stats['gaps']})")
+    assert took < 5.0
+    ms.close()
+
+
+def test_revision_applied_once_and_duplicated_reversed_frames_harmless(
+    ws: FakeAlpacaDataStream, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    seen: list[MinuteBar] = []
+    ms = start(env, hub, clock, on_bar=seen.append)
+    wait_for(lambda: streaming(ws), what="subscribed stream")
+    msgs = ws.play("iex", SESSION, 0, 3)
+    wait_for(lambda: ms.book.bars(SESSION).height == 6, what="3 minutes")
+    ws.publish("iex", msgs, duplicate=True, reverse=True)  # every frame twice, newest first
+    ts = OPEN + timedelta(minutes=1)
+    u = ws.updated_bar("iex", "AAPL", ts, c=999.5, v=123456)  # ~30 s later: a late trade
+    ws.publish("iex", [u], duplicate=True)  # the same `u` frame again, twice
+    wait_for(lambda: ms.book.counts()["duplicate"] >= 2 * len(msgs) + 2, what="all frames")
+    bar = ms.book.bar("AAPL", ts)
+    assert (
+        bar is not None and bar.close == 999.5 and bar.volume == 123456 and bar.source == "revision"
+    )
+    assert ms.book.counts() == {"new": 6, "revision": 1, "duplicate": 2 * len(msgs) + 2}
+    assert ms.book.counts("AAPL")["revision"] == 1
+    assert [b.source for b in seen].count("revision") == 1 and len(seen) == 7
+    assert ms.stats()["revisions"] == 1
+    ms.close()
+
+
+def test_two_consumers_share_one_socket(
+    ws: FakeAlpacaDataStream, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    a = start(env, hub, clock)
+    b = MarketStream(["MSFT", "SPY"], env=env, hub=hub, clock=clock, gap_interval=3600).start()
+    wait_for(lambda: set(ws.subscriptions("iex").get("bars", [])) == {"AAPL", "MSFT", "SPY"})
+    ws.play("iex", SESSION, 0, 2)
+    wait_for(lambda: b.book.bars(SESSION).height == 4 and a.book.bars(SESSION).height == 4)
+    assert ws.connections("iex") == 1 and len(ws.connection_attempts("iex")) == 1
+    assert set(a.book.bars(SESSION)["symbol"]) == {"AAPL", "MSFT"}
+    assert set(b.book.bars(SESSION)["symbol"]) == {"MSFT", "SPY"}
+    a.close()  # AAPL leaves the vendor's set; the socket stays for b
+    wait_for(lambda: set(ws.subscriptions("iex").get("bars", [])) == {"MSFT", "SPY"})
+    assert ws.connections("iex") == 1
+    b.close()
+    wait_for(lambda: ws.connections("iex") == 0, what="socket closed by the last consumer")
+
+
+def test_connection_limit_406_backs_off(ws: FakeAlpacaDataStream, env: dict, clock: Clock) -> None:
+    """A second process on the key (its own hub) gets 406 and never retries faster than backoff."""
+    first, second = StreamHub(), StreamHub()
+    statuses: list[FeedStatus] = []
+    try:
+        a = start(env, first, clock)
+        wait_for(lambda: streaming(ws))
+        b = start(env, second, clock, on_status=statuses.append)
+        wait_for(lambda: len(ws.connection_attempts("iex")) >= 4, timeout=20, what="3 refusals")
+        refused = ws.connection_attempts("iex")[1:]
+        gaps = [t1 - t0 for t0, t1 in zip(refused, refused[1:], strict=False)]
+        # alpaca-py: wait uniform in [c/2, c], c = min(30, 2^(n-1)) s after the n-th failure
+        floors = [0.5 * 2 ** (n - 1) * 0.95 for n in range(1, len(gaps) + 1)]
+        assert all(g >= f for g, f in zip(gaps, floors, strict=True)), (gaps, floors)
+        limit = [s for s in statuses if s.state == FeedState.CONNECTION_LIMIT]
+        assert limit and limit[-1].code == 406 and "another connection" in limit[-1].message
+        assert ws.connections("iex") == 1  # the first keeps its socket
+        assert b.stats()["feeds"]["alpaca:iex"]["state"] == "connection_limit"
+        b.close()
+        a.close()
+    finally:
+        first.close_all()
+        second.close_all()
+
+
+def test_insufficient_subscription_409_stops_for_good(market: FakeMarket, clock: Clock) -> None:
+    with FakeAlpacaDataStream("k", "s", market=market, plan_feeds={"iex"}) as fake:
+        env = {
+            "ALPACA_API_KEY": "k",
+            "ALPACA_SECRET_KEY": "s",
+            "ALPACA_FEED": "sip",
+            "ALPACA_DATA_STREAM_URL": f"ws://127.0.0.1:{fake.port}",
+        }
+        hub = StreamHub()
+        ms = MarketStream(["AAPL"], env=env, hub=hub, clock=clock, backfill=False).start()
+        feed = wait_for(
+            lambda: (
+                (f := ms.stats()["feeds"]["alpaca:sip"])["state"] == "insufficient_subscription"
+                and f
+            ),
+            what="409 state",
+        )
+        assert "Algo Trader Plus" in feed["message"] and "ALPACA_FEED=iex" in feed["message"]
+        assert feed["code"] == 409
+        time.sleep(2.0)  # alpaca-py would have retried by now if it meant to
+        assert len(fake.connection_attempts("sip")) == 1
+        ms.close()
+        hub.close_all()
+
+
+def test_mute_socket_goes_stale_then_reconnects(
+    ws: FakeAlpacaDataStream, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    statuses: list[FeedStatus] = []
+    ms = start({**env, "ALPACA_STREAM_DATA_TIMEOUT": "1"}, hub, clock, on_status=statuses.append)
+    wait_for(lambda: streaming(ws))
+    ws.play("iex", SESSION, 0, 1)
+    wait_for(lambda: ms.book.bars(SESSION).height == 2)
+    ws.mute("iex")
+    wait_for(lambda: FeedState.STALE in [s.state for s in statuses], timeout=5, what="STALE")
+
+    def reconnected() -> bool:
+        states = [s.state for s in statuses]
+        return FeedState.STREAMING in states[states.index(FeedState.STALE) :]
+
+    wait_for(reconnected, timeout=8, what="STREAMING again after STALE")
+    assert len(ws.connection_attempts("iex")) >= 2
+    assert ms.stats()["feeds"]["alpaca:iex"]["reconnects"] >= 1
+    ws.mute("iex", False)
+    ms.close()
+
+
+def test_no_secret_in_logs_or_stats(
+    ws: FakeAlpacaDataStream,
+    env: dict,
+    hub: StreamHub,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bad = MarketStream(
+        ["AAPL"], env={**env, "ALPACA_SECRET_KEY": "wrong-" + SECRET}, hub=StreamHub(), clock=clock
+    ).start()
+    wait_for(lambda: bad.stats()["feeds"]["alpaca:iex"]["state"] == "auth_failed", what="402")
+    good = start(env, hub, clock)
+    wait_for(lambda: streaming(ws))
+    ws.play("iex", SESSION, 0, 2)
+    wait_for(lambda: good.book.bars(SESSION).height == 4)
+    text = (
+        caplog.text
+        + json.dumps(good.stats())
+        + json.dumps(bad.stats())
+        + repr(config_from_env(env))
+    )
+    assert "auth failed (402)" in text  # the failure is reported, by code and advice
+    assert SECRET not in text and "s3cr3t" not in text
+    bad.close()
+    good.close()
+
+
+def test_recent_sip_403_falls_back_to_iex_for_the_last_15_minutes(
+    ws: FakeAlpacaDataStream, rest: AlpacaMarketFake, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    clock.at(40)
+    rest.queue_faults("/v2/stocks/bars", ["403_plan"])
+    ms = MarketStream(
+        ["AAPL"],
+        env={**env, "ALPACA_FEED": "sip"},
+        hub=hub,
+        clock=clock,
+        settle=SETTLE,
+        gap_interval=3600,
+    )
+    ms.check_gaps()  # before any stream: the whole morning so far is asked
+    calls = [
+        (str(c.param("feed")), str(c.param("start")), str(c.param("end")))
+        for c in rest.hits("/v2/stocks/bars")
+    ]
+    assert [c[0] for c in calls] == ["sip", "sip", "iex"]
+    # now 14:10:10: SIP up to 13:55 (15 minutes back, whole minute), IEX from there
+    assert calls[1][2] < "2024-03-15T13:55" and calls[2][1].startswith("2024-03-15T13:55:00")
+    assert ms.book.minutes("AAPL", SESSION) == rest_minutes(ws.market, "AAPL", 40)
+    assert ms.stats()["backfill"]["recent_sip_refusals"] == 1
+    # IEX's empties are provisional: asked again once SIP may answer for them
+    assert ms.gaps.stats.filled == len(rest_minutes(ws.market, "AAPL", 40))
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        (
+            {"ALPACA_DATA_STREAM_URL": "https://stream.data.alpaca.markets"},
+            "ALPACA_DATA_STREAM_URL",
+        ),
+        ({"ALPACA_OPTIONS_STREAM_URL": "stream.data.alpaca.markets"}, "ALPACA_OPTIONS_STREAM_URL"),
+        ({"ALPACA_FEED": "nasdaq"}, "ALPACA_FEED='nasdaq'"),
+        ({"ALPACA_OPTIONS_FEED": "cboe"}, "ALPACA_OPTIONS_FEED='cboe'"),
+        ({"ALPACA_STREAM_DATA_TIMEOUT": "0"}, "ALPACA_STREAM_DATA_TIMEOUT"),
+        ({"ALPACA_DATA_STREAM_URL": "wss://stream.data.alpaca.markets/v2/sip"}, "names feed 'sip'"),
+        ({"ALPACA_SECRET_KEY": ""}, "ALPACA_SECRET_KEY"),
+    ],
+)
+def test_bad_settings_one_clear_line(changes: dict, needle: str) -> None:
+    env = {"ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s", **changes}
+    with pytest.raises(ConfigError) as err:
+        config_from_env(env)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_endpoints_and_delayed_sip() -> None:
+    cfg = config_from_env(
+        {"ALPACA_API_KEY": "KEYID123", "ALPACA_SECRET_KEY": SECRET, "ALPACA_FEED": "delayed_sip"}
+    )
+    assert cfg.stock_url == "wss://stream.data.alpaca.markets/v2/delayed_sip"
+    assert cfg.options_url == "wss://stream.data.alpaca.markets/v1beta1/indicative"
+    assert "k" not in repr(cfg).replace("key_id", "") or "api_key" not in repr(cfg)
+
+
+def test_bad_symbols_rejected_before_connecting(env: dict) -> None:
+    with pytest.raises(ConfigError, match="stock symbol 'AA PL'"):
+        MarketStream(["AA PL"], env=env)
+    with pytest.raises(ConfigError, match="option symbol"):
+        MarketStream([], ["SPY 240621C500"], env=env)
