@@ -9,7 +9,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help install demo test test-fast test-numerics lint typecheck bench ui mlflow browser clean
+.PHONY: help install demo test test-fast test-numerics lint typecheck bench ui mlflow browser services clean
 
 help:
 	@echo "make demo   - run the main job on embedded defaults (synthetic data, local lake)"
@@ -41,10 +41,20 @@ browser:
 	  else echo "no /usr/bin/chromium and no root apt-get; the browser test will be skipped"; fi; \
 	fi
 
+# Servers the tests start themselves (Debian's packages; never downloaded at test time): Redis for
+# the shared vendor budgets. PostgreSQL 15 is on the image.
+services:
+	@if ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	      || echo "redis-server could not be installed; the shared-budget tests will be skipped"; \
+	  else echo "no redis-server and no root apt-get; the shared-budget tests will be skipped"; fi; \
+	fi
+
 # Two workers on the 2-core machine (pytest-xdist; a file's tests stay on one worker, so each
 # worker builds the session fixtures once): 4.4 min instead of 9.8 min.
 PYTEST_PAR := -n auto --dist loadfile
-test: install browser
+test: install browser services
 	$(VENV)/bin/pytest $(PYTEST_PAR)
 
 test-fast: install

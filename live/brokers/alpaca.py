@@ -30,6 +30,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetOrdersRequest, ReplaceOrderRequest
 
+from contracts.budget import BUDGET_VAR, budget_name, request_window
 from live.brokers import alpaca_parse as parse
 from live.brokers.alpaca_errors import classify
 from live.brokers.alpaca_session import GuardedSession
@@ -128,7 +129,11 @@ class AlpacaBroker(Broker):
             raise LiveModeRefused(f"client resolved host {effective!r}, expected {settings.host!r}")
         self.client._retry = sdk_retries  # instance attrs: the constructor treats 0 as "default"
         self.client._retry_wait = sdk_retry_wait  # type: ignore[assignment]
-        bucket = SlidingWindow(requests_per_minute, clock)
+        shared = None
+        if (keys_env if keys_env is not None else os.environ).get(BUDGET_VAR):
+            name = budget_name("alpaca-trading", settings.api_key)
+            shared = request_window(name, requests_per_minute, env=keys_env)
+        bucket = SlidingWindow(requests_per_minute, clock, shared=shared)
         self.session = GuardedSession(settings.host, clock, bucket, timeout, max_reset_wait)
         self.client._session = self.session
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+from contracts.budget import RequestWindow
 from live.clock import Clock
 
 
@@ -64,12 +65,19 @@ class TokenBucket:
 
 class SlidingWindow:
     """At most ``limit`` acquisitions in any ``window`` seconds (exact, unlike a token bucket,
-    which may allow up to twice its rate across a window boundary)."""
+    which may allow up to twice its rate across a window boundary).
 
-    def __init__(self, limit: int, clock: Clock, window: float = 60.0) -> None:
+    ``shared`` (a :class:`contracts.budget.RequestWindow` in Redis, from
+    ``ALPACA_IMPROVED_BUDGET_URL``) makes the window the account's, shared by every process on the
+    key; waits still go through ``clock.sleep``.
+    """
+
+    def __init__(
+        self, limit: int, clock: Clock, window: float = 60.0, shared: RequestWindow | None = None
+    ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        self.limit, self.window, self.clock = limit, window, clock
+        self.limit, self.window, self.clock, self.shared = limit, window, clock, shared
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -84,6 +92,13 @@ class SlidingWindow:
     def acquire(self, max_wait: float = 120.0) -> None:
         """Block on the clock until the window has room (TimeoutError after ``max_wait``)."""
         waited = 0.0
+        if self.shared is not None:  # the shared window counts the request when it fits
+            while (pause := self.shared.try_take()) > 0:
+                if waited + pause > max_wait:
+                    raise TimeoutError(f"shared rate limiter: no room within {max_wait:.0f}s")
+                self.clock.sleep(pause)
+                waited += pause
+            return
         while (pause := self.wait_time()) > 0:
             if waited + pause > max_wait:
                 raise TimeoutError(f"rate limiter: no room within {max_wait:.0f}s")

@@ -18,9 +18,11 @@ ALLOWED_OURS = {
     "live": {"strategies", "contracts"},
     "alpaca_improved_pipelines": {"strategies", "contracts", "research"},
 }
-# pythonjsonlogger: the one log-line format every process writes (contracts.logs)
+# pythonjsonlogger: the one log-line format every process writes (contracts.logs); redis: the
+# vendor budgets every process shares (contracts.budget)
 CONTRACTS_THIRD_PARTY = {
     "pydantic", "pyarrow", "polars", "exchange_calendars", "numpy", "pandas", "pythonjsonlogger",
+    "redis",
 }  # fmt: skip
 STRATEGIES_THIRD_PARTY = {"numpy", "polars", "pandas", "scipy", "numba"}
 

@@ -73,7 +73,7 @@ class AlpacaSource(VendorSource):
                 self.data_url,
                 self.trading_url,
                 self.timeout_s,
-                self._budget(None),
+                self._budget(None, read_key(self.api_key_var, "alpaca")),
                 self._policy(),
                 self._runtime,
                 self.max_pages,

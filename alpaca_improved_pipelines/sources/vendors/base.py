@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Self
 
 import dagster as dg
@@ -20,6 +21,7 @@ from alpaca_improved_pipelines.sources.vendors.availability import (
 )
 from alpaca_improved_pipelines.sources.vendors.errors import PermanentVendorError
 from alpaca_improved_pipelines.sources.vendors.ratelimit import RateBudget, RetryPolicy, Runtime
+from contracts.budget import BUDGET_VAR, budget_name, request_window
 
 MAX_RECORDS = 1000
 
@@ -77,8 +79,14 @@ class VendorSource(MarketDataSource):
     def _policy(self) -> RetryPolicy:
         return RetryPolicy(attempts=self.attempts, base_s=self.backoff_s, max_s=self.backoff_max_s)
 
-    def _budget(self, per_minute: int | None) -> RateBudget:
-        return RateBudget(self.requests_per_minute or per_minute, self._runtime)
+    def _budget(self, per_minute: int | None, key: str = "") -> RateBudget:
+        """This source's request budget; shared by every process on ``key`` when
+        ``ALPACA_IMPROVED_BUDGET_URL`` names a Redis (:mod:`contracts.budget`)."""
+        limit = self.requests_per_minute or per_minute
+        shared = None
+        if limit and key and os.environ.get(BUDGET_VAR):
+            shared = request_window(budget_name(f"{self.name}-data", key), limit)
+        return RateBudget(limit, self._runtime, shared=shared)
 
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._runtime.clock(), tz=dt.UTC)

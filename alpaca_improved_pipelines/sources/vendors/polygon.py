@@ -59,7 +59,7 @@ class PolygonSource(VendorSource):
                 read_key(self.api_key_var, "polygon"),
                 self.base_url,
                 self.timeout_s,
-                self._budget(None),
+                self._budget(None, read_key(self.api_key_var, "polygon")),
                 self._policy(),
                 self._runtime,
                 self.max_pages,

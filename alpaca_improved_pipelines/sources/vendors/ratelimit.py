@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from alpaca_improved_pipelines.sources.vendors.errors import TransientVendorError
+from contracts.budget import RequestWindow
 
 T = TypeVar("T")
 WINDOW_S = 60.0
@@ -51,11 +52,16 @@ class RateBudget:
         max_wait_s: Longest single wait for a reset; a reset further away (clock skew or a
             hostile header) is capped at this.
         reserve: Requests to keep in hand: wait for the reset once ``Remaining`` drops to it.
+        shared: The per-minute window shared by every process on the key
+            (:func:`contracts.budget.request_window`, Redis when ``ALPACA_IMPROVED_BUDGET_URL``
+            is set); None: this instance's own window.
     """
 
     def __init__(
-        self, per_minute: int | None, runtime: Runtime, max_wait_s: float = 65.0, reserve: int = 0
-    ) -> None:
+        self, per_minute: int | None, runtime: Runtime, max_wait_s: float = 65.0, reserve: int = 0,
+        shared: RequestWindow | None = None,
+    ) -> None:  # fmt: skip
+        self.shared = shared
         self.per_minute = per_minute
         self.runtime = runtime
         self.max_wait_s = max_wait_s
@@ -85,6 +91,10 @@ class RateBudget:
             ):
                 self._wait(self.reset_at - now)
                 self.remaining = None
+            if self.shared is not None:
+                while (pause := self.shared.try_take()) > 0:
+                    self._wait(pause)
+                return
             now = self.runtime.clock()
             while self.sent and self.sent[0] <= now - WINDOW_S:
                 self.sent.popleft()
