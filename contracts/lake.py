@@ -1,9 +1,10 @@
 """The lake's one table registry and its one reader rule.
 
 Every lake table is registered here once: its name, its partition key and the modules that write
-it. The pipelines refuse to write a table that is not registered, and research's DuckDB views are
-made from this list, so every table written has a view and no view lacks a writer (proven by
-``tests/pipelines/test_lake_storage.py``).
+it. The pipelines (and the live runner's stream writer, which writes the intraday stream tables)
+refuse to write a table that is not registered, and research's DuckDB views are made from this
+list, so every table written has a view and no view lacks a writer (proven by
+``tests/pipelines/test_lake_storage.py``, which reads the write calls in both packages).
 
 The reader rule, the same for the views, the pipelines and the live runner::
 
@@ -34,6 +35,8 @@ PARQUET_MAGIC = b"PAR1"
 PartitionKey = Literal["session", "family"]
 
 _PIPELINES = "alpaca_improved_pipelines.defs"
+# The live process writes the intraday stream tables itself (it never imports the pipelines).
+STREAM_WRITER = "live.market.stream.lake_writer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,24 @@ TABLES: tuple[LakeTable, ...] = (
         "cross_source_bars",
         "market_data.cross_source",
         "primary vs secondary source agreement (only with ALPACA_IMPROVED_FALLBACK_SOURCE)",
+    ),
+    LakeTable(
+        "stream_bars_1m",
+        "session",
+        (STREAM_WRITER,),
+        "intraday minute bars from the live stream (stock_bars_1m columns; source is stream, "
+        "revision or backfill); the nightly stock_bars_1m stays the truth",
+    ),
+    LakeTable(
+        "option_quotes_1m",
+        "session",
+        (STREAM_WRITER,),
+        "last NBBO per option contract and minute from the live stream",
+    ),
+    _session(
+        "stream_reconciliation",
+        "market_data.stream_reconciliation",
+        "every symbol-minute where stream_bars_1m and stock_bars_1m disagree",
     ),
     _session("indicators_1d", "features.assets", "daily indicators per symbol"),
     _session("option_chains", "options.work", "end-of-day option chains with our IV and Greeks"),

@@ -2,7 +2,8 @@
 
 A partition is written to a hidden temporary file in its directory, flushed and fsync'ed, then
 renamed over the old one (``os.replace`` is atomic on POSIX), so readers see the old file or the
-new one, never a half-written file. The same frame always yields the same bytes.
+new one, never a half-written file. The same frame always yields the same bytes. The writer is
+``contracts.parquet_io.write_table_atomic`` (re-exported here), shared with the live stream writer.
 
 The layout, the table registry and the reader rule (only ``part.parquet`` is data) live in
 ``contracts.lake``: a write to a table that is not registered there is refused, and writing a
@@ -13,34 +14,21 @@ naming each one.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import os
-import uuid
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from alpaca_improved_pipelines.errors import LakeError
 from contracts import lake as layout
 from contracts.lake import PART_FILE as PART_FILE  # re-exported: the layout's names
 from contracts.lake import TMP_PREFIX as TMP_PREFIX
-
-ROW_GROUP_SIZE = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class WrittenPartition:
-    """What one partition write produced."""
-
-    path: Path
-    rows: int
-    bytes: int
-    sha256: str
+from contracts.parquet_io import LINEAGE_KEY as LINEAGE_KEY  # re-exported: the one writer
+from contracts.parquet_io import ROW_GROUP_SIZE as ROW_GROUP_SIZE
+from contracts.parquet_io import WrittenPartition as WrittenPartition
+from contracts.parquet_io import file_sha256 as file_sha256
+from contracts.parquet_io import read_lineage as read_lineage
+from contracts.parquet_io import write_table_atomic as write_table_atomic
 
 
 def partition_dir(lake: Path, table: str, session: dt.date | str) -> Path:
@@ -73,66 +61,6 @@ def remove_strays(directory: Path) -> list[Path]:
     return removed
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes: the partition's data version."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_stale_temps(directory: Path) -> None:
-    for stale in directory.glob(f"{TMP_PREFIX}*"):
-        stale.unlink(missing_ok=True)
-
-
-def write_table_atomic(
-    table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
-) -> WrittenPartition:
-    """Write ``table`` as zstd Parquet to ``path`` atomically; return its size and hash.
-
-    The file is serialized in memory first, so its hash costs no second read and the temporary
-    file is written with one system call before it is flushed, fsync'ed and renamed into place.
-    ``lineage`` (what the partition was computed with) goes into the file's key-value metadata,
-    so it is written atomically with the data.
-    """
-    if lineage is not None:
-        meta = dict(table.schema.metadata or {})
-        meta[LINEAGE_KEY] = json.dumps(lineage, sort_keys=True).encode()
-        table = table.replace_schema_metadata(meta)
-    sink = pa.BufferOutputStream()
-    pq.write_table(
-        table, sink, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True
-    )
-    data = sink.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path.parent)
-    tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
-    try:
-        with tmp.open("wb") as f:
-            f.write(memoryview(data))
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if fsync:
-            _fsync_dir(path.parent)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return WrittenPartition(path, table.num_rows, data.size, digest)
-
-
 def write_partition(
     frame: pl.DataFrame,
     lake: Path,
@@ -152,20 +80,6 @@ def write_partition(
     )
     remove_strays(written.path.parent)
     return written
-
-
-# --- partition lineage: what a partition was computed with (universe, source, history) ---
-LINEAGE_KEY = b"alpaca_improved.lineage"
-
-
-def read_lineage(path: Path) -> dict | None:
-    """The lineage stored in a partition's Parquet footer; None when absent or unreadable."""
-    try:
-        meta = pq.read_schema(path).metadata or {}
-        raw = meta.get(LINEAGE_KEY)
-        return json.loads(raw) if raw else None
-    except (OSError, ValueError, pa.ArrowException):
-        return None
 
 
 def read_partition(

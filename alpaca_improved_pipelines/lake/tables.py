@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-BAR_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "ts": pl.Datetime("ns", "UTC"),
-    "session": pl.Date(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "vwap": pl.Float64(),
-    "trade_count": pl.Int64(),
-    "source": pl.String(),
-    "adjustment": pl.String(),
-    "filled": pl.Boolean(),
-}
+# the stock_bars_* layout, shared with the live stream's stream_bars_1m (contracts leaf)
+from contracts.lake_columns import BAR_SCHEMA as BAR_SCHEMA
+
 BAR_COLUMNS = list(BAR_SCHEMA)
 
 # Tables written by market-data assets; each is one directory of session=YYYY-MM-DD partitions.

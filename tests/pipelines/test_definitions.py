@@ -19,6 +19,7 @@ EXPECTED_ASSETS = {
     "ma_crossover_sweep",
     "momentum_sweep",  # issue 10: generated from the registry like the others
     "rsi_reversion_sweep",
+    "vwap_reversion_sweep",  # issue 11: the intraday (minute-bar) family
     "walk_forward",
     "leaderboard",
     "options_backtest",
@@ -28,6 +29,7 @@ EXPECTED_ASSETS = {
     "live_replay",
     "option_chains",
     "vol_surface",
+    "stream_reconciliation",  # issue 11: the stream vs the nightly REST bars
 }
 EXPECTED_CHECKS = {
     ("stock_bars_1m", "pandera_schema"),

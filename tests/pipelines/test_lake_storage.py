@@ -114,8 +114,12 @@ def test_missing_data_root_is_a_clear_error(tmp_path: Path) -> None:
         lakehouse.connect(tmp_path / "nowhere")
 
 
+# The packages that write the lake: the pipelines, and live's intraday stream writer.
+WRITING_PACKAGES = ("alpaca_improved_pipelines", "live")
+
+
 def _written_tables() -> dict[str, set[str]]:
-    """Lake tables named in the pipelines' write calls, and the modules making those calls.
+    """Lake tables named in the writing packages' write calls, and the modules making them.
 
     A table name is a string constant (or a module-level constant) passed to a call whose
     function name contains ``write``: ``lake.write("option_chains", ...)``,
@@ -123,7 +127,8 @@ def _written_tables() -> dict[str, set[str]]:
     """
     shaped = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")  # every lake table has an underscore
     found: dict[str, set[str]] = {}
-    for path in sorted((ROOT / "alpaca_improved_pipelines").rglob("*.py")):
+    sources = (p for pkg in WRITING_PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+    for path in sorted(sources):
         tree = ast.parse(path.read_text(), filename=str(path))
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
         consts = {
@@ -151,7 +156,7 @@ def _written_tables() -> dict[str, set[str]]:
 
 def test_every_written_table_has_a_view_and_every_view_a_writer() -> None:
     written = _written_tables()
-    assert "cross_source_bars" in written and "sweep_results" in written  # the scan sees them
+    assert {"cross_source_bars", "sweep_results", "stream_bars_1m"} <= set(written)  # seen
     unregistered = sorted(set(written) - set(lakehouse.VIEWS))
     unwritten = sorted(set(lakehouse.VIEWS) - set(written))
     assert not unregistered, (
