@@ -13,11 +13,12 @@ from live.errors import ConfigError
 from live.market.stream.alpaca_source import config_from_env
 from live.market.stream.gaps import session_minutes
 from live.market.stream.hub import StreamHub
-from live.market.stream.model import FeedState, FeedStatus, MinuteBar
+from live.market.stream.model import FeedState, FeedStatus, MinuteBar, OptionQuote
 from live.market.stream.service import MarketStream
 from tests.fakes.alpaca_data_stream import FakeAlpacaDataStream
 from tests.fakes.alpaca_market import AlpacaMarketFake
 from tests.fakes.market import FakeMarket
+from tests.fakes.polygon_stream import FakePolygonStream
 from tests.stream.conftest import OPEN, SECRET, SESSION, Clock, wait_for
 
 SYMBOLS = ["AAPL", "MSFT"]
@@ -33,6 +34,13 @@ def rest_minutes(market: FakeMarket, symbol: str, upto_minute: int) -> set:
         if ts in regular:
             out.add(ts)
     return out
+
+
+def client_logs(caplog: pytest.LogCaptureFixture) -> str:
+    """Every captured log line but the fake server's (the fake logs frames it receives)."""
+    return "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith("websockets.server")
+    )
 
 
 def start(env: dict, hub: StreamHub, clock: Clock, **kw) -> MarketStream:
@@ -288,3 +296,141 @@ def test_bad_symbols_rejected_before_connecting(env: dict) -> None:
         MarketStream(["AA PL"], env=env)
     with pytest.raises(ConfigError, match="option symbol"):
         MarketStream([], ["SPY 240621C500"], env=env)
+
+
+# -- options on Alpaca, the symbol limit -----------------------------------------------------
+
+
+def test_option_quotes_over_msgpack(
+    ws: FakeAlpacaDataStream, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    quotes: list[OptionQuote] = []
+    occ = "SPY240315C00510000"
+    ms = MarketStream([], [occ], env=env, hub=hub, clock=clock, on_quote=quotes.append).start()
+    wait_for(lambda: ws.subscriptions("indicative").get("quotes") == [occ], what="quote sub")
+    t = OPEN + timedelta(minutes=3, seconds=12.5)
+    q = {"T": "q", "S": occ, "bx": "C", "bp": 1.25, "bs": 10, "ax": "X", "ap": 1.31, "as": 7}
+    ws.publish("indicative", [q | {"t": t}])
+    wait_for(lambda: quotes, what="one quote")
+    assert quotes == [OptionQuote(occ, t, 1.25, 1.31, 10.0, 7.0, "C", "X")]
+    feed = ms.stats()["feeds"]["alpaca-options:indicative"]
+    assert feed["state"] == "streaming" and feed["last_exchange_ts"] == t.isoformat()
+    ms.close()
+
+
+def test_symbol_limit_405_is_a_state_and_the_set_stays(market: FakeMarket, clock: Clock) -> None:
+    with FakeAlpacaDataStream("k", "s", market=market, symbol_limit=2) as fake:
+        env = {
+            "ALPACA_API_KEY": "k",
+            "ALPACA_SECRET_KEY": "s",
+            "ALPACA_DATA_STREAM_URL": f"ws://127.0.0.1:{fake.port}",
+        }
+        hub = StreamHub()
+        a = MarketStream(["AAPL", "MSFT"], env=env, hub=hub, clock=clock, backfill=False).start()
+        wait_for(lambda: fake.subscriptions("iex").get("bars") == ["AAPL", "MSFT"])
+        b = MarketStream(["SPY"], env=env, hub=hub, clock=clock, backfill=False).start()
+        feed = wait_for(
+            lambda: (f := b.stats()["feeds"]["alpaca:iex"])["state"] == "symbol_limit" and f
+        )
+        assert feed["code"] == 405 and "symbol limit" in feed["message"]
+        assert fake.subscriptions("iex")["bars"] == ["AAPL", "MSFT"]
+        assert fake.connections("iex") == 1
+        a.close()
+        b.close()
+        hub.close_all()
+
+
+# -- Polygon -----------------------------------------------------------------------------------
+
+
+def polygon_env(fake: FakePolygonStream, key: str = "poly-key") -> dict[str, str]:
+    return {"POLYGON_API_KEY": key, "POLYGON_STREAM_URL": fake.url}
+
+
+def test_polygon_minute_aggregates_and_option_quotes(
+    market: FakeMarket, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    occ = "SPY240315C00510000"
+    quotes: list[OptionQuote] = []
+    with FakePolygonStream("poly-key", market=market) as fake:
+        hub = StreamHub()
+        ms = MarketStream(
+            SYMBOLS,
+            [occ],
+            source="polygon",
+            env=polygon_env(fake),
+            hub=hub,
+            clock=clock,
+            on_quote=quotes.append,
+        ).start()
+        wait_for(lambda: sorted(fake.subscriptions("stocks")) == ["AM.AAPL", "AM.MSFT"])
+        wait_for(lambda: fake.subscriptions("options") == [f"Q.O:{occ}"])
+        fake.play("stocks", SESSION, 0, 3)
+        wait_for(lambda: ms.book.bars(SESSION).height == 6, what="6 aggregates")
+        # the same minutes as Alpaca's bars (FakeMarket), stamped at the aggregate's start
+        for s in SYMBOLS:
+            assert ms.book.minutes(s, SESSION) == rest_minutes(market, s, 3)
+        t_ms = int((OPEN + timedelta(minutes=2)).timestamp() * 1000)
+        fake.publish(
+            "options",
+            [
+                {
+                    "ev": "Q",
+                    "sym": f"O:{occ}",
+                    "bx": 1,
+                    "bp": 1.2,
+                    "bs": 3,
+                    "ax": 2,
+                    "ap": 1.3,
+                    "as": 4,
+                    "t": t_ms,
+                }
+            ],
+        )
+        wait_for(lambda: quotes, what="option quote")
+        assert quotes[0].symbol == occ and quotes[0].ts == OPEN + timedelta(minutes=2)
+        stats = ms.stats()
+        assert stats["feeds"]["polygon:stocks"]["state"] == "streaming"
+        assert stats["backfill"] is None
+        ms.close()
+        hub.close_all()
+    assert "poly-key" not in client_logs(caplog) + json.dumps(stats)
+    assert "poly-key" in caplog.text  # the fake server's own DEBUG frames do show it: not ours
+
+
+def test_polygon_eviction_stops_the_older_connection(market: FakeMarket, clock: Clock) -> None:
+    """Two processes (hubs) on one key: the older is evicted and stops instead of fighting."""
+    with FakePolygonStream("poly-key", market=market) as fake:
+        first, second = StreamHub(), StreamHub()
+        a = MarketStream(["AAPL"], source="polygon", env=polygon_env(fake), hub=first, clock=clock)
+        a.start()
+        wait_for(lambda: fake.connections("stocks") == 1)
+        b = MarketStream(["AAPL"], source="polygon", env=polygon_env(fake), hub=second, clock=clock)
+        b.start()
+        feed = wait_for(
+            lambda: (f := a.stats()["feeds"]["polygon:stocks"])["state"] == "evicted" and f
+        )
+        assert "newer connection" in feed["message"]
+        time.sleep(1.5)  # the evicted client would have reconnected by now if it meant to
+        assert len(fake.connection_attempts("stocks")) == 2 and fake.connections("stocks") == 1
+        fake.play("stocks", SESSION, 0, 1)
+        wait_for(lambda: b.book.bars(SESSION).height == 1)
+        for h in (first, second):
+            h.close_all()
+
+
+def test_polygon_auth_failed_is_final(market: FakeMarket, clock: Clock) -> None:
+    with FakePolygonStream("poly-key", market=market) as fake:
+        hub = StreamHub()
+        ms = MarketStream(
+            ["AAPL"], source="polygon", env=polygon_env(fake, "wrong"), hub=hub, clock=clock
+        )
+        ms.start()
+        feed = wait_for(
+            lambda: (f := ms.stats()["feeds"]["polygon:stocks"])["state"] == "auth_failed" and f
+        )
+        assert "POLYGON_API_KEY" in feed["message"]
+        time.sleep(1.0)
+        assert len(fake.connection_attempts("stocks")) == 1
+        hub.close_all()

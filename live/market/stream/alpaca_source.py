@@ -46,7 +46,7 @@ from alpaca.data.live.stock import StockDataStream
 
 from live.brokers.credentials import read_keys
 from live.errors import ConfigError
-from live.market.stream.hub import ConnectionStats, now_utc, spawn
+from live.market.stream.hub import WIRE_LOG, ConnectionStats, now_utc, spawn
 from live.market.stream.model import (
     ERROR_STATES,
     FeedState,
@@ -64,6 +64,8 @@ OPTION_FEEDS = ("indicative", "opra")
 STOCK_CHANNELS = ("bars", "updatedBars", "dailyBars", "trades", "quotes", "statuses", "lulds")
 OPTION_CHANNELS = ("trades", "quotes")
 DEFAULT_DATA_TIMEOUT = 30.0
+# alpaca-py's keepalive defaults, plus a frame logger that never logs the auth frame
+WEBSOCKET_PARAMS = {"ping_interval": 10, "ping_timeout": 180, "max_queue": 1024, "logger": WIRE_LOG}
 # The vendor's error texts (alpaca-py hands us the text at auth, the frame after it)
 ERROR_TEXTS = {
     "auth failed": 402,
@@ -290,6 +292,7 @@ class AlpacaConnection:
                 feed=feed,
                 url_override=config.stock_url,
                 data_timeout=config.data_timeout,
+                websocket_params=WEBSOCKET_PARAMS,
             )
         else:
             self.stream = _Options(
@@ -299,6 +302,7 @@ class AlpacaConnection:
                 feed=OptionsFeed(self.feed),
                 url_override=config.options_url,
                 data_timeout=config.data_timeout,
+                websocket_params=WEBSOCKET_PARAMS,
             )
         self.stream._observer = self  # type: ignore[union-attr]
         self.stream._reconnect_min_backoff = config.min_backoff

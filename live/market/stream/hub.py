@@ -28,6 +28,10 @@ from live.market.stream.model import (
 )
 
 log = logging.getLogger("live.market.stream")
+# The websockets library logs every frame at DEBUG, the auth frame (with the secret) included.
+# Sources hand it this logger, pinned at INFO, so a DEBUG root logger never records a frame.
+WIRE_LOG = logging.getLogger("live.market.stream.wire")
+WIRE_LOG.setLevel(logging.INFO)
 
 EventHandler = Callable[[str, dict[str, Any]], None]  # (channel, vendor dict)
 

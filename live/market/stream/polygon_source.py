@@ -31,7 +31,7 @@ from polygon.exceptions import AuthError
 from polygon.websocket import WebSocketClient
 
 from live.errors import ConfigError
-from live.market.stream.hub import ConnectionStats, now_utc, spawn
+from live.market.stream.hub import WIRE_LOG, ConnectionStats, now_utc, spawn
 from live.market.stream.model import FeedState, FeedStatus, OptionQuote, minute_bar
 
 log = logging.getLogger("live.market.stream")
@@ -125,6 +125,7 @@ class PolygonConnection:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._ws: object | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def _topic(self, channel: str, symbol: str) -> str:
         prefix = TOPICS.get((self.market, channel))
@@ -166,7 +167,14 @@ class PolygonConnection:
         self._loop = asyncio.get_running_loop()
         self.stats.attempts += 1
         self._set(FeedState.CONNECTING, f"{self.name}: connecting")
-        await self.client.connect(self._process)
+        self._task = asyncio.create_task(self.client.connect(self._process, logger=WIRE_LOG))
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass  # close() or an eviction: the client must not reconnect
+        finally:
+            if self.client.websocket is not None:
+                await self.client.close()
         if self.status.state not in (FeedState.EVICTED, FeedState.AUTH_FAILED):
             self._set(FeedState.STOPPED, f"{self.name} closed")
 
@@ -209,7 +217,8 @@ class PolygonConnection:
                 f"{self.name}: evicted by a newer connection on this key (max_connections); "
                 "stopped so the two do not evict each other: run one streaming process per key",
             )
-            await self.client.close()
+            if self._task is not None:
+                self._task.cancel()  # the client would reconnect (and evict the other) otherwise
 
     def _streaming(self) -> None:
         self.stats.connects += 1
@@ -222,12 +231,9 @@ class PolygonConnection:
     def close(self, timeout: float = 5.0) -> None:
         """Stop the client and wait for its thread (best effort)."""
         self._stopping = True
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            try:
-                asyncio.run_coroutine_threadsafe(self.client.close(), loop).result(timeout)
-            except Exception as exc:  # noqa: BLE001 - closing must not raise
-                log.debug("%s stop: %s", self.name, type(exc).__name__)
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and loop.is_running():
+            loop.call_soon_threadsafe(task.cancel)
         if self._thread is not None:
             self._thread.join(timeout)
         if self.status.state not in (FeedState.EVICTED, FeedState.AUTH_FAILED):
