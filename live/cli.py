@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from contracts import paths
 from contracts.limits import AccountLimits
+from contracts.logs import configure_logging
 from live.errors import LiveError
 from live.journal.store import Journal, JournalDamaged, is_damage
 from live.runner import control as runner_control
@@ -112,7 +113,12 @@ def run(
     stream: Annotated[
         bool, typer.Option(help="alpaca: follow the trade-update stream between cycles.")
     ] = True,
-    health_port: Annotated[int | None, typer.Option(help="Serve /health on 127.0.0.1.")] = None,
+    health_port: Annotated[
+        int | None, typer.Option(help="Serve /health and /metrics on this port.")
+    ] = None,
+    health_host: Annotated[
+        str, typer.Option(help="Address of /health and /metrics (0.0.0.0 in a container).")
+    ] = "127.0.0.1",
     webhook_url: Annotated[str | None, typer.Option(help="Notification webhook.")] = None,
     account_limits: Annotated[
         Path | None, typer.Option(help="JSON file of account limits.")
@@ -126,11 +132,9 @@ def run(
     ] = "lake",
 ) -> None:
     """Run the live runner (Ctrl-C / SIGTERM stop it after the current cycle)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
     try:
+        if not logging.getLogger().handlers:  # text, or JSON (ALPACA_IMPROVED_LOG_FORMAT)
+            configure_logging(logging.INFO)
         _check_run_options(broker, live, cycles)
         opts: dict[str, Any] = {
             "home": resolve_home(home),
@@ -140,6 +144,7 @@ def run(
             "reconcile_every": reconcile_every,
             "stream": stream,
             "health_port": health_port,
+            "health_host": health_host,
             "webhook_url": webhook_url,
             "sim_start": _aware("--sim-start", sim_start) if sim_start else None,
             "sim_speed": sim_speed,
@@ -156,7 +161,7 @@ def run(
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     if health is not None:
-        typer.echo(f"health: http://127.0.0.1:{health.port}/health")
+        typer.echo(f"health: http://{config.health_host}:{health.port}/health (and /metrics)")
     try:
         runner.run(
             cycles, lambda: stop["flag"] or (stop_at is not None and runner.clock.now() > stop_at)

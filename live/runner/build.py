@@ -146,7 +146,9 @@ def _wire(
     )
     holder.append(runner)
     health = (
-        HealthServer(runner.status, config.health_port) if config.health_port is not None else None
+        HealthServer(runner.status, config.health_port, runner.metrics, config.health_host)
+        if config.health_port is not None
+        else None
     )
     return runner, health
 

@@ -25,7 +25,8 @@ class RunnerConfig(BaseModel):
         stale_limit_s: Limit orders open longer than this are re-priced (replace).
         account_limits: Account-wide risk limits.
         adopt_external: Book unexplained broker positions to ``_external`` instead of halting.
-        health_port: Serve ``/health`` on 127.0.0.1 (0 = ephemeral, None = off).
+        health_port: Serve ``/health`` and ``/metrics`` (0 = ephemeral, None = off).
+        health_host: The address they bind (``0.0.0.0`` in a container, for probes).
         webhook_url: Also send notifications to this webhook.
         sim: Simulated broker knobs.
         sim_start: Start of the simulated clock (default: 30 minutes after the first NYSE open after
@@ -53,6 +54,7 @@ class RunnerConfig(BaseModel):
     account_limits: AccountLimits = AccountLimits()
     adopt_external: bool = False
     health_port: int | None = None
+    health_host: str = "127.0.0.1"
     webhook_url: str | None = None
     sim: SimConfig = SimConfig()
     sim_start: datetime | None = None

@@ -24,6 +24,7 @@ by the "1m" deployments, once per (session, minute), sent in the same tick.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ from live.runner.health import HealthStatus
 from live.runner.intraday import MinuteDecisions, minute_key
 from live.runner.lock import RunnerLock
 from live.runner.market_time import MarketTime
+from live.runner.metrics import MetricsSink, RunnerMetrics
 from live.runner.pnl_guard import PnlGuard
 from live.runner.reconcile_step import ReconcileStep
 from live.runner.strategy_step import decide_all
@@ -111,6 +113,9 @@ class Runner:
         self.account: Any = None
         self.lock: RunnerLock | None = None  # the data-root lock (live.runner.build takes it)
         self.cycles = 0
+        self.metrics = RunnerMetrics()  # served at /metrics; counts every notification too
+        notifier.sinks.append(MetricsSink(self.metrics))
+        self._latencies_seen = 0
         self._compose()
 
     def _compose(self) -> None:
@@ -213,6 +218,7 @@ class Runner:
         self.notifier.flush(2.0)
         if self.updates is not None:
             self.updates.close()
+        self.feed.close()
 
     def _between_cycles(self) -> None:
         """Book streamed order changes while waiting for the next cycle (fills within ~1 s);
@@ -253,6 +259,7 @@ class Runner:
     def cycle(self) -> dict[str, int]:
         """Run one cycle; a failing step is reported and the rest still runs."""
         self.cycles += 1
+        started = time.perf_counter()
         self.desk.check_halt_file()  # first: the kill switch must not need the journal
         seq = self.j.start_cycle(self.clock.now(), self.risk.state().value)
         counts: dict[str, int] = {"deployments": len(self.deployments.active)}
@@ -289,7 +296,25 @@ class Runner:
             seq, self.clock.now(), self.risk.state().value, counts, "; ".join(errors)
         )
         self.publish_health(counts, "; ".join(errors))
+        self._observe(time.perf_counter() - started, counts, len(errors))
         return counts
+
+    def _observe(self, seconds: float, counts: dict[str, int], errors: int) -> None:
+        """Export the cycle to :attr:`metrics` (Prometheus)."""
+        self.metrics.cycle_done(
+            seconds, counts, errors, self.risk.state().value, self.risk.reasons()
+        )
+        latencies = self.submitter.latencies
+        for value in latencies[self._latencies_seen :]:
+            self.metrics.decision_latency.observe(value)
+        self._latencies_seen = len(latencies)
+        if self.feed.mode != "lake":
+            newest = self.feed.stats().get("newest_minute")
+            if newest:  # the newest closed minute's close vs the clock: the feed's lag
+                closed = datetime.fromisoformat(newest).timestamp() + 60.0
+                self.metrics.stream_lags(
+                    {self.feed.mode: max(self.clock.now().timestamp() - closed, 0.0)}
+                )
 
     def _refresh_market(self, market: MarketClock) -> None:
         self.time.set(market)
@@ -315,7 +340,8 @@ class Runner:
         return self.snapshot.session.isoformat() if self.snapshot is not None else None
 
     def close(self) -> None:
-        """Close the journal and give the data-root lock back."""
+        """Close the market feed and the journal and give the data-root lock back."""
+        self.feed.close()
         self.j.close()
         if self.lock is not None:
             self.lock.release()
