@@ -12,8 +12,9 @@ else the chain repriced at the new spot by :func:`live.market.marks.reprice_chai
 
 A minute is ready to decide on (:meth:`StreamFeed.closed_minute`) once every expected symbol's
 bar for it arrived, or ``grace_s`` after its close (a minute without trades has no bar, so
-waiting for it would wait forever). Timestamps are the exchange's; readiness is judged on the
-runner's clock, so a replayed bar is never seen before it closed.
+waiting for it would wait forever); every clock minute is one, with or without bars.
+Timestamps are the exchange's; readiness is judged on the runner's clock, so a replayed bar is
+never seen before it closed.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ class MarketFeed:
         """What ``/health`` shows about the feed."""
         return {"mode": self.mode}
 
+    def close(self) -> None:
+        """Stop the feed's source (the runner's ``close``)."""
+
 
 class StreamFeed(MarketFeed):
     """``stream`` mode: daily history from ``daily`` plus the session's minutes from ``book``.
@@ -127,6 +131,7 @@ class StreamFeed(MarketFeed):
         self._quotes: dict[str, OptionQuote] = {}
         self._status: FeedStatus | None = None
         self._wake = threading.Event()
+        self.source: Any = None  # the bar source to close with the feed (a MarketStream)
 
     # -- the bar source's callbacks (run on its thread; never block) --------------------------
     def on_bar(self, bar: MinuteBar) -> None:
@@ -160,16 +165,16 @@ class StreamFeed(MarketFeed):
         return new
 
     def closed_minute(self, now: datetime) -> datetime | None:
+        """The newest minute closed by ``now`` once its bars are in (every expected symbol's,
+        or ``grace_s`` after its close), else the one before: one per clock minute, with or
+        without bars (a strategy's time rules, e.g. flat before the close, run on every one)."""
+        newest = now.replace(second=0, microsecond=0) - MINUTE
         with self._lock:
-            for minute in sorted(self._seen, reverse=True):
-                close = minute + MINUTE
-                if close > now:
-                    continue
-                complete = self.expected is not None and self.expected <= self._seen[minute]
-                if complete or (now - close).total_seconds() >= self.grace_s:
-                    return minute
-                return None  # the newest closed minute is still arriving: wait for it
-        return None
+            got = self._seen.get(newest, set())
+        complete = self.expected is not None and self.expected <= got
+        if complete or (now - newest - MINUTE).total_seconds() >= self.grace_s:
+            return newest
+        return newest - MINUTE
 
     def arrival(self, minute: datetime) -> float | None:
         with self._lock:
@@ -180,8 +185,8 @@ class StreamFeed(MarketFeed):
     ) -> MarketSnapshot:
         """What a "1m" strategy sees at the close of ``minute``: the session's closed minutes
         of ``symbols`` (``intraday``), their last closes over ``base``'s prices, daily history
-        and chains before the session, and ``features["session_close"]`` (the calendar's
-        close of the session, UTC)."""
+        and chains before the session, and ``features["session_open"]`` /
+        ``["session_close"]`` (the calendar's regular hours of the session, UTC)."""
         close = minute + MINUTE
         session = new_york_date(minute)
         frame = self.book.bars(session, symbols, closed_by=close).select(INTRADAY_COLUMNS)
@@ -190,7 +195,8 @@ class StreamFeed(MarketFeed):
         history = base.history
         if base.session >= session:  # today's daily bar exists only after the close
             history = history.filter(pl.col("session") < session)
-        features = {**base.features, "session_close": session_hours(session)[1]}
+        opens, closes = session_hours(session)
+        features = {**base.features, "session_open": opens, "session_close": closes}
         return MarketSnapshot(
             close, session, prices, history, dict(base.chains), features, intraday=frame
         )
@@ -223,6 +229,10 @@ class StreamFeed(MarketFeed):
 
     def wait(self, seconds: float) -> bool:
         return self._wake.wait(max(seconds, 0.0))
+
+    def close(self) -> None:
+        if self.source is not None and hasattr(self.source, "close"):
+            self.source.close()
 
     def stats(self) -> dict[str, Any]:
         status = self._status

@@ -6,6 +6,7 @@ bar, so a breach halts within seconds where ``lake`` sees it only at the daily c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from live.runner.core import Runner
 from live.runner.intraday import minute_key
 from live.runner.status import journal_status
 from strategies.base import ParamSpace, Strategy
-from strategies.models import AssetClass, Leg, MarketSnapshot, OrderIntent, Side
+from strategies.models import MINUTE, AssetClass, Leg, MarketSnapshot, OrderIntent, Side
 from strategies.pricing import bs_price
 from tests.live.helpers import crossing_closes, deploy, limits, sessions, write_lake
 
@@ -83,13 +84,16 @@ def spy_price(minute: datetime) -> float:
     return SPY_BEFORE if minute < CRASH_AT else SPY_AFTER
 
 
-def write_minutes(home: Path, day: date = MONDAY) -> None:
-    """The session's 390 minute bars of SPY (crashing at 11:00) and QQQ, as the lake stores them."""
+def write_minutes(
+    home: Path, day: date = MONDAY, spy: Callable[[datetime], float] = spy_price
+) -> None:
+    """The session's 390 minute bars of SPY (``spy``: crashing at 11:00) and QQQ, as the lake
+    stores them."""
     start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=NEW_YORK)
     rows = []
     for k in range(390):
         ts = start + timedelta(minutes=k)
-        for symbol, px in (("SPY", spy_price(ts)), ("QQQ", 200.0)):
+        for symbol, px in (("SPY", spy(ts)), ("QQQ", 200.0)):
             rows.append(
                 {
                     "ts": ts.astimezone(UTC),
@@ -222,7 +226,7 @@ def test_replay_delivers_a_bar_at_its_close_never_early(tmp_path: Path) -> None:
     home = make_home(tmp_path)
     feed = SimReplayFeed(home, StaticSnapshotProvider(None), grace_s=2.0)
     assert feed.pump(OPEN + timedelta(seconds=59.999)) == 0
-    assert feed.closed_minute(OPEN + timedelta(seconds=59.999)) is None
+    assert feed.closed_minute(OPEN + timedelta(seconds=59.999)) == OPEN - MINUTE  # pre-open
     assert feed.pump(OPEN + timedelta(minutes=1)) == 2  # SPY and QQQ of 09:30
     assert feed.closed_minute(OPEN + timedelta(minutes=1)) == OPEN  # both arrived: ready now
     assert feed.pump(OPEN + timedelta(minutes=3, seconds=1)) == 4
@@ -233,8 +237,10 @@ def test_replay_delivers_a_bar_at_its_close_never_early(tmp_path: Path) -> None:
     bar = MinuteBar("SPY", OPEN, 1, 1, 1, 1, 1, 1, 1)
     live.book.apply(bar)
     live.on_bar(bar)  # QQQ had no trades in 09:30: the minute waits for the grace period
-    assert live.closed_minute(OPEN + timedelta(minutes=1, seconds=1)) is None
+    assert live.closed_minute(OPEN + timedelta(minutes=1, seconds=1)) == OPEN - MINUTE
     assert live.closed_minute(OPEN + timedelta(minutes=1, seconds=2)) == OPEN
+    # a minute with no bar at all is still one: time rules (flat before the close) run on it
+    assert live.closed_minute(OPEN + timedelta(minutes=5, seconds=3)) == OPEN + 4 * MINUTE
 
 
 def chain(spot: float) -> pl.DataFrame:
@@ -288,3 +294,45 @@ def test_cli_refuses_an_unknown_market_data_mode(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--market-data 'tape'" in result.output and "'lake' or 'stream'" in result.output
+
+
+def dip_and_back(ts: datetime) -> float:
+    """SPY wobbling around 100, five minutes at 98.5 from 11:10, then back."""
+    k = int((ts - OPEN).total_seconds() // 60)
+    return 98.5 if 100 <= k < 105 else 100.0 + 0.05 * math.sin(k / 3)
+
+
+def test_vwap_reversion_decides_live_as_its_vectorized_signals(tmp_path: Path) -> None:
+    """The intraday family through the runner on the replayed session trades on exactly the
+    rows its vectorized signals (research's backtest) trade on, and is flat before the close."""
+    from strategies.equity.intraday import MinutePanel
+    from strategies.equity.vwap_reversion import VWAPReversion, VWAPReversionConfig
+
+    write_lake(tmp_path, {"SPY": crossing_closes(30)}, sessions(30))
+    write_minutes(tmp_path, spy=dip_and_back)
+    params: dict[str, Any] = {"band": 2.0, "warmup": 15, "flat_before": 15, "allocation": 0.5}
+    deploy(tmp_path, "vwap", strategy="vwap_reversion", params={**params, "symbols": ["SPY"]})
+    r = runner(tmp_path, OPEN)
+    run_until(r, session_hours(MONDAY)[1] + timedelta(seconds=30))
+    live = [
+        (round((o.decided_at - OPEN).total_seconds() / 60) - 1, o.intent.legs[0].side.value)
+        for o in jo.list_orders(r.j)
+    ]
+    assert all(o.status.value == "filled" for o in jo.list_orders(r.j))
+    r.close()
+
+    bars = pl.read_parquet(tmp_path / "lake/stock_bars_1m/session=2024-03-04/part.parquet")
+    strategy = VWAPReversion(VWAPReversionConfig(("SPY",), **params))
+    panel = MinutePanel.build(bars, ("SPY",), [session_hours(MONDAY)])
+    entries, exits = strategy.signals(panel)
+    expected, held = [], False
+    for row in range(390):
+        entry, exit_ = bool(entries[row, 0]), bool(exits[row, 0])
+        if held and (row + 1 >= 390 - 15 or (exit_ and not entry)):
+            expected.append((row, "sell"))
+            held = False
+        elif not held and row + 1 < 390 - 15 and entry and not exit_:
+            expected.append((row, "buy"))
+            held = True
+    assert expected[0] == (100, "buy")  # the scenario trades: the dip is an entry
+    assert live == expected
