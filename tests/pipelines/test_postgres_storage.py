@@ -30,10 +30,12 @@ from alpaca_improved_pipelines.runner import dagster_instance
 from alpaca_improved_pipelines.settings import load_settings
 from contracts.database import DATABASE_ENV, PASSWORD_ENV
 from tests.postgres_server import PostgresServer
-from tests.research_lake import fill_lake, one_worker, quiet, resources_for
+from tests.research_lake import fill_lake, quiet, resources_for
 
 FIRST, SIXTIETH = "2024-01-02", "2024-03-27"  # 60 NYSE sessions
 FAMILY = "rsi_reversion"  # one family's sweep (the promotion tests sweep them all)
+N_POINTS = 6
+SWEEP = {"workers": 1, "search": "random", "n_random": N_POINTS}
 LENIENT = {  # gates wide open: the promotion tests own the thresholds
     "require_quality_checks": False,
     "min_dsr": 0.0,
@@ -221,7 +223,7 @@ def test_sweep_approval_and_promotion_sensor_on_postgres(pg_home: tuple[Path, st
             run_config=quiet(
                 {
                     "ops": {
-                        **one_worker(FAMILY)["ops"],
+                        f"{FAMILY}_sweep": {"config": SWEEP},
                         "candidates": {"config": LENIENT},
                         "approved_manifest": {"config": approve},
                     }
@@ -249,7 +251,7 @@ def test_sweep_approval_and_promotion_sensor_on_postgres(pg_home: tuple[Path, st
     )
     assert sweeps_logged == [(f"alpaca-improved/{FAMILY}", "FINISHED")]
     trials = _query(url, "SELECT value FROM mlflow.latest_metrics WHERE key = 'n_trials'")
-    assert len(trials) == 1 and trials[0][0] >= 2
+    assert trials == [(float(N_POINTS),)]  # the trial ledger counts every point
     variants = _query(
         url,
         "SELECT count(*) FROM mlflow.tags WHERE key = 'alpaca_improved.kind' AND value = 'variant'",
