@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -34,13 +33,12 @@ from zoneinfo import ZoneInfo
 import msgpack
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from alpaca_improved_pipelines import calendar as cal
 from tests.fakes.alpaca_market import num, rfc3339
 from tests.fakes.market import Bar, FakeMarket
-from tests.fakes.ws_server import LoopServer
+from tests.fakes.ws_server import Conn, LoopServer
 
 STOCK_PATHS = {"iex": "v2", "sip": "v2", "delayed_sip": "v2", "test": "v2"}
 STOCK_PATHS |= {"boats": "v1beta1", "overnight": "v1beta1"}
@@ -100,25 +98,13 @@ def _to_wire(value: Any, packed: bool) -> Any:
 
 
 @dataclass(eq=False)
-class _Conn:
-    ws: ServerConnection
-    feed: str
-    packed: bool
-    authed: bool = False
+class _Conn(Conn):
+    packed: bool = False
     subs: dict[str, list[str]] = field(default_factory=dict)
 
     def wants(self, msg: dict[str, Any]) -> bool:
         chosen = self.subs.get(TYPE_CHANNEL.get(msg.get("T", ""), ""), [])
         return "*" in chosen or msg.get("S") in chosen
-
-
-@dataclass
-class _Feed:
-    attempts: list[float] = field(default_factory=list)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    published: list[dict[str, Any]] = field(default_factory=list)
-    conns: list[_Conn] = field(default_factory=list)
-    muted: bool = False
 
 
 class FakeAlpacaDataStream(LoopServer):
@@ -132,6 +118,8 @@ class FakeAlpacaDataStream(LoopServer):
         known_symbols: Symbols that exist; None = every symbol.
         auth_timeout: Seconds a connection may stay unauthenticated before 404 + close.
     """
+
+    kind = "feed"
 
     def __init__(
         self,
@@ -150,51 +138,22 @@ class FakeAlpacaDataStream(LoopServer):
         self.symbol_limit = symbol_limit
         self.known_symbols = known_symbols
         self.auth_timeout = auth_timeout
-        self._feeds = {f: _Feed() for f in STOCK_PATHS | OPTION_PATHS}
-        super().__init__()
+        super().__init__(STOCK_PATHS | OPTION_PATHS)
 
     def url(self, feed: str) -> str:
         """``ws://127.0.0.1:PORT/v2/iex`` and the like (``/v1beta1/...`` for options)."""
         return f"ws://127.0.0.1:{self.port}/{self._version(feed)}/{feed}"
 
-    @staticmethod
-    def _version(feed: str) -> str:
-        version = (STOCK_PATHS | OPTION_PATHS).get(feed)
-        if version is None:
-            known = ", ".join(sorted(STOCK_PATHS | OPTION_PATHS))
-            raise ValueError(f"unknown feed {feed!r}: use one of {known}")
-        return version
+    def _version(self, feed: str) -> str:
+        self._endpoint(feed)
+        return (STOCK_PATHS | OPTION_PATHS)[feed]
 
     # -- inspection (test thread) -------------------------------------------------------------
-    def connection_attempts(self, feed: str) -> list[float]:
-        """``time.monotonic()`` of every websocket upgrade on ``feed``."""
-        with self._lock:
-            return list(self._feed(feed).attempts)
-
-    def connections(self, feed: str) -> int:
-        """Currently authenticated connections on ``feed``."""
-        with self._lock:
-            return sum(c.authed for c in self._feed(feed).conns)
-
     def subscriptions(self, feed: str) -> dict[str, list[str]]:
         """The channel -> symbols set of the (newest) authenticated connection; {} if none."""
         with self._lock:
-            authed = [c for c in self._feed(feed).conns if c.authed]
+            authed = [c for c in self._endpoint(feed).conns if isinstance(c, _Conn) and c.authed]
             return {k: list(v) for k, v in authed[-1].subs.items()} if authed else {}
-
-    def received(self, feed: str) -> list[dict[str, Any]]:
-        """Every decoded client frame on ``feed`` (auth secrets replaced by ``REDACTED``)."""
-        with self._lock:
-            return [dict(m) for m in self._feed(feed).received]
-
-    def published(self, feed: str) -> list[dict[str, Any]]:
-        """Every message given to ``publish`` on ``feed`` (delivered or not)."""
-        with self._lock:
-            return list(self._feed(feed).published)
-
-    def _feed(self, feed: str) -> _Feed:
-        self._version(feed)
-        return self._feeds[feed]
 
     # -- protocol (loop thread) ----------------------------------------------------------------
     def _upgrade(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -202,30 +161,22 @@ class FakeAlpacaDataStream(LoopServer):
         feed = parts[-1]
         if len(parts) != 2 or (STOCK_PATHS | OPTION_PATHS).get(feed) != parts[0]:
             return ws.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
-        with self._lock:
-            self._feeds[feed].attempts.append(time.monotonic())
-        return None
+        return self._attempt(ws, feed)
 
-    async def _session(self, ws: ServerConnection) -> None:
-        assert ws.request is not None
-        headers: Headers = ws.request.headers
-        feed = ws.request.path.split("?")[0].strip("/").split("/")[-1]
-        packed = feed in OPTION_PATHS or "msgpack" in headers.get("Content-Type", "")
-        conn = _Conn(ws, feed, packed)
-        with self._lock:
-            self._feeds[feed].conns.append(conn)
-        try:
-            await self._send(conn, [{"T": "success", "msg": "connected"}])
-            if "APCA-API-KEY-ID" in headers:
-                pair = (headers["APCA-API-KEY-ID"], headers.get("APCA-API-SECRET-KEY", ""))
-                if not await self._authenticate(conn, *pair):
-                    return
-            await self._serve(conn)
-        except ConnectionClosed:
-            pass
-        finally:
-            with self._lock:
-                self._feeds[feed].conns.remove(conn)
+    def _accept(self, ws: ServerConnection, request: Request) -> Conn:
+        feed = request.path.split("?")[0].strip("/").split("/")[-1]
+        mime = request.headers.get("Content-Type", "")
+        return _Conn(ws, feed, packed=feed in OPTION_PATHS or "msgpack" in mime)
+
+    async def _converse(self, conn: Conn) -> None:
+        assert isinstance(conn, _Conn)
+        headers = conn.ws.request.headers if conn.ws.request else Headers()
+        await self._send(conn, [{"T": "success", "msg": "connected"}])
+        if "APCA-API-KEY-ID" in headers:
+            pair = (headers["APCA-API-KEY-ID"], headers.get("APCA-API-SECRET-KEY", ""))
+            if not await self._authenticate(conn, *pair):
+                return
+        await self._serve(conn)
 
     async def _serve(self, conn: _Conn) -> None:
         deadline = self._loop.time() + self.auth_timeout
@@ -242,9 +193,7 @@ class FakeAlpacaDataStream(LoopServer):
             if msg is None:
                 await self._fail(conn, 400)
                 continue
-            with self._lock:
-                redacted = {**msg, "secret": REDACTED} if "secret" in msg else msg
-                self._feeds[conn.feed].received.append(redacted)
+            self._log(conn, {**msg, "secret": REDACTED} if "secret" in msg else msg)
             action = msg.get("action")
             if action == "auth" and conn.authed:
                 await self._fail(conn, 403)
@@ -268,13 +217,11 @@ class FakeAlpacaDataStream(LoopServer):
 
     async def _authenticate(self, conn: _Conn, key: Any, secret: Any) -> bool:
         """Authenticate ``conn``; on failure send the error, close, and return False."""
-        with self._lock:
-            others = any(c.authed for c in self._feeds[conn.feed].conns if c is not conn)
         if (key, secret) != self.keys:
             code = 402
-        elif self.plan_feeds is not None and conn.feed not in self.plan_feeds:
+        elif self.plan_feeds is not None and conn.endpoint not in self.plan_feeds:
             code = 409
-        elif others:
+        elif self._others(conn):
             code = 406
         else:
             conn.authed = True
@@ -284,7 +231,7 @@ class FakeAlpacaDataStream(LoopServer):
         return False
 
     async def _subscribe(self, conn: _Conn, msg: dict[str, Any], add: bool) -> None:
-        allowed = OPTION_CHANNELS if conn.feed in OPTION_PATHS else STOCK_CHANNELS
+        allowed = OPTION_CHANNELS if conn.endpoint in OPTION_PATHS else STOCK_CHANNELS
         asked = {k: v for k, v in msg.items() if k != "action"}
         if any(k not in allowed or not isinstance(v, list) for k, v in asked.items()):
             await self._fail(conn, 400)
@@ -304,7 +251,7 @@ class FakeAlpacaDataStream(LoopServer):
         with self._lock:
             conn.subs = new
         ack: dict[str, Any] = {"T": "subscription", **new}
-        if conn.feed in STOCK_PATHS:
+        if conn.endpoint in STOCK_PATHS:
             ack |= {"corrections": list(new["trades"]), "cancelErrors": list(new["trades"])}
         await self._send(conn, [ack])
 
@@ -313,7 +260,8 @@ class FakeAlpacaDataStream(LoopServer):
         if close:
             await conn.ws.close(1008, ERRORS[code])
 
-    async def _send(self, conn: _Conn, msgs: list[dict[str, Any]]) -> None:
+    async def _send(self, conn: Conn, msgs: list[dict[str, Any]]) -> None:
+        assert isinstance(conn, _Conn)
         wire = _to_wire(msgs, conn.packed)
         await conn.ws.send(msgpack.packb(wire) if conn.packed else json.dumps(wire))
 
@@ -331,7 +279,8 @@ class FakeAlpacaDataStream(LoopServer):
 
         One frame per connection holding its share (``batch=False``: one frame per message);
         ``duplicate`` sends each frame twice, ``reverse`` reverses the order. Muted feeds get
-        nothing. Returns the number of frames sent.
+        nothing. Returns the number of frames sent. Each message needs ``T`` and ``S``;
+        datetimes (``t``) must be tz-aware.
         """
         types = TYPE_CHANNEL if feed in STOCK_PATHS else {"t": "trades", "q": "quotes"}
         for m in messages:
@@ -340,25 +289,7 @@ class FakeAlpacaDataStream(LoopServer):
                     f"publish({feed!r}): message {m!r} needs T in {sorted(types)} and S"
                 )
             _to_wire(m, packed=True)  # naive datetimes fail here, in the caller's thread
-        with self._lock:
-            self._feed(feed).published.extend(messages)
-        ordered = list(reversed(messages)) if reverse else list(messages)
-
-        async def send() -> int:
-            sent = 0
-            state = self._feeds[feed]
-            for conn in [c for c in state.conns if c.authed and not state.muted]:
-                mine = [m for m in ordered if conn.wants(m)]
-                frames = [mine] if batch and mine else [[m] for m in mine]
-                for frame in [f for f in frames for _ in range(2 if duplicate else 1)]:
-                    try:
-                        await self._send(conn, frame)
-                        sent += 1
-                    except ConnectionClosed:  # a closed client misses it, like real life
-                        break
-            return sent
-
-        return int(self._call(send()))
+        return self._fan_out(feed, messages, duplicate=duplicate, reverse=reverse, batch=batch)
 
     def play(
         self,
@@ -389,7 +320,8 @@ class FakeAlpacaDataStream(LoopServer):
 
     def _bar_symbols(self, feed: str) -> list[str]:
         with self._lock:
-            subs = {s for c in self._feeds[feed].conns for s in c.subs.get("bars", [])}
+            conns = [c for c in self._endpoints[feed].conns if isinstance(c, _Conn)]
+            subs = {s for c in conns for s in c.subs.get("bars", [])}
         named = sorted(subs - {"*"})
         if not named:
             raise ValueError(f"play({feed!r}): nobody subscribed bars by symbol; pass symbols=")
@@ -420,29 +352,15 @@ class FakeAlpacaDataStream(LoopServer):
         return msg
 
     # -- fault knobs ---------------------------------------------------------------------------
-    def mute(self, feed: str, on: bool = True) -> None:
-        """Keep ``feed``'s sockets open (pings answered, acks sent) but withhold market data."""
-        with self._lock:
-            self._feed(feed).muted = on
-
-    def drop(self, feed: str) -> None:
-        """Abort every connection on ``feed`` without a close frame (a mid-minute drop)."""
-
-        async def drop() -> None:
-            for conn in list(self._feeds[feed].conns):
-                conn.ws.transport.abort()
-
-        self._feed(feed)
-        self._call(drop())
-
     def send_error(self, feed: str, code: int, *, close: bool = False) -> None:
         """Send error ``code`` (e.g. 407 slow client, 500) to every authenticated connection."""
         if code not in ERRORS:
             raise ValueError(f"send_error: unknown code {code}; use one of {sorted(ERRORS)}")
 
         async def send() -> None:
-            for conn in [c for c in self._feeds[feed].conns if c.authed]:
+            for conn in [c for c in self._endpoints[feed].conns if c.authed]:
+                assert isinstance(conn, _Conn)
                 await self._fail(conn, code, close=close)
 
-        self._feed(feed)
+        self._endpoint(feed)
         self._call(send())
