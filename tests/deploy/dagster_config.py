@@ -1,7 +1,7 @@
 """Check a deployment's dagster.yaml with Dagster's own schemas (no instance, no database).
 
-The instance's top-level schema (unknown or mistyped sections, incompatible run limits) and each
-configurable class's config schema (the run launcher, the run coordinator).
+The instance's top-level schema (unknown or mistyped sections, incompatible run limits), each
+configurable class's config schema (the run launcher, the run coordinator), the workspace schema.
 """
 
 from __future__ import annotations
@@ -28,3 +28,12 @@ def check_class_config(cls: Any, config: dict[str, Any]) -> None:
 
     result = validate_config(cls.config_type(), config)
     assert result.success, [e.message for e in result.errors or ()]
+
+
+def check_workspace_yaml(text: str) -> dict[str, Any]:
+    """Validate the text as ``workspace.yaml`` (Dagster's workspace schema); return it parsed."""
+    from dagster._core.workspace.config_schema import ensure_workspace_config
+
+    parsed: dict[str, Any] = yaml.safe_load(text)
+    ensure_workspace_config(parsed, "workspace.yaml")
+    return parsed

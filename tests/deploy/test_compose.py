@@ -19,7 +19,11 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.dagster_config import check_class_config, check_instance_yaml
+from tests.deploy.dagster_config import (
+    check_class_config,
+    check_instance_yaml,
+    check_workspace_yaml,
+)
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -169,6 +173,14 @@ def test_only_authenticated_loopback_ports_are_published(compose: dict[str, Any]
 def test_signals_service_is_templated_behind_a_profile(compose: dict[str, Any]) -> None:
     """The signals service does not exist yet: it must not start by default."""
     assert compose["services"]["signals"]["profiles"] == ["signals"]
+
+
+def test_workspace_points_at_the_code_server(compose: dict[str, Any]) -> None:
+    workspace = check_workspace_yaml((DEPLOY / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    assert entry["grpc_server"]["host"] in compose["services"]
+    code = compose["services"]["dagster-code"]
+    assert f"-p {entry['grpc_server']['port']}" in " ".join(code["healthcheck"]["test"])
 
 
 def test_instance_uses_postgres_from_env_and_valid_launcher_config(tmp_path: Path) -> None:

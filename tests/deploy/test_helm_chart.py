@@ -33,7 +33,11 @@ from tests.deploy.chart import (
     template_args,
     workloads,
 )
-from tests.deploy.dagster_config import check_class_config, check_instance_yaml
+from tests.deploy.dagster_config import (
+    check_class_config,
+    check_instance_yaml,
+    check_workspace_yaml,
+)
 
 K8S_VERSION = "1.33.0"
 EXTERNAL = (str(CHART.parent / "values-external.example.yaml"),)
@@ -102,9 +106,11 @@ def test_code_location_is_a_grpc_server_with_health_check_probes(objs: tuple[Obj
     svc = named(objs, "Service", "-code-location")
     assert svc["spec"]["ports"][0]["port"] == port
     assert svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
-    workspace = named(objs, "ConfigMap", "-workspace")["data"]["workspace.yaml"]
-    assert f"host: {svc['metadata']['name']}" in workspace
-    assert f"port: {port}" in workspace
+    text = named(objs, "ConfigMap", "-workspace")["data"]["workspace.yaml"]
+    workspace = check_workspace_yaml(text)
+    (grpc,) = workspace["load_from"]
+    assert grpc["grpc_server"]["host"] == svc["metadata"]["name"]
+    assert grpc["grpc_server"]["port"] == port
 
 
 def test_every_container_has_probes_resources_and_a_hardened_security_context(
@@ -118,7 +124,7 @@ def test_every_container_has_probes_resources_and_a_hardened_security_context(
         for init in (False, True):
             for c in containers(w, init):
                 name = f"{where}/{c['name']}"
-                if not init:
+                if not init and w["kind"] != "Job":  # a Job's pod ends by itself
                     assert "livenessProbe" in c and "readinessProbe" in c, name
                 assert set(c["resources"]) == {"requests", "limits"}, name
                 assert {"cpu", "memory"} <= set(c["resources"]["limits"]), name
@@ -289,6 +295,14 @@ def test_ui_and_mlflow_are_only_reachable_through_authentication(helm_bin: str) 
     for s in by_kind(objs, "Service"):
         if s is not svc:
             assert s["spec"].get("type", "ClusterIP") == "ClusterIP", s["metadata"]["name"]
+
+
+def test_upgrades_migrate_the_instance_first(objs: tuple[Obj, ...]) -> None:
+    job = named(objs, "Job", "-migrate")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    (c,) = containers(job)
+    assert c["args"] == ["dagster", "instance", "migrate"]
+    assert pod_spec(job)["restartPolicy"] == "Never"
 
 
 def test_external_values_render_no_bundled_servers(helm_bin: str) -> None:
