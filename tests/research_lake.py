@@ -17,16 +17,20 @@ from alpaca_improved_pipelines.defs.research.assets import SWEEPS, leaderboard, 
 from alpaca_improved_pipelines.defs.resources import build_resources
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.settings import Settings
-from alpaca_improved_pipelines.sources.synthetic_bars import daily_bars
+from alpaca_improved_pipelines.sources.synthetic_bars import daily_bars, minute_bars
 
 SYMBOLS = ("SPY", "AAPL", "XOM")
 SESSIONS = cal.sessions_between(dt.date(2024, 1, 2), dt.date(2024, 12, 31))
 
 
 def fill_lake(home: Path) -> None:
+    """Daily and minute bars of every session (the minute family sweeps stock_bars_1m)."""
     for s in SESSIONS:
         storage.write_partition(
             daily_bars(7, SYMBOLS, s), home / "lake", "stock_bars_1d", s, fsync=False
+        )
+        storage.write_partition(
+            minute_bars(7, SYMBOLS, s), home / "lake", "stock_bars_1m", s, fsync=False
         )
 
 

@@ -8,13 +8,17 @@ and the candidates are generated from :func:`families`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_for
 from strategies.equity.signal import SignalStrategy, signal_families
+from strategies.models import Timeframe
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,18 @@ class Family:
         doc = (self.strategy.__doc__ or self.name).strip()
         return doc.splitlines()[0].strip()
 
+    @property
+    def timeframe(self) -> Timeframe:
+        """The bars the family trades on (``Strategy.timeframe``): its data need."""
+        return self.strategy.timeframe
+
+    def load(
+        self, lake: Path, start: dt.date | None = None, end: dt.date | None = None
+    ) -> CloseMatrix:
+        """The lake data this family is swept on: ``stock_bars_1d`` closes, or ``stock_bars_1m``
+        on the session minute grid for a minute family."""
+        return load_for(self.timeframe, lake, start, end)
+
     def lookback(self, params: Mapping[str, Any]) -> int:
         """Bars before the first possible signal of ``params`` (ValueError when invalid)."""
         return self.strategy.lookback(params)
@@ -44,8 +60,9 @@ class Family:
         return [p.name for p in self.strategy.param_space().params]
 
     def signals(
-        self, params: Mapping[str, Any], symbols: list[str], close: np.ndarray
+        self, params: Mapping[str, Any], symbols: list[str], close: Any
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Entries/exits of ``params`` on ``close`` (a data's ``signal_input``)."""
         strategy = self.strategy.from_params({**params, "symbols": tuple(symbols)})
         entries, exits = strategy.signals(close)  # type: ignore[attr-defined]
         return np.asarray(entries, dtype=bool), np.asarray(exits, dtype=bool)

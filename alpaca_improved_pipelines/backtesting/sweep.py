@@ -93,7 +93,7 @@ def _signals(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> tuple
     lookback = fam.lookback(point)
     if lookback >= len(data.sessions):
         raise ValueError(f"lookback {lookback} bars >= {len(data.sessions)} sessions")
-    return fam.signals(point, data.symbols, data.close)
+    return fam.signals(point, data.symbols, data.signal_input)
 
 
 def _evaluate(
@@ -121,7 +121,7 @@ def _evaluate(
     fast = None
     if spec.verify:  # (points, symbols) arrays, symbols in data.symbols' column order
         fast = family(spec.family).fast_path(
-            data.close,
+            data.signal_input,
             points,
             fees=spec.fees,
             slippage=spec.slippage,
@@ -129,7 +129,7 @@ def _evaluate(
             threads=1,
         )
     # each variant's portfolio: equal capital per symbol, values summed across its columns
-    values = value.reshape(value.shape[0], len(points), n_sym).sum(axis=2)
+    values = value.reshape(value.shape[0], len(points), n_sym).sum(axis=2)[data.session_rows]
     prev = np.vstack([np.full(len(points), spec.init_cash), values[:-1]])
     rets_all = values / prev - 1.0
     metrics = metrics_matrix(rets_all)
@@ -155,7 +155,7 @@ def variant_trades(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) ->
     """The trades of one variant (vectorbt's trade records, one row per round trip)."""
     import vectorbt as vbt
 
-    entries, exits = family(spec.family).signals(point, data.symbols, data.close)
+    entries, exits = family(spec.family).signals(point, data.symbols, data.signal_input)
     n_sym = len(data.symbols)
     pf = vbt.Portfolio.from_signals(
         data.close,
@@ -169,11 +169,21 @@ def variant_trades(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) ->
     rec = pf.trades.records
     if len(rec) == 0:
         return pl.DataFrame(schema={"symbol": pl.String, "entry_session": pl.Date})
+    row_sessions = data.row_sessions
+    minutes = {}
+    if data.row_ts is not None:  # intraday round trips: the minute bar each leg filled on
+        minutes = {
+            f"{leg}_ts": pl.Series(data.row_ts[np.asarray(rec[f"{leg}_idx"])]).cast(
+                pl.Datetime("ns", "UTC")
+            )
+            for leg in ("entry", "exit")
+        }
     return pl.DataFrame(
         {
             "symbol": [data.symbols[c] for c in rec["col"]],
-            "entry_session": [data.sessions[i] for i in rec["entry_idx"]],
-            "exit_session": [data.sessions[i] for i in rec["exit_idx"]],
+            "entry_session": [row_sessions[i] for i in rec["entry_idx"]],
+            "exit_session": [row_sessions[i] for i in rec["exit_idx"]],
+            **minutes,
             "size": rec["size"],
             "entry_price": rec["entry_price"],
             "exit_price": rec["exit_price"],

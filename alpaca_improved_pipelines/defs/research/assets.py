@@ -8,25 +8,30 @@ from pathlib import Path
 import dagster as dg
 
 from alpaca_improved_pipelines.backtesting.families import families, family
-from alpaca_improved_pipelines.defs.market_data.assets import stock_bars_1d
+from alpaca_improved_pipelines.defs.market_data.assets import stock_bars_1d, stock_bars_1m
 from alpaca_improved_pipelines.defs.research.sweeps import SweepConfig, run_family_sweep
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.tracking import TrackingResource
 
-COMMON = {"group_name": "research", "deps": [stock_bars_1d], "kinds": {"mlflow", "vectorbt"}}
+COMMON = {"group_name": "research", "kinds": {"mlflow", "vectorbt"}}
+# The bars a family's sweep reads, by its Strategy.timeframe.
+BARS = {"1d": stock_bars_1d, "1m": stock_bars_1m}
 
 
 def sweep_asset(name: str) -> dg.AssetsDefinition:
     """The ``<name>_sweep`` asset of registered signal family ``name``."""
     fam = family(name)
+    bars = BARS[fam.timeframe]
 
     @dg.asset(  # type: ignore[call-overload]
         name=f"{name}_sweep",
         description=(
-            f"{name} sweep ({fam.title.rstrip('.')}) over the daily lake: grid or seeded random "
+            f"{name} sweep ({fam.title.rstrip('.')}) over the lake's {bars.key.path[-1]}: grid "
+            "or seeded random "
             "search of its declared parameter space, every point re-simulated on the compiled "
             "fast path, tracked in MLflow."
         ),
+        deps=[bars],
         **COMMON,
     )
     def _sweep(

@@ -13,7 +13,6 @@ import polars as pl
 from pydantic import Field
 
 from alpaca_improved_pipelines.backtesting import research_tables
-from alpaca_improved_pipelines.backtesting.data import load_closes
 from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.backtesting.logging import log_sweep
 from alpaca_improved_pipelines.backtesting.sweep import SweepSpec, add_significance, run_sweep
@@ -106,7 +105,9 @@ def run_family_sweep(
 ) -> dg.MaterializeResult:
     """One sweep of family ``name`` end to end; returns the asset's materialization."""
     abandoned = tracker.mark_abandoned_runs_failed(name)
-    data = load_closes(paths.lake_dir(home), _date(config.start, "start"), _date(config.end, "end"))
+    data = family(name).load(
+        paths.lake_dir(home), _date(config.start, "start"), _date(config.end, "end")
+    )
     spec = SweepSpec(
         name,
         _points(name, config, len(data.sessions)),
@@ -121,7 +122,7 @@ def run_family_sweep(
         context.run_id,
         context.asset_key.to_user_string(),
         data.partition_range,
-        {"stock_bars_1d": data_version},
+        {data.table: data_version},
     )
     parent = tracker.start_run(
         name, f"{name} sweep {key}", "sweep", tags, extra_tags={SWEEP_KEY_TAG: key}
