@@ -63,6 +63,7 @@ ERRORS = {
 }
 REDACTED = "REDACTED"
 NEW_YORK = ZoneInfo("America/New_York")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def wire_bar(symbol: str, bar: Bar, kind: str = "b") -> dict[str, Any]:
@@ -82,14 +83,18 @@ def minute_ns(session: dt.date, minute: int) -> int:
     return int(cal.session_open_close(session)[0].value) + minute * 60_000_000_000
 
 
+def epoch_ns(value: dt.datetime) -> int:
+    """Exact epoch nanoseconds of a tz-aware datetime (no float rounding)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} in a stream message: make it tz-aware")
+    return (value - EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
 def _to_wire(value: Any, packed: bool) -> Any:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} in a stream message: make it tz-aware")
-        exact = dt.datetime.fromtimestamp(value.timestamp(), tz=dt.UTC)
-        if packed:
-            return msgpack.Timestamp.from_datetime(exact)
-        return rfc3339(int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000)
+    """Datetimes (or msgpack Timestamps, for nanoseconds) as Timestamp ext -1 or RFC 3339."""
+    if isinstance(value, dt.datetime | msgpack.Timestamp):
+        ns = value.to_unix_nano() if isinstance(value, msgpack.Timestamp) else epoch_ns(value)
+        return msgpack.Timestamp.from_unix_nano(ns) if packed else rfc3339(ns)
     if isinstance(value, dict):
         return {k: _to_wire(v, packed) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -340,7 +345,7 @@ class FakeAlpacaDataStream(LoopServer):
         bad = set(changes) - {"o", "h", "l", "c", "v", "n", "vw"}
         if bad:
             raise ValueError(f"updated_bar: unknown fields {sorted(bad)}; use o h l c v n vw")
-        ns = int(ts.timestamp()) * 1_000_000_000 + ts.microsecond * 1000
+        ns = epoch_ns(ts)
         day = ts.astimezone(NEW_YORK).date()
         bar = next((b for b in self.market.minute_bars(symbol, day) if b.ts_ns == ns), None)
         if bar is None:

@@ -3,8 +3,10 @@
 What is proved: the real ``StockDataStream``/``OptionDataStream`` connect, subscribe and parse every
 message kind the fake sends (msgpack, Timestamp ext -1 -> tz-aware datetimes); a client without
 the msgpack header gets JSON text; the error codes behave as documented (409 ends alpaca-py's
-``_run_forever``, 406 refuses the newcomer only, 405 leaves the set unchanged); ``mute`` trips
-``data_timeout`` and ``drop`` makes alpaca-py reconnect and re-subscribe, with nothing backfilled.
+``_run_forever``, 406 refuses the newcomer only and a refused alpaca-py retries no faster than
+its backoff, 405 leaves the set unchanged); ``mute`` trips ``data_timeout`` and ``drop`` makes
+alpaca-py reconnect and re-subscribe, with nothing backfilled; the duplicate, reverse and batch
+knobs and nanosecond timestamps reach the wire as asked.
 """
 
 from __future__ import annotations
@@ -322,3 +324,45 @@ def test_unknown_symbols_stay_out_of_the_set_and_json_clients_on_options_get_msg
         with connect(fake.url("opra")) as ws:  # no msgpack header: options answer msgpack anyway
             raw = ws.recv(timeout=5)
             assert isinstance(raw, bytes) and msgpack.unpackb(raw)[0]["msg"] == "connected"
+
+
+def test_406_to_a_second_alpaca_py_retries_no_faster_than_its_backoff(
+    fake: FakeAlpacaDataStream,
+) -> None:
+    first, second = Client(stock(fake)), Client(stock(fake))
+    first.stream.subscribe_bars(first.handler, "AAPL")
+    second.stream.subscribe_bars(second.handler, "AAPL")
+    first.start()
+    try:
+        wait_for(lambda: fake.connections("iex") == 1)
+        second.start()
+        attempts = wait_for(lambda: (a := fake.connection_attempts("iex"))[3:] and a, 6)
+        gaps = [b - a for a, b in zip(attempts[1:], attempts[2:], strict=False)]
+        assert gaps[0] >= 0.5 and gaps[1] >= 1.0  # equal jitter: [c/2, c], c = 1 s, 2 s
+        assert fake.connections("iex") == 1
+        fake.play("iex", SESSION, 0, 1)
+        wait_for(lambda: len(first.got) == 1)
+        assert second.got == []
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_duplicates_out_of_order_and_nanosecond_timestamps(fake: FakeAlpacaDataStream) -> None:
+    with connect(fake.url("iex")) as ws:
+        recv(ws)
+        send(ws, {"action": "auth", "key": "key", "secret": "secret"})
+        send(ws, {"action": "subscribe", "trades": ["AAPL"]})
+        ns = minute_ns(SESSION, 0) + 123_456_789
+        msgs = [
+            {"T": "t", "S": "AAPL", "p": 1.0, "s": 1, "t": msgpack.Timestamp.from_unix_nano(ns)},
+            {"T": "c", "S": "AAPL", "t": OPEN, "x": "V", "oi": 1, "ci": 2, "op": 1.0, "cp": 1.1},
+        ]
+        assert fake.publish("iex", msgs, duplicate=True, reverse=True) == 2
+        first, again = recv(ws), recv(ws)
+        assert first == again and [m["T"] for m in first] == ["c", "t"]
+        assert first[1]["t"] == "2024-03-15T13:30:00.123456789Z"
+        assert fake.publish("iex", msgs, batch=False) == 2
+        assert [recv(ws)[0]["T"], recv(ws)[0]["T"]] == ["t", "c"]
+        with pytest.raises(ValueError, match="tz-aware"):
+            fake.publish("iex", [{"T": "t", "S": "AAPL", "t": OPEN.replace(tzinfo=None)}])
