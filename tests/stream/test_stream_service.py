@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -17,9 +17,9 @@ from live.market.stream.model import FeedState, FeedStatus, MinuteBar, OptionQuo
 from live.market.stream.service import MarketStream
 from tests.fakes.alpaca_data_stream import FakeAlpacaDataStream
 from tests.fakes.alpaca_market import AlpacaMarketFake
-from tests.fakes.market import FakeMarket
+from tests.fakes.market import Bar, FakeMarket
 from tests.fakes.polygon_stream import FakePolygonStream
-from tests.stream.conftest import OPEN, SECRET, SESSION, Clock, wait_for
+from tests.stream.conftest import KEY, OPEN, SECRET, SESSION, Clock, wait_for
 
 SYMBOLS = ["AAPL", "MSFT"]
 SETTLE = timedelta(seconds=5)
@@ -433,4 +433,72 @@ def test_polygon_auth_failed_is_final(market: FakeMarket, clock: Clock) -> None:
         assert "POLYGON_API_KEY" in feed["message"]
         time.sleep(1.0)
         assert len(fake.connection_attempts("stocks")) == 1
+        hub.close_all()
+
+
+def test_option_underlyings_resolve_to_near_the_money_contracts(
+    ws: FakeAlpacaDataStream, env: dict, hub: StreamHub, clock: Clock, market: FakeMarket
+) -> None:
+    ms = MarketStream([], option_underlyings=["SPY"], env=env, hub=hub, clock=clock)
+    chain = {q.occ: q for q in market.chain("SPY", SESSION)}
+    assert 0 < len(ms.contracts) <= 40 and set(ms.contracts) <= set(chain)
+    assert all(q.expiry <= SESSION + timedelta(days=45) for q in map(chain.get, ms.contracts) if q)
+    # nearer the money than the chain's far wings: every chosen |delta| within the chosen band
+    chosen = [chain[c] for c in ms.contracts]
+    if all(q.greeks for q in chosen):
+        worst = max(abs(abs(q.greeks["delta"]) - 0.5) for q in chosen if q.greeks)
+        window = SESSION + timedelta(days=45)
+        rest = [
+            q
+            for occ, q in chain.items()
+            if occ not in ms.contracts and q.greeks and q.expiry <= window
+        ]
+        assert all(abs(abs(q.greeks["delta"]) - 0.5) >= worst - 1e-12 for q in rest if q.greeks)
+    with pytest.raises(ConfigError, match="no option contracts for 'ZZZZ'"):
+        MarketStream([], option_underlyings=["ZZZZ"], env=env, hub=hub, clock=clock)
+
+
+class SparseMarket(FakeMarket):
+    """FakeMarket where AAPL had no trades in minutes 3 and 4 (no bar exists anywhere)."""
+
+    def minute_bars(self, symbol: str, session: date) -> list[Bar]:
+        empty = {int((OPEN + timedelta(minutes=m)).timestamp()) * 10**9 for m in (3, 4)}
+        bars = super().minute_bars(symbol, session)
+        return [b for b in bars if symbol != "AAPL" or b.ts_ns not in empty]
+
+
+def test_minutes_without_trades_are_verified_empty_once_and_the_timer_runs(clock: Clock) -> None:
+    market = SparseMarket()
+    with (
+        FakeAlpacaDataStream(KEY, SECRET, market=market) as ws,
+        AlpacaMarketFake(market, key=KEY, secret=SECRET) as rest,
+    ):
+        env = {
+            "ALPACA_API_KEY": KEY,
+            "ALPACA_SECRET_KEY": SECRET,
+            "ALPACA_DATA_STREAM_URL": f"ws://127.0.0.1:{ws.port}",
+            "ALPACA_DATA_URL": rest.url,
+        }
+        hub = StreamHub()
+        ms = MarketStream(SYMBOLS, env=env, hub=hub, clock=clock, settle=SETTLE, gap_interval=0.1)
+        ms.start()
+        wait_for(lambda: streaming(ws))
+        ws.play("iex", SESSION, 0, 9)
+        wait_for(lambda: ms.book.bars(SESSION).height == 2 * 9 - 2, what="16 bars")
+        clock.at(9)
+        wait_for(lambda: ms.gaps.stats.empty == 2, what="two verified-empty minutes")
+        passes = ms.stats()["gaps"]["passes"]
+        wait_for(lambda: ms.stats()["gaps"]["passes"] >= passes + 3, what="timed passes")
+        calls = rest.hits("/v2/stocks/bars")
+        assert len(calls) == 1 and calls[0].param("symbols") == "AAPL"  # asked once, never again
+        assert ms.gaps.empty_minutes("AAPL", clock()) == {
+            OPEN + timedelta(minutes=m) for m in (3, 4)
+        }
+        assert ms.stats()["gaps"] | {"passes": 0} == ms.stats()["gaps"] | {
+            "found": 2,
+            "filled": 0,
+            "verified_empty": 2,
+            "passes": 0,
+        }
+        ms.close()
         hub.close_all()

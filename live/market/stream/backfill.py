@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from alpaca.common.exceptions import APIError
-from alpaca.data.enums import Adjustment, DataFeed
+from alpaca.data.enums import Adjustment, DataFeed, OptionsFeed
+from alpaca.data.historical.option import OptionHistoricalDataClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest
+from alpaca.data.requests import OptionChainRequest, StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
 
 from live.brokers.credentials import read_keys
@@ -170,3 +171,64 @@ def backfill_from_env(feed: str, env: Mapping[str, str] | None = None) -> RestBa
         keys.api_key, keys.secret_key, raw_data=True, url_override=url
     )
     return RestBackfill(client, feed, delay)
+
+
+def option_contracts(
+    underlyings: Iterable[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    on: date,
+    max_days: int = 45,
+    per_underlying: int = 40,
+) -> tuple[str, ...]:
+    """The contracts to stream for ``--options SPY``: per underlying, the ``per_underlying``
+    contracts nearest the money (|delta| nearest 0.5 when the chain carries Greeks, else strikes
+    nearest the middle of the chain) expiring within ``max_days`` of ``on``, from Alpaca's
+    option-chain snapshot (``ALPACA_DATA_URL``, ``ALPACA_OPTIONS_FEED``).
+
+    Raises:
+        ConfigError: An underlying with no contracts in that window (unknown symbol?).
+    """
+    env = os.environ if env is None else env
+    keys = read_keys(env)
+    url = (env.get("ALPACA_DATA_URL") or "").rstrip("/") or None
+    client = OptionHistoricalDataClient(
+        keys.api_key, keys.secret_key, raw_data=True, url_override=url
+    )
+    feed = OptionsFeed((env.get("ALPACA_OPTIONS_FEED") or "indicative").strip().lower())
+    out: list[str] = []
+    for underlying in underlyings:
+        request = OptionChainRequest(
+            underlying_symbol=underlying,
+            feed=feed,
+            expiration_date_gte=on,
+            expiration_date_lte=on + timedelta(days=max_days),
+        )
+        raw: dict[str, dict[str, Any]] = client.get_option_chain(request)  # type: ignore[assignment]
+        last = on + timedelta(days=max_days)
+        chain = {occ: snap for occ, snap in raw.items() if occ_expiry(occ) <= last}
+        if not chain:
+            raise ConfigError(
+                f"no option contracts for {underlying!r} expiring within {max_days} days of "
+                f"{on.isoformat()}; check the underlying symbol"
+            )
+        out.extend(_nearest_the_money(chain, per_underlying))
+    return tuple(out)
+
+
+def occ_expiry(occ: str) -> date:
+    """The expiry an OCC symbol encodes (``SPY240621C00500000`` -> 2024-06-21)."""
+    yymmdd = occ[-15:-9]
+    return date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:]))
+
+
+def _nearest_the_money(chain: Mapping[str, Mapping[str, Any]], n: int) -> list[str]:
+    deltas = {occ: (snap.get("greeks") or {}).get("delta") for occ, snap in chain.items()}
+    score: dict[str, float]
+    if any(d is not None for d in deltas.values()):  # a contract without Greeks ranks last
+        score = {o: abs(abs(float(d)) - 0.5) if d is not None else 9.0 for o, d in deltas.items()}
+    else:
+        strikes = {occ: int(occ[-8:]) / 1000 for occ in chain}
+        middle = sorted(strikes.values())[len(strikes) // 2]
+        score = {occ: abs(k - middle) for occ, k in strikes.items()}
+    return sorted(chain, key=lambda occ: (score[occ], occ))[:n]

@@ -30,6 +30,7 @@ from contracts.calendar import is_session, new_york_date
 from live.errors import ConfigError
 from live.market.stream.alpaca_source import AlpacaConnection, AlpacaStreamConfig, config_from_env
 from live.market.stream.backfill import RestBackfill, backfill_from_env
+from live.market.stream.backfill import option_contracts as option_contracts_for
 from live.market.stream.gaps import DEFAULT_SETTLE, GapTracker
 from live.market.stream.hub import Connection, EventHandler, Handle, StreamHub, default_hub
 from live.market.stream.minutes import MinuteBook
@@ -58,7 +59,7 @@ def check_symbols(symbols: Iterable[str], pattern: re.Pattern[str], what: str) -
     out = tuple(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
     bad = [s for s in out if not pattern.match(s)]
     if bad:
-        example = "AAPL" if what == "stock" else "SPY240621C00500000"
+        example = "SPY240621C00500000" if what == "option" else "AAPL"
         raise ConfigError(f"{what} symbol {bad[0]!r} is not valid; give symbols like {example}")
     return out
 
@@ -69,6 +70,8 @@ class MarketStream:
     Args:
         symbols: Stock symbols for minute bars (and ``channels``).
         option_contracts: OCC option symbols for quotes (e.g. ``SPY240621C00500000``).
+        option_underlyings: Underlyings whose near-the-money contracts (expiring within 45 days)
+            are added to ``option_contracts``, looked up once from Alpaca's chain snapshot.
         source: ``"alpaca"`` (default) or ``"polygon"``.
         env: Where settings and keys come from (default ``os.environ``).
         on_bar, on_quote, on_status, on_event: Consumer callbacks (run on stream threads; must
@@ -87,6 +90,7 @@ class MarketStream:
         symbols: Iterable[str] = (),
         option_contracts: Iterable[str] = (),
         *,
+        option_underlyings: Iterable[str] = (),
         source: Source = "alpaca",
         env: Mapping[str, str] | None = None,
         on_bar: BarHandler | None = None,
@@ -102,7 +106,16 @@ class MarketStream:
     ) -> None:
         self.env = os.environ if env is None else env
         self.symbols = check_symbols(symbols, SYMBOL, "stock")
-        self.contracts = check_symbols(option_contracts, OCC, "option")
+        self.clock = clock or (lambda: datetime.now(UTC))
+        underlyings = check_symbols(option_underlyings, SYMBOL, "underlying")
+        if underlyings and source != "alpaca":
+            raise ConfigError("option underlyings are resolved on Alpaca; give --options contracts")
+        resolved = (
+            option_contracts_for(underlyings, self.env, on=new_york_date(self.clock()))
+            if underlyings
+            else ()
+        )
+        self.contracts = check_symbols((*option_contracts, *resolved), OCC, "option")
         if not self.symbols and not self.contracts:
             raise ConfigError("nothing to stream: give stock symbols and/or option contracts")
         if source not in ("alpaca", "polygon"):
@@ -112,7 +125,6 @@ class MarketStream:
         self.book = MinuteBook()
         self.gaps = GapTracker(settle=settle)
         self.hub = hub or default_hub()
-        self.clock = clock or (lambda: datetime.now(UTC))
         self.gap_interval = gap_interval
         self._on_bar, self._on_quote, self._on_status = on_bar, on_quote, on_status
         self._on_event = on_event
