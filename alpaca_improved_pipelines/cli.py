@@ -1,4 +1,4 @@
-"""The ``alpaca-improved`` command line: demo, backfill, sql, ui."""
+"""The ``alpaca-improved`` command line: demo, backfill, sql, ui, live, stream, experiments."""
 
 from __future__ import annotations
 
@@ -151,6 +151,23 @@ def live(ctx: typer.Context) -> None:
     and this code location never imports the live runner.
     """
     os.execvp(sys.executable, [sys.executable, "-m", "live.cli", *ctx.args])
+
+
+@app.command(
+    "stream",
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+def stream(ctx: typer.Context) -> None:
+    """The market-data stream into the lake: run, status (see `alpaca-improved stream --help`).
+
+    Its own process (``python -m live.market.stream.cli``), like ``live``: no Dagster in it.
+    """
+    os.execvp(sys.executable, [sys.executable, "-m", "live.market.stream.cli", *ctx.args])
 
 
 experiments_app = typer.Typer(no_args_is_help=True, help="Compare MLflow experiments.")
