@@ -37,7 +37,7 @@ from websockets.http11 import Request, Response
 
 from alpaca_improved_pipelines import calendar as cal
 from tests.fakes.alpaca_market import num, rfc3339
-from tests.fakes.market import Bar, FakeMarket
+from tests.fakes.market import Bar, FakeMarket, OptionQuote
 from tests.fakes.ws_server import Conn, LoopServer
 
 STOCK_PATHS = {"iex": "v2", "sip": "v2", "delayed_sip": "v2", "test": "v2"}
@@ -88,6 +88,29 @@ def epoch_ns(value: dt.datetime) -> int:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r} in a stream message: make it tz-aware")
     return (value - EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+def option_quote(
+    market: FakeMarket, q: OptionQuote, session: dt.date, minute: int, k: int, per_minute: int = 1
+) -> dict[str, Any] | None:
+    """Quote ``k`` of ``per_minute`` in ``minute`` for contract ``q`` (None: no underlying bar)."""
+    ns = minute_ns(session, minute)
+    bar = next((b for b in market.minute_bars(q.underlying, session) if b.ts_ns == ns), None)
+    if bar is None:
+        return None
+    delta = (q.greeks or {}).get("delta", 0.5 if q.right == "C" else -0.5)
+    half = max((q.ask - q.bid) / 2, 0.005)
+    mid = max((q.bid + q.ask) / 2 + delta * (bar.c - q.spot), half + 0.01)
+    t_ns = ns + (k * 60_000_000_000) // per_minute + 500_000_000
+    return {"T": "q", "S": q.occ, "t": msgpack.Timestamp.from_unix_nano(t_ns)} | {
+        "bx": "C",
+        "bp": round(mid - half, 2),
+        "bs": 10 + k,
+        "ax": "C",
+        "ap": round(mid + half, 2),
+        "as": 12 + k,
+        "c": "A",
+    }
 
 
 def _to_wire(value: Any, packed: bool) -> Any:
@@ -323,17 +346,60 @@ class FakeAlpacaDataStream(LoopServer):
                 out.extend(msgs)
         return out
 
-    def _bar_symbols(self, feed: str) -> list[str]:
+    def _subscribed(self, feed: str, channel: str, what: str) -> list[str]:
         with self._lock:
             conns = [c for c in self._endpoints[feed].conns if isinstance(c, _Conn)]
-            subs = {s for c in conns for s in c.subs.get("bars", [])}
-        named = sorted(subs - {"*"})
+            named = sorted({s for c in conns for s in c.subs.get(channel, [])} - {"*"})
         if not named:
-            raise ValueError(f"play({feed!r}): nobody subscribed bars by symbol; pass symbols=")
+            raise ValueError(f"{what}({feed!r}): nobody subscribed {channel} by symbol; pass them")
+        return named
+
+    def _bar_symbols(self, feed: str) -> list[str]:
+        named = self._subscribed(feed, "bars", "play")
         for s in named:
             if not self.market.known(s):
                 raise ValueError(f"play({feed!r}): FakeMarket has no symbol {s!r}")
         return named
+
+    def play_quotes(
+        self,
+        feed: str,
+        session: dt.date,
+        first_minute: int,
+        last_minute: int,
+        *,
+        contracts: Iterable[str] | None = None,
+        per_minute: int = 1,
+    ) -> list[dict[str, Any]]:
+        """Publish option NBBO quotes (``T="q"``) for minutes [first, last), a frame a minute.
+
+        Each contract's quote is FakeMarket's closing quote moved by delta times the
+        underlying's move from its close to the minute's close, spread kept; ``per_minute``
+        quotes a minute, evenly spaced. ``contracts`` defaults to the quote subscriptions.
+        """
+        if feed not in OPTION_PATHS:
+            raise ValueError(f"play_quotes({feed!r}): use an options feed ({sorted(OPTION_PATHS)})")
+        occs = (
+            sorted(contracts)
+            if contracts is not None
+            else self._subscribed(feed, "quotes", "play_quotes")
+        )
+        chain = {occ: self.market.quote(occ, session) for occ in occs}
+        missing = [occ for occ, q in chain.items() if q is None]
+        if missing:
+            raise ValueError(f"play_quotes: FakeMarket has no contracts {missing} on {session}")
+        out: list[dict[str, Any]] = []
+        quotes = [q for q in chain.values() if q is not None]
+        for minute in range(first_minute, last_minute):
+            msgs = []
+            for k in range(per_minute):
+                for q in quotes:
+                    m = option_quote(self.market, q, session, minute, k, per_minute)
+                    msgs += [m] if m is not None else []
+            if msgs:
+                self.publish(feed, msgs)
+                out.extend(msgs)
+        return out
 
     def updated_bar(
         self, feed: str, symbol: str, ts: dt.datetime, **changes: float

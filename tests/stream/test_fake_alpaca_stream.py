@@ -366,3 +366,23 @@ def test_duplicates_out_of_order_and_nanosecond_timestamps(fake: FakeAlpacaDataS
         assert [recv(ws)[0]["T"], recv(ws)[0]["T"]] == ["t", "c"]
         with pytest.raises(ValueError, match="tz-aware"):
             fake.publish("iex", [{"T": "t", "S": "AAPL", "t": OPEN.replace(tzinfo=None)}])
+
+
+def test_play_quotes_feeds_option_nbbo_from_the_fake_market(fake: FakeAlpacaDataStream) -> None:
+    chain = FakeMarket().chain("AAPL", SESSION)
+    occs = [chain[0].occ, chain[1].occ]
+    c = Client(OptionDataStream("key", "secret", url_override=fake.url("opra")))
+    c.stream.subscribe_quotes(c.handler, *occs)
+    c.start()
+    try:
+        wait_for(lambda: fake.subscriptions("opra").get("quotes") == sorted(occs))
+        sent = fake.play_quotes("opra", SESSION, 0, 2, per_minute=2)
+        wait_for(lambda: len(c.got) == 8)
+        assert [q.symbol for q in c.got] == [m["S"] for m in sent]
+        assert all(0 <= q.bid_price < q.ask_price for q in c.got)
+        stamps = [q.timestamp for q in c.got if q.symbol == occs[0]]
+        assert stamps == [OPEN + dt.timedelta(seconds=s) for s in (0.5, 30.5, 60.5, 90.5)]
+        with pytest.raises(ValueError, match="no contracts"):
+            fake.play_quotes("opra", SESSION, 0, 1, contracts=["AAPL990101C00001000"])
+    finally:
+        c.stop()
