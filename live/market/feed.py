@@ -30,11 +30,12 @@ import polars as pl
 
 from contracts.calendar import new_york_date, session_open_close
 from live.market.marks import NAN, reprice_chain
+from live.market.session_frame import SessionFrame
 from live.market.snapshot import SnapshotProvider
 from live.market.stream.minutes import MinuteBook
 from live.market.stream.model import FeedStatus, MinuteBar, OptionQuote
 from live.orders.reports import Quote
-from strategies.models import INTRADAY_COLUMNS, MINUTE, MarketSnapshot
+from strategies.models import MINUTE, MarketSnapshot
 
 KEEP_MINUTES = 16  # minutes whose arrival is remembered (readiness looks at the newest few)
 EQUITY_GREEKS = (1.0, 0.0, 0.0, 0.0)
@@ -120,6 +121,7 @@ class StreamFeed(MarketFeed):
     ) -> None:  # fmt: skip
         super().__init__(daily)
         self.book = book if book is not None else MinuteBook()
+        self.frame = SessionFrame(self.book)  # the session's bars as one frame, appended to
         self.expected: frozenset[str] | None = frozenset(symbols) if symbols else None
         self.grace_s, self.perf = grace_s, perf
         self._lock = threading.Lock()
@@ -133,11 +135,18 @@ class StreamFeed(MarketFeed):
         self._wake = threading.Event()
         self.source: Any = None  # the bar source to close with the feed (a MarketStream)
 
+    def attach(self, source: Any) -> None:
+        """Read ``source``'s book (a ``MarketStream`` whose callbacks are this feed's) and
+        close it with the feed."""
+        self.book, self.source = source.book, source
+        self.frame = SessionFrame(self.book)
+
     # -- the bar source's callbacks (run on its thread; never block) --------------------------
     def on_bar(self, bar: MinuteBar) -> None:
         """A bar the source applied to :attr:`book`."""
         with self._lock:
             self._seen.setdefault(bar.ts, set()).add(bar.symbol)
+            self.frame.add(bar)
             self._symbols.add(bar.symbol)
             self._arrived[bar.ts] = self.perf()
             self._new += 1
@@ -189,9 +198,8 @@ class StreamFeed(MarketFeed):
         ``["session_close"]`` (the calendar's regular hours of the session, UTC)."""
         close = minute + MINUTE
         session = new_york_date(minute)
-        frame = self.book.bars(session, symbols, closed_by=close).select(INTRADAY_COLUMNS)
-        last = frame.group_by("symbol", maintain_order=True).agg(pl.col("close").last())
-        prices = {**base.prices, **dict(last.iter_rows())}
+        frame, last = self.frame.bars(session, symbols, closed_by=close)
+        prices = {**base.prices, **last}
         history = base.history
         if base.session >= session:  # today's daily bar exists only after the close
             history = history.filter(pl.col("session") < session)

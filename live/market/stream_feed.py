@@ -49,6 +49,6 @@ def alpaca_stream_feed(config: RunnerConfig, daily: SnapshotProvider) -> StreamF
     stream = MarketStream(
         symbols, on_bar=feed.on_bar, on_quote=feed.on_quote, on_status=feed.on_status
     )
-    feed.book = stream.book  # the stream applies each frame to its book before on_bar
-    feed.source = stream.start()
+    feed.attach(stream)  # the stream applies each frame to its book before on_bar
+    stream.start()
     return feed

@@ -336,3 +336,39 @@ def test_vwap_reversion_decides_live_as_its_vectorized_signals(tmp_path: Path) -
             held = True
     assert expected[0] == (100, "buy")  # the scenario trades: the dip is an entry
     assert live == expected
+
+
+def test_session_frame_mirrors_the_book_through_revisions_and_late_bars() -> None:
+    from live.market.session_frame import SessionFrame
+    from live.market.stream.minutes import MinuteBook
+
+    book = MinuteBook()
+    frame = SessionFrame(book)
+
+    def land(symbol: str, k: int, close: float, source: Any = "stream") -> None:
+        bar = MinuteBar(symbol, OPEN + k * MINUTE, close, close, close, close, 1, close, 1, source)
+        if book.apply(bar) != "duplicate":
+            frame.add(bar)
+
+    def read(k: int) -> tuple[pl.DataFrame, dict[str, float]]:
+        return frame.bars(MONDAY, ["SPY", "QQQ"], OPEN + (k + 1) * MINUTE)
+
+    for k in range(5):
+        land("SPY", k, 100.0 + k)
+        land("QQQ", k, 200.0 + k)
+        land("IWM", k, 50.0)
+    got, last = read(4)
+    assert got.equals(book.bars(MONDAY, ["SPY", "QQQ"]).drop("source"))
+    assert last == {"QQQ": 204.0, "SPY": 104.0} and frame.rebuilds == 1  # appends since
+    land("SPY", 7, 107.0)  # arrived early (a catch-up): not closed by 09:35
+    land("SPY", 5, 105.0)
+    land("QQQ", 6, 206.0)  # late and out of order
+    land("QQQ", 5, 205.0)
+    got, last = read(5)
+    assert got.get_column("ts").max() == OPEN + 5 * MINUTE and last["QQQ"] == 205.0
+    assert frame.rebuilds == 1
+    land("SPY", 2, 99.0, "revision")  # replaces its minute: the frame is rebuilt from the book
+    got, _ = read(7)
+    assert frame.rebuilds == 2
+    assert got.equals(book.bars(MONDAY, ["SPY", "QQQ"]).drop("source"))
+    assert got.filter(pl.col("symbol") == "SPY").get_column("close").to_list()[2] == 99.0
