@@ -270,3 +270,17 @@ class FakePolygonStream(LoopServer):
         if not named:
             raise ValueError("play('stocks'): nobody subscribed AM.<symbol>; pass symbols=")
         return named
+
+    def send_status(
+        self, market: str, state: str, message: str, *, close: int | None = None
+    ) -> None:
+        """Send a status frame to every authenticated connection; ``close``: then close with it."""
+
+        async def send() -> None:
+            for conn in [c for c in self._endpoints[market].conns if c.authed]:
+                await self._send(conn, [status(state, message)])
+                if close is not None:
+                    await conn.ws.close(close, state)
+
+        self._endpoint(market)
+        self._call(send())

@@ -163,3 +163,39 @@ def test_drop_and_refused_upgrades_reconnect_and_resubscribe() -> None:
         finally:
             run.stop()
         assert run.error is None
+
+
+def test_protocol_statuses_for_a_raw_json_client() -> None:
+    with FakePolygonStream("k", auth_timeout=0.3) as fake:
+        with connect(f"{fake.url}/stocks") as ws:
+            ws.recv(timeout=5)
+
+            def ask(msg: dict[str, Any] | str) -> list[dict[str, Any]]:
+                ws.send(msg if isinstance(msg, str) else json.dumps(msg))
+                out: list[dict[str, Any]] = json.loads(ws.recv(timeout=5))
+                return out
+
+            assert ask({"action": "subscribe", "params": "T.AAPL"})[0]["message"] == (
+                "not authorized"
+            )
+            assert ask("{oops")[0]["message"] == "invalid syntax"
+            assert ask({"action": "auth", "params": "k"})[0]["status"] == "auth_success"
+            acks = ask({"action": "subscribe", "params": "T.AAPL,ZZ.AAPL,AM.*"})
+            assert [a["message"] for a in acks] == [
+                "subscribed to: T.AAPL",
+                "invalid subscription: ZZ.AAPL",
+                "subscribed to: AM.*",
+            ]
+            acks = ask({"action": "unsubscribe", "params": "T.AAPL"})
+            assert acks[0]["message"] == "unsubscribed to: T.AAPL"
+            assert fake.subscriptions("stocks") == ["AM.*"]
+            fake.send_status("stocks", "error", "maintenance", close=1011)
+            assert json.loads(ws.recv(timeout=5))[0]["message"] == "maintenance"
+            with pytest.raises(Exception, match="1011"):
+                ws.recv(timeout=5)
+        with connect(f"{fake.url}/options") as ws:
+            ws.recv(timeout=5)
+            assert json.loads(ws.recv(timeout=5))[0]["status"] == "auth_timeout"
+        with pytest.raises(Exception, match="404"):
+            connect(f"{fake.url}/nosuchmarket").close()
+        assert fake.connection_attempts("options") and fake.connections("options") == 0
