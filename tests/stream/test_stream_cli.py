@@ -80,11 +80,13 @@ def test_stream_run_writes_the_fakes_bars_and_a_restart_continues(
     ws: FakeAlpacaDataStream, rest: AlpacaMarketFake, env: dict, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    proc = _run(env, home, "--symbols", ",".join(SYMBOLS), "--options", "SPY",
-                "--max-contracts", "2", "--for", "60")  # fmt: skip
+    # OCC contracts as given (an underlying's near-the-money lookup is dated today, and the
+    # fake's chains are of its as_of session)
+    contracts = sorted(q.occ for q in ws.market.chain("SPY", ws.market.as_of)[:2])
+    proc = _run(env, home, "--symbols", ",".join(SYMBOLS), "--options", ",".join(contracts),
+                "--for", "60")  # fmt: skip
     wait_for(lambda: _streaming(home, proc), timeout=30, what="stream run to connect")
-    contracts = ws.subscriptions("indicative")["quotes"]
-    assert len(contracts) == 2 and all(c.startswith("SPY") for c in contracts)
+    assert sorted(ws.subscriptions("indicative")["quotes"]) == contracts
     ws.play("iex", SESSION, 0, 5)
     revised_at = OPEN + timedelta(minutes=2)
     revision = ws.updated_bar("iex", "AAPL", revised_at, c=123.45)
@@ -174,7 +176,7 @@ def test_status_says_when_no_stream_ran_and_when_the_writer_is_dead(tmp_path: Pa
         ({}, ["--symbols", "AAPL", "--for", "5", "--until", "2030-01-02T16:00:00-05:00"],
          "--for and --until contradict each other"),
         ({}, ["--symbols", "AAPL", "--until", "2020-01-02T16:00:00"], "needs a UTC offset"),
-        ({}, ["--options", "ZZZZ"], "--options ZZZZ: Alpaca has no option chain"),
+        ({}, ["--options", "ZZZZ"], "no option contracts for 'ZZZZ' expiring within 45 days"),
         ({}, ["--symbols", "aa pl"], "stock symbol 'AA PL' is not valid"),
     ],
 )  # fmt: skip
@@ -205,3 +207,15 @@ def test_a_feed_the_plan_lacks_is_one_line_and_nothing_is_written(
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "insufficient subscription (409)" in errors[0], result.output
     assert not home.exists()
+
+
+def test_alpaca_improved_stream_execs_the_live_cli_without_dagster(tmp_path: Path) -> None:
+    cli = Path(sys.executable).parent / "alpaca-improved"
+    shown = subprocess.run(
+        [str(cli), "stream", "status", "--home", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 2
+    assert shown.stderr.strip().startswith("error: no stream status at")
+    probe = "import sys, live.market.stream.cli; assert 'dagster' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, timeout=120).returncode == 0

@@ -3,10 +3,10 @@
 ``run`` streams minute bars (and option quotes) through :class:`MarketStream` (gap backfill
 included) into :class:`StreamLakeWriter` (atomic micro-batches of ``stream_bars_1m`` and
 ``option_quotes_1m``) and rewrites ``<home>/stream/status.json`` every few seconds. Everything
-it can check is checked before anything is written: the options, the keys, the stream URLs, that
-every symbol exists (Alpaca REST has recent daily bars for it), the option chains, and that every
-feed authenticates (a feed the plan lacks fails at auth with 409). Bad input is one ``error:``
-line naming it and the fix, exit 2.
+it can check is checked before anything is written: the options, the keys, the stream URLs,
+that every symbol exists (Alpaca REST has recent daily bars for it), the underlyings' option
+chains, and that every feed authenticates (a feed the plan lacks fails at auth with 409). Bad
+input is one ``error:`` line naming it and the fix, exit 2.
 
 ``status`` prints the status file and whether its writer is alive.
 
@@ -128,39 +128,6 @@ def check_symbols_exist(symbols: list[str], feed: str, env: Mapping[str, str]) -
         )
 
 
-def resolve_options(options: list[str], env: Mapping[str, str], most: int) -> list[str]:
-    """OCC contracts as given; an underlying becomes its chain's contracts (nearest first)."""
-    from live.market.stream.service import OCC
-
-    contracts = [o for o in options if OCC.match(o)]
-    underlyings = [o for o in options if not OCC.match(o)]
-    if not underlyings:
-        return contracts
-    from alpaca.data.historical.option import OptionHistoricalDataClient
-    from alpaca.data.requests import OptionChainRequest
-
-    from live.brokers.credentials import read_keys
-
-    keys = read_keys(env)
-    url = (env.get("ALPACA_DATA_URL") or "").rstrip("/") or None
-    client = OptionHistoricalDataClient(
-        keys.api_key, keys.secret_key, raw_data=True, url_override=url
-    )
-    for underlying in underlyings:
-        try:
-            chain = client.get_option_chain(OptionChainRequest(underlying_symbol=underlying))
-        except Exception as exc:  # alpaca-py raises APIError, requests' errors, ValueError
-            raise _rest_error(f"the option chain of {underlying}", exc) from None
-        occ = sorted(chain, key=lambda s: (s[-15:-9], s[-8:], s[-9]))  # expiry, strike, C/P
-        if not occ:
-            raise StreamInputError(
-                f"--options {underlying}: Alpaca has no option chain for it; give an optionable "
-                "underlying (e.g. SPY) or OCC contracts (e.g. SPY240621C00500000)"
-            )
-        contracts += occ[:most]
-    return list(dict.fromkeys(contracts))
-
-
 def _wait_for_feeds(
     stream: Any, statuses: dict[str, FeedStatus], lock: threading.Lock, timeout: float
 ) -> None:
@@ -196,7 +163,10 @@ def run(
     ] = None,
     options: Annotated[
         str | None,
-        typer.Option(help="Underlyings (their chains) or OCC contracts for option quotes."),
+        typer.Option(
+            help="Option quotes: OCC contracts, or underlyings (their near-the-money contracts "
+            "expiring within 45 days).",
+        ),
     ] = None,
     for_seconds: Annotated[
         float | None, typer.Option("--for", help="Stop after this many seconds.")
@@ -204,9 +174,6 @@ def run(
     until: Annotated[str | None, typer.Option(help="Stop at this ISO time (with offset).")] = None,
     source: Annotated[str, typer.Option(help="alpaca (default) or polygon.")] = "alpaca",
     home: HomeOpt = None,
-    max_contracts: Annotated[
-        int, typer.Option(help="Contracts per underlying in --options (nearest expiry first).")
-    ] = 100,
     flush_seconds: Annotated[float, typer.Option(help="Lake micro-batch period (s).")] = 1.0,
     status_seconds: Annotated[float, typer.Option(help="Status file period (s).")] = 2.0,
     connect_timeout: Annotated[
@@ -214,7 +181,9 @@ def run(
     ] = 20.0,
 ) -> None:
     """Stream minute bars (and option quotes) into the lake until --for/--until or Ctrl-C."""
-    from live.market.stream.service import MarketStream
+    from alpaca.common.exceptions import APIError
+
+    from live.market.stream.service import OCC, MarketStream
 
     if not logging.getLogger().handlers:
         logging.basicConfig(
@@ -238,12 +207,20 @@ def run(
             )
         if source not in ("alpaca", "polygon"):
             raise StreamInputError(f"--source {source!r}: use alpaca or polygon")
-        contracts = resolve_options(wanted, env, max_contracts) if source == "alpaca" else wanted
         writer = StreamLakeWriter(root, flush_seconds=flush_seconds)
-        stream = MarketStream(
-            stocks, contracts, source=source, env=env,  # type: ignore[arg-type]
-            on_bar=writer.on_bar, on_quote=writer.on_quote, on_status=on_status,
-        )  # fmt: skip
+        try:
+            stream = MarketStream(
+                stocks,
+                [o for o in wanted if OCC.match(o)],
+                option_underlyings=[o for o in wanted if not OCC.match(o)],
+                source=source,  # type: ignore[arg-type]
+                env=env,
+                on_bar=writer.on_bar,
+                on_quote=writer.on_quote,
+                on_status=on_status,
+            )
+        except APIError as exc:  # the option-chain lookup of an underlying
+            raise _rest_error("the option-chain lookup", exc) from None
         if source == "alpaca" and stocks:
             check_symbols_exist(list(stream.symbols), stream.config.feed, env)  # type: ignore[union-attr]
     except (LiveError, ValueError, OSError) as exc:
