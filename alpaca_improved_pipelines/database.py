@@ -68,9 +68,14 @@ def prepare_database(db: DatabaseUrl) -> None:
             conn = psycopg2.connect(**db.libpq_kwargs())  # type: ignore[arg-type]
             try:
                 conn.autocommit = True
-                with conn.cursor() as cur:
+                with conn.cursor() as cur:  # schemas a DBA made need no CREATE privilege
+                    cur.execute(
+                        "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)", (list(SCHEMAS),)
+                    )
+                    present = {name for (name,) in cur.fetchall()}
                     for schema in SCHEMAS:
-                        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                        if schema not in present:
+                            cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             finally:
                 conn.close()
         except psycopg2.Error as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,13 +23,15 @@ import pytest
 from typer.testing import CliRunner
 
 from alpaca_improved_pipelines.cli import app
+from alpaca_improved_pipelines.database import prepare_database
 from alpaca_improved_pipelines.defs.promotion.assets import approved_manifest, candidates
 from alpaca_improved_pipelines.defs.promotion.sensors import deploy_job, promote_to_live
 from alpaca_improved_pipelines.defs.research.assets import SWEEPS, leaderboard, walk_forward_asset
+from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.runner import dagster_instance
 from alpaca_improved_pipelines.settings import load_settings
-from contracts.database import DATABASE_ENV, PASSWORD_ENV
+from contracts.database import DATABASE_ENV, PASSWORD_ENV, parse_database_url
 from tests.postgres_server import PostgresServer
 from tests.research_lake import fill_lake, quiet, resources_for
 
@@ -269,3 +272,28 @@ def test_sweep_approval_and_promotion_sensor_on_postgres(pg_home: tuple[Path, st
         )
         assert leaked == [(0,)]
     _assert_no_sqlite_and_no_password(home, password)
+
+
+def test_a_user_without_create_privilege_uses_schemas_a_dba_made(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """Managed databases often deny CREATE: a clear grant-or-create line, then it works."""
+    db_name = urlsplit(postgres_url).path.lstrip("/")
+    role, password = f"app_{secrets.token_hex(3)}", secrets.token_urlsafe(12)
+    conn = postgres_server.connect(db_name)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (password,))
+        url = f"postgresql://{role}:{password}@127.0.0.1:{postgres_server.port}/{db_name}"
+        with pytest.raises(ConfigError) as err:
+            prepare_database(parse_database_url(url))
+        msg = str(err.value)
+        assert msg.startswith(f"{DATABASE_ENV}='postgresql://{role}:***@")
+        assert "permission denied" in msg and "grant the user CREATE on database" in msg
+        assert password not in msg
+        with conn.cursor() as cur:  # what the DBA does instead
+            for schema in ("dagster", "mlflow"):
+                cur.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {role}")
+        prepare_database(parse_database_url(url))  # no CREATE on the database needed now
+    finally:
+        conn.close()
