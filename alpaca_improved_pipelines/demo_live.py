@@ -1,10 +1,13 @@
 """Demo tail: approve the best candidate (a demo approval), let the promote_to_live sensor
-deploy it, and run the live runner in sim over the last sessions of the lake."""
+deploy it, and run the live runner in sim over the last sessions of the lake; then the intraday
+path: one session of a minute-bar deployment on the lake's minute bars replayed through the
+runner's stream feed (``live run --market-data stream``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +24,8 @@ from contracts import paths
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 LIVE_SESSIONS = 5
+INTRADAY_DIR = "demo_intraday"  # the intraday demo's own data root (its lake: the demo's)
+INTRADAY_SYMBOLS = ("SPY", "QQQ", "AAPL", "NVDA")
 
 
 def _run(job: dg.JobDefinition, instance: dg.DagsterInstance, config: dict) -> None:
@@ -79,7 +84,8 @@ def approve_and_promote(settings: Settings, console: Console) -> str:
 
 
 def run_live_sim(settings: Settings, console: Console) -> dict:
-    """The live runner in sim over the last sessions of the lake; returns its status."""
+    """The live runner in sim over the last sessions of the lake, then one session of a
+    minute-bar deployment (:func:`run_intraday_sim`); returns the daily run's status."""
     home = settings.home.resolve()
     sessions = storage.existing_sessions(paths.lake_dir(home), "stock_bars_1d")
     first = dt.date.fromisoformat(sessions[-LIVE_SESSIONS])
@@ -112,6 +118,7 @@ def run_live_sim(settings: Settings, console: Console) -> dict:
         text=True,
         timeout=120,
     )
+    run_intraday_sim(settings, console)  # the intraday path on the same lake, its own journal
     return json.loads(status.stdout)
 
 
@@ -204,4 +211,86 @@ def materialize_live_replay(settings: Settings, console: Console) -> None:
     console.print(
         f"replay of {meta['window'].value} through the live runner (sim) {verdict} the backtest: "
         f"{meta['orders'].value} (view live_replay)"
+    )
+
+
+def run_intraday_sim(settings: Settings, console: Console) -> None:
+    """One session of a ``vwap_reversion`` (minute bars) deployment through the live runner on
+    the simulated broker, the lake's minute bars replayed through the stream feed; prints its
+    decisions and fills, the bar-to-decision latency, and where to look."""
+    from contracts.limits import derived_risk_limits
+    from contracts.manifest import DeploymentManifest, SignalCosts, write_manifest
+
+    home = settings.home.resolve()
+    sessions = storage.existing_sessions(paths.lake_dir(home), "stock_bars_1m")
+    if not sessions:
+        console.print("intraday demo skipped: the lake has no stock_bars_1m partitions")
+        return
+    day = dt.date.fromisoformat(sessions[-1])
+    demo = home / INTRADAY_DIR
+    shutil.rmtree(paths.live_dir(demo), ignore_errors=True)  # a fresh journal every demo
+    demo.mkdir(parents=True, exist_ok=True)
+    if not paths.lake_dir(demo).exists():
+        paths.lake_dir(demo).symlink_to(paths.lake_dir(home), target_is_directory=True)
+    symbols = [s for s in INTRADAY_SYMBOLS if s in settings.symbols] or list(settings.symbols[:2])
+    manifest = DeploymentManifest(
+        manifest_id="demo-vwap-reversion", strategy="vwap_reversion", interface_version=1,
+        params={"symbols": symbols, "band": 1.5, "warmup": 15, "flat_before": 15,
+                "allocation": 0.8},
+        capital=100_000.0, risk_limits=derived_risk_limits(100_000.0, 50.0),
+        costs=SignalCosts(fees=0.0005, slippage=0.0005),
+    )  # fmt: skip
+    write_manifest(paths.deployments_dir(demo) / "vwap-demo.json", manifest)
+    opens, closes = (t.astimezone(cal.NEW_YORK) for t in _session_hours(day))
+    cmd = [sys.executable, "-m", "live.cli", "run", "--broker", "sim", "--market-data", "stream",
+           "--home", str(demo), "--cycle-seconds", "300", "--sim-start", opens.isoformat(),
+           "--until", (closes + dt.timedelta(minutes=1)).isoformat()]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise ConfigError(f"intraday live runner failed: {out.stderr.strip()[-800:]}")
+    _print_intraday(demo, day, json.loads(_status(demo)), console)
+
+
+def _session_hours(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    from contracts.calendar import session_open_close
+
+    opens, closes = session_open_close(day)
+    return opens.to_pydatetime(), closes.to_pydatetime()
+
+
+def _status(home: Path) -> str:
+    cmd = [sys.executable, "-m", "live.cli", "status", "--home", str(home)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def _print_intraday(home: Path, day: dt.date, status: dict, console: Console) -> None:
+    from rich.table import Table
+
+    from alpaca_improved_pipelines.defs.monitoring.journal_io import read_table
+
+    orders = read_table(home, "orders").join(
+        read_table(home, "intents").select("id", "decision_ts", "intent_json"),
+        left_on="intent_id", right_on="id",
+    )  # fmt: skip
+    table = Table(title=f"intraday live runner (sim replay of {day} minute bars): vwap_reversion")
+    for col in ("decided (New York)", "symbol", "side", "qty", "fill", "status", "why"):
+        table.add_column(col)
+    for row in orders.sort("decision_ts").iter_rows(named=True):
+        intent = json.loads(row["intent_json"])
+        leg = intent["legs"][0]
+        decided = dt.datetime.fromisoformat(row["decision_ts"]).astimezone(cal.NEW_YORK)
+        price = row["filled_avg_price"]
+        table.add_row(
+            f"{decided:%H:%M}", leg["symbol"], leg["side"], f"{row['qty']:g}",
+            f"{price:.2f}" if price is not None else "-", row["status"], intent.get("reason", ""),
+        )  # fmt: skip
+    console.print(table)
+    market = status.get("market_data") or {}
+    latency = market.get("latency_ms") or {}
+    console.print(
+        f"{market.get('minute_decisions', 0)} minute decisions, {status.get('fills', 0)} fills; "
+        f"bar close -> decision p50 {latency.get('p50', float('nan')):.1f} ms, "
+        f"p99 {latency.get('p99', float('nan')):.1f} ms. Look: .venv/bin/alpaca-improved live "
+        f"status --home {home} (journal {paths.journal_path(home)}); live trading on minute bars: "
+        "live run --market-data stream"
     )

@@ -372,3 +372,20 @@ def test_session_frame_mirrors_the_book_through_revisions_and_late_bars() -> Non
     assert frame.rebuilds == 2
     assert got.equals(book.bars(MONDAY, ["SPY", "QQQ"]).drop("source"))
     assert got.filter(pl.col("symbol") == "SPY").get_column("close").to_list()[2] == 99.0
+
+
+@pytest.mark.slow
+def test_demo_runs_one_intraday_session_and_prints_its_decisions(tmp_path: Path) -> None:
+    """``make demo``'s intraday tail (a subprocess ``live run --market-data stream``)."""
+    from rich.console import Console
+
+    from alpaca_improved_pipelines.demo_live import INTRADAY_DIR, run_intraday_sim
+    from alpaca_improved_pipelines.settings import Settings
+
+    write_lake(tmp_path, {"SPY": crossing_closes(30), "QQQ": [200.0] * 30}, sessions(30))
+    write_minutes(tmp_path, spy=dip_and_back)
+    console = Console(record=True, width=160)
+    run_intraday_sim(Settings(home=tmp_path, symbols=("SPY", "QQQ")), console)
+    text = console.export_text()
+    assert "11:11" in text and "below VWAP band" in text and "back to VWAP" in text
+    assert "389 minute decisions" in text and str(tmp_path / INTRADAY_DIR) in text
