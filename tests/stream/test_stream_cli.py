@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from contracts import lake as layout
+from contracts.calendar import new_york_date
 from live.market.stream import status as status_file
 from live.market.stream.cli import app
 from live.market.stream.lake_writer import OPTION_QUOTES, STREAM_BARS
@@ -190,6 +191,21 @@ def test_bad_input_is_one_line_and_nothing_is_written(
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert message in lines[0]
     assert not home.exists()
+
+
+def test_a_damaged_partition_of_today_is_refused_before_streaming(
+    env: dict, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    today = new_york_date(datetime.now(UTC))
+    path = layout.partition_path(home / "lake", STREAM_BARS, today)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PAR1 truncated")
+    result = CliRunner().invoke(app, ["run", "--home", str(home), "--symbols", "AAPL"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: lake file {path} is not a stream_bars_1m partition")
+    assert path.read_bytes() == b"PAR1 truncated"
+    assert not (home / "stream").exists()
 
 
 def test_a_feed_the_plan_lacks_is_one_line_and_nothing_is_written(

@@ -152,8 +152,9 @@ def _wait_for_feeds(
 
 
 def _partitions(home: Path) -> dict[str, list[str]]:
+    """The latest three sessions of each stream table (directory listing only)."""
     lake = home / "lake"
-    return {t: layout.partition_values(lake, t)[-3:] for t in (STREAM_BARS, OPTION_QUOTES)}
+    return {t: list(layout.scan_table(lake, t).files)[-3:] for t in (STREAM_BARS, OPTION_QUOTES)}
 
 
 @app.command()
@@ -223,6 +224,7 @@ def run(
             raise _rest_error("the option-chain lookup", exc) from None
         if source == "alpaca" and stocks:
             check_symbols_exist(list(stream.symbols), stream.config.feed, env)  # type: ignore[union-attr]
+        writer.open_session(new_york_date(datetime.now(UTC)))  # today's partitions can continue
     except (LiveError, ValueError, OSError) as exc:
         _fail(exc)
         return

@@ -234,6 +234,16 @@ class StreamLakeWriter:
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.error("stream lake flush failed: %s", self.error)
 
+    def open_session(self, session: date) -> None:
+        """Read back ``session``'s partitions now (a restart continues them).
+
+        Raises:
+            StreamLakeError: a partition is damaged or foreign (named; it is never overwritten).
+        """
+        with self._lock:
+            self._session(STREAM_BARS, self._bars, session)
+            self._session(OPTION_QUOTES, self._quotes, session)
+
     # --- applying what arrived ---
     def _session(self, table: str, store: dict[date, _Session], session: date) -> _Session:
         found = store.get(session)
