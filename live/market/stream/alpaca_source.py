@@ -34,6 +34,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +94,10 @@ ADVICE = {
     407: "the client is too slow for the stream; reconnecting",
 }
 
+# wire ``T`` -> channel for market data (corrections and cancel errors ride on trades)
+WIRE_CHANNELS = {"b": "bars", "u": "updatedBars", "d": "dailyBars", "t": "trades", "q": "quotes"}
+WIRE_CHANNELS |= {"s": "statuses", "l": "lulds", "c": "trades", "x": "trades"}
+RECOVERING = frozenset({FeedState.STALE, FeedState.RECONNECTING, FeedState.SLOW_CLIENT})
 Item = MinuteBar | OptionQuote | dict[str, Any]
 Sink = Callable[[str, Item], None]
 StatusSink = Callable[[FeedStatus], None]
@@ -237,10 +242,16 @@ class _Observed:
         return stale
 
     async def _dispatch(self, msg: dict[str, Any]) -> None:
-        if msg.get("T") == "error":
-            self._observer._error_frame(msg)
-            return  # reported as a health state (alpaca-py would only log it)
-        await super()._dispatch(msg)  # type: ignore[misc]
+        kind = msg.get("T")
+        channel = WIRE_CHANNELS.get(kind)  # type: ignore[arg-type]
+        if channel is not None and "S" in msg:
+            # market data goes straight to the connection (no coroutine per message; the
+            # handlers alpaca-py holds only make it subscribe); the hub filters by symbol
+            self._observer._frame(channel, msg)
+        elif kind == "error":
+            self._observer._error_frame(msg)  # a health state (alpaca-py would only log it)
+        else:
+            await super()._dispatch(msg)  # type: ignore[misc]
 
 
 class _Stocks(_Observed, StockDataStream):
@@ -387,23 +398,27 @@ class AlpacaConnection:
 
     # -- alpaca-py callbacks (stream thread) --------------------------------------------------
     def _handler(self, channel: str) -> Callable[[dict[str, Any]], Any]:
-        async def handle(msg: dict[str, Any]) -> None:
-            self.stats.messages += 1
-            self.stats.last_message_at = now_utc()
-            if self.status.state in (FeedState.STALE, FeedState.RECONNECTING):
-                self._set(FeedState.STREAMING, f"{self.name}: market data flowing again")
-            try:
-                item = parse(self.kind, channel, msg)
-            except (KeyError, TypeError, ValueError) as exc:
-                self.stats.malformed += 1
-                log.warning("%s: malformed %s frame ignored (%s)", self.name, channel, exc)
-                return
-            try:
-                self._sink(channel, item)
-            except Exception:  # a consumer's bug must not kill the socket
-                log.exception("%s: %s frame handler failed", self.name, channel)
+        async def handle(msg: dict[str, Any]) -> None:  # only if alpaca-py dispatches itself
+            self._frame(channel, msg)
 
         return handle
+
+    def _frame(self, channel: str, msg: dict[str, Any]) -> None:
+        stats = self.stats
+        stats.messages += 1
+        stats.last_message_s = time.time()
+        if self.status.state in RECOVERING:
+            self._set(FeedState.STREAMING, f"{self.name}: market data flowing again")
+        try:
+            item = parse(self.kind, channel, msg)
+        except (KeyError, TypeError, ValueError) as exc:
+            stats.malformed += 1
+            log.warning("%s: malformed %s frame ignored (%s)", self.name, channel, exc)
+            return
+        try:
+            self._sink(channel, item)
+        except Exception:  # a consumer's bug must not kill the socket
+            log.exception("%s: %s frame handler failed", self.name, channel)
 
     def _attempt(self) -> None:
         self.stats.attempts += 1

@@ -45,7 +45,7 @@ class ConnectionStats:
     reconnects: int = 0
     messages: int = 0
     malformed: int = 0
-    last_message_at: datetime | None = None
+    last_message_s: float | None = None  # epoch seconds (receive clock), cheap per message
 
 
 def spawn(target: Callable[[], None], name: str) -> threading.Thread:
@@ -203,27 +203,42 @@ class StreamHub:
             for ch, symbols in h.channels.items():
                 for s in symbols:
                     routes.setdefault(ch, {}).setdefault(s, []).append(h)
-        shared.routes = {ch: {s: tuple(hs) for s, hs in m.items()} for ch, m in routes.items()}
+        merged: dict[str, dict[str, tuple[Handle, ...]]] = {}
+        for ch, by_symbol in routes.items():
+            star = by_symbol.get("*", [])
+            merged[ch] = {s: tuple(dict.fromkeys(hs + star)) for s, hs in by_symbol.items()}
+        shared.routes = merged
 
 
 def _route(shared: _Shared, channel: str, item: Any) -> None:
     by_symbol = shared.routes.get(channel)
     if not by_symbol:
         return
-    symbol = item.symbol if isinstance(item, MinuteBar | OptionQuote) else item.get("S", "")
-    targets = by_symbol.get(symbol, ()) + by_symbol.get("*", ())
-    for h in dict.fromkeys(targets) if "*" in by_symbol else targets:
-        try:
-            if isinstance(item, MinuteBar):
-                if h.on_bar is not None:
-                    h.on_bar(item)
-            elif isinstance(item, OptionQuote):
-                if h.on_quote is not None:
-                    h.on_quote(item)
-            elif h.on_event is not None:
-                h.on_event(channel, item)
-        except Exception:  # one consumer's bug must not starve the others
-            log.exception("stream consumer failed on a %s frame", channel)
+    if type(item) is MinuteBar:
+        targets = by_symbol.get(item.symbol) or by_symbol.get("*", ())
+        for h in targets:
+            if h.on_bar is not None:
+                _call(h.on_bar, item, channel)
+    elif type(item) is OptionQuote:
+        targets = by_symbol.get(item.symbol) or by_symbol.get("*", ())
+        for h in targets:
+            if h.on_quote is not None:
+                _call(h.on_quote, item, channel)
+    else:
+        targets = by_symbol.get(item.get("S", "")) or by_symbol.get("*", ())
+        for h in targets:
+            if h.on_event is not None:
+                try:
+                    h.on_event(channel, item)
+                except Exception:
+                    log.exception("stream consumer failed on a %s frame", channel)
+
+
+def _call(callback: Callable[[Any], None], item: Any, channel: str) -> None:
+    try:
+        callback(item)
+    except Exception:  # one consumer's bug must not starve the others
+        log.exception("stream consumer failed on a %s frame", channel)
 
 
 def _status(shared: _Shared, status: FeedStatus) -> None:

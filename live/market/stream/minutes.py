@@ -75,25 +75,39 @@ class MinuteBook:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._bars: dict[date, dict[str, dict[datetime, MinuteBar]]] = {}
         self._last: dict[str, datetime] = {}
+        self._sessions: dict[datetime, date] = {}  # minute -> New York session (a cache)
         self.stats: dict[str, Counter[str]] = {"*": Counter()}
 
     def apply(self, bar: MinuteBar) -> Outcome:
         """Store ``bar`` under its (symbol, exchange minute); returns what it did."""
-        if bar.ts.tzinfo is None:
-            raise ValueError(f"minute bar {bar.symbol} {bar.ts!r} has no timezone (exchange UTC)")
-        session = new_york_date(bar.ts)
+        ts = bar.ts
         with self._lock:
-            minutes = self._bars.setdefault(session, {}).setdefault(bar.symbol, {})
-            outcome = _decide(minutes.get(bar.ts), bar)
+            session = self._sessions.get(ts)
+            if session is None:  # one time-zone conversion per minute, not per bar
+                if ts.tzinfo is None:
+                    raise ValueError(f"minute bar {bar.symbol} {ts!r} has no timezone (UTC)")
+                if len(self._sessions) > 4096:
+                    self._sessions.clear()
+                session = self._sessions[ts] = new_york_date(ts)
+            by_symbol = self._bars.get(session)
+            if by_symbol is None:
+                by_symbol = self._bars[session] = {}
+            minutes = by_symbol.get(bar.symbol)
+            if minutes is None:
+                minutes = by_symbol[bar.symbol] = {}
+            outcome = _decide(minutes.get(ts), bar)
             if outcome != "duplicate":
-                minutes[bar.ts] = bar
+                minutes[ts] = bar
                 last = self._last.get(bar.symbol)
-                if last is None or bar.ts > last:
-                    self._last[bar.symbol] = bar.ts
-            self.stats.setdefault(bar.symbol, Counter())[outcome] += 1
+                if last is None or ts > last:
+                    self._last[bar.symbol] = ts
+            counter = self.stats.get(bar.symbol)
+            if counter is None:
+                counter = self.stats[bar.symbol] = Counter()
+            counter[outcome] += 1
             self.stats["*"][outcome] += 1
         return outcome
 

@@ -36,17 +36,17 @@ def minute_bar(
     symbol: str, ts: datetime, row: Mapping[str, Any], source: BarSource = "stream"
 ) -> MinuteBar:
     """A bar from the ``o h l c v vw n`` keys Alpaca (stream and REST) and Polygon share."""
-    return MinuteBar(
-        symbol=symbol,
-        ts=ts,
-        open=float(row["o"]),
-        high=float(row["h"]),
-        low=float(row["l"]),
-        close=float(row["c"]),
-        volume=float(row["v"]),
-        vwap=float(row.get("vw") or 0.0),
-        trade_count=int(row.get("n") or 0),  # Polygon's AM carries no trade count
-        source=source,
+    return MinuteBar(  # positional: this runs once per streamed bar
+        symbol,
+        ts,
+        float(row["o"]),
+        float(row["h"]),
+        float(row["l"]),
+        float(row["c"]),
+        float(row["v"]),
+        float(row.get("vw") or 0.0),
+        int(row.get("n") or 0),  # Polygon's AM carries no trade count
+        source,
     )
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -202,7 +203,7 @@ class PolygonConnection:
             if parsed is None:
                 continue
             self.stats.messages += 1
-            self.stats.last_message_at = now_utc()
+            self.stats.last_message_s = time.time()
             try:
                 self._sink(*parsed)
             except Exception:
