@@ -75,8 +75,10 @@ def test_every_disagreement_is_a_row_and_agreement_is_silent(
     writer.on_bar(_bar(aapl[100], "revision", close=aapl[100]["close"] * 1.01))  # 100 bps off
     writer.on_bar(_bar(aapl[101], "revision", close=aapl[101]["close"] + 0.001))  # inside
     writer.on_bar(_bar(aapl[102], "revision", volume=aapl[102]["volume"] * 2))  # volume off
+    premarket = spy[0]["ts"] - dt.timedelta(minutes=45)  # 08:45: REST has regular hours only
+    writer.on_bar(_bar({**spy[0], "ts": premarket}))
     writer.close()
-    assert storage.read_partition(home / "lake", "stream_bars_1m", SESSION).height == 578
+    assert storage.read_partition(home / "lake", "stream_bars_1m", SESSION).height == 579
     # REST lost one minute the stream has
     extra = aapl[200]["ts"]
     storage.write_partition(
@@ -106,6 +108,7 @@ def test_every_disagreement_is_a_row_and_agreement_is_silent(
     assert meta["values_outside_tolerance"].value == 2
     assert meta["revisions"].value == 3
     assert meta["matched_minutes"].value == 288 + 290 - 1
+    assert meta["stream_extended_hours_bars"].value == 1 and meta["stream_bars"].value == 578
     assert meta["status"].value == "reconciled"
     assert "| only_rest |" in meta["worst"].value and "SPY" in meta["worst"].value
     # the view reads it

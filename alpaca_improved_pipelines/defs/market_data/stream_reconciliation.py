@@ -10,18 +10,20 @@ the nightly REST ``stock_bars_1m`` stays the truth. For each session this asset 
   high, low, close, vwap) by more than ``max(price_abs_tolerance, price_rel_tolerance_bps)`` of
   the REST price, or volume / trade count by more than ``volume_tolerance_pct`` %.
 
-Only the stream's symbols, within the stream's window (its first to last minute of the
-session), are compared: a stream started at 11:00 has no disagreement at 10:00, and REST's
-forward-filled minutes (``filled = true``) are not bars. A session without a stream partition
-gives an empty, labelled result (no partition written), not a failure.
+Only regular-hours minutes of the stream's symbols, within the stream's window (its first to
+last minute of the session), are compared: a stream started at 11:00 has no disagreement at
+10:00, and REST's forward-filled minutes (``filled = true``) are not bars. A session without a
+stream partition gives an empty, labelled result (no partition written), not a failure.
 """
 
+import datetime as dt
 from typing import Any
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.defs.market_data.assets import BACKFILL, stock_bars_1m
 from alpaca_improved_pipelines.defs.market_data.bars import _table_md
 from alpaca_improved_pipelines.defs.market_data.partitions import keys_to_sessions, trading_sessions
@@ -34,6 +36,17 @@ REST = "stock_bars_1m"
 PRICES = ("open", "high", "low", "close", "vwap")
 COUNTS = ("volume", "trade_count")
 WORST = 20
+COUNTS_REPORTED = (
+    "stream_bars",
+    "stream_extended_hours_bars",
+    "rest_bars",
+    "matched_minutes",
+    "only_stream",
+    "only_rest",
+    "values_outside_tolerance",
+    "revisions",
+    "backfills",
+)
 
 SCHEMA: dict[str, pl.DataType] = {
     "session": pl.Date(),
@@ -66,13 +79,25 @@ class StreamReconciliationConfig(dg.Config):
 
 
 def reconcile(
-    stream: pl.DataFrame, rest: pl.DataFrame, config: StreamReconciliationConfig
+    stream: pl.DataFrame,
+    rest: pl.DataFrame,
+    config: StreamReconciliationConfig,
+    session: dt.date,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Every disagreement of one session's stream and REST bars, and the session's counts."""
-    rest = rest.filter(~pl.col("filled"))
+    """Every disagreement of one session's stream and REST bars, and the session's counts.
+
+    Only regular-hours minutes are compared (``stock_bars_1m`` holds no others; the stream's
+    extended-hours bars are counted, not reported).
+    """
+    opens, closes = (t.to_pydatetime() for t in cal.session_open_close(session))
+    regular = pl.col("ts").is_between(opens, closes, closed="left")
+    extended = stream.filter(~regular).height
+    stream = stream.filter(regular)
+    rest = rest.filter(~pl.col("filled"), regular)
     symbols = stream.get_column("symbol").unique()
     counts: dict[str, int] = {
         "stream_bars": stream.height,
+        "stream_extended_hours_bars": extended,
         "rest_bars": rest.height,
         "revisions": stream.filter(pl.col("source") == "revision").height,
         "backfills": stream.filter(pl.col("source") == "backfill").height,
@@ -202,7 +227,7 @@ def stream_reconciliation(
             continue
         stream = lake.read(STREAM, [session], BAR_SCHEMA)
         rest = lake.read(REST, [session], BAR_SCHEMA)
-        found, counts = reconcile(stream, rest, config)
+        found, counts = reconcile(stream, rest, config, session)
         found = found.with_columns(pl.lit(session).alias("session"))
         lake.write(TABLE, session, found)
         frames.append(found)
@@ -229,19 +254,7 @@ def stream_reconciliation(
         "tolerance": tolerance,
         "sessions_reconciled": len(frames),
         "sessions_without_stream": dg.MetadataValue.json(without_stream),
-        **{
-            k: totals.get(k, 0)
-            for k in (
-                "stream_bars",
-                "rest_bars",
-                "matched_minutes",
-                "only_stream",
-                "only_rest",
-                "values_outside_tolerance",
-                "revisions",
-                "backfills",
-            )
-        },  # fmt: skip
+        **{k: totals.get(k, 0) for k in COUNTS_REPORTED},
         "sessions": dg.MetadataValue.md(_table_md(per_session)),
         "worst": dg.MetadataValue.md(_table_md(_worst(disagreements))),
     }
