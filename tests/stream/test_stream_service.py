@@ -81,6 +81,8 @@ def test_drop_mid_minute_leaves_zero_gaps_and_backfill_is_fast(
     assert sorted(set(backfilled)) == [OPEN + timedelta(minutes=m) for m in range(6, 10)]
     stats = ms.stats()
     assert stats["feeds"]["alpaca:iex"]["reconnects"] == 1
+    # lag: the clock (13:43:10) minus the close of the latest bar (minute 12 closes 13:43:00)
+    assert stats["feeds"]["alpaca:iex"]["lag_s"] == pytest.approx(10.0, abs=1e-6)
     assert stats["gaps"]["found"] == 8 and stats["gaps"]["filled"] == 8
     # REST was asked once, for the window from the last bar before the drop to the first after
     calls = rest.hits("/v2/stocks/bars")
@@ -500,5 +502,33 @@ def test_minutes_without_trades_are_verified_empty_once_and_the_timer_runs(clock
             "verified_empty": 2,
             "passes": 0,
         }
+        ms.close()
+        hub.close_all()
+
+
+def test_slow_client_407_and_unknown_symbols_are_reported(market: FakeMarket, clock: Clock) -> None:
+    with FakeAlpacaDataStream("k", "s", market=market, known_symbols={"AAPL", "MSFT"}) as fake:
+        env = {
+            "ALPACA_API_KEY": "k",
+            "ALPACA_SECRET_KEY": "s",
+            "ALPACA_DATA_STREAM_URL": f"ws://127.0.0.1:{fake.port}",
+        }
+        hub = StreamHub()
+        statuses: list[FeedStatus] = []
+        ms = MarketStream(
+            ["AAPL", "ZZZZ"],
+            env=env,
+            hub=hub,
+            clock=clock,
+            backfill=False,
+            on_status=statuses.append,
+        ).start()
+        feed = wait_for(lambda: (f := ms.stats()["feeds"]["alpaca:iex"])["rejected_symbols"] and f)
+        assert feed["rejected_symbols"] == ["ZZZZ"] and "ZZZZ" in feed["message"]
+        fake.send_error("iex", 407, close=True)
+        wait_for(lambda: FeedState.SLOW_CLIENT in [s.state for s in statuses], what="407 state")
+        wait_for(lambda: len(fake.connection_attempts("iex")) == 2 and fake.connections("iex") == 1)
+        slow = next(s for s in statuses if s.state == FeedState.SLOW_CLIENT)
+        assert slow.code == 407 and "too slow" in slow.message
         ms.close()
         hub.close_all()

@@ -250,6 +250,8 @@ class _Observed:
             self._observer._frame(channel, msg)
         elif kind == "error":
             self._observer._error_frame(msg)  # a health state (alpaca-py would only log it)
+        elif kind == "subscription":
+            self._observer._acked(msg)
         else:
             await super()._dispatch(msg)  # type: ignore[misc]
 
@@ -321,6 +323,7 @@ class AlpacaConnection:
         self._handlers = {ch: self._handler(ch) for ch in self.channels}
         self._thread: threading.Thread | None = None
         self._closing = False
+        self.rejected: list[str] = []  # asked for, left out of the vendor's ack
         self._subscribed: dict[str, set[str]] = {ch: set() for ch in self.channels}
 
     # -- control (any thread but the stream's) ------------------------------------------------
@@ -456,6 +459,22 @@ class AlpacaConnection:
         timeout = self.stream._data_timeout
         msg = f"{self.name}: no market data for {timeout:.0f} s (data_timeout); reconnecting"
         self._set(FeedState.STALE, msg)
+
+    def _acked(self, ack: dict[str, Any]) -> None:
+        """The vendor's whole current set: symbols we asked for and it left out are unknown."""
+        missing = sorted(
+            {s for ch, want in self._subscribed.items() for s in want - set(ack.get(ch) or [])}
+        )
+        if missing != self.rejected:
+            self.rejected = missing
+            if missing:
+                shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+                self._set(
+                    self.status.state,
+                    f"{self.name}: the vendor did not subscribe {shown} (unknown symbols?); "
+                    "check the symbols",
+                    self.status.code,
+                )
 
     def _error_frame(self, frame: dict[str, Any]) -> None:
         text = str(frame.get("msg", ""))

@@ -322,6 +322,7 @@ class MarketStream:
                 "attempts": getattr(conn_stats, "attempts", 0),
                 "messages": getattr(conn_stats, "messages", 0),
                 "consumers": self.hub.consumers(key),
+                "rejected_symbols": sorted(set(getattr(conn, "rejected", [])) & set(symbols)),
             }
         counts = self.book.counts()
         g = self.gaps.stats
