@@ -34,6 +34,7 @@ from live.book import Ledger
 from live.brokers.base import Broker
 from live.clock import NEW_YORK, Clock, MarketClock
 from live.deployments.active_set import DeploymentSet, strategy_symbols
+from live.deployments.manifests import Deployment
 from live.errors import BrokerError
 from live.journal import orders as jo
 from live.journal.store import Journal
@@ -141,6 +142,7 @@ class Runner:
         )
         self.manager.too_late = self.too_late
         self.minutes = MinuteDecisions()
+        self._idle_minute: set[str] = set()  # "1m" deployments already warned about (lake)
 
     def _risk_changed(self, reasons: dict[str, dict[str, str]]) -> None:
         """Journal the reasons and when each was raised (meta ``risk_since``: scope -> key ->
@@ -422,6 +424,8 @@ class Runner:
     def _decide(self, market: MarketClock) -> int:
         if self.snapshot is None:
             return 0
+        if self.feed.mode == "lake":
+            self._warn_minute_deployments()
         stamped = decide_all(
             self.j, self.deployments, self.ledger, self.risk, self.quotes, self.pnl.peaks,
             jo.busy_deployments(self.j), self.clock, self.snapshot, market.timestamp,
@@ -431,6 +435,18 @@ class Runner:
         return len(stamped)
 
     # -- intraday (market_data="stream") -------------------------------------------------------
+    def _warn_minute_deployments(self) -> None:
+        """Say once per deployment that a "1m" one never decides on the lake's daily bars."""
+        for dep in self.deployments.active.values():
+            if dep.strategy.timeframe == "1m" and dep.id not in self._idle_minute:
+                self._idle_minute.add(dep.id)
+                self.notifier.notify(
+                    "deployment_idle",
+                    f"{dep.id}: {dep.strategy.name} decides on minute bars (timeframe 1m); "
+                    "with --market-data lake it never decides: run with --market-data stream",
+                    "warning",
+                )
+
     def intraday_tick(self) -> int:
         """Take the feed's new bars; on new ones refresh orders, marks and the daily-loss and
         drawdown checks, then let the "1m" deployments decide on the newest closed minute (once
@@ -450,24 +466,25 @@ class Runner:
         if not self.minutes.due(minute) or self.snapshot is None:
             return 0
         assert minute is not None
-        self.desk.check_halt_file()
-        self.desk.process_commands()
+        self.minutes.last = minute
+        deps = [d for d in self.deployments.active.values() if d.strategy.timeframe == "1m"]
         opens, closes = session_hours(minute.astimezone(NEW_YORK).date())
-        if not opens <= minute < closes or now >= closes:  # the market is closed: no decision
-            self.minutes.last = minute
+        if not deps or not opens <= minute < closes or now >= closes:  # closed: no decision
+            return 0
+        self.desk.check_halt_file()  # the kill switch and commands act before a decision
+        self.desk.process_commands()
+        if self.risk.state() is TradingState.HALTED:
             return 0
         with self.j.tx():
-            stamped = self._decide_minute(minute)
+            stamped = self._decide_minute(minute, deps)
             approved = self.prepare()
         self.minutes.done(minute, self.feed.arrival(minute))
         self.submitter.send(approved)
         return len(stamped)
 
-    def _decide_minute(self, minute: datetime) -> list[tuple[str, float]]:
-        """Decide the "1m" deployments on ``minute``'s close (account not halted)."""
-        deps = [d for d in self.deployments.active.values() if d.strategy.timeframe == "1m"]
-        if not deps or self.snapshot is None or self.risk.state() is TradingState.HALTED:
-            return []
+    def _decide_minute(self, minute: datetime, deps: list[Deployment]) -> list[tuple[str, float]]:
+        """Decide the "1m" deployments ``deps`` on ``minute``'s close."""
+        assert self.snapshot is not None
         symbols = sorted({s for d in deps for s in strategy_symbols(d)})
         snapshot = self.feed.minute_snapshot(self.snapshot, minute, symbols)
         stamped = decide_all(

@@ -24,6 +24,7 @@ from live.market.marks import reprice_chain
 from live.market.sim_replay import SimReplayFeed
 from live.market.snapshot import StaticSnapshotProvider
 from live.market.stream.model import MinuteBar, OptionQuote
+from live.notify import Event, Sink
 from live.orders.ids import client_order_id
 from live.runner.build import build_runner
 from live.runner.config import RunnerConfig
@@ -126,12 +127,15 @@ def make_home(home: Path, *, monday_daily: bool = False) -> Path:
     return home
 
 
-def runner(home: Path, start: datetime, market_data: str = "stream", **kw: Any) -> Runner:
+def runner(
+    home: Path, start: datetime, market_data: str = "stream", sinks: list[Sink] | None = None,
+    **kw: Any,
+) -> Runner:  # fmt: skip
     config = RunnerConfig(
         home=home, broker="sim", cycle_seconds=kw.pop("cycle_seconds", 60),
         market_data=market_data, **kw,  # type: ignore[arg-type]
     )  # fmt: skip
-    built, _ = build_runner(config, clock=SimClock(start))
+    built, _ = build_runner(config, clock=SimClock(start), sinks=sinks)
     return built
 
 
@@ -179,6 +183,30 @@ def test_minute_strategy_decides_on_every_bar_close_once_even_across_a_restart(
     cids = [o.client_order_id for o in jo.list_orders(second.j)]
     assert len(cids) == len(set(cids)) == 33  # 32 minutes + ma-spy's daily order
     second.close()
+
+
+class Recorder(Sink):
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def send(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_on_lake_a_minute_deployment_never_decides_and_says_so(
+    tmp_path: Path, probe: type[MinuteProbe]
+) -> None:
+    home = make_home(tmp_path)
+    deploy(home, "probe", strategy="minute_probe", params={"symbols": ["SPY"]})
+    sink = Recorder()
+    r = runner(home, OPEN, "lake", sinks=[sink])
+    run_until(r, OPEN + timedelta(minutes=10))
+    assert minute_decisions(r, "probe") == [] and jo.list_orders(r.j) == []
+    idle = [e for e in sink.events if e.kind == "deployment_idle"]
+    assert len(idle) == 1 and "--market-data stream" in idle[0].message
+    r.close()
 
 
 def breach_home(tmp_path: Path, **kw: Any) -> Path:
