@@ -417,3 +417,46 @@ def test_demo_runs_one_intraday_session_and_prints_its_decisions(tmp_path: Path)
     text = console.export_text()
     assert "11:11" in text and "below VWAP band" in text and "back to VWAP" in text
     assert "389 minute decisions" in text and str(tmp_path / INTRADAY_DIR) in text
+
+
+def test_stream_feed_on_alpaca_reads_the_real_market_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--market-data stream --broker alpaca``: the feed over ``MarketStream`` (real alpaca-py
+    against the websocket fake), subscribed to the deployments' symbols."""
+    from live.market.stream_feed import alpaca_stream_feed
+    from tests.fakes.alpaca_data_stream import FakeAlpacaDataStream
+    from tests.fakes.alpaca_market import AlpacaMarketFake
+    from tests.fakes.market import FakeMarket
+    from tests.stream.conftest import KEY, SECRET, SESSION, wait_for
+
+    opens, _ = session_hours(SESSION)
+    deploy(tmp_path, "vwap", strategy="vwap_reversion", params={"symbols": ["AAPL", "MSFT"]})
+    market = FakeMarket()
+    with (
+        FakeAlpacaDataStream(KEY, SECRET, market=market) as ws,
+        AlpacaMarketFake(market, key=KEY, secret=SECRET) as rest,
+    ):
+        for name, value in {
+            "ALPACA_API_KEY": KEY, "ALPACA_SECRET_KEY": SECRET, "ALPACA_FEED": "iex",
+            "ALPACA_DATA_STREAM_URL": f"ws://127.0.0.1:{ws.port}", "ALPACA_DATA_URL": rest.url,
+        }.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
+        config = RunnerConfig(home=tmp_path, broker="alpaca", market_data="stream")
+        feed = alpaca_stream_feed(config, StaticSnapshotProvider(None))
+        try:
+            wait_for(lambda: ws.subscriptions("iex").get("bars") == ["AAPL", "MSFT"])
+            sent = ws.play("iex", SESSION, 0, 3)
+            wait_for(lambda: feed.stats()["bars"] == len(sent) == 6, what="3 minutes x 2")
+            assert feed.pump(opens) == 6 and feed.wait(0) is False  # taken: no wake pending
+            assert feed.closed_minute(opens + 3 * MINUTE) == opens + 2 * MINUTE  # all arrived
+            history = pl.DataFrame({"session": [date(2024, 3, 14)], "symbol": ["AAPL"]})
+            base = MarketSnapshot(opens, date(2024, 3, 14), {"AAPL": 1.0}, history)
+            snap = feed.minute_snapshot(base, opens + 2 * MINUTE, ["AAPL", "MSFT"])
+            assert snap.intraday is not None
+            assert snap.intraday.equals(feed.book.bars(SESSION).drop("source"))
+            last = float(sent[-2 if sent[-1]["S"] == "MSFT" else -1]["c"])
+            assert snap.prices["AAPL"] == pytest.approx(last)
+            assert snap.features["session_open"] == opens
+        finally:
+            feed.close()
