@@ -127,6 +127,23 @@ def test_a_restart_continues_the_partition(tmp_path: Path) -> None:
     assert second.stats()["counts"]["bars_duplicate"] == 1
 
 
+def test_a_restart_keeps_each_minutes_newest_quote(tmp_path: Path) -> None:
+    put = "SPY240119P00460000"
+    first = StreamLakeWriter(tmp_path, fsync=False)
+    first.on_quote(quote(put, OPEN + timedelta(seconds=50), 2.0, 2.2))
+    first.close()
+    second = StreamLakeWriter(tmp_path, fsync=False)
+    second.on_quote(quote(put, OPEN + timedelta(seconds=20), 1.0, 1.1))  # older: ignored
+    second.on_quote(quote(put, OPEN + MIN + timedelta(seconds=5), 3.0, 3.2))
+    second.close()
+    assert quotes_in(tmp_path)["bid"].to_list() == [2.0, 3.0]
+    assert second.stats()["counts"]["quotes_stale"] == 1
+    third = StreamLakeWriter(tmp_path, fsync=False)
+    third.on_quote(quote(put, OPEN + timedelta(seconds=59), 2.5, 2.7))  # newer: replaces
+    third.close()
+    assert quotes_in(tmp_path)["bid"].to_list() == [2.5, 3.0]
+
+
 def test_the_views_read_the_stream_tables(tmp_path: Path) -> None:
     writer = StreamLakeWriter(tmp_path, fsync=False)
     writer.on_bar(bar("AAPL", 0))

@@ -190,6 +190,7 @@ class StreamLakeWriter:
         self._quotes: dict[date, _Session] = {}
         self._open_quotes: dict[tuple[str, datetime], OptionQuote] = {}
         self._quote_seen: dict[tuple[str, datetime], datetime] = {}  # written rows' quote_ts
+        self._stored: dict[tuple[str, datetime], tuple[pl.DataFrame, int]] = {}  # read back
         self._watermark: datetime | None = None  # latest exchange time seen
         self._last_bar: dict[str, datetime] = {}
         self._pause = _pause_hook()
@@ -269,12 +270,16 @@ class StreamLakeWriter:
         return store[session]
 
     def _seed(self, table: str, base: pl.DataFrame) -> None:
-        """Restart: what the partition holds decides later arrivals as if just received."""
+        """Restart: what the partition holds decides later arrivals as if just received.
+
+        Bars are indexed, not rebuilt: a stored row enters the book only when a bar for its
+        minute arrives again (a full session of 500 symbols reads back in a fraction of a second).
+        """
         if table == STREAM_BARS:
-            cols = ("symbol", "ts", "open", "high", "low", "close", "volume", "vwap")
-            for row in base.select(*cols, "trade_count", "source").iter_rows():
-                self.book.apply(MinuteBar(*row))
-                self._note_bar(row[0], row[1])
+            keys = base.select("symbol", "ts").rows()
+            self._stored.update((key, (base, i)) for i, key in enumerate(keys))
+            for symbol, last in base.group_by("symbol").agg(pl.col("ts").max()).rows():
+                self._note_bar(symbol, last)
             return
         for symbol, ts, quote_ts in base.select("symbol", "ts", "quote_ts").iter_rows():
             self._quote_seen[(symbol, ts)] = quote_ts
@@ -290,6 +295,10 @@ class StreamLakeWriter:
 
     def _apply_bar(self, bar: MinuteBar) -> None:
         session = self._session(STREAM_BARS, self._bars, new_york_date(bar.ts))
+        stored = self._stored.pop((bar.symbol, bar.ts), None)
+        if stored is not None:  # written before a restart: the book learns it first
+            frame, i = stored
+            self.book.apply(MinuteBar(*frame.select(_BAR_FIELDS + ("source",)).row(i)))
         outcome = self.book.apply(bar)
         self.counts[f"bars_{outcome}"] += 1
         self.counts[f"bars_from_{bar.source}"] += 1
@@ -312,12 +321,14 @@ class StreamLakeWriter:
         edge = max(now, self._watermark) if self._watermark is not None else now
         for key in [k for k in self._open_quotes if final or k[1] + _MINUTE <= edge]:
             quote = self._open_quotes.pop(key)
+            # load the partition first: a restart knows the quote_ts of every written minute
+            part = self._session(OPTION_QUOTES, self._quotes, new_york_date(key[1]))
             seen = self._quote_seen.get(key)
             if seen is not None and quote.ts <= seen:
                 self.counts["quotes_stale"] += 1
                 continue
             self._quote_seen[key] = quote.ts
-            self._session(OPTION_QUOTES, self._quotes, new_york_date(key[1])).pending.append(quote)
+            part.pending.append(quote)
 
     def _drain(self) -> None:
         while True:
@@ -380,6 +391,9 @@ class StreamLakeWriter:
                 del store[session]
                 if store is self._bars:
                     self.book.drop_session(session)
+                    self._stored = {
+                        k: v for k, v in self._stored.items() if new_york_date(k[1]) != session
+                    }
                 else:
                     self._quote_seen = {
                         k: v for k, v in self._quote_seen.items() if new_york_date(k[1]) != session
