@@ -190,7 +190,9 @@ def test_run_launcher_and_coordinator_configs_are_valid_dagster_config(
     k8s_model_from_dict(V1SecurityContext, run["container_config"]["security_context"])
     k8s_model_from_dict(V1ResourceRequirements, run["container_config"]["resources"])
     k8s_model_from_dict(V1PodSecurityContext, run["pod_spec_config"]["security_context"])
-    assert inst["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    db = inst["storage"]["postgres"]["postgres_db"]
+    assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert db["scheme"] == "postgresql+psycopg2"  # SQLAlchemy 2.1 would pick the absent psycopg 3
 
 
 def test_run_launcher_rbac_covers_what_k8s_run_launcher_does(objs: tuple[Obj, ...]) -> None:
@@ -216,7 +218,9 @@ def test_run_launcher_rbac_covers_what_k8s_run_launcher_does(objs: tuple[Obj, ..
     # the processes that launch and terminate runs carry that account; nothing else does
     for w in workloads(objs):
         has_sa = pod_spec(w)["serviceAccountName"] == sa
-        assert has_sa == (component(w) in {"daemon", "webserver"}), w["metadata"]["name"]
+        # migrate too: `dagster instance migrate` builds the launcher (in-cluster config)
+        launches = component(w) in {"daemon", "webserver", "migrate"}
+        assert has_sa == launches, w["metadata"]["name"]
         if not has_sa:
             assert pod_spec(w)["automountServiceAccountToken"] is False
     launcher = instance_yaml(objs)["run_launcher"]["config"]
