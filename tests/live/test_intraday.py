@@ -22,7 +22,7 @@ from live.journal import orders as jo
 from live.market.feed import StreamFeed, session_hours
 from live.market.marks import reprice_chain
 from live.market.sim_replay import SimReplayFeed
-from live.market.snapshot import StaticSnapshotProvider
+from live.market.snapshot import StaticSnapshotProvider, snapshot_quotes
 from live.market.stream.model import MinuteBar, OptionQuote
 from live.notify import Event, Sink
 from live.orders.ids import client_order_id
@@ -271,10 +271,13 @@ def test_replay_delivers_a_bar_at_its_close_never_early(tmp_path: Path) -> None:
     assert live.closed_minute(OPEN + timedelta(minutes=5, seconds=3)) == OPEN + 4 * MINUTE
 
 
+C100, P100, CNOIV = "SPY240405C00100000", "SPY240405P00100000", "SPY240412C00100000"
+
+
 def chain(spot: float) -> pl.DataFrame:
     return pl.DataFrame(
         {
-            "contract": ["C100", "P100", "CNOIV"],
+            "contract": [C100, P100, CNOIV],
             "session": [date(2024, 3, 1)] * 3,
             "strike": [100.0, 100.0, 100.0],
             "right": ["C", "P", "C"],
@@ -297,11 +300,11 @@ def test_option_marks_follow_the_spot_and_a_streamed_quote_wins() -> None:
     marks = reprice_chain(chain(100.0), 105.0, ts)
     years = 30 / 365
     up_call = bs_price(105.0, 100.0, years, 0.0, 0.25) - bs_price(100.0, 100.0, years, 0.0, 0.25)
-    assert marks["C100"].last == pytest.approx(5.0 + up_call, abs=1e-9)
-    assert marks["C100"].bid == pytest.approx(4.9 + up_call, abs=1e-9)
-    assert marks["P100"].last < 4.5 and marks["C100"].greeks[0] > 0.53  # delta rose with spot
-    assert marks["CNOIV"].last == pytest.approx(5.0 + 0.5 * 5.0)  # no IV: moved by its delta
-    assert marks["C100"].ts == ts
+    assert marks[C100].last == pytest.approx(5.0 + up_call, abs=1e-9)
+    assert marks[C100].bid == pytest.approx(4.9 + up_call, abs=1e-9)
+    assert marks[P100].last < 4.5 and marks[C100].greeks[0] > 0.53  # delta rose with spot
+    assert marks[CNOIV].last == pytest.approx(5.0 + 0.5 * 5.0)  # no IV: moved by its delta
+    assert marks[C100].ts == ts
 
     history = pl.DataFrame({"session": [date(2024, 3, 1)], "symbol": ["SPY"], "close": [100.0]})
     snap = MarketSnapshot(ts, date(2024, 3, 1), {"SPY": 100.0}, history, {"SPY": chain(100.0)})
@@ -309,11 +312,11 @@ def test_option_marks_follow_the_spot_and_a_streamed_quote_wins() -> None:
     bar = MinuteBar("SPY", OPEN, 105, 105, 105, 105, 1, 105, 1)
     feed.book.apply(bar)
     feed.on_bar(bar)
-    feed.on_quote(OptionQuote("P100", OPEN + timedelta(seconds=30), 2.0, 2.2, 1, 1))
+    feed.on_quote(OptionQuote(P100, OPEN + timedelta(seconds=30), 2.0, 2.2, 1, 1))
     out = feed.marks({}, snap)
     assert out["SPY"].last == 105.0 and out["SPY"].ts == OPEN + timedelta(minutes=1)
-    assert out["C100"].last == pytest.approx(5.0 + up_call, abs=1e-9)
-    assert out["P100"].mid == pytest.approx(2.1) and math.isfinite(out["P100"].greeks[0])
+    assert out[C100].last == pytest.approx(5.0 + up_call, abs=1e-9)
+    assert out[P100].mid == pytest.approx(2.1) and math.isfinite(out[P100].greeks[0])
 
 
 def test_cli_refuses_an_unknown_market_data_mode(tmp_path: Path) -> None:
@@ -460,3 +463,41 @@ def test_stream_feed_on_alpaca_reads_the_real_market_stream(
             assert snap.features["session_open"] == opens
         finally:
             feed.close()
+
+
+def test_a_short_put_marked_from_the_streamed_spot_trips_the_daily_loss(tmp_path: Path) -> None:
+    """Options marks follow the stream: the underlying's minute close reprices the chain, and
+    the P&L guard sees the short put's loss at once (a real engine, journal and ledger)."""
+    from contracts.limits import AccountLimits
+    from live.book import Ledger
+    from live.deployments.manifests import load_manifest
+    from live.journal.store import Journal
+    from live.risk.engine import RiskEngine, TradingState
+    from live.runner.pnl_guard import PnlGuard
+
+    friday = date(2024, 3, 1)
+    ts = datetime(2024, 3, 1, 21, 0, tzinfo=UTC)
+    chains = {"SPY": chain(100.0).with_columns(pl.lit(friday).alias("session"))}
+    history = pl.DataFrame({"session": [friday], "symbol": ["SPY"], "close": [100.0]})
+    snap = MarketSnapshot(ts, friday, {"SPY": 100.0}, history, chains)
+    path = deploy(tmp_path, "puts", risk_limits=limits(max_daily_loss=5_000.0))
+    deps = [load_manifest(path)]
+    j = Journal(tmp_path / "journal.sqlite")
+    risk = RiskEngine(AccountLimits(), SimClock(OPEN))
+    guard = PnlGuard(j, risk, AccountLimits())
+    sold = jo.FillRow("e1", None, "puts", P100, "us_option", -10, 4.5, ts)
+    ledger = Ledger.from_fills([sold])  # ten puts sold at the close's mid
+    feed = StreamFeed(StaticSnapshotProvider(snap))
+    daily = snapshot_quotes(snap)
+
+    def minute(k: int, spot: float) -> None:
+        bar = MinuteBar("SPY", OPEN + k * MINUTE, spot, spot, spot, spot, 1, spot, 1)
+        feed.book.apply(bar)
+        feed.on_bar(bar)
+        guard.update(ledger, deps, None, feed.marks(daily, snap), OPEN + (k + 1) * MINUTE)
+
+    minute(0, 100.0)
+    assert risk.state("puts") is TradingState.ACTIVE
+    minute(1, 90.0)  # the put is worth ~10.6: ~6,100 lost since the day's start
+    assert risk.state("puts") is TradingState.REDUCING
+    j.close()
