@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from contracts import paths
+from contracts import database, paths
 from research.lakehouse import default_home
 
 EXPERIMENT_PREFIX = "alpaca-improved"
@@ -36,9 +36,14 @@ def _store(home: Path | str | None) -> Path:
 
 
 def tracking_uri(home: Path | str | None = None) -> str:
-    """The MLflow SQLite store under the data root."""
+    """MLflow's store: Postgres with ``ALPACA_IMPROVED_DATABASE_URL``, else SQLite in the root."""
     root = Path(home) if home is not None else default_home()
-    return paths.mlflow_uri(root)
+    return database.mlflow_tracking_uri(root)
+
+
+def _has_store(home: Path | str | None) -> bool:
+    """A store to read: the SQLite file under the root, or the configured Postgres database."""
+    return database.database_from_env() is not None or _store(home).exists()
 
 
 def list_experiments(home: Path | str | None = None) -> list[str]:
@@ -49,7 +54,7 @@ def list_experiments(home: Path | str | None = None) -> list[str]:
     """
     from mlflow.tracking import MlflowClient
 
-    if not _store(home).exists():
+    if not _has_store(home):
         return []  # opening the store would create it
     client = MlflowClient(tracking_uri=tracking_uri(home))
     return sorted(
@@ -91,7 +96,7 @@ def compare(
     if not _METRIC.fullmatch(metric):
         raise ValueError(f"--metric {metric!r} is not a metric name, e.g. --metric sharpe_ratio")
     root = Path(home) if home is not None else default_home()
-    if not _store(root).exists():
+    if not _has_store(root):
         raise ValueError(f"no MLflow store at {paths.mlflow_db(root)}; run `make demo` first")
     client = MlflowClient(tracking_uri=tracking_uri(root))
     name = experiment if "/" in experiment else f"{EXPERIMENT_PREFIX}/{experiment}"

@@ -32,6 +32,7 @@ from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.runner import dagster_instance
 from alpaca_improved_pipelines.settings import load_settings
 from contracts.database import DATABASE_ENV, PASSWORD_ENV, parse_database_url
+from research import experiments
 from tests.postgres_server import PostgresServer
 from tests.research_lake import fill_lake, quiet, resources_for
 
@@ -260,6 +261,9 @@ def test_sweep_approval_and_promotion_sensor_on_postgres(pg_home: tuple[Path, st
         "SELECT count(*) FROM mlflow.tags WHERE key = 'alpaca_improved.kind' AND value = 'variant'",
     )
     assert variants == [(3,)]  # the sweep's top_k child runs
+    # research reads the same store (notebooks, `alpaca-improved experiments compare`)
+    assert FAMILY in experiments.list_experiments(home)
+    assert len(experiments.compare(FAMILY, home=home, kind="variant")) == 3
     models = _query(url, "SELECT name FROM mlflow.registered_models")
     assert models == [(f"alpaca-improved-{FAMILY}",)]
     # and the Dagster runs (materialize + deploy) are in the dagster schema
