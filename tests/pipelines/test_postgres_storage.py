@@ -202,14 +202,19 @@ def test_a_malformed_url_fails_when_settings_load(tmp_path: Path) -> None:
     assert not tmp_path.joinpath("dagster_home").exists()
 
 
-def test_unset_keeps_the_sqlite_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    env = {**_env(tmp_path, ""), DATABASE_ENV: ""}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+def test_the_switch_flips_our_dagster_yaml_both_ways_and_unset_is_sqlite(
+    pg_home: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, _ = pg_home
+    cfg = home / "dagster_home" / "dagster.yaml"
+    with dagster_instance(load_settings()) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert "postgres_db:" in cfg.read_text()
+    monkeypatch.setenv(DATABASE_ENV, "")  # unset: today's embedded default, file rewritten
     with dagster_instance(load_settings()) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
-    assert "storage:" not in (tmp_path / "dagster_home" / "dagster.yaml").read_text()
+    assert "storage:" not in cfg.read_text()
+    assert (home / "dagster_home" / "history" / "runs.db").exists()
 
 
 @pytest.mark.slow
