@@ -532,3 +532,16 @@ def test_slow_client_407_and_unknown_symbols_are_reported(market: FakeMarket, cl
         assert slow.code == 407 and "too slow" in slow.message
         ms.close()
         hub.close_all()
+
+
+def test_delayed_sip_waits_15_minutes_before_calling_a_minute_missing(
+    env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    ms = MarketStream(["AAPL"], env={**env, "ALPACA_FEED": "delayed_sip"}, hub=hub, clock=clock)
+    assert ms.config is not None and ms.config.stock_url.endswith("/v2/delayed_sip")
+    clock.at(20)
+    missing = ms.gaps.missing(SESSION, {"AAPL": set()}, clock())
+    # 20 min 10 s after the open, only bars that closed 15 min + the 15 s settle ago are due:
+    # minute 3 closed at 4:00 (due at 19:15), minute 4 closes at 5:00 (due at 20:15, not yet)
+    assert missing == {"AAPL": [OPEN + timedelta(minutes=m) for m in range(4)]}
+    assert ms.stats()["feeds"]["alpaca:delayed_sip"]["gaps_found"] == 4

@@ -52,6 +52,7 @@ SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-/]{0,9}$")
 OCC = re.compile(r"^[A-Z][A-Z0-9.]{0,5}\d{6}[CP]\d{8}$")
 DEFAULT_STOCK_CHANNELS = ("bars", "updatedBars")
 DEFAULT_GAP_INTERVAL = 15.0
+DELAYED_SIP = timedelta(minutes=15)
 
 
 def check_symbols(symbols: Iterable[str], pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
@@ -123,12 +124,14 @@ class MarketStream:
         self.source = source
         self.channels = tuple(dict.fromkeys((*DEFAULT_STOCK_CHANNELS, *channels)))
         self.book = MinuteBook()
-        self.gaps = GapTracker(settle=settle)
         self.hub = hub or default_hub()
         self.gap_interval = gap_interval
         self._on_bar, self._on_quote, self._on_status = on_bar, on_quote, on_status
         self._on_event = on_event
         self._plans = self._connection_plans()
+        if self.config is not None and self.config.feed == "delayed_sip":
+            settle += DELAYED_SIP  # its bars arrive 15 minutes late: not missing before that
+        self.gaps = GapTracker(settle=settle)
         self._backfill: RestBackfill | None = self._make_backfill(backfill)
         self._handles: list[Handle] = []
         self._status: dict[str, FeedStatus] = {}
@@ -311,7 +314,8 @@ class MarketStream:
                     quotes = [self._last_quote[s] for s in symbols if s in self._last_quote]
                 last = max(quotes) if quotes else None
             conn_stats = getattr(conn, "stats", None)
-            feeds[conn.name if conn is not None else "/".join(key[::2])] = {
+            name = conn.name if conn is not None else feed_name(key)
+            feeds[name] = {
                 "state": (status.state if status else FeedState.STOPPED).value,
                 "message": status.message if status else "not started",
                 "code": status.code if status else None,
@@ -324,6 +328,14 @@ class MarketStream:
                 "consumers": self.hub.consumers(key),
                 "rejected_symbols": sorted(set(getattr(conn, "rejected", [])) & set(symbols)),
             }
+            if key[2] == "stocks":  # this stream's own book and gap work, on the bars feed
+                counts = self.book.counts()
+                feeds[name] |= {
+                    "gaps_found": self.gaps.stats.found,
+                    "gaps_filled": self.gaps.stats.filled,
+                    "revisions": counts["revision"],
+                    "duplicates": counts["duplicate"],
+                }
         counts = self.book.counts()
         g = self.gaps.stats
         bf = self._backfill.stats if self._backfill is not None else None
@@ -353,6 +365,13 @@ class MarketStream:
                 "last_error": bf.last_error,
             },
         }
+
+
+def feed_name(key: tuple[str, ...]) -> str:
+    """The status name of a hub key (as the connection will call itself)."""
+    if key[0] == "alpaca":
+        return f"alpaca:{key[3]}" if key[2] == "stocks" else f"alpaca-options:{key[3]}"
+    return f"{key[0]}:{key[2]}"
 
 
 def _alpaca_factory(cfg: AlpacaStreamConfig, kind: str) -> Any:
