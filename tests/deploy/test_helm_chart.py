@@ -309,6 +309,14 @@ def test_upgrades_migrate_the_instance_first(objs: tuple[Obj, ...]) -> None:
     assert pod_spec(job)["restartPolicy"] == "Never"
 
 
+def test_bundled_s3_gets_the_configured_buckets(helm_bin: str) -> None:
+    objs = render(("s3.lakeUri=s3://my-lake/x", "s3.mlflowArtifactsDestination=s3://my-art/a"))
+    (init,) = containers(named(objs, "Deployment", "-mlflow"), init=True)
+    code = init["args"][2]
+    compile(code, "create-buckets", "exec")
+    assert "for b in ('my-lake', 'my-art'):" in code
+
+
 def test_external_values_render_no_bundled_servers(helm_bin: str) -> None:
     objs = render((), EXTERNAL)
     comps = {component(w) for w in workloads(objs)}
