@@ -6,7 +6,9 @@ the book, and hands to :meth:`~live.market.feed.StreamFeed.on_bar`, every bar th
 the clock's time (a bar starting at t is delivered at t + 1 min, never early), exactly as the
 real stream's callbacks do, so the runner's intraday path is the one it runs on Alpaca. Its speed
 is the clock's: a :class:`~live.clock.SimClock` at ``sim_speed`` (instant when None). Option marks
-come from the daily chains repriced at the replayed spot (:mod:`live.market.marks`).
+come from the daily chains repriced at the replayed spot (:mod:`live.market.marks`), and from the
+stream's recorded ``option_quotes_1m`` (each minute's last NBBO, at the minute's end) when the
+lake has them.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from contracts import paths
 from contracts.calendar import new_york_date
 from live.market.feed import StreamFeed
 from live.market.snapshot import LakeDataError, SnapshotProvider
-from live.market.stream.model import MinuteBar
+from live.market.stream.model import MinuteBar, OptionQuote
 from strategies.models import MINUTE
 
 TABLE = "stock_bars_1m"
 COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "vwap", "trade_count")
+QUOTES = "option_quotes_1m"  # the stream's last NBBO per contract and minute, when recorded
+QUOTE_COLUMNS = ("ts", "symbol", "quote_ts", "bid", "ask", "bid_size", "ask_size")
 
 
 class SimReplayFeed(StreamFeed):
@@ -51,6 +55,8 @@ class SimReplayFeed(StreamFeed):
         self.session: date | None = None
         self._queue: list[MinuteBar] = []
         self._next = 0
+        self._replay_quotes: list[tuple[datetime, OptionQuote]] = []  # (minute, last NBBO)
+        self._next_quote = 0
 
     def pump(self, now: datetime) -> int:
         """Deliver every bar of the clock's session that closed by ``now``, then count them.
@@ -61,6 +67,10 @@ class SimReplayFeed(StreamFeed):
         day = new_york_date(now)
         if day != self.session:
             self._load(day)
+        quotes = self._replay_quotes
+        while self._next_quote < len(quotes) and quotes[self._next_quote][0] + MINUTE <= now:
+            self.on_quote(quotes[self._next_quote][1])  # a minute's last NBBO, at its end
+            self._next_quote += 1
         queue = self._queue
         while self._next < len(queue) and queue[self._next].ts + MINUTE <= now:
             bar = queue[self._next]
@@ -73,23 +83,33 @@ class SimReplayFeed(StreamFeed):
         if self.session is not None:
             self.book.drop_session(self.session)  # memory stays flat over many sessions
         self.session, self._queue, self._next = day, [], 0
-        path = self.lake / TABLE / f"session={day.isoformat()}" / "part.parquet"
-        if not path.is_file():
+        self._replay_quotes, self._next_quote = [], 0
+        quotes = self._read(QUOTES, day, QUOTE_COLUMNS)
+        if quotes is not None:
+            rows = quotes.sort("ts").iter_rows()
+            self._replay_quotes = [(r[0], OptionQuote(r[1], *r[2:])) for r in rows]
+        frame = self._read(TABLE, day, COLUMNS)
+        if frame is None:
             return
-        try:
-            frame = pl.read_parquet(path, columns=list(COLUMNS))
-        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-            raise LakeDataError(
-                path,
-                f"lake partition {path} cannot be replayed ({type(exc).__name__}); "
-                f"re-materialize {TABLE} for {day.isoformat()}",
-            ) from None
         if self.only is not None:
             frame = frame.filter(pl.col("symbol").is_in(sorted(self.only)))
         frame = frame.sort("ts", "symbol")
         if self.only is None:
             self.expected = frozenset(frame.get_column("symbol").unique().to_list())
         self._queue = [_bar(row) for row in frame.iter_rows(named=True)]
+
+    def _read(self, table: str, day: date, columns: tuple[str, ...]) -> pl.DataFrame | None:
+        path = self.lake / table / f"session={day.isoformat()}" / "part.parquet"
+        if not path.is_file():
+            return None
+        try:
+            return pl.read_parquet(path, columns=list(columns))
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+            raise LakeDataError(
+                path,
+                f"lake partition {path} cannot be replayed ({type(exc).__name__}); "
+                f"re-materialize {table} for {day.isoformat()}",
+            ) from None
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()

@@ -40,6 +40,7 @@ MONDAY = date(2024, 3, 4)  # the session after the lake's last daily bar (EST: U
 OPEN = datetime(2024, 3, 4, 9, 30, tzinfo=NEW_YORK)
 CRASH_AT = datetime(2024, 3, 4, 11, 0, tzinfo=NEW_YORK)  # SPY's bar here closes 30% down
 SPY_BEFORE, SPY_AFTER = crossing_closes(30)[-1], 70.0
+SEC = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +261,25 @@ def test_replay_delivers_a_bar_at_its_close_never_early(tmp_path: Path) -> None:
     assert feed.pump(OPEN + timedelta(minutes=3, seconds=1)) == 4
     assert feed.book.last_ts("SPY") == OPEN + timedelta(minutes=2)
     assert feed.stats()["replayed"] == 6
+    quotes = tmp_path / "lake" / "option_quotes_1m" / "session=2024-03-04"
+    quotes.mkdir(parents=True)
+    pl.DataFrame(
+        {
+            "ts": [OPEN + 3 * MINUTE],
+            "symbol": [P100],
+            "quote_ts": [OPEN + 3 * MINUTE + 42 * SEC],
+            "bid": [2.0],
+            "ask": [2.2],
+            "bid_size": [5.0],
+            "ask_size": [7.0],
+        }  # fmt: skip
+    ).write_parquet(quotes / "part.parquet")
+    again = SimReplayFeed(home, StaticSnapshotProvider(None))  # the stream's recorded NBBO too
+    again.pump(OPEN + 3 * MINUTE + 59 * SEC)
+    assert P100 not in again.marks({}, None)  # the minute's last quote is known at its end
+    again.pump(OPEN + 4 * MINUTE)
+    assert again.marks({}, None)[P100].mid == pytest.approx(2.1)
+    assert again.marks({}, None)[P100].ts == OPEN + 3 * MINUTE + 42 * SEC
 
     live = StreamFeed(StaticSnapshotProvider(None), symbols=("SPY", "QQQ"), grace_s=2.0)
     bar = MinuteBar("SPY", OPEN, 1, 1, 1, 1, 1, 1, 1)
