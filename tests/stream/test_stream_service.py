@@ -545,3 +545,19 @@ def test_delayed_sip_waits_15_minutes_before_calling_a_minute_missing(
     # minute 3 closed at 4:00 (due at 19:15), minute 4 closes at 5:00 (due at 20:15, not yet)
     assert missing == {"AAPL": [OPEN + timedelta(minutes=m) for m in range(4)]}
     assert ms.stats()["feeds"]["alpaca:delayed_sip"]["gaps_found"] == 4
+
+
+def test_a_failed_backfill_is_retried_on_the_next_pass(
+    ws: FakeAlpacaDataStream, rest: AlpacaMarketFake, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    ms = MarketStream(["AAPL"], env=env, hub=hub, clock=clock, settle=SETTLE, gap_interval=0.1)
+    clock.at(5)
+    rest.queue_faults("/v2/stocks/bars", ["500"])  # alpaca-py does not retry a 500 itself
+    ms.start()
+    wait_for(lambda: ms.gaps.stats.filled == 5, what="backfill after one failed pass")
+    stats = ms.stats()
+    assert stats["gaps"]["errors"] == 1 and stats["backfill"]["errors"] == 1
+    assert stats["backfill"]["last_error"].startswith("500")
+    assert SECRET not in json.dumps(stats)
+    assert ms.book.minutes("AAPL", SESSION) == rest_minutes(ws.market, "AAPL", 5)
+    ms.close()
