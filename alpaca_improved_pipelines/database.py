@@ -45,8 +45,8 @@ def _reason(db: DatabaseUrl, message: str) -> tuple[str, str]:
     if "permission denied" in low:
         return (
             text,
-            f"grant the user CREATE on database {db.database!r} (it creates the schemas "
-            f"{', '.join(SCHEMAS)})",
+            f"grant the user CREATE on database {db.database!r}, or create the schemas "
+            f"{', '.join(SCHEMAS)} with AUTHORIZATION {db.username}",
         )
     if any(s in low for s in ("connection refused", "could not translate", "timeout", "timed out")):
         return (
