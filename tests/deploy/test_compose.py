@@ -170,6 +170,18 @@ def test_only_authenticated_loopback_ports_are_published(compose: dict[str, Any]
     assert mlflow[mlflow.index("--app-name") + 1] == "basic-auth"
 
 
+def test_s3_init_creates_the_buckets_the_stack_uses(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    created = services["s3-init"]["command"][2:]
+    lake = services["dagster-code"]["environment"]["ALPACA_IMPROVED_LAKE_URI"]
+    cmd = services["mlflow"]["command"]
+    artifacts = cmd[cmd.index("--artifacts-destination") + 1]
+    assert sorted(created) == sorted(u.split("/")[2] for u in (lake, artifacts))
+    assert services["mlflow"]["depends_on"]["s3-init"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
 def test_signals_service_is_templated_behind_a_profile(compose: dict[str, Any]) -> None:
     """The signals service does not exist yet: it must not start by default."""
     assert compose["services"]["signals"]["profiles"] == ["signals"]
