@@ -276,6 +276,73 @@ def test_network_policies_let_only_dagster_reach_the_code_location(objs: tuple[O
     assert not policy_allows_ingress(policy, {"app.kubernetes.io/component": "live-runner"})
 
 
+NEEDED = [  # (client, server, port): every connection the services make inside the namespace
+    *[
+        (c, "postgres", 5432)
+        for c in (
+            "webserver",
+            "daemon",
+            "code-location",
+            "run-worker",
+            "mlflow",
+            "live-runner",
+            "migrate",
+        )
+    ],
+    *[(c, "s3", 5000) for c in ("code-location", "run-worker", "mlflow", "live-runner")],
+    *[(c, "code-location", 3030) for c in ("webserver", "daemon")],
+    *[(c, "mlflow", 5000) for c in ("code-location", "run-worker", "live-runner")],
+]
+FORBIDDEN = [
+    ("live-runner", "code-location", 3030),
+    ("mlflow", "code-location", 3030),
+    ("run-worker", "webserver", 8080),
+    ("live-runner", "webserver", 8080),
+    ("s3", "postgres", 5432),
+    ("postgres", "s3", 5000),
+    ("webserver", "mlflow", 5000),
+]
+
+
+def connection_allowed(policies: list[Obj], src: str, dst: str, port: int) -> bool:
+    """Both sides allow it: an egress rule of a policy on ``src`` and an ingress rule on ``dst``."""
+
+    def labels(c: str) -> dict[str, str]:
+        return {
+            "app.kubernetes.io/name": "alpaca-improved",
+            "app.kubernetes.io/instance": RELEASE,
+            "app.kubernetes.io/component": c,
+        }
+
+    def side(direction: str, me: str, peer: str) -> bool:
+        key = "to" if direction == "egress" else "from"
+        for pol in policies:
+            if not selects(pol["spec"]["podSelector"], labels(me)):
+                continue
+            for rule in pol["spec"].get(direction, []):
+                ports = {p["port"] for p in rule.get("ports", [])}
+                if ports and port not in ports:
+                    continue
+                if any(
+                    "podSelector" in x
+                    and "namespaceSelector" not in x
+                    and selects(x["podSelector"], labels(peer))
+                    for x in rule.get(key, [])
+                ):
+                    return True
+        return False
+
+    return side("egress", src, dst) and side("ingress", dst, src)
+
+
+def test_network_policies_allow_what_the_services_need_and_no_more(helm_bin: str) -> None:
+    policies = by_kind(render(), "NetworkPolicy")
+    for src, dst, port in NEEDED:
+        assert connection_allowed(policies, src, dst, port), (src, dst, port)
+    for src, dst, port in FORBIDDEN:
+        assert not connection_allowed(policies, src, dst, port), (src, dst, port)
+
+
 def test_ui_and_mlflow_are_only_reachable_through_authentication(helm_bin: str) -> None:
     objs = render(("dagster.webserver.service.type=LoadBalancer",))
     dep = named(objs, "Deployment", "-webserver")
