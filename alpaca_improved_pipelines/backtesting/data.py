@@ -39,7 +39,7 @@ class CloseMatrix:
     @property
     def table(self) -> str:
         """The lake table the data came from."""
-        return "stock_bars_1d"
+        return BAR_TABLE["1d"]
 
     @property
     def signal_input(self) -> object:
@@ -71,7 +71,7 @@ class MinuteMatrix(CloseMatrix):
 
     @property
     def table(self) -> str:
-        return "stock_bars_1m"
+        return BAR_TABLE["1m"]
 
     @property
     def signal_input(self) -> object:
@@ -173,5 +173,6 @@ def load_closes(
     return CloseMatrix(chosen, names, wide.select(names).to_numpy().astype(np.float64), versions)
 
 
-# What each Strategy.timeframe trades on.
+# What each Strategy.timeframe trades on: its loader and the lake table it reads.
 _LOADERS = {"1d": load_closes, "1m": load_minutes}
+BAR_TABLE: dict[str, str] = {"1d": "stock_bars_1d", "1m": "stock_bars_1m"}

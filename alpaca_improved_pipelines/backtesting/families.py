@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_for
+from alpaca_improved_pipelines.backtesting.data import BAR_TABLE, CloseMatrix, load_for
 from strategies.equity.signal import SignalStrategy, signal_families
 from strategies.models import Timeframe
 
@@ -38,6 +38,11 @@ class Family:
     def timeframe(self) -> Timeframe:
         """The bars the family trades on (``Strategy.timeframe``): its data need."""
         return self.strategy.timeframe
+
+    @property
+    def table(self) -> str:
+        """The lake table of bars the family is swept on."""
+        return BAR_TABLE[self.timeframe]
 
     def load(
         self, lake: Path, start: dt.date | None = None, end: dt.date | None = None

@@ -64,6 +64,11 @@ def reference_backtest(
     """
     import vectorbt as vbt
 
+    if family(strategy).timeframe != "1d":  # orders here are keyed by session: one per day
+        raise ConfigError(
+            f"{strategy} trades minute bars; its reference backtest is not built yet (compare "
+            "its live round trips with the sweep's trades.parquet entry_ts/exit_ts instead)"
+        )
     symbols = list(params.get("symbols") or data.symbols)
     missing = sorted(set(symbols) - set(data.symbols))
     if missing:

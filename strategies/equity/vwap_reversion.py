@@ -222,25 +222,26 @@ class VWAPReversion(SignalStrategy):
         closed = decision_minute(snapshot, opn)
         n = (cls - opn) // 60_000_000_000
         intents: list[OrderIntent] = []
-        forced = closed >= n - self.config.flat_before
-        bars = intraday_bars(snapshot)
-        for symbol in self.config.symbols:
-            held = book.shares(symbol)
-            if forced:
+        symbols = self.config.symbols
+        if closed >= n - self.config.flat_before:  # forced exit, with or without a new bar
+            for symbol in symbols:
+                held = book.shares(symbol)
                 if held > 0:
                     intents.append(self._order(symbol, Side.SELL, held, "flat before close"))
-                continue
-            if closed < 1:
-                continue
-            panel = MinutePanel.build(bars, (symbol,), [(opn, cls)]).head(closed)
-            if not panel.has_bar[-1, 0]:
+            return intents
+        if closed < 1:
+            return intents
+        panel = MinutePanel.build(intraday_bars(snapshot), symbols, [(opn, cls)]).head(closed)
+        entries, exits = self.signals(panel)
+        for j, symbol in enumerate(symbols):
+            if not panel.has_bar[-1, j]:
                 continue  # no bar closed this minute for the symbol: nothing new to act on
-            entries, exits = self.signals(panel)
-            entry, exit_ = bool(entries[-1, 0]), bool(exits[-1, 0])
+            held = book.shares(symbol)
+            entry, exit_ = bool(entries[-1, j]), bool(exits[-1, j])
             if held > 0 and exit_ and not entry:
                 intents.append(self._order(symbol, Side.SELL, held, "back to VWAP"))
             elif held == 0 and entry and not exit_:
-                price = snapshot.prices.get(symbol, float(panel.close[-1, 0]))
+                price = snapshot.prices.get(symbol, float(panel.close[-1, j]))
                 qty = self._entry_qty(book, price)
                 if qty >= 1:
                     intents.append(self._order(symbol, Side.BUY, qty, "below VWAP band"))

@@ -51,10 +51,12 @@ def _candidates(home: Path, instance: dg.DagsterInstance, **cfg: object) -> dict
 def test_gates_require_passed_quality_checks(home: Path) -> None:
     with dg.instance_for_test() as instance:  # no check results in this instance
         cands = _candidates(home, instance)
-    assert set(cands) == {"ma_crossover", "momentum", "rsi_reversion"}
-    for c in cands.values():
+    assert set(cands) == {"ma_crossover", "momentum", "rsi_reversion", "vwap_reversion"}
+    for name, c in cands.items():
         assert not c["passed"]
-        assert "no pandera_schema result on stock_bars_1d" in c["reasons"]
+        # each family is gated on the bars it was backtested on (minute bars for vwap_reversion)
+        table = "stock_bars_1m" if name == "vwap_reversion" else "stock_bars_1d"
+        assert f"no pandera_schema result on {table}" in c["reasons"]
 
 
 def test_gates_apply_thresholds(home: Path) -> None:

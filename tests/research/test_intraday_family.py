@@ -152,3 +152,58 @@ def test_the_generated_sweep_asset_materializes_on_minute_bars(
     np.testing.assert_allclose(row["returns"], expected, rtol=0, atol=1e-12)
     meta = res.asset_materializations_for_node("vwap_reversion_sweep")[0].metadata
     assert meta["trials"].value == len(grid)
+
+
+@pytest.mark.slow  # the session's year-lake sweeps (every family), then candidates and approval
+def test_a_vwap_reversion_candidate_is_walked_forward_gated_and_approved(
+    swept, tmp_path: Path
+) -> None:
+    """Like any family: its sweep ran on the year lake's minute bars, walk-forward folds it,
+    the candidates gate it, and approval writes a deployment manifest naming the minute bars it
+    was tested on, whose params build the strategy the live runner will run."""
+    import shutil
+
+    from alpaca_improved_pipelines.defs.promotion.assets import approved_manifest, candidates
+    from contracts import paths
+    from contracts.manifest import read_manifest
+    from strategies.base import create_strategy
+
+    src, _ = swept
+    home = tmp_path / "home"
+    shutil.copytree(src, home, ignore=shutil.ignore_patterns("sweeps", "mlartifacts"))
+    folds = pl.read_parquet(home / "lake" / "walk_forward" / "family=vwap_reversion" / "*.parquet")
+    assert folds.height >= 3
+    lenient = {"require_quality_checks": False, "min_dsr": 0.0, "min_oos_sharpe": -100.0,
+               "min_trades": 0, "max_drawdown": 1.0}  # fmt: skip
+    approval = {"family": "vwap_reversion", "approver": "qa", "reason": "test"}
+    ops = {"candidates": {"config": lenient}, "approved_manifest": {"config": approval}}
+    with dg.instance_for_test() as instance:
+        res = dg.materialize(
+            [candidates, approved_manifest],
+            resources=resources_for(home),
+            instance=instance,
+            run_config=quiet({"ops": ops}),
+        )
+    assert res.success
+    cands = json.loads((home / "live" / "candidates.json").read_text())["candidates"]
+    cand = next(c for c in cands if c["family"] == "vwap_reversion")
+    assert cand["passed"] and cand["trades"] > 0
+    (path,) = paths.manifests_dir(home).glob("vwap_reversion-*.json")
+    manifest = read_manifest(path)
+    assert manifest.strategy == "vwap_reversion" and set(manifest.data_versions) == {
+        "stock_bars_1m"
+    }
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in manifest.params.items()}
+    strategy = create_strategy(manifest.strategy, params)  # as live.deployments builds it
+    assert strategy.timeframe == "1m" and strategy.config.symbols == tuple(SYMBOLS)
+
+
+def test_the_quality_gate_and_the_manifest_name_the_minute_bars(instance) -> None:
+    """A minute family is gated on stock_bars_1m's blocking checks (not the daily bars')."""
+    from alpaca_improved_pipelines.defs.promotion.assets import bars_table
+    from alpaca_improved_pipelines.defs.promotion.gates import quality_checks_passed
+
+    assert bars_table("vwap_reversion") == "stock_bars_1m" == family("vwap_reversion").table
+    assert bars_table("momentum") == bars_table("wheel") == "stock_bars_1d"
+    why = quality_checks_passed(instance, SESSIONS[0], SESSIONS[-1], bars_table("vwap_reversion"))
+    assert why.startswith("no pandera_schema result on stock_bars_1m")

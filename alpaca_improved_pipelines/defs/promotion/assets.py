@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from alpaca_improved_pipelines.backtesting.data import BAR_TABLE
 from alpaca_improved_pipelines.defs.promotion.approval import (
     ApprovalConfig,
     approved_limits,
@@ -36,7 +37,13 @@ from contracts.manifest import (
     manifest_json,
     write_manifest,
 )
-from strategies.base import get_strategy_class
+from strategies.base import get_strategy_class, strategy_registry
+
+
+def bars_table(name: str) -> str:
+    """The bar table family ``name`` trades on (by its ``timeframe``; daily when unknown)."""
+    cls = strategy_registry().get(name)
+    return BAR_TABLE[cls.timeframe] if cls is not None else BAR_TABLE["1d"]
 
 
 @dg.asset(group_name="promotion", deps=[leaderboard], kinds={"json"})
@@ -51,7 +58,8 @@ def candidates(
         detail = lake_row(home, row["family"])
         reasons = gate_reasons({**row, **detail}, config)
         if config.require_quality_checks:
-            why = quality_checks_passed(context.instance, detail["start"], detail["end"])
+            bars = bars_table(row["family"])
+            why = quality_checks_passed(context.instance, detail["start"], detail["end"], bars)
             if why:
                 reasons.append(why)
         rows.append(
@@ -159,7 +167,8 @@ def build_manifest(
     params = {**json.loads(cand["params"]), "symbols": list(universe)}
     symbol, price, session = reference_close(home, underlyings(params))
     limits = approved_limits(config, price)
-    table = "option_chains" if "underlying" in params else "stock_bars_1d"
+    # the lake table the candidate was backtested on (a minute family sweeps stock_bars_1m)
+    table = "option_chains" if "underlying" in params else BAR_TABLE[cls.timeframe]
     try:
         return DeploymentManifest(
             manifest_id=f"{config.family}-{cand['data_version'][:8]}",

@@ -34,9 +34,13 @@ def _sessions_of(run: dg.DagsterRun | None) -> tuple[dt.date, dt.date] | None:
     return dt.date.fromisoformat(start), dt.date.fromisoformat(end)
 
 
-def quality_checks_passed(instance: dg.DagsterInstance, start: dt.date, end: dt.date) -> str:
-    """ "" if every input session's latest blocking-check result passed, else why not."""
-    for key in BLOCKING_INPUT_CHECKS:
+def quality_checks_passed(
+    instance: dg.DagsterInstance, start: dt.date, end: dt.date, table: str = "stock_bars_1d"
+) -> str:
+    """ "" if every input session's latest blocking-check result on ``table`` (the bars the
+    family was backtested on) passed, else why not."""
+    keys = [dg.AssetCheckKey(dg.AssetKey(table), k.name) for k in BLOCKING_INPUT_CHECKS]
+    for key in keys:
         history = instance.event_log_storage.get_asset_check_execution_history(key, limit=5000)
         latest: dict[tuple[dt.date, dt.date], AssetCheckExecutionRecordStatus] = {}
         for rec in history:  # newest first

@@ -10,6 +10,7 @@ import dagster as dg
 import polars as pl
 
 from alpaca_improved_pipelines.backtesting import research_tables
+from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.defs.research.walk_forward import walk_forward
 from alpaca_improved_pipelines.tracking.mlflow_store import RunTags, Tracker
 from contracts import paths
@@ -37,7 +38,7 @@ def run_walk_forward(
             context.run_id,
             context.asset_key.to_user_string(),
             f"{board['start'][0]}..{board['end'][0]}",
-            {"stock_bars_1d": str(board["data_version"][0])},
+            {family(name).table: str(board["data_version"][0])},
         )
         run_id = tracker.start_run(name, f"{name} walk-forward", "walk_forward", tags)
         tracker.log(
