@@ -180,6 +180,9 @@ def run(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds for every feed to authenticate.")
     ] = 20.0,
+    backfill: Annotated[
+        bool, typer.Option(help="Fill today's missed minutes from Alpaca REST.")
+    ] = True,
 ) -> None:
     """Stream minute bars (and option quotes) into the lake until --for/--until or Ctrl-C."""
     from alpaca.common.exceptions import APIError
@@ -219,6 +222,7 @@ def run(
                 on_bar=writer.on_bar,
                 on_quote=writer.on_quote,
                 on_status=on_status,
+                backfill=None if backfill else False,
             )
         except APIError as exc:  # the option-chain lookup of an underlying
             raise _rest_error("the option-chain lookup", exc) from None
@@ -281,10 +285,11 @@ def run(
         stream.close()
         writer.close()
         status_file.write_status(root, snapshot(False))
-    rows = writer.stats()["rows"]
+    done = writer.stats()
+    rows, sessions = done["rows"], ", ".join(done["sessions"]) or "none"
     typer.echo(
         f"stopped ({reason['why']}): {rows[STREAM_BARS]} bar rows, {rows[OPTION_QUOTES]} quote "
-        f"rows in today's partitions ({new_york_date(datetime.now(UTC))})"
+        f"rows in the partitions written (sessions: {sessions})"
     )
 
 

@@ -410,6 +410,7 @@ class StreamLakeWriter:
                     t: sum(n for (name, _), n in self._heights.items() if name == t)
                     for t in (STREAM_BARS, OPTION_QUOTES)
                 },
+                "sessions": sorted({s.isoformat() for _, s in self._heights}),
                 "queued": self._queue.qsize(),
                 "open_quote_minutes": len(self._open_quotes),
                 "flush_ms_last": round(self.flush_ms[-1], 1) if self.flush_ms else None,
