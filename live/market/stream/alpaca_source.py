@@ -201,15 +201,15 @@ def parse(kind: str, channel: str, msg: dict[str, Any]) -> Item:
         revised = channel == "updatedBars"
         return minute_bar(msg["S"], msg["t"], msg, "revision" if revised else "stream")
     if kind == "options" and channel == "quotes":
-        return OptionQuote(
-            symbol=msg["S"],
-            ts=msg["t"],
-            bid=float(msg["bp"]),
-            ask=float(msg["ap"]),
-            bid_size=float(msg["bs"]),
-            ask_size=float(msg["as"]),
-            bid_exchange=str(msg.get("bx", "")),
-            ask_exchange=str(msg.get("ax", "")),
+        return OptionQuote(  # positional: once per quote, the hot path
+            msg["S"],
+            msg["t"],
+            float(msg["bp"]),
+            float(msg["ap"]),
+            float(msg["bs"]),
+            float(msg["as"]),
+            str(msg.get("bx", "")),
+            str(msg.get("ax", "")),
         )
     return msg
 

@@ -236,10 +236,10 @@ class MarketStream:
             self._on_bar(bar)
 
     def _quote(self, quote: OptionQuote) -> None:
-        with self._lock:
-            last = self._last_quote.get(quote.symbol)
-            if last is None or quote.ts > last:
-                self._last_quote[quote.symbol] = quote.ts
+        # one writer per contract (its feed's thread); dict reads and writes are atomic
+        last = self._last_quote.get(quote.symbol)
+        if last is None or quote.ts > last:
+            self._last_quote[quote.symbol] = quote.ts
         if self._on_quote is not None:
             self._on_quote(quote)
 
@@ -310,8 +310,7 @@ class MarketStream:
                 lasts = [t for s in symbols if (t := self.book.last_ts(s)) is not None]
                 last = max(lasts) + MINUTE if lasts else None  # the latest bar's close
             else:
-                with self._lock:
-                    quotes = [self._last_quote[s] for s in symbols if s in self._last_quote]
+                quotes = [t for s in symbols if (t := self._last_quote.get(s)) is not None]
                 last = max(quotes) if quotes else None
             conn_stats = getattr(conn, "stats", None)
             name = conn.name if conn is not None else feed_name(key)
