@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from live.errors import ConfigError
-from live.market.stream.alpaca_source import config_from_env
+from live.market.stream.alpaca_source import STOCK_CHANNELS, config_from_env
 from live.market.stream.gaps import session_minutes
 from live.market.stream.hub import StreamHub
 from live.market.stream.model import FeedState, FeedStatus, MinuteBar, OptionQuote
@@ -560,4 +560,36 @@ def test_a_failed_backfill_is_retried_on_the_next_pass(
     assert stats["backfill"]["last_error"].startswith("500")
     assert SECRET not in json.dumps(stats)
     assert ms.book.minutes("AAPL", SESSION) == rest_minutes(ws.market, "AAPL", 5)
+    ms.close()
+
+
+def test_trades_statuses_luld_and_daily_bars_reach_on_event(
+    ws: FakeAlpacaDataStream, env: dict, hub: StreamHub, clock: Clock
+) -> None:
+    events: list[tuple[str, dict]] = []
+    ms = MarketStream(
+        ["AAPL"],
+        env=env,
+        hub=hub,
+        clock=clock,
+        backfill=False,
+        channels=STOCK_CHANNELS,
+        on_event=lambda ch, msg: events.append((ch, msg)),
+    ).start()
+    wait_for(lambda: ws.subscriptions("iex").get("lulds") == ["AAPL"], what="lulds subscribed")
+    assert all(ws.subscriptions("iex")[ch] == ["AAPL"] for ch in STOCK_CHANNELS)
+    t = OPEN + timedelta(seconds=61.25)
+    ws.publish(
+        "iex",
+        [
+            {"T": "t", "S": "AAPL", "i": 1, "x": "V", "p": 170.1, "s": 100, "t": t, "c": ["@"]},
+            {"T": "s", "S": "AAPL", "sc": "H", "sm": "Trading Halt", "rc": "LUDP", "t": t},
+            {"T": "l", "S": "AAPL", "u": 180.0, "d": 160.0, "i": "", "t": t, "z": "C"},
+            {"T": "d", "S": "AAPL", "o": 1.0, "h": 2.0, "l": 0.5, "c": 1.5, "v": 9, "t": t},
+        ],
+    )
+    wait_for(lambda: len(events) == 4, what="four events")
+    assert [ch for ch, _ in events] == ["trades", "statuses", "lulds", "dailyBars"]
+    assert all(msg["t"] == t for _, msg in events)  # the exchange's time, as a datetime
+    assert ms.book.bars(SESSION).height == 0  # a daily bar is not a minute bar
     ms.close()
