@@ -134,6 +134,7 @@ class Runner:
             notifier.notify, config.account_limits, self.time.now,
         )  # fmt: skip
         self.manager.on_send = self.submitter.on_send
+        self.submitter.also_late = self.minute_too_late
         self.manager.on_auth_rejected = self.watch.auth_rejected
         self.manager.may_resend = lambda row: (
             not self.recon.running
@@ -335,8 +336,26 @@ class Runner:
         return self.time.now()
 
     def too_late(self, row: jo.OrderRow) -> str | None:
-        """Why an unacknowledged order may no longer be sent (:meth:`MarketTime.too_late`)."""
-        return self.time.too_late(row, self._session())
+        """Why an unacknowledged order may no longer be sent (:meth:`MarketTime.too_late`, and
+        a minute decision's own window, :meth:`minute_too_late`)."""
+        return self.time.too_late(row, self._session()) or self.minute_too_late(row)
+
+    def minute_too_late(self, row: jo.OrderRow) -> str | None:
+        """A "1m" deployment's order is sent within the minute after its bar closed or never:
+        once a newer bar has closed, the decision is stale (say, after a crash and restart)."""
+        dep = self.deployments.active.get(row.deployment_id)
+        if dep is None or dep.strategy.timeframe != "1m" or row.intent.tag == FLATTEN_TAG:
+            return None
+        if self.market is None:
+            return None  # the market's time is unknown: nothing is sent yet anyway
+        now = self.market_now()
+        if row.decided_at + MINUTE > now:
+            return None
+        decided = row.decided_at.astimezone(NEW_YORK)
+        return (
+            f"decided on the bar closing {decided:%H:%M} New York; a newer bar closed since "
+            f"({now.astimezone(NEW_YORK):%H:%M:%S}): a minute decision is sent in its minute"
+        )
 
     def _session(self) -> str | None:
         return self.snapshot.session.isoformat() if self.snapshot is not None else None

@@ -56,6 +56,8 @@ class Submitter:
         self.account_limits, self.market_now = account_limits, market_now
         self.decided_at: dict[str, float] = {}  # client id -> monotonic time of its decision
         self.latencies: list[float] = []  # decision-to-submit seconds
+        # another reason an order's send window closed (the runner's minute-decision window)
+        self.also_late: Callable[[jo.OrderRow], str | None] = lambda row: None
 
     def track(self, stamps: Iterable[tuple[str, float]]) -> None:
         """Remember when each new order's decision was made (``(client id, monotonic)``)."""
@@ -107,7 +109,7 @@ class Submitter:
         approved = []
         with self.j.tx():  # one commit for every refusal of this pass
             for row in pending:
-                late = send_window_closed(row, view.session, now)
+                late = send_window_closed(row, view.session, now) or self.also_late(row)
                 if late is not None:  # the same rule expires an unacknowledged order after a crash
                     self._refuse(
                         row, "runner", OrderStatus.UNSENT_EXPIRED, f"expired unsent: {late}"

@@ -521,3 +521,43 @@ def test_a_short_put_marked_from_the_streamed_spot_trips_the_daily_loss(tmp_path
     minute(1, 90.0)  # the put is worth ~10.6: ~6,100 lost since the day's start
     assert risk.state("puts") is TradingState.REDUCING
     j.close()
+
+
+class Died(BaseException):
+    """A crash (escapes the runner's per-step error handling, as a kill would)."""
+
+
+def test_a_minute_order_not_sent_before_a_crash_is_never_sent_late(
+    tmp_path: Path, probe: type[MinuteProbe]
+) -> None:
+    home = make_home(tmp_path)
+    deploy(home, "probe", strategy="minute_probe", params={"symbols": ["SPY"]})
+
+    def die_before_send(point: str) -> None:
+        if point == "before_send":
+            raise Died(point)
+
+    config = RunnerConfig(home=home, broker="sim", cycle_seconds=60, market_data="stream")
+    first, _ = build_runner(config, clock=SimClock(OPEN), crash=die_before_send)
+    with pytest.raises(Died):  # the 09:31 decision is journaled, then the process dies
+        first.run(should_stop=lambda: first.clock.now() >= OPEN + 3 * MINUTE)
+    first.close()
+    restart = OPEN + 5 * MINUTE + 30 * SEC
+    second = runner(home, restart)
+    run_until(second, restart + 2 * MINUTE)
+    orders = jo.list_orders(second.j)
+    stale = orders[0]
+    assert stale.decided_at == OPEN + MINUTE and stale.status.value == "unsent_expired"
+    assert "a newer bar closed since" in (second.j.rows(
+        "SELECT note FROM order_events WHERE client_order_id=? ORDER BY rowid DESC LIMIT 1",
+        stale.client_order_id,
+    )[0][0] or "")  # fmt: skip
+    assert minute_decisions(second, "probe") == [
+        "2024-03-04 09:31",
+        "2024-03-04 09:35",
+        "2024-03-04 09:36",
+        "2024-03-04 09:37",
+    ]  # fmt: skip  (09:32-09:34 closed while it was down: never decided late)
+    assert [o.status.value for o in orders[1:]] == ["filled"] * 3
+    assert second.broker.positions()[0].qty == 3  # the stale order never reached the broker
+    second.close()
