@@ -80,6 +80,18 @@ def test_all_three_images_are_checked() -> None:
         assert "deploy/secrets" in (p.parent / f"{p.name}.dockerignore").read_text()
 
 
+def test_explicit_pins_never_contradict_the_lock() -> None:
+    """A package pinned in a Dockerfile (`name==${ARG}`) is one the lock does not pin: the lock's
+    constraints and a second pin of the same package would fail the build."""
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    locked_names = {p["name"] for p in lock["package"]}
+    for path in DOCKERFILES:
+        text = path.read_text()
+        for name in re.findall(r'"?([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?==\$\{\w+\}', text):
+            if name != "uv":
+                assert name.lower() not in locked_names, f"{path.name}: {name} is in uv.lock"
+
+
 def test_image_tags_match_the_locked_versions() -> None:
     """compose and the chart tag the images with what the lock installs into them."""
     compose = (REPO / "deploy" / "compose.yaml").read_text()
@@ -89,6 +101,9 @@ def test_image_tags_match_the_locked_versions() -> None:
     assert f"alpaca-improved/mlflow:{mlflow}" in compose
     assert values["images"]["dagster"]["tag"] == dagster
     assert values["images"]["mlflow"]["tag"] == mlflow
+    # the bundled S3 server is the moto the tests run
+    assert values["images"]["s3"]["tag"] == locked("moto")
+    assert f"motoserver/moto:{locked('moto')}" in compose
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert values["images"]["userCode"]["tag"] == project
     assert f"alpaca-improved/user-code:{project}" in compose
