@@ -146,3 +146,30 @@ def test_a_session_without_a_stream_is_an_empty_labelled_result(
     assert meta["status"].value.startswith(f"no stream_bars_1m partition for {SESSION}")
     assert "alpaca-improved stream run" in meta["status"].value
     assert not storage.partition_path(home / "lake", "stream_reconciliation", SESSION).exists()
+
+
+def test_the_latest_session_reconciles_once_its_rest_bars_land(
+    project_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    """The project's sensor runs the asset's eager condition: nothing while REST is missing,
+    the session once stock_bars_1m is materialized, and not again for the same event."""
+    sensor = project_defs.resolve_sensor_def("stream_reconciliation_after_rest")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    key = dg.AssetKey("stream_reconciliation")
+    at = dt.datetime(2024, 1, 10, 19, 0, tzinfo=dt.UTC)  # 14:00 New York: 2024-01-10 is latest
+    first = dg.evaluate_automation_conditions(
+        defs=project_defs, instance=instance, asset_selection=dg.AssetSelection.assets(key),
+        evaluation_time=at,
+    )  # fmt: skip
+    assert first.get_requested_partitions(key) == set()
+    instance.report_runless_asset_event(dg.AssetMaterialization("stock_bars_1m", partition=SESSION))
+    after = dg.evaluate_automation_conditions(
+        defs=project_defs, instance=instance, asset_selection=dg.AssetSelection.assets(key),
+        evaluation_time=at + dt.timedelta(hours=5), cursor=first.cursor,
+    )  # fmt: skip
+    assert after.get_requested_partitions(key) == {SESSION}
+    again = dg.evaluate_automation_conditions(
+        defs=project_defs, instance=instance, asset_selection=dg.AssetSelection.assets(key),
+        evaluation_time=at + dt.timedelta(hours=5, minutes=1), cursor=after.cursor,
+    )  # fmt: skip
+    assert again.get_requested_partitions(key) == set()

@@ -14,6 +14,10 @@ Only regular-hours minutes of the stream's symbols, within the stream's window (
 last minute of the session), are compared: a stream started at 11:00 has no disagreement at
 10:00, and REST's forward-filled minutes (``filled = true``) are not bars. A session without a
 stream partition gives an empty, labelled result (no partition written), not a failure.
+
+The latest session reconciles itself: an eager automation condition (run by the
+``stream_reconciliation_after_rest`` sensor, on by default) requests it once the nightly
+``stock_bars_1m`` partition lands. Older sessions are materialized on demand.
 """
 
 import datetime as dt
@@ -211,6 +215,8 @@ def _worst(frame: pl.DataFrame) -> list[dict[str, Any]]:
     deps=[stock_bars_1m],
     backfill_policy=BACKFILL,
     kinds={"parquet", "polars"},
+    # the latest session, once its nightly REST partition lands (older ones: materialize them)
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def stream_reconciliation(
     context: dg.AssetExecutionContext, config: StreamReconciliationConfig, lake: LakeResource
@@ -266,4 +272,12 @@ def stream_reconciliation(
     return dg.MaterializeResult(metadata=metadata)
 
 
-__all__ = ["stream_reconciliation", "reconcile"]
+stream_reconciliation_sensor = dg.AutomationConditionSensorDefinition(
+    "stream_reconciliation_after_rest",
+    target=dg.AssetSelection.assets(TABLE),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reconciles the latest session's stream with its REST bars as soon as the "
+    "nightly stock_bars_1m partition is materialized.",
+)
+
+__all__ = ["stream_reconciliation", "stream_reconciliation_sensor", "reconcile"]
