@@ -134,7 +134,6 @@ class Runner:
             notifier.notify, config.account_limits, self.time.now,
         )  # fmt: skip
         self.manager.on_send = self.submitter.on_send
-        self.submitter.also_late = self.minute_too_late
         self.manager.on_auth_rejected = self.watch.auth_rejected
         self.manager.may_resend = lambda row: (
             not self.recon.running
@@ -142,8 +141,8 @@ class Runner:
             and (row.intent.tag == FLATTEN_TAG or self.risk.state() is not TradingState.HALTED)
         )
         self.manager.too_late = self.too_late
-        self.minutes = MinuteDecisions()
-        self._idle_minute: set[str] = set()  # "1m" deployments already warned about (lake)
+        self.minutes = MinuteDecisions(self.deployments, self.market_now, notifier.notify)
+        self.submitter.also_late = self.minutes.too_late
 
     def _risk_changed(self, reasons: dict[str, dict[str, str]]) -> None:
         """Journal the reasons and when each was raised (meta ``risk_since``: scope -> key ->
@@ -337,25 +336,8 @@ class Runner:
 
     def too_late(self, row: jo.OrderRow) -> str | None:
         """Why an unacknowledged order may no longer be sent (:meth:`MarketTime.too_late`, and
-        a minute decision's own window, :meth:`minute_too_late`)."""
-        return self.time.too_late(row, self._session()) or self.minute_too_late(row)
-
-    def minute_too_late(self, row: jo.OrderRow) -> str | None:
-        """A "1m" deployment's order is sent within the minute after its bar closed or never:
-        once a newer bar has closed, the decision is stale (say, after a crash and restart)."""
-        dep = self.deployments.active.get(row.deployment_id)
-        if dep is None or dep.strategy.timeframe != "1m" or row.intent.tag == FLATTEN_TAG:
-            return None
-        if self.market is None:
-            return None  # the market's time is unknown: nothing is sent yet anyway
-        now = self.market_now()
-        if row.decided_at + MINUTE > now:
-            return None
-        decided = row.decided_at.astimezone(NEW_YORK)
-        return (
-            f"decided on the bar closing {decided:%H:%M} New York; a newer bar closed since "
-            f"({now.astimezone(NEW_YORK):%H:%M:%S}): a minute decision is sent in its minute"
-        )
+        a minute decision's own window, :meth:`MinuteDecisions.too_late`)."""
+        return self.time.too_late(row, self._session()) or self.minutes.too_late(row)
 
     def _session(self) -> str | None:
         return self.snapshot.session.isoformat() if self.snapshot is not None else None
@@ -444,7 +426,7 @@ class Runner:
         if self.snapshot is None:
             return 0
         if self.feed.mode == "lake":
-            self._warn_minute_deployments()
+            self.minutes.warn_idle()
         stamped = decide_all(
             self.j, self.deployments, self.ledger, self.risk, self.quotes, self.pnl.peaks,
             jo.busy_deployments(self.j), self.clock, self.snapshot, market.timestamp,
@@ -454,18 +436,6 @@ class Runner:
         return len(stamped)
 
     # -- intraday (market_data="stream") -------------------------------------------------------
-    def _warn_minute_deployments(self) -> None:
-        """Say once per deployment that a "1m" one never decides on the lake's daily bars."""
-        for dep in self.deployments.active.values():
-            if dep.strategy.timeframe == "1m" and dep.id not in self._idle_minute:
-                self._idle_minute.add(dep.id)
-                self.notifier.notify(
-                    "deployment_idle",
-                    f"{dep.id}: {dep.strategy.name} decides on minute bars (timeframe 1m); "
-                    "with --market-data lake it never decides: run with --market-data stream",
-                    "warning",
-                )
-
     def intraday_tick(self) -> int:
         """Take the feed's new bars; on new ones refresh orders, marks and the daily-loss and
         drawdown checks, then let the "1m" deployments decide on the newest closed minute (once
@@ -486,7 +456,7 @@ class Runner:
             return 0
         assert minute is not None
         self.minutes.last = minute
-        deps = [d for d in self.deployments.active.values() if d.strategy.timeframe == "1m"]
+        deps = self.minutes.deployments()
         opens, closes = session_hours(minute.astimezone(NEW_YORK).date())
         if not deps or not opens <= minute < closes or now >= closes:  # closed: no decision
             return 0

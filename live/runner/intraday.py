@@ -1,4 +1,5 @@
-"""Minute decisions' bookkeeping: their keys, the last minute decided, bar-to-decision latency.
+"""Minute decisions' bookkeeping: their keys, the last minute decided, bar-to-decision latency,
+which deployments decide on minutes, and the send window of their orders.
 
 A "1m" deployment decides once per (session, minute): the decision is journaled under
 :func:`minute_key` (the New York time of the bar's close), which also salts its client order ids,
@@ -18,6 +19,10 @@ from typing import Any
 import numpy as np
 
 from live.clock import NEW_YORK
+from live.deployments.active_set import DeploymentSet
+from live.deployments.manifests import Deployment
+from live.journal import orders as jo
+from live.orders.liquidate import FLATTEN_TAG
 from strategies.models import MINUTE
 
 KEEP = 10_000  # latency samples kept (a session is 390 minutes)
@@ -30,17 +35,56 @@ def minute_key(minute: datetime) -> str:
 
 
 class MinuteDecisions:
-    """Owns the newest minute decided on and the latency samples.
+    """Owns the newest minute decided on, the latency samples, which deployments decide on
+    minutes, and their orders' send window.
 
     Args:
+        deployments: The active deployments.
+        market_now: The market's time now (the send window's clock).
+        notify: The notifier's ``notify(kind, message, level)``.
         perf: The real-time counter latencies are measured on.
     """
 
-    def __init__(self, perf: Callable[[], float] = time.perf_counter) -> None:
-        self.perf = perf
+    def __init__(
+        self, deployments: DeploymentSet, market_now: Callable[[], datetime],
+        notify: Callable[..., None], perf: Callable[[], float] = time.perf_counter,
+    ) -> None:  # fmt: skip
+        self.active, self.market_now, self.notify, self.perf = deployments, market_now, notify, perf
         self.last: datetime | None = None  # start of the newest minute decided (or skipped)
         self.latencies: deque[float] = deque(maxlen=KEEP)  # seconds, bar arrival -> commit
         self.decisions = 0
+        self._idle: set[str] = set()  # "1m" deployments already named as idle (lake)
+
+    def deployments(self) -> list[Deployment]:
+        """The active deployments that decide on minute bars."""
+        return [d for d in self.active.active.values() if d.strategy.timeframe == "1m"]
+
+    def too_late(self, row: jo.OrderRow) -> str | None:
+        """A "1m" deployment's order is sent within the minute after its bar closed or never:
+        once a newer bar has closed the decision is stale (say, after a crash and restart)."""
+        dep = self.active.active.get(row.deployment_id)
+        if dep is None or dep.strategy.timeframe != "1m" or row.intent.tag == FLATTEN_TAG:
+            return None
+        now = self.market_now()
+        if row.decided_at + MINUTE > now:
+            return None
+        decided = row.decided_at.astimezone(NEW_YORK)
+        return (
+            f"decided on the bar closing {decided:%H:%M} New York; a newer bar closed since "
+            f"({now.astimezone(NEW_YORK):%H:%M:%S}): a minute decision is sent in its minute"
+        )
+
+    def warn_idle(self) -> None:
+        """Name once each "1m" deployment, which never decides on the lake's daily bars."""
+        for dep in self.deployments():
+            if dep.id not in self._idle:
+                self._idle.add(dep.id)
+                self.notify(
+                    "deployment_idle",
+                    f"{dep.id}: {dep.strategy.name} decides on minute bars (timeframe 1m); "
+                    "with --market-data lake it never decides: run with --market-data stream",
+                    "warning",
+                )
 
     def due(self, minute: datetime | None) -> bool:
         """Whether ``minute`` is newer than the last minute handled."""
