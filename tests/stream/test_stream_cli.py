@@ -151,6 +151,7 @@ def test_stream_run_writes_the_fakes_bars_and_a_restart_continues(
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("stream stopped (pid ")
     assert "--for/--until reached" in shown.stdout.splitlines()[0]
+    assert f"  lake: {2 * 8} bar rows" in shown.stdout and f"(sessions {SESSION})" in shown.stdout
 
 
 def test_status_says_when_no_stream_ran_and_when_the_writer_is_dead(tmp_path: Path) -> None:

@@ -325,6 +325,14 @@ def status(
             f"  gaps: found {gaps.get('found')}, filled {gaps.get('filled')}, verified empty "
             f"{gaps.get('verified_empty')}"
         )
+        w = payload.get("writer") or {}
+        rows = w.get("rows") or {}
+        typer.echo(
+            f"  lake: {rows.get(STREAM_BARS)} bar rows, {rows.get(OPTION_QUOTES)} quote rows "
+            f"(sessions {', '.join(w.get('sessions') or []) or 'none'}); last flush "
+            f"{w.get('last_flush_at')} ({w.get('flush_ms_last')} ms)"
+            + (f"; WRITE ERROR: {w['error']}" if w.get("error") else "")
+        )
     typer.echo(json.dumps(payload, indent=1, default=str, sort_keys=True))
 
 
