@@ -13,6 +13,7 @@ lake has them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
@@ -21,12 +22,13 @@ from typing import Any
 import polars as pl
 
 from contracts import paths
-from contracts.calendar import new_york_date
+from contracts.calendar import is_session, new_york_date
 from live.market.feed import StreamFeed
 from live.market.snapshot import LakeDataError, SnapshotProvider
 from live.market.stream.model import MinuteBar, OptionQuote
 from strategies.models import MINUTE
 
+log = logging.getLogger("live.market")
 TABLE = "stock_bars_1m"
 COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume", "vwap", "trade_count")
 QUOTES = "option_quotes_1m"  # the stream's last NBBO per contract and minute, when recorded
@@ -90,6 +92,8 @@ class SimReplayFeed(StreamFeed):
             self._replay_quotes = [(r[0], OptionQuote(r[1], *r[2:])) for r in rows]
         frame = self._read(TABLE, day, COLUMNS)
         if frame is None:
+            if is_session(day):  # "1m" deployments still decide each minute, on no bars
+                log.warning("sim replay: the lake has no %s partition for %s", TABLE, day)
             return
         if self.only is not None:
             frame = frame.filter(pl.col("symbol").is_in(sorted(self.only)))

@@ -238,7 +238,8 @@ def test_stream_sees_a_loss_limit_breach_within_seconds_and_lake_only_at_the_clo
     finally:
         stream.close()
 
-    lake = runner(breach_home(tmp_path / "lake", monday_daily=True), OPEN, "lake")
+    lake_home = breach_home(tmp_path / "lake", monday_daily=True)
+    lake = runner(lake_home, OPEN, "lake", cycle_seconds=1800)  # the close is on a cycle
     try:
         lake.run(should_stop=lambda: lake.clock.now() >= bar_close + timedelta(seconds=30))
         assert lake.risk.state("ma-spy").value == "active"  # blind between daily closes
@@ -363,7 +364,7 @@ def test_vwap_reversion_decides_live_as_its_vectorized_signals(tmp_path: Path) -
     write_minutes(tmp_path, spy=dip_and_back)
     params: dict[str, Any] = {"band": 2.0, "warmup": 15, "flat_before": 15, "allocation": 0.5}
     deploy(tmp_path, "vwap", strategy="vwap_reversion", params={**params, "symbols": ["SPY"]})
-    r = runner(tmp_path, OPEN)
+    r = runner(tmp_path, OPEN, cycle_seconds=1800)  # minute ticks do the work between cycles
     run_until(r, session_hours(MONDAY)[1] + timedelta(seconds=30))
     live = [
         (round((o.decided_at - OPEN).total_seconds() / 60) - 1, o.intent.legs[0].side.value)
