@@ -152,9 +152,17 @@ def rate(name: str, n: int, secs: float, base: float | None = None) -> float:
     return per_s
 
 
-def best(fn: Callable[[], tuple[int, float]], repeat: int) -> tuple[int, float]:
-    runs = [fn() for _ in range(repeat)]
-    return min(runs, key=lambda r: r[1])
+def interleaved(
+    variants: list[Callable[[], tuple[int, float]]], repeat: int
+) -> list[tuple[int, float]]:
+    """Best (fastest) run of each variant, the variants taking turns (a shared machine's load
+    then hits them alike instead of whichever ran during a spike)."""
+    runs: list[list[tuple[int, float]]] = [[] for _ in variants]
+    for _ in range(repeat):
+        for i, fn in enumerate(variants):
+            gc.collect()
+            runs[i].append(fn())
+    return [min(r, key=lambda x: x[1]) for r in runs]
 
 
 def backfill_after_reconnect(gap: int) -> None:
@@ -235,22 +243,32 @@ def main() -> None:
         ms.close()
         return count[0], secs
 
-    got, secs = best(lambda: plain_run("stocks", symbols, frames, False), a.repeat)
-    base = rate("alpaca-py", got, secs)
-    got, secs = best(lambda: plain_run("stocks", symbols, frames, True), a.repeat)
-    rate("alpaca-py raw", got, secs, base)
-    got, secs = best(lambda: ours_run(symbols, [], frames), a.repeat)
-    assert got == n, (got, n)
-    rate("ours", got, secs, base)
+    (g0, s0), (g1, s1), (g2, s2) = interleaved(
+        [
+            lambda: plain_run("stocks", symbols, frames, False),
+            lambda: plain_run("stocks", symbols, frames, True),
+            lambda: ours_run(symbols, [], frames),
+        ],
+        a.repeat,
+    )
+    assert g2 == n, (g2, n)
+    base = rate("alpaca-py", g0, s0)
+    rate("alpaca-py raw", g1, s1, base)
+    rate("ours", g2, s2, base)
 
     qframes = quote_frames(contracts, a.quotes)
     print(f"option quotes (msgpack): {a.quotes:,} across {len(contracts)} contracts")
-    got, secs = best(lambda: plain_run("options", contracts, qframes, False), a.repeat)
-    qbase = rate("alpaca-py", got, secs)
-    got, secs = best(lambda: plain_run("options", contracts, qframes, True), a.repeat)
-    rate("alpaca-py raw", got, secs, qbase)
-    got, secs = best(lambda: ours_run([], contracts, qframes), a.repeat)
-    rate("ours", got, secs, qbase)
+    (g0, s0), (g1, s1), (g2, s2) = interleaved(
+        [
+            lambda: plain_run("options", contracts, qframes, False),
+            lambda: plain_run("options", contracts, qframes, True),
+            lambda: ours_run([], contracts, qframes),
+        ],
+        a.repeat,
+    )
+    qbase = rate("alpaca-py", g0, s0)
+    rate("alpaca-py raw", g1, s1, qbase)
+    rate("ours", g2, s2, qbase)
 
     backfill_after_reconnect(a.gap)
 

@@ -593,3 +593,13 @@ def test_trades_statuses_luld_and_daily_bars_reach_on_event(
     assert all(msg["t"] == t for _, msg in events)  # the exchange's time, as a datetime
     assert ms.book.bars(SESSION).height == 0  # a daily bar is not a minute bar
     ms.close()
+
+
+def test_sessions_older_than_the_previous_one_are_forgotten(env: dict, hub: StreamHub) -> None:
+    clock = Clock(OPEN)
+    ms = MarketStream(["AAPL"], env=env, hub=hub, clock=clock, backfill=False)
+    for day in (date(2024, 3, 13), date(2024, 3, 14), SESSION):
+        ts = OPEN.replace(day=day.day)
+        ms.book.apply(MinuteBar("AAPL", ts, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1))
+    ms.check_gaps(OPEN - timedelta(hours=1))  # Friday before the open
+    assert ms.book.sessions() == [date(2024, 3, 14), SESSION]

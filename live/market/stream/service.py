@@ -23,10 +23,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from contracts.calendar import is_session, new_york_date
+from contracts.calendar import is_session, new_york_date, previous_session
 from live.errors import ConfigError
 from live.market.stream.alpaca_source import AlpacaConnection, AlpacaStreamConfig, config_from_env
 from live.market.stream.backfill import RestBackfill, backfill_from_env
@@ -273,6 +273,7 @@ class MarketStream:
         """One gap pass now: find unaccounted minutes, fetch them; returns bars filled."""
         now = now or self.clock()
         session = new_york_date(now)
+        self._forget_old(session)
         if not is_session(session):
             return 0
         with self._gap_lock:
@@ -295,6 +296,14 @@ class MarketStream:
             self._passes += 1
             self.timing["last_pass_s"] = time.monotonic() - started
         return filled
+
+    def _forget_old(self, today: date) -> None:
+        """Keep today's and the previous session's bars; older ones are in the lake by now."""
+        keep_from = previous_session(today)
+        for old in self.book.sessions():
+            if old < keep_from:
+                self.book.drop_session(old)
+                self.gaps.forget_session(old)
 
     # -- status -------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
