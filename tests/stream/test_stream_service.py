@@ -603,3 +603,36 @@ def test_sessions_older_than_the_previous_one_are_forgotten(env: dict, hub: Stre
         ms.book.apply(MinuteBar("AAPL", ts, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1))
     ms.check_gaps(OPEN - timedelta(hours=1))  # Friday before the open
     assert ms.book.sessions() == [date(2024, 3, 14), SESSION]
+
+
+def test_polygon_drop_reconnects_and_runs_a_gap_pass(market: FakeMarket, clock: Clock) -> None:
+    """The client reconnects by itself (websockets' backoff: a random 0-5 s first delay); the new
+    socket is noticed and triggers a gap pass (Polygon has no backfill here: found, not filled)."""
+    with FakePolygonStream("poly-key", market=market) as fake:
+        hub = StreamHub()
+        ms = MarketStream(
+            ["AAPL"],
+            source="polygon",
+            env=polygon_env(fake),
+            hub=hub,
+            clock=clock,
+            settle=SETTLE,
+            gap_interval=3600,
+        ).start()
+        wait_for(lambda: fake.subscriptions("stocks") == ["AM.AAPL"])
+        fake.play("stocks", SESSION, 0, 2)
+        wait_for(lambda: ms.book.bars(SESSION).height == 2)
+        clock.at(6)
+        fake.drop("stocks")
+        wait_for(
+            lambda: (
+                ms.stats()["feeds"]["polygon:stocks"]["reconnects"] == 1
+                and fake.subscriptions("stocks") == ["AM.AAPL"]
+            ),
+            timeout=15,
+            what="polygon reconnect",
+        )
+        wait_for(lambda: ms.stats()["gaps"]["found"] == 4, what="gap pass after the reconnect")
+        fake.play("stocks", SESSION, 6, 7)
+        wait_for(lambda: ms.book.bars(SESSION).height == 3)
+        hub.close_all()
