@@ -23,6 +23,7 @@ from live.market.stream.model import MinuteBar
 from strategies.models import INTRADAY_COLUMNS, MINUTE
 
 SCHEMA = {c: BOOK_SCHEMA[c] for c in INTRADAY_COLUMNS}
+MAX_CHUNKS = 16
 
 
 def _frame(bars: list[MinuteBar]) -> pl.DataFrame:
@@ -110,6 +111,8 @@ class SessionFrame:
             self._reset(self.book.bars(session).select(INTRADAY_COLUMNS), session)
         elif today:
             self._frame = pl.concat([self._frame, _frame(today)], rechunk=False)
+            if self._frame.n_chunks() > MAX_CHUNKS:  # many small chunks slow every read
+                self._frame = self._frame.rechunk()
             self._code = np.append(self._code, [self._code_of(b.symbol) for b in today])
             self._ts = np.append(self._ts, [_ns(b.ts) for b in today])
             self._close = np.append(self._close, [b.close for b in today])
