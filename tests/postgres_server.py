@@ -106,17 +106,27 @@ class PostgresServer:
         _ensure_server_user()
         root = Path(tempfile.mkdtemp(prefix="alpaca-pg-"))
         server = cls(root=root, port=free_port(), password=secrets.token_urlsafe(16))
-        pwfile = root / "pw"
-        pwfile.write_text(server.password + "\n")
         if os.geteuid() == 0:
             shutil.chown(root, RUN_AS)
+        server.initdb()
+        start = [str(PG_BIN / "pg_ctl"), "-D", str(server.data), "-l", str(root / "log")]
+        opts = " ".join(server.options(fast))
+        _run(_as_server_user([*start, "-w", "-t", "60", "-o", opts, "start"]), root)
+        return server
+
+    def initdb(self) -> None:
+        """A new cluster in ``data`` (run as the server user when root; ``root`` must be theirs):
+        superuser ``user`` with ``password`` (SCRAM over TCP, trust on the unix socket)."""
+        pwfile = self.root / "pw"
+        pwfile.write_text(self.password + "\n")
+        if os.geteuid() == 0:
             shutil.chown(pwfile, RUN_AS)
         initdb = [
             str(PG_BIN / "initdb"),
             "-D",
-            str(server.data),
+            str(self.data),
             "-U",
-            server.user,
+            self.user,
             f"--pwfile={pwfile}",
             "--auth-local=trust",
             "--auth-host=scram-sha-256",
@@ -124,14 +134,13 @@ class PostgresServer:
             "UTF8",
             "--locale=C",
         ]
-        _run(_as_server_user(initdb), root)
+        _run(_as_server_user(initdb), self.root)
         pwfile.unlink()
-        opts = [f"-p {server.port}", "-c listen_addresses=127.0.0.1", f"-k {root}"]
-        if fast:
-            opts += FAST
-        start = [str(PG_BIN / "pg_ctl"), "-D", str(server.data), "-l", str(root / "log")]
-        _run(_as_server_user([*start, "-w", "-t", "60", "-o", " ".join(opts), "start"]), root)
-        return server
+
+    def options(self, fast: bool = True) -> list[str]:
+        """The server's options: ``port`` on 127.0.0.1 only, its unix socket in ``root``."""
+        opts = [f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self.root}"]
+        return [*opts, *FAST] if fast else opts
 
     def stop(self) -> None:
         stop = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]
