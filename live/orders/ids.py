@@ -61,7 +61,8 @@ def client_order_id(
 ) -> str:
     """The deterministic id of intent ``seq`` of one decision (and its ``attempt``).
 
-    ``salt`` (the decision's session) keeps two decisions at the same instant distinct.
+    ``salt`` (the decision's key: its session, or a minute decision's minute, see
+    :func:`live.runner.intraday.minute_key`) keeps two decisions at the same instant distinct.
 
     Raises:
         ValueError: On a naive ``decision_ts`` or out-of-range ``seq``/``legs``/``attempt``.
