@@ -79,12 +79,13 @@ def test_views_and_leaderboard(swept) -> None:
     home, res = swept
     con = lakehouse.connect(home)
     fams = con.sql("SELECT DISTINCT family FROM backtest_runs ORDER BY 1").fetchall()
-    assert fams == [("ma_crossover",), ("momentum",), ("rsi_reversion",)]
+    families = ["ma_crossover", "momentum", "rsi_reversion", "vwap_reversion"]  # the registry's
+    assert fams == [(f,) for f in families]
     wf = con.sql("SELECT family, count(*) FROM walk_forward GROUP BY 1 ORDER BY 1").fetchall()
-    assert [f for f, _ in wf] == ["ma_crossover", "momentum", "rsi_reversion"]
+    assert [f for f, _ in wf] == families
     assert all(n >= 3 for _, n in wf)
     md = res.asset_materializations_for_node("leaderboard")[0].metadata["leaderboard"].value
-    assert all(f in md for f in ("ma_crossover", "momentum", "rsi_reversion", "oos_sharpe"))
+    assert all(f in md for f in (*families, "oos_sharpe"))
 
 
 def test_sweep_is_deterministic(swept, tmp_path: Path) -> None:
