@@ -207,3 +207,12 @@ def test_the_quality_gate_and_the_manifest_name_the_minute_bars(instance) -> Non
     assert bars_table("momentum") == bars_table("wheel") == "stock_bars_1d"
     why = quality_checks_passed(instance, SESSIONS[0], SESSIONS[-1], bars_table("vwap_reversion"))
     assert why.startswith("no pandera_schema result on stock_bars_1m")
+
+
+def test_a_symbol_missing_a_whole_session_is_refused(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    for s in SESSIONS[:3]:
+        bars = minute_bars(7, SYMBOLS if s != SESSIONS[1] else SYMBOLS[:2], s)
+        storage.write_partition(bars, lake, "stock_bars_1m", s, fsync=False)
+    with pytest.raises(ConfigError, match="no stock_bars_1m on some sessions; backfill"):
+        family("vwap_reversion").load(lake)

@@ -178,3 +178,17 @@ def test_decisions_before_a_cut_ignore_the_minutes_after_it(session: dt.date) ->
     before = [(t, i) for t, i in full_log if t <= cut]
     assert before and [(t, i) for t, i in cut_log if t <= cut] == before
     assert full and all(exit_ is not None for _, _, exit_ in full)
+
+
+def test_the_panel_ignores_bars_outside_regular_hours_and_fills_gaps() -> None:
+    opn, cls = session_open_close(HALF_DAY)
+    day = bars(HALF_DAY, wiggle(210), skip=(0, 1, 50))
+    extra = day.head(2).with_columns(
+        ts=pl.Series([opn - dt.timedelta(minutes=1), cls]).cast(pl.Datetime("ns", "UTC")),
+        close=pl.Series([1.0, 2.0]),
+    )
+    panel = MinutePanel.build(pl.concat([day, extra]), ("SPY",), [(opn, cls)])
+    assert panel.close.shape == (210, 1) and panel.has_bar.sum() == 207
+    assert panel.close[0, 0] == panel.close[1, 0] == panel.close[2, 0]  # back-filled start
+    assert panel.close[50, 0] == panel.close[49, 0]  # forward-filled gap
+    assert 1.0 not in panel.close and 2.0 not in panel.close
