@@ -84,9 +84,7 @@ def check_history(settings: Settings, first: dt.date, job: str, strict: bool) ->
     from alpaca_improved_pipelines.defs.features.indicators import history_sessions
 
     needed = [s for s in history_sessions(first, settings.start) if s < first]
-    missing = [
-        s for s in needed if not storage.partition_path(settings.lake, "stock_bars_1d", s).exists()
-    ]
+    missing = [s for s in needed if not storage.has(settings.lake, "stock_bars_1d", s)]
     if not missing or (not strict and len(missing) < len(needed)):
         return
     raise ConfigError(
@@ -200,7 +198,7 @@ def dependents(job: str, settings: Settings, last: dt.date) -> tuple[str, list[l
         return table, groups
     after = cal.sessions_between(cal.next_session(last), horizon)[:reach]
     for s in after:
-        if not storage.partition_path(settings.lake, table, s).exists():
+        if not storage.has(settings.lake, table, s):
             if groups and groups[-1]:
                 groups.append([])
             continue

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from alpaca_improved_pipelines.calendar import NEW_YORK, parse_date
 from alpaca_improved_pipelines.errors import ConfigError
-from contracts import database, paths
+from contracts import database, lake_store, paths
 from contracts.errors import ContractError
 
 DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM", "AAPL", "MSFT", "NVDA", "AMZN", "JPM", "XOM", "TSLA")
@@ -133,6 +133,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         kwargs["fsync"] = fs.lower() not in ("0", "false", "no")
     try:  # a malformed ALPACA_IMPROVED_DATABASE_URL fails here, before any command starts
         database.database_from_env(env)
+        # the lake's bucket, endpoint and credentials (ALPACA_IMPROVED_LAKE_URI), checked now
+        lake_store.check(env)
     except ContractError as exc:
         raise ConfigError(str(exc)) from None
     try:

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,6 +66,24 @@ def remove_stale_temps(directory: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
+def serialize(table: pa.Table, lineage: dict | None = None) -> tuple[pa.Buffer, str]:
+    """The partition file's bytes (zstd Parquet, ``lineage`` in the footer) and their sha256.
+
+    The one serialization of every store (local files and S3), so a partition's bytes and hash
+    do not depend on where it is stored.
+    """
+    if lineage is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[LINEAGE_KEY] = json.dumps(lineage, sort_keys=True).encode()
+        table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True
+    )
+    data = sink.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
 def write_table_atomic(
     table: pa.Table,
     path: Path,
@@ -79,16 +98,7 @@ def write_table_atomic(
     ``before_rename`` is called with the complete temporary file just before the rename (tests
     use it to kill a writer at the worst moment).
     """
-    if lineage is not None:
-        meta = dict(table.schema.metadata or {})
-        meta[LINEAGE_KEY] = json.dumps(lineage, sort_keys=True).encode()
-        table = table.replace_schema_metadata(meta)
-    sink = pa.BufferOutputStream()
-    pq.write_table(
-        table, sink, compression="zstd", row_group_size=ROW_GROUP_SIZE, write_statistics=True
-    )
-    data = sink.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
+    data, digest = serialize(table, lineage)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent)
     tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
@@ -109,8 +119,11 @@ def write_table_atomic(
     return WrittenPartition(path, table.num_rows, data.size, digest)
 
 
-def read_lineage(path: Path) -> dict | None:
-    """The lineage stored in a partition's Parquet footer; None when absent or unreadable."""
+def read_lineage(path: Path | Any) -> dict | None:
+    """The lineage stored in a partition's Parquet footer; None when absent or unreadable.
+
+    ``path`` is a file path or an open binary file (an object of the S3 lake).
+    """
     try:
         meta = pq.read_schema(path).metadata or {}
         raw = meta.get(LINEAGE_KEY)

@@ -16,6 +16,10 @@ write into the lake, so ``LakeConnection`` also runs only SELECT statements (``r
 DuckDB never holds the only copy of anything and never takes a write lock on a shared file, so
 notebooks, the CLI and concurrent Dagster runs can all query while partitions are being written.
 Notebooks that want to write use polars on the files, like the pipelines do.
+
+With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` the views read the bucket through an s3fs
+filesystem registered with DuckDB (the locked DuckDB cannot load ``httpfs`` offline), with the
+same columns, and the connection is confined to ``s3://bucket/prefix/`` the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 from contracts import lake as layout
-from contracts import paths
+from contracts import lake_store, paths
 from contracts.lake import LakeWarning, Rejected
 from research.readonly import LakeConnection, QueryRefused
 
@@ -70,13 +74,14 @@ def _broken(
 class _Plan:
     """The files one view reads, and what it skips."""
 
-    def __init__(self, lake: Path, name: str) -> None:
-        scan = layout.scan_table(lake, name)
+    def __init__(self, store: lake_store.LakeStore, name: str) -> None:
+        self.store = store
+        scan = store.scan(name)
         self.spec = scan.table
         self.problems: list[Rejected] = [*scan.rejected, *scan.strays]
         self.files: dict[str, Path] = {}
         for key, path in scan.files.items():
-            reason = layout.parquet_problem(path)
+            reason = store.parquet_problem(path)
             if reason is None:
                 self.files[key] = path
             else:
@@ -84,7 +89,7 @@ class _Plan:
         # read by glob while nothing was skipped (a notebook's connection then sees partitions
         # written after it was opened); by the exact list of good files otherwise
         self.glob = not scan.rejected and len(self.files) == len(scan.files)
-        self.root = lake / name
+        self.root = store.base / name
 
     def drop_unreadable(self) -> bool:
         """Drop the files whose footer pyarrow cannot read; True when one was dropped."""
@@ -93,7 +98,7 @@ class _Plan:
         dropped = False
         for key, path in list(self.files.items()):
             try:
-                pq.read_metadata(path)
+                pq.read_metadata(self.store.open(path) if self.store.remote else path)
             except Exception as exc:  # pyarrow raises several types for a damaged footer
                 del self.files[key]
                 self.problems.append(_broken(path, self.spec, key, str(exc).splitlines()[0]))
@@ -102,9 +107,10 @@ class _Plan:
 
     def sql(self) -> str:
         if self.glob:
-            source = _quote(str(self.root / f"{self.spec.key}=*" / layout.PART_FILE))
+            glob = self.root / f"{self.spec.key}=*" / layout.PART_FILE
+            source = _quote(self.store.url(glob))
         else:
-            source = "[" + ", ".join(_quote(str(p)) for p in self.files.values()) + "]"
+            source = "[" + ", ".join(_quote(self.store.url(p)) for p in self.files.values()) + "]"
         hive_type = "DATE" if self.spec.key == "session" else "VARCHAR"
         return (
             f"CREATE OR REPLACE VIEW {self.spec.name} AS SELECT * FROM read_parquet({source}, "
@@ -115,8 +121,8 @@ class _Plan:
 
 def available_views(home: Path | None = None) -> list[str]:
     """Views whose lake table has at least one ``part.parquet`` (whole or not)."""
-    lake = paths.lake_dir(home or default_home())
-    return [name for name in VIEWS if layout.scan_table(lake, name).files]
+    store = lake_store.from_env(paths.lake_dir(home or default_home()))
+    return [name for name in VIEWS if store.scan(name).files]
 
 
 def _make_view(con: duckdb.DuckDBPyConnection, plan: _Plan) -> bool:
@@ -140,8 +146,9 @@ def _make_view(con: duckdb.DuckDBPyConnection, plan: _Plan) -> bool:
     return False
 
 
-def lock(con: duckdb.DuckDBPyConnection, lake: Path) -> None:
-    """Confine ``con`` to reading under ``lake`` and freeze its configuration.
+def lock(con: duckdb.DuckDBPyConnection, lake: Path | str) -> None:
+    """Confine ``con`` to reading under ``lake`` (a directory or ``s3://bucket/prefix``) and
+    freeze its configuration.
 
     A query too big for memory spills to the system's temp directory, not the working one.
     """
@@ -171,7 +178,8 @@ def connect(
         FileNotFoundError: the data root does not exist (run ``make demo`` or a backfill first).
     """
     root = Path(home) if home is not None else default_home()
-    if not root.is_dir():
+    store = lake_store.from_env(paths.lake_dir(root).resolve())
+    if not store.remote and not root.is_dir():
         raise FileNotFoundError(
             f"data root {root.resolve()} does not exist; run `make demo` or "
             "`alpaca-improved backfill` first, or set ALPACA_IMPROVED_HOME"
@@ -183,13 +191,14 @@ def connect(
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    lake_store.register_duckdb(con, store)
     views, problems = [], []
     for name in VIEWS:
-        plan = _Plan(lake, name)
+        plan = _Plan(store, name)
         if _make_view(con, plan):
             views.append(name)
         problems += plan.problems
-    lock(con, lake)
+    lock(con, store.root_url if store.remote else lake)
     if warn:
         for problem in problems:
             warnings.warn(LakeWarning(str(problem)), stacklevel=2)
@@ -206,11 +215,12 @@ def damaged_files(con: LakeConnection, query: str) -> list[Rejected]:
 
     named: Iterable[str] = (v for v in con.views if re.search(rf"\b{v}\b", query))
     out = []
+    store = lake_store.from_env(con.lake)
     for name in named:
-        scan = layout.scan_table(con.lake, name)
+        scan = store.scan(name)
         for key, path in scan.files.items():
             try:
-                pq.read_table(path)
+                pq.read_table(store.open(path) if store.remote else path)
             except Exception as exc:  # pyarrow raises several types for damaged pages
                 reason = str(exc).splitlines()[0]
                 out.append(_broken(path, scan.table, key, reason, skipped=False))

@@ -8,7 +8,12 @@ import pytest
 
 # One registration of the shared session fixtures (the year lake and its sweeps build once;
 # a real PostgreSQL or Redis server starts only for tests that ask for it).
-pytest_plugins = ["tests.research_lake", "tests.postgres_server", "tests.redis_server"]
+pytest_plugins = [
+    "tests.research_lake",
+    "tests.postgres_server",
+    "tests.redis_server",
+    "tests.s3_server",
+]
 
 REAL_KEYS_OPT_IN = "ALPACA_IMPROVED_REAL_KEYS"
 

@@ -116,8 +116,8 @@ def _chosen(lake: Path, table: str, start: dt.date | None, end: dt.date | None) 
 
 def _versions(lake: Path, table: str, chosen: list[dt.date]) -> dict[str, str]:
     return {
-        f"{table}/session={d.isoformat()}": storage.file_sha256(
-            storage.partition_path(lake, table, d)
+        f"{table}/session={d.isoformat()}": storage.digest(
+            lake, storage.partition_path(lake, table, d)
         )
         for d in chosen
     }

@@ -10,11 +10,11 @@ from alpaca_improved_pipelines.lake import storage
 from contracts import lake as layout
 
 
-def family_path(lake: Path, table: str, family: str) -> Path:
-    return lake / table / f"family={family}" / storage.PART_FILE
+def family_path(lake: storage.Lake, table: str, family: str) -> Path:
+    return storage.partition_path(lake, table, family)
 
 
-def write_family(lake: Path, table: str, family: str, frame: pl.DataFrame) -> Path:
+def write_family(lake: storage.Lake, table: str, family: str, frame: pl.DataFrame) -> Path:
     """Atomically replace ``table``'s file for ``family`` (a family-partitioned lake table).
 
     Raises:
@@ -24,19 +24,21 @@ def write_family(lake: Path, table: str, family: str, frame: pl.DataFrame) -> Pa
     layout.table(table, "family")
     if (problem := layout.key_problem("family", family)) is not None:
         raise layout.LakeLayoutError(f"cannot write {table} for family {family!r}: {problem}")
-    path = family_path(lake, table, family)
-    storage.write_table_atomic(frame.to_arrow(), path)
-    storage.remove_strays(path.parent)
+    s = storage.store(lake)
+    path = family_path(s, table, family)
+    s.write(frame.to_arrow(), path)
+    storage.remove_strays(path.parent, s)
     return path
 
 
-def read_family(lake: Path, table: str, family: str) -> pl.DataFrame:
-    path = family_path(lake, table, family)
-    if not path.exists():
+def read_family(lake: storage.Lake, table: str, family: str) -> pl.DataFrame:
+    s = storage.store(lake)
+    path = family_path(s, table, family)
+    if not s.exists(path):
         from alpaca_improved_pipelines.errors import LakeError
 
         raise LakeError(
-            f"{table} has no results for {family} ({path}); materialize the "
+            f"{table} has no results for {family} ({s.url(path)}); materialize the "
             f"{family}_sweep asset first"
         )
-    return pl.read_parquet(path)
+    return storage.read_file(s, path)

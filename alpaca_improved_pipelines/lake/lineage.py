@@ -15,10 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import polars as pl
 
 from alpaca_improved_pipelines.lake import storage
 
@@ -66,19 +63,31 @@ def surface(underlyings: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return {"underlyings": sorted(underlyings)}
 
 
-def stored(lake: Path, table: str, session: dt.date | str) -> dict[str, Any] | None:
-    """The lineage of an existing partition (from its footer, else from its data), or None."""
-    path = storage.partition_path(lake, table, session)
-    if not path.exists():
-        return None
-    found = storage.read_lineage(path)
+def stored(lake: storage.Lake, table: str, session: dt.date | str) -> dict[str, Any] | None:
+    """The lineage of an existing partition (from its footer, else from its data), or None.
+
+    On S3 the read also records the object's ETag: the rewrite that follows expects it, so a
+    partition another writer replaced in between is a ``PartitionConflict``, not an overwrite.
+    """
+    s = storage.store(lake)
+    path = s.partition(table, session)
+    if not s.remote:
+        if not path.exists():
+            return None
+        found = storage.read_lineage(path)
+    else:
+        try:
+            blob = s.open(path)
+        except FileNotFoundError:
+            return None
+        found = storage.read_lineage(blob)
     if found is not None:
         return found
     column = UNIVERSE_COLUMN.get(table)
     if column is None:
         return None
     try:  # written before lineage existed: what the data shows
-        values = pl.read_parquet(path, columns=[column]).get_column(column).unique().to_list()
+        values = storage.read_file(s, path, [column]).get_column(column).unique().to_list()
     except Exception:  # noqa: BLE001 - unreadable: nothing to protect, a rewrite repairs it
         return None
     key = "underlyings" if column == "underlying" else "symbols"
@@ -128,7 +137,7 @@ class Conflict:
 
 
 def conflicts(
-    lake: Path, table: str, planned: Mapping[dt.date, Mapping[str, Any]]
+    lake: storage.Lake, table: str, planned: Mapping[dt.date, Mapping[str, Any]]
 ) -> list[Conflict]:
     """Existing partitions of ``table`` whose stored lineage differs from ``planned``."""
     out: list[Conflict] = []

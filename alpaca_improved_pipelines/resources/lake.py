@@ -14,7 +14,8 @@ from contracts import paths
 
 
 class LakeResource(dg.ConfigurableResource):
-    """Hive-partitioned zstd Parquet under ``<home>/lake`` with atomic partition writes."""
+    """Hive-partitioned zstd Parquet under ``<home>/lake`` (or ``ALPACA_IMPROVED_LAKE_URI``'s
+    bucket, see ``contracts.lake_store``) with atomic partition writes."""
 
     home: str
     fsync: bool = True
@@ -48,7 +49,14 @@ class LakeResource(dg.ConfigurableResource):
         return storage.read_partitions(self.root, table, sessions, schema)
 
     def has(self, table: str, session: dt.date | str) -> bool:
-        return storage.partition_path(self.root, table, session).exists()
+        return storage.has(self.root, table, session)
 
     def path(self, table: str, session: dt.date | str) -> Path:
+        """The partition's file (a key relative to the bucket when the lake is on S3)."""
         return storage.partition_path(self.root, table, session)
+
+    def frame(
+        self, table: str, session: dt.date | str, columns: list[str] | None = None
+    ) -> pl.DataFrame:
+        """One partition as polars reads it (no layout check; see ``read`` for that)."""
+        return storage.read_file(self.root, self.path(table, session), columns)

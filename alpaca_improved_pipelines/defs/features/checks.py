@@ -54,7 +54,7 @@ def indicators_schema(
 ) -> dg.AssetCheckResult:
     """Indicator values within their mathematical ranges."""
     sessions = keys_to_sessions(context.partition_keys)
-    frame = pl.concat([pl.read_parquet(lake.path("indicators_1d", s)) for s in sessions])
+    frame = pl.concat([lake.frame("indicators_1d", s) for s in sessions])
     failures = validate(indicator_schema(), frame)
     expected = set(CONFIG.columns())
     missing = sorted(expected - set(frame.columns))

@@ -59,8 +59,8 @@ def option_marks(home: Path, since: str) -> pl.DataFrame:
     lake = paths.lake_dir(home)
     days = [d for d in storage.existing_sessions(lake, "option_chains") if d >= since]
     frames = [
-        pl.read_parquet(
-            storage.partition_path(lake, "option_chains", d), columns=["contract", "mid"]
+        storage.read_file(
+            lake, storage.partition_path(lake, "option_chains", d), ["contract", "mid"]
         )
         .drop_nulls()
         .select(

@@ -94,7 +94,7 @@ def load_history(lake: LakeResource, first: dt.date, window: int) -> pl.DataFram
         for k in storage.existing_sessions(lake.root, "vol_surface")
         if start <= dt.date.fromisoformat(k) < first
     ]
-    frames = [pl.read_parquet(lake.path("vol_surface", k), columns=HISTORY_COLUMNS) for k in keys]
+    frames = [lake.frame("vol_surface", k, HISTORY_COLUMNS) for k in keys]
     empty = pl.DataFrame(schema={c: SURFACE_SCHEMA[c] for c in HISTORY_COLUMNS})
     return pl.concat([empty, *frames], how="vertical").unique(["underlying", "session"])
 

@@ -39,8 +39,8 @@ def load_chain_archive(lake: Path, underlying: str) -> tuple[pl.DataFrame, pl.Da
     frames, versions = [], {}
     for s in sessions:
         path = storage.partition_path(lake, "option_chains", s)
-        versions[f"option_chains/session={s}"] = storage.file_sha256(path)
-        frames.append(pl.read_parquet(path).filter(pl.col("underlying") == underlying))
+        versions[f"option_chains/session={s}"] = storage.digest(lake, path)
+        frames.append(storage.read_file(lake, path).filter(pl.col("underlying") == underlying))
     chains = pl.concat(frames).rename({"dte_days": "dte"}).select(CHAIN_COLUMNS)
     if chains.is_empty():
         raise ConfigError(

@@ -1,0 +1,592 @@
+"""Where the lake's bytes live: local files (the default) or S3-compatible object storage.
+
+One switch, ``ALPACA_IMPROVED_LAKE_URI``:
+
+* unset (or empty): :class:`LocalStore` over ``<home>/lake``, today's behaviour byte for byte
+  (temp file + fsync + ``os.replace``, see ``contracts.parquet_io``);
+* ``s3://bucket/prefix``: :class:`S3Store`, with the standard ``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``/``AWS_DEFAULT_REGION`` and
+  ``AWS_ENDPOINT_URL`` (any S3-compatible server) variables. Every writer and reader of the lake
+  (the pipelines, research's DuckDB views, the live runner's snapshot reader) then uses the
+  bucket, and ``<home>/lake`` is not used.
+
+The layout is the same on both: ``<lake>/<table>/<key>=<value>/part.parquet`` (``contracts.lake``).
+
+Why plain Parquet with one PUT per partition, not Delta Lake (measured in
+``benchmarks/bench_lake_s3.py`` against the moto server; numbers in its docstring):
+
+* A partition is ONE object written with ONE ``PutObject``. S3 PUTs are atomic: a reader gets the
+  old whole object or the new whole object, never half of one, and no other key is involved, so
+  there is nothing to commit and nothing a killed writer can leave behind.
+* The object's bytes are exactly the bytes the local store writes (the same in-memory
+  serialization, ``contracts.parquet_io.serialize``), so a partition's sha256, the data versions
+  built from it and the lineage in its footer are the same on S3 as on disk.
+* Two writers of one partition are detected with S3 conditional writes: a store that has seen a
+  partition (HEAD, read, lineage check) writes it with ``If-Match: <the ETag it saw>``, and a
+  partition it saw absent with ``If-None-Match: *``. When another writer replaced or created the
+  object in between, S3 answers 412 and the write raises :class:`PartitionConflict`, naming the
+  partition and what to do; the object stays the other writer's whole file.
+* Delta Lake would give the same atomic replace and table versions, but its data files are
+  named by UUID (the layout, the reader rule and the per-partition hashes change), a partition
+  replace is a delete + add commit in ``_delta_log`` (every reader must go through the log: the
+  live runner's reader, DuckDB 2.0 only through an Arrow dataset), and replacing one partition
+  cost several times a plain PUT on the moto server.
+
+Bad configuration (a URI that is not ``s3://bucket[/prefix]``, a missing bucket, wrong
+credentials, an unreachable endpoint) raises :class:`LakeStoreError` from :func:`from_env` /
+:func:`check`, which every entry point calls at start-up, with one line naming the variable and
+the fix; secrets are never part of a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import pyarrow as pa
+
+from contracts import lake as layout
+from contracts.errors import ContractError
+from contracts.parquet_io import WrittenPartition, file_sha256, serialize, write_table_atomic
+
+LAKE_URI_ENV = "ALPACA_IMPROVED_LAKE_URI"
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+# How long a seen ETag stands for "this process read that partition" (then the write HEADs anew).
+SEEN_TTL_S = 3600.0
+
+
+class LakeStoreError(ContractError):
+    """The lake's store is misconfigured or unreachable; the message names the variable and fix."""
+
+
+class PartitionConflict(LakeStoreError):
+    """Another writer replaced (or created) a partition between this writer's read and write."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One partition object: its version tag (S3 ETag, or local size+mtime) and size."""
+
+    etag: str
+    size: int
+    mtime: float
+
+
+class LakeStore(ABC):
+    """The lake's bytes: partition objects under ``<table>/<key>=<value>/part.parquet``.
+
+    Paths handed out (``partition``, ``scan``) are what ``url``/``open``/``head`` take back:
+    absolute file paths for the local store, keys relative to the lake for S3.
+    """
+
+    uri: str
+
+    def partition(self, table: str, value: Any) -> Path:
+        """The path of one partition's ``part.parquet`` (see ``contracts.lake``)."""
+        return layout.partition_path(self.base, table, value)
+
+    @property
+    @abstractmethod
+    def base(self) -> Path:
+        """The lake's root as this store's paths start."""
+
+    @property
+    def remote(self) -> bool:
+        return False
+
+    @property
+    def root_url(self) -> str:
+        """The lake's root as DuckDB reads it (a directory, or ``s3://bucket/prefix``)."""
+        return str(self.base)
+
+    @abstractmethod
+    def url(self, path: Path) -> str:
+        """What DuckDB/pyarrow/polars open: a file path, or ``s3://bucket/prefix/<key>``."""
+
+    @abstractmethod
+    def head(self, path: Path) -> ObjectInfo | None:
+        """The object's version tag, size and modification time; None when absent."""
+
+    @abstractmethod
+    def read(self, path: Path) -> bytes:
+        """The object's bytes (``FileNotFoundError`` when absent)."""
+
+    @abstractmethod
+    def open(self, path: Path) -> IO[bytes]:
+        """A seekable binary reader (Parquet footers are read without fetching the object)."""
+
+    @abstractmethod
+    def write(
+        self, table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
+    ) -> WrittenPartition:
+        """Replace the partition at ``path`` with ``table``, atomically for every reader."""
+
+    @abstractmethod
+    def scan(self, name: str) -> layout.TableScan:
+        """``name``'s partitions under the reader rule (as ``contracts.lake.scan_table``)."""
+
+    @abstractmethod
+    def strays(self, directory: Path) -> list[Path]:
+        """Objects beside a partition's ``part.parquet`` (never read)."""
+
+    @abstractmethod
+    def delete(self, path: Path) -> None:
+        """Remove one object (strays only)."""
+
+    def exists(self, path: Path) -> bool:
+        return self.head(path) is not None
+
+    def sha256(self, path: Path) -> str:
+        """Hex SHA-256 of the object's bytes: the partition's data version."""
+        return hashlib.sha256(self.read(path)).hexdigest()
+
+    def parquet_problem(self, path: Path) -> str | None:
+        """Why the object cannot be whole Parquet (None when its frame looks whole)."""
+        return layout.parquet_problem(path)
+
+    def check(self) -> None:  # noqa: B027 - nothing to check for local files
+        """Fail now, with one line naming the variable and fix, if the store is unusable."""
+
+
+class LocalStore(LakeStore):
+    """``<home>/lake`` on the local file system (temp file + fsync + rename per partition)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.uri = str(self.root)
+
+    @property
+    def base(self) -> Path:
+        return self.root
+
+    def url(self, path: Path) -> str:
+        return str(path)
+
+    def head(self, path: Path) -> ObjectInfo | None:
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return ObjectInfo(f"{st.st_size}-{st.st_mtime_ns}", st.st_size, st.st_mtime)
+
+    def read(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def sha256(self, path: Path) -> str:
+        return file_sha256(path)
+
+    def open(self, path: Path) -> IO[bytes]:
+        return path.open("rb")
+
+    def write(
+        self, table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
+    ) -> WrittenPartition:
+        return write_table_atomic(table, path, fsync, lineage)
+
+    def scan(self, name: str) -> layout.TableScan:
+        return layout.scan_table(self.root, name)
+
+    def strays(self, directory: Path) -> list[Path]:
+        return layout.strays_in(directory)
+
+    def delete(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+
+def _endpoint(env: Mapping[str, str]) -> str | None:
+    return env.get(ENDPOINT_ENV) or env.get("AWS_ENDPOINT_URL_S3") or None
+
+
+class S3Store(LakeStore):
+    """The lake in ``s3://bucket/prefix``: one object per partition, written with one PUT.
+
+    Args:
+        uri: ``s3://bucket[/prefix]``.
+        environ: where the ``AWS_*`` variables are read (default ``os.environ``).
+    """
+
+    def __init__(self, uri: str, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.uri = uri.rstrip("/")
+        self.bucket, self.prefix = parse_uri(self.uri)
+        self.endpoint = _endpoint(env)
+        self.region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self._key = env.get("AWS_ACCESS_KEY_ID") or None
+        self._secret = env.get("AWS_SECRET_ACCESS_KEY") or None
+        self._token = env.get("AWS_SESSION_TOKEN") or None
+        self._local = threading.local()
+        self._seen: dict[str, tuple[str | None, float]] = {}
+        self._seen_lock = threading.Lock()
+        self._fs: Any = None
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"S3Store({self.uri!r}, endpoint={self.endpoint!r})"
+
+    # -- clients ---------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """A boto3 S3 client (one per thread: boto3 clients are not shared across threads)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint,
+                region_name=self.region,
+                aws_access_key_id=self._key,
+                aws_secret_access_key=self._secret,
+                aws_session_token=self._token,
+                config=Config(
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=30,
+                    s3={"addressing_style": "path"},
+                ),
+            )
+            self._local.client = client
+        return client
+
+    @property
+    def fs(self) -> Any:
+        """An ``s3fs.S3FileSystem`` on the same endpoint and credentials (DuckDB reads by it)."""
+        if self._fs is None:
+            import s3fs
+
+            self._fs = s3fs.S3FileSystem(
+                key=self._key,
+                secret=self._secret,
+                token=self._token,
+                endpoint_url=self.endpoint,
+                client_kwargs={"region_name": self.region},
+                config_kwargs={"s3": {"addressing_style": "path"}},
+                use_listings_cache=False,
+                skip_instance_cache=True,
+            )
+        return self._fs
+
+    # -- paths -----------------------------------------------------------------------------
+    @property
+    def base(self) -> Path:
+        return Path()
+
+    @property
+    def remote(self) -> bool:
+        return True
+
+    @property
+    def root_url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def key(self, path: Path) -> str:
+        rel = PurePosixPath(path).as_posix()
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def url(self, path: Path) -> str:
+        return f"s3://{self.bucket}/{self.key(path)}"
+
+    def _where(self, path: Path) -> str:
+        return f"{PurePosixPath(path).parent.as_posix()} ({self.url(path)})"
+
+    # -- reads -----------------------------------------------------------------------------
+    def _remember(self, path: Path, etag: str | None) -> None:
+        with self._seen_lock:
+            self._seen[self.key(path)] = (etag, time.monotonic())
+
+    def _request(self, op: str, path: Path, **kwargs: Any) -> dict[str, Any] | None:
+        """``head_object``/``get_object`` on ``path``'s key; None when the object is absent
+        (remembered as seen absent), ``LakeStoreError`` for any other refusal."""
+        from botocore.exceptions import ClientError
+
+        try:
+            out: dict[str, Any] = getattr(self.client, op)(
+                Bucket=self.bucket, Key=self.key(path), **kwargs
+            )
+        except ClientError as exc:
+            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                self._remember(path, None)
+                return None
+            raise self._error(exc, f"{op} {self.url(path)}") from None
+        if not kwargs:  # a whole-object request: its ETag is what this store saw
+            self._remember(path, out["ETag"])
+        return out
+
+    def head(self, path: Path) -> ObjectInfo | None:
+        meta = self._request("head_object", path)
+        if meta is None:
+            return None
+        return ObjectInfo(
+            meta["ETag"], int(meta["ContentLength"]), meta["LastModified"].timestamp()
+        )
+
+    def read(self, path: Path) -> bytes:
+        got = self._request("get_object", path)
+        if got is None:
+            raise FileNotFoundError(self.url(path))
+        data: bytes = got["Body"].read()
+        return data
+
+    def sha256(self, path: Path) -> str:
+        """The sha256 stored with the object by its one PUT (hashed from its bytes if absent)."""
+        meta = self._request("head_object", path)
+        if meta is None:
+            raise FileNotFoundError(self.url(path))
+        stored = (meta.get("Metadata") or {}).get("sha256")
+        return str(stored) if stored else hashlib.sha256(self.read(path)).hexdigest()
+
+    def open(self, path: Path) -> IO[bytes]:
+        import io
+
+        return io.BytesIO(self.read(path))
+
+    def parquet_problem(self, path: Path) -> str | None:
+        info = self.head(path)
+        if info is None:
+            return "it is gone (removed while the lake was read)"
+        if info.size < 12:
+            return f"it is {info.size} bytes long, too short for Parquet (truncated?)"
+        head = self._request("get_object", path, Range="bytes=0-3")
+        tail = self._request("get_object", path, Range="bytes=-8")
+        if head is None or tail is None:
+            return "it is gone (removed while the lake was read)"
+        first, last = head["Body"].read(), tail["Body"].read()
+        if first != layout.PARQUET_MAGIC or last[4:] != layout.PARQUET_MAGIC:
+            return "it has no Parquet magic bytes at its start or end (truncated or not Parquet)"
+        footer = int.from_bytes(last[:4], "little")
+        if footer + 12 > info.size:
+            return f"its footer claims {footer} bytes of a {info.size}-byte file (truncated)"
+        return None
+
+    def _keys(self, rel_prefix: str) -> list[str]:
+        """Keys under ``<prefix>/<rel_prefix>``, relative to the lake root."""
+        from botocore.exceptions import ClientError
+
+        full = self.key(Path(rel_prefix)) + "/"
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        out: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                out += [o["Key"][cut:] for o in page.get("Contents", ())]
+        except ClientError as exc:
+            raise self._error(exc, f"LIST {self.url(Path(rel_prefix))}/") from None
+        return sorted(out)
+
+    def scan(self, name: str) -> layout.TableScan:
+        spec = layout.table(name)
+        prefix = f"{spec.key}="
+        files: dict[str, Path] = {}
+        rejected: dict[str, layout.Rejected] = {}
+        strays: list[layout.Rejected] = []
+        for rel in self._keys(name):
+            parts = rel.split("/")[1:]  # below the table
+            if not parts or parts[0].startswith("."):
+                continue
+            path = Path(rel)
+            if len(parts) == 1 or not parts[0].startswith(prefix):
+                strays.append(layout._stray(path, name))
+                continue
+            value = parts[0].removeprefix(prefix)
+            problem = layout.key_problem(spec.key, value)
+            if problem is not None:
+                rejected.setdefault(
+                    parts[0],
+                    layout.Rejected(
+                        Path(name) / parts[0],
+                        f"invalid partition key {parts[0]!r}: {problem}",
+                        f"nothing reads it; move it out of the lake (a {name} partition is "
+                        f"{prefix}{'YYYY-MM-DD' if spec.key == 'session' else '<family>'})",
+                    ),
+                )
+                continue
+            if parts[1:] == [layout.PART_FILE]:
+                files[value] = path
+            elif not parts[-1].startswith("."):
+                strays.append(layout._stray(path, name))
+        return layout.TableScan(
+            spec, dict(sorted(files.items())), tuple(rejected.values()), tuple(strays)
+        )
+
+    def strays(self, directory: Path) -> list[Path]:
+        out = []
+        for rel in self._keys(PurePosixPath(directory).as_posix()):
+            name = rel.rsplit("/", 1)[-1]
+            if rel.count("/") == 2 and name != layout.PART_FILE and not name.startswith("."):
+                out.append(Path(rel))
+        return out
+
+    def delete(self, path: Path) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
+
+    # -- the write -------------------------------------------------------------------------
+    def expected(self, path: Path) -> str | None:
+        """The ETag this store last saw for ``path`` (None: seen absent), HEADing if not seen.
+
+        A seen ETag older than ``SEEN_TTL_S`` is refreshed (a long-lived process re-reads).
+        """
+        with self._seen_lock:
+            hit = self._seen.pop(self.key(path), None)
+        if hit is not None and time.monotonic() - hit[1] < SEEN_TTL_S:
+            return hit[0]
+        info = self.head(path)
+        with self._seen_lock:
+            self._seen.pop(self.key(path), None)
+        return None if info is None else info.etag
+
+    def write(
+        self, table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
+    ) -> WrittenPartition:
+        """One conditional PUT of the same bytes the local store writes.
+
+        Raises:
+            PartitionConflict: another writer replaced or created the partition since this store
+                saw it (S3 answered 412 to ``If-Match``/``If-None-Match``).
+        """
+        from botocore.exceptions import ClientError
+
+        data, digest = serialize(table, lineage)
+        etag = self.expected(path)
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            put = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.key(path),
+                Body=data.to_pybytes(),
+                ContentType="application/vnd.apache.parquet",
+                Metadata={"sha256": digest},
+                **condition,
+            )
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                seen = f"ETag {etag}" if etag is not None else "absent"
+                raise PartitionConflict(
+                    f"partition {self._where(path)} was written by another writer while this "
+                    f"one was computing it (it was {seen} when this writer read it): two runs "
+                    "materialized the same partition at once. The object is the other writer's "
+                    "whole file; re-run this partition once the other run has finished"
+                ) from None
+            raise self._error(exc, f"PUT {self.url(path)}") from None
+        self._remember(path, put.get("ETag"))
+        return WrittenPartition(path, table.num_rows, data.size, digest)
+
+    # -- start-up --------------------------------------------------------------------------
+    def _error(self, exc: Exception, what: str) -> LakeStoreError:
+        code = _code(exc)
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        if code in ("NoSuchBucket",):
+            fix = (
+                f"bucket {self.bucket!r} does not exist{where}; create it, or point "
+                f"{LAKE_URI_ENV} at an existing bucket"
+            )
+        elif code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+            fix = (
+                f"the credentials were refused ({code}){where}; set AWS_ACCESS_KEY_ID and "
+                f"AWS_SECRET_ACCESS_KEY (or a role) allowed to read and write {self.uri}"
+            )
+        else:
+            fix = f"S3 answered {code}{where}; check {LAKE_URI_ENV} and the AWS_* variables"
+        return LakeStoreError(f"{LAKE_URI_ENV}={self.uri}: {what} failed: {fix}")
+
+    def check(self) -> None:
+        """List one key of the lake: proves the endpoint, the bucket and the credentials.
+
+        Raises:
+            LakeStoreError: one line naming ``ALPACA_IMPROVED_LAKE_URI`` (or the endpoint or
+                credential variable) and the fix.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", MaxKeys=1
+            )
+        except NoCredentialsError:
+            raise LakeStoreError(
+                f"{LAKE_URI_ENV}={self.uri}: no AWS credentials found; set AWS_ACCESS_KEY_ID "
+                "and AWS_SECRET_ACCESS_KEY (or a role / profile) for the bucket"
+            ) from None
+        except ClientError as exc:
+            raise self._error(exc, "checking the bucket") from None
+        except BotoCoreError as exc:
+            raise LakeStoreError(
+                f"{LAKE_URI_ENV}={self.uri}: the S3 endpoint "
+                f"{self.endpoint or '(AWS default)'} cannot be reached ({type(exc).__name__}); "
+                f"fix {ENDPOINT_ENV} or the network"
+            ) from None
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", "")) or type(exc).__name__
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix without slashes).
+
+    Raises:
+        LakeStoreError: ``uri`` is not ``s3://bucket[/prefix]``.
+    """
+    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        raise LakeStoreError(
+            f"{LAKE_URI_ENV}={uri!r} is not an S3 URI; use s3://bucket/prefix (the standard "
+            f"AWS_* variables and {ENDPOINT_ENV} select the server), or unset it for <home>/lake"
+        )
+    bucket, _, prefix = uri[5:].partition("/")
+    return bucket, prefix.strip("/")
+
+
+_STORES: dict[tuple[str, str | None], S3Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def from_env(lake: Path, environ: Mapping[str, str] | None = None) -> LakeStore:
+    """The lake's store: ``S3Store`` when ``ALPACA_IMPROVED_LAKE_URI`` is set, else ``lake``.
+
+    The S3 store is checked once per URI and endpoint (process-wide) when first made.
+
+    Raises:
+        LakeStoreError: the URI or the bucket, endpoint or credentials are wrong (one line).
+    """
+    env = os.environ if environ is None else environ
+    uri = (env.get(LAKE_URI_ENV) or "").strip()
+    if not uri:
+        return LocalStore(lake)
+    ident = (uri.rstrip("/"), _endpoint(env))
+    with _STORES_LOCK:
+        store = _STORES.get(ident)
+        if store is None:
+            store = S3Store(uri, env)
+            store.check()
+            _STORES[ident] = store
+    return store
+
+
+def resolve(lake: Path | LakeStore) -> LakeStore:
+    """``lake`` as a store: a store as is; a directory as the configured store for it."""
+    return lake if isinstance(lake, LakeStore) else from_env(Path(lake))
+
+
+def check(environ: Mapping[str, str] | None = None) -> None:
+    """Start-up check of ``ALPACA_IMPROVED_LAKE_URI`` (nothing to do when it is unset).
+
+    Raises:
+        LakeStoreError: one line naming the variable and the fix.
+    """
+    from_env(Path("lake"), environ)
+
+
+def register_duckdb(con: Any, store: LakeStore) -> None:
+    """Let DuckDB read ``s3://`` through the store's s3fs filesystem (the locked DuckDB cannot
+    load its ``httpfs`` extension offline); nothing for the local store."""
+    if isinstance(store, S3Store):
+        con.register_filesystem(store.fs)
