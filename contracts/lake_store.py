@@ -365,22 +365,29 @@ class S3Store(LakeStore):
             return f"its footer claims {footer} bytes of a {info.size}-byte file (truncated)"
         return None
 
-    def _keys(self, rel_prefix: str) -> list[str]:
-        """Keys under ``<prefix>/<rel_prefix>``, relative to the lake root."""
+    def listing(self, rel_prefix: str) -> dict[str, ObjectInfo]:
+        """Every object under ``<prefix>/<rel_prefix>/`` (key relative to the lake -> its ETag,
+        size and time), from LIST alone: one request per 1,000 objects, no object is opened."""
         from botocore.exceptions import ClientError
 
         full = self.key(Path(rel_prefix)) + "/"
         cut = len(self.prefix) + 1 if self.prefix else 0
-        out: list[str] = []
+        out: dict[str, ObjectInfo] = {}
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
             )
             for page in pages:
-                out += [o["Key"][cut:] for o in page.get("Contents", ())]
+                for o in page.get("Contents", ()):
+                    out[o["Key"][cut:]] = ObjectInfo(
+                        o["ETag"], int(o["Size"]), o["LastModified"].timestamp()
+                    )
         except ClientError as exc:
             raise self._error(exc, f"LIST {self.url(Path(rel_prefix))}/") from None
-        return sorted(out)
+        return dict(sorted(out.items()))
+
+    def _keys(self, rel_prefix: str) -> list[str]:
+        return list(self.listing(rel_prefix))
 
     def scan(self, name: str) -> layout.TableScan:
         spec = layout.table(name)

@@ -4,10 +4,17 @@
 pipelines import): ``<home>/lake/stock_bars_1d/session=YYYY-MM-DD/part.parquet`` and, when
 present, ``<home>/lake/option_chains/session=YYYY-MM-DD/part.parquet``. A session's bar is only
 visible once that session closed (16:00 New York), so a decision never sees a future bar.
+
+With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` it reads the bucket through
+``contracts.lake_store`` (the same store the pipelines write): one LIST per table and cycle gives
+the sessions and each object's ETag, and a partition is fetched again only when its ETag changed
+(the local reader's mtime cache). Each partition is one object written by one PUT, so a read is
+always one whole version.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -18,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from contracts import paths
+from contracts import lake_store, paths
 from contracts.greeks import chain_to_position_units
 from live.clock import NEW_YORK
 from live.errors import ConfigError
@@ -88,13 +95,34 @@ class LakeSnapshotProvider(SnapshotProvider):
 
     def __init__(self, home: Path, lookback: int = 260) -> None:
         self.lake = paths.lake_dir(Path(home))
+        # ALPACA_IMPROVED_LAKE_URI: checked here, at start-up (one line naming the variable)
+        self.store = lake_store.from_env(self.lake)
         self.lookback = lookback
-        self._cache: dict[Path, tuple[float, pl.DataFrame]] = {}
+        self._cache: dict[Path, tuple[float | str, pl.DataFrame]] = {}
+        self._etags: dict[tuple[str, date], str] = {}
         self._paths: dict[tuple[str, date], Path] = {}
         self._listing: dict[str, tuple[int, list[date]]] = {}
         self._history: tuple[tuple[Any, ...], pl.DataFrame, dict[str, float]] | None = None
 
+    def _remote_sessions(self, table: str) -> list[date]:
+        """Sessions and ETags of ``table`` in the bucket (one LIST; no object is opened)."""
+        assert isinstance(self.store, lake_store.S3Store)
+        out = []
+        for key, info in self.store.listing(table).items():
+            parts = key.split("/")
+            if len(parts) != 3 or parts[2] != "part.parquet" or "=" not in parts[1]:
+                continue
+            try:
+                session = date.fromisoformat(parts[1].removeprefix("session="))
+            except ValueError:
+                continue
+            self._etags[(table, session)] = info.etag
+            out.append(session)
+        return sorted(out)
+
     def _sessions(self, table: str) -> list[date]:
+        if self.store.remote:
+            return self._remote_sessions(table)
         root = self.lake / table
         try:
             mtime = root.stat().st_mtime_ns
@@ -118,26 +146,47 @@ class LakeSnapshotProvider(SnapshotProvider):
         key = (table, session)
         path = self._paths.get(key)
         if path is None:
-            path = self._paths[key] = self.lake / table / f"session={session}" / "part.parquet"
+            path = self._paths[key] = (
+                self.store.partition(table, session)
+                if self.store.remote
+                else self.lake / table / f"session={session}" / "part.parquet"
+            )
         return path
+
+    def _version(self, table: str, session: date, path: Path) -> float | str:
+        """The file's mtime, or (S3) the ETag the last listing gave (HEAD when not listed)."""
+        if not self.store.remote:
+            return os.stat(path).st_mtime
+        etag = self._etags.get((table, session))
+        if etag is None:
+            info = self.store.head(path)
+            if info is None:
+                raise FileNotFoundError(self.store.url(path))
+            etag = self._etags[(table, session)] = info.etag
+        return etag
+
+    def _load(self, path: Path) -> pl.DataFrame:
+        if not self.store.remote:
+            return pl.read_parquet(path)
+        return pl.read_parquet(io.BytesIO(self.store.read(path)))
 
     def _read(
         self, table: str, session: date, columns: tuple[str, ...] | None = None
     ) -> pl.DataFrame:
         path = self._path(table, session)
         try:
-            mtime = os.stat(path).st_mtime
+            version = self._version(table, session, path)
             hit = self._cache.get(path)
-            if hit is None or hit[0] != mtime:
-                frame = pl.read_parquet(path)
-                hit = (mtime, frame.select(columns) if columns else frame)
+            if hit is None or hit[0] != version:
+                frame = self._load(path)
+                hit = (version, frame.select(columns) if columns else frame)
                 self._cache[path] = hit
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:  # corrupt, cut, gone
             detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise LakeDataError(
                 path,
-                f"lake partition {path} cannot be read ({type(exc).__name__}: {detail}); "
-                + _rematerialize(path),
+                f"lake partition {self.store.url(path)} cannot be read "
+                f"({type(exc).__name__}: {detail}); " + _rematerialize(path),
             ) from None
         return hit[1]
 

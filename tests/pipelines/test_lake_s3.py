@@ -147,23 +147,24 @@ def test_second_writer_of_a_partition_gets_a_conflict_and_the_first_file_stays(
     uri = f"s3://{s3_server.bucket()}/lake"
     first, second = S3Store(uri, s3_server.env(uri)), S3Store(uri, s3_server.env(uri))
     path = first.partition("stock_bars_1d", "2024-01-05")
-    a, b = _version(1, 100).to_arrow(), _version(2, 100).to_arrow()
+    fa, fb = _version(1, 100), _version(2, 100)
+    a, b = fa.to_arrow(), fb.to_arrow()
     # a new partition: both saw it absent (If-None-Match: *)
     assert first.head(path) is None and second.head(path) is None
     first.write(a, path)
     with pytest.raises(PartitionConflict, match=r"stock_bars_1d/session=2024-01-05 .*re-run"):
         second.write(b, path)
-    assert storage.read_file(first, path).equals(pl.from_arrow(a))
+    assert storage.read_file(first, path).equals(fa)
     # an existing partition: both read it (ETag E), the first replaces it (If-Match: E)
     assert first.head(path) is not None and second.head(path) is not None
     first.write(b, path)
     with pytest.raises(PartitionConflict, match="another writer"):
         second.write(a, path)
-    assert storage.read_file(first, path).equals(pl.from_arrow(b))
+    assert storage.read_file(first, path).equals(fb)
     # a writer that reads again afterwards writes normally
     second.head(path)
     second.write(a, path)
-    assert storage.read_file(first, path).equals(pl.from_arrow(a))
+    assert storage.read_file(first, path).equals(fa)
 
 
 def test_pipeline_write_after_a_lineage_read_detects_an_interleaved_writer(
@@ -224,3 +225,39 @@ def test_wrong_credentials_fail_at_startup(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         server.stop()
     lake_store._STORES.clear()
+
+
+def test_live_snapshot_reader_reads_the_bucket_and_refetches_only_changed_partitions(
+    lakes: tuple[Path, Path, str], s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from live.market.snapshot import LakeSnapshotProvider
+
+    local, remote, uri = lakes
+    now = dt.datetime(2024, 1, 5, 12, tzinfo=dt.UTC)
+    monkeypatch.delenv("ALPACA_IMPROVED_LAKE_URI", raising=False)
+    expected = LakeSnapshotProvider(local).latest(now)
+    for key, value in s3_server.env(uri).items():
+        monkeypatch.setenv(key, value)
+    provider = LakeSnapshotProvider(remote)
+    got = provider.latest(now)
+    assert expected is not None and got is not None
+    assert got.session == expected.session == dt.date(2024, 1, 4)
+    assert got.prices == expected.prices and got.history.equals(expected.history)
+    first = provider._cache[provider._path("stock_bars_1d", dt.date(2024, 1, 4))][1]
+    again = provider.latest(now)
+    assert again is not None  # nothing changed: the cached frame, not a new GET
+    assert provider._cache[provider._path("stock_bars_1d", dt.date(2024, 1, 4))][1] is first
+    # the pipelines replace the last session: the next cycle's LIST shows a new ETag
+    store = S3Store(uri, s3_server.env(uri))
+    key = store.partition("stock_bars_1d", "2024-01-04")
+    original = store.read(key)
+    day = storage.read_partition(remote / "lake", "stock_bars_1d", "2024-01-04")
+    try:
+        storage.write_partition(
+            day.with_columns(pl.col("close") * 2), remote / "lake", "stock_bars_1d", "2024-01-04"
+        )
+        changed = provider.latest(now)
+        assert changed is not None
+        assert changed.prices == pytest.approx({s: 2 * p for s, p in expected.prices.items()})
+    finally:  # the module's lake stays the materialized one
+        store.client.put_object(Bucket=store.bucket, Key=store.key(key), Body=original)
