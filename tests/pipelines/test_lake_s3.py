@@ -249,8 +249,8 @@ def test_live_snapshot_reader_reads_the_bucket_and_refetches_only_changed_partit
     assert provider._cache[provider._path("stock_bars_1d", dt.date(2024, 1, 4))][1] is first
     # the pipelines replace the last session: the next cycle's LIST shows a new ETag
     store = S3Store(uri, s3_server.env(uri))
-    key = store.partition("stock_bars_1d", "2024-01-04")
-    original = store.read(key)
+    part = store.partition("stock_bars_1d", "2024-01-04")
+    original = store.read(part)
     day = storage.read_partition(remote / "lake", "stock_bars_1d", "2024-01-04")
     try:
         storage.write_partition(
@@ -260,4 +260,4 @@ def test_live_snapshot_reader_reads_the_bucket_and_refetches_only_changed_partit
         assert changed is not None
         assert changed.prices == pytest.approx({s: 2 * p for s, p in expected.prices.items()})
     finally:  # the module's lake stays the materialized one
-        store.client.put_object(Bucket=store.bucket, Key=store.key(key), Body=original)
+        store.client.put_object(Bucket=store.bucket, Key=store.key(part), Body=original)
