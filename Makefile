@@ -92,6 +92,15 @@ test-numerics: install
 	NPY_DISABLE_CPU_FEATURES="$(NPY_NO_AVX512)" GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA \
 	  $(VENV)/bin/pytest $(NUMERIC_TESTS)
 
+# Secret scan over every tracked file (detect-secrets): anything not in the reviewed baseline
+# (.secrets.baseline: the test fixtures' fake keys and placeholder URLs) fails. After adding a
+# fake key to a test on purpose: make secret-baseline, review the diff, commit it.
+secret-scan: install
+	$(VENV)/bin/python .ci/secret_scan.py
+
+secret-baseline: install
+	$(VENV)/bin/python .ci/secret_scan.py --update
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
