@@ -24,6 +24,12 @@ from alpaca_improved_pipelines.resources.universe import UniverseResource
 from alpaca_improved_pipelines.settings import Settings, load_settings
 
 SOURCES = ("synthetic", "alpaca", "polygon")
+# Dagster concurrency pools (limits in dagster.yaml ``concurrency.pools``; default 1 step at a
+# time per pool across all runs; ``dagster instance concurrency set <pool> N`` raises one): every
+# asset that calls a vendor API is in VENDOR_POOL, every asset that logs to MLflow in MLFLOW_POOL
+# (proven by tests/pipelines/test_definitions.py from their resource keys).
+VENDOR_POOL = "vendor_api"
+MLFLOW_POOL = "mlflow"
 ALPACA_FEEDS = ("iex", "sip", "delayed_sip", "otc", "boats", "overnight")
 ADJUSTMENTS = {"alpaca": ("raw", "split", "dividend", "all"), "polygon": ("raw", "split")}
 

@@ -101,6 +101,27 @@ def test_schedule_and_job_exist(project_defs: dg.Definitions) -> None:
     assert project_defs.resolve_job_def("market_data_job").partitions_def is not None
 
 
+def test_vendor_and_mlflow_steps_are_capped_by_pools(project_defs: dg.Definitions) -> None:
+    """Every asset that calls a vendor API (needs ``source``) is in the vendor pool, every asset
+    that logs to MLflow (needs ``tracking``) in the MLflow pool, and no other asset is pooled;
+    the instance caps each pool (``concurrency.pools.default_limit``)."""
+    from alpaca_improved_pipelines.defs.resources import MLFLOW_POOL, VENDOR_POOL
+    from alpaca_improved_pipelines.runner import DAGSTER_YAML
+
+    seen = {VENDOR_POOL: 0, MLFLOW_POOL: 0}
+    for ad in project_defs.resolve_asset_graph().assets_defs:
+        if not ad.is_executable:
+            continue
+        needs = ad.required_resource_keys
+        want = VENDOR_POOL if "source" in needs else MLFLOW_POOL if "tracking" in needs else None
+        names = sorted(k.to_user_string() for k in ad.keys)
+        assert ad.op.pool == want, f"{names} needs {sorted(needs)}: pool {ad.op.pool!r}"
+        if want:
+            seen[want] += 1
+    assert seen[VENDOR_POOL] >= 3 and seen[MLFLOW_POOL] >= 5
+    assert "pools:\n    default_limit: 1" in DAGSTER_YAML
+
+
 @pytest.mark.slow
 def test_dg_check_defs(tmp_path: Path) -> None:
     """`dg check defs` (the dg CLI's own loader) accepts the project."""

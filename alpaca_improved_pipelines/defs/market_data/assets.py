@@ -9,6 +9,7 @@ from alpaca_improved_pipelines.defs.market_data.bars import (
     fetch_and_write,
 )
 from alpaca_improved_pipelines.defs.market_data.partitions import trading_sessions
+from alpaca_improved_pipelines.defs.resources import VENDOR_POOL
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.sources import MarketDataSource
 from alpaca_improved_pipelines.resources.universe import UniverseResource
@@ -27,7 +28,7 @@ COMMON = dict(
 )
 
 
-@dg.asset(**COMMON)  # type: ignore[call-overload]
+@dg.asset(pool=VENDOR_POOL, **COMMON)  # type: ignore[call-overload]
 def stock_bars_1m(
     context: dg.AssetExecutionContext,
     config: BarsConfig,
@@ -39,7 +40,7 @@ def stock_bars_1m(
     return fetch_and_write(context, config, source, lake, universe, "stock_bars_1m", "1Min")
 
 
-@dg.asset(**COMMON)  # type: ignore[call-overload]
+@dg.asset(pool=VENDOR_POOL, **COMMON)  # type: ignore[call-overload]
 def stock_bars_1d(
     context: dg.AssetExecutionContext,
     config: BarsConfig,

@@ -13,6 +13,7 @@ from alpaca_improved_pipelines.defs.options import work
 from alpaca_improved_pipelines.defs.options.chains import agreement, status_counts
 from alpaca_improved_pipelines.defs.options.config import ChainConfig, SurfaceConfig
 from alpaca_improved_pipelines.defs.options.plots import smile_plot_markdown, surface_plot_markdown
+from alpaca_improved_pipelines.defs.resources import VENDOR_POOL
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.sources import MarketDataSource
 from alpaca_improved_pipelines.resources.universe import UniverseResource
@@ -26,7 +27,7 @@ COMMON = dict(
 )
 
 
-@dg.asset(**COMMON)  # type: ignore[call-overload]
+@dg.asset(pool=VENDOR_POOL, **COMMON)  # type: ignore[call-overload]
 def option_chains(
     context: dg.AssetExecutionContext,
     config: ChainConfig,

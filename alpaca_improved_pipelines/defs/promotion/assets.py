@@ -24,6 +24,7 @@ from alpaca_improved_pipelines.defs.promotion.gates import (
 from alpaca_improved_pipelines.defs.promotion.manifests import manifest_path, write_json_atomic
 from alpaca_improved_pipelines.defs.research.assets import leaderboard
 from alpaca_improved_pipelines.defs.research.leaderboard import leaderboard_frame
+from alpaca_improved_pipelines.defs.resources import MLFLOW_POOL
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.tracking import TrackingResource
@@ -109,7 +110,7 @@ def lake_row(home: Path, family: str) -> dict:
     }
 
 
-@dg.asset(group_name="promotion", deps=[candidates], kinds={"json", "mlflow"})
+@dg.asset(group_name="promotion", deps=[candidates], kinds={"json", "mlflow"}, pool=MLFLOW_POOL)
 def approved_manifest(
     context: dg.AssetExecutionContext,
     config: ApprovalConfig,

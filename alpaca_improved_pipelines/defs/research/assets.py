@@ -10,6 +10,7 @@ import dagster as dg
 from alpaca_improved_pipelines.backtesting.families import families, family
 from alpaca_improved_pipelines.defs.market_data.assets import stock_bars_1d, stock_bars_1m
 from alpaca_improved_pipelines.defs.research.sweeps import SweepConfig, run_family_sweep
+from alpaca_improved_pipelines.defs.resources import MLFLOW_POOL
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.tracking import TrackingResource
 
@@ -25,6 +26,7 @@ def sweep_asset(name: str) -> dg.AssetsDefinition:
 
     @dg.asset(  # type: ignore[call-overload]
         name=f"{name}_sweep",
+        pool=MLFLOW_POOL,
         description=(
             f"{name} sweep ({fam.title.rstrip('.')}) over the lake's {bars.key.path[-1]}: grid "
             "or seeded random "
@@ -64,6 +66,7 @@ def walk_forward_asset(sweeps: Mapping[str, dg.AssetsDefinition]) -> dg.AssetsDe
 
     @dg.asset(
         name="walk_forward",
+        pool=MLFLOW_POOL,
         group_name="research",
         deps=[sweeps[n] for n in names],
         kinds={"mlflow"},
@@ -119,7 +122,12 @@ class OptionsBacktestRunConfig(dg.Config):
     initial_cash: float = 100_000.0
 
 
-@dg.asset(group_name="research", deps=["option_chains", stock_bars_1d], kinds={"mlflow", "polars"})
+@dg.asset(
+    group_name="research",
+    deps=["option_chains", stock_bars_1d],
+    kinds={"mlflow", "polars"},
+    pool=MLFLOW_POOL,
+)
 def options_backtest(
     context: dg.AssetExecutionContext,
     config: OptionsBacktestRunConfig,
