@@ -120,6 +120,8 @@ def dagster_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
     _write_dagster_yaml(home / "dagster.yaml", dagster_yaml(db))
     os.environ["DAGSTER_HOME"] = str(home)
     with dg.DagsterInstance.get() as instance:
+        if db is not None:  # pooled connections, not a new login (SCRAM) per event written
+            instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
         fail_orphaned_runs(instance)
         yield instance
 
