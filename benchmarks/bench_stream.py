@@ -9,18 +9,24 @@ child (one frame per minute holding every symbol's bar; option quotes in frames 
 sent as the same bytes to each client, so both clients parse identical input:
 
 1. ingest: minute bars/s of a bare alpaca-py ``StockDataStream(raw_data=True)`` with a no-op
-   async handler (the peer) and of our ``AlpacaConnection -> StreamHub -> MarketStream ->
-   MinuteBook`` path with an ``on_bar`` consumer, runs interleaved, best of ``--repeat``;
+   async handler (the issue's peer), of the same with alpaca-py's default pydantic models, and
+   of our ``AlpacaConnection -> StreamHub -> MarketStream -> MinuteBook`` path with an
+   ``on_bar`` consumer; runs interleaved, best of ``--repeat``. Two rates each: wall (first
+   frame sent to last message consumed) and CPU (the receiving thread's ``thread_time``, which
+   holds the socket read, inflate, unpack and dispatch: far steadier when other jobs share
+   the cores);
 2. option quotes: the same for ``OptionDataStream`` quotes across 500 contracts;
-3. gap backfill: the socket drops mid-minute (``fake.drop``) while minutes pass; time from the
-   reconnect (the fake's upgrade time) until REST backfill left zero gaps (in-process fakes);
-4. memory: a full session (390 minutes) of 500 symbols through MarketStream and the
-   ``StreamLakeWriter`` (flushed at each sample), VmRSS from ``/proc/self/status`` every 30
-   simulated minutes, compared with what the held bars cost (tracemalloc on a sample).
+3. gap backfill: the socket drops mid-minute (``fake.drop``) while four minutes pass; time
+   from the reconnect (the fake's upgrade time) until REST backfill left zero gaps
+   (in-process fakes, 16 symbols, ``--gap-reps`` drops);
+4. memory: a full session (390 minutes) of 500 symbols through MarketStream, then again with
+   the ``StreamLakeWriter`` (flushed at each sample), each in a fresh process; VmRSS from
+   ``/proc/self/status`` every 30 simulated minutes, its growth after the first hour compared
+   with what the held bars cost (tracemalloc on a sample, plus the writer's frame per row).
 
 ``bench_stream_ingest.py`` measures the same path without a socket (alpaca-py's receive loop
 fed from memory); this one includes the websocket read. Nothing is asserted; on a shared
-machine the ratios are the numbers to read (the peer runs in the same process, interleaved).
+machine read the ratios, above all the CPU ones. ``--quick``: a small smoke run.
 """
 
 from __future__ import annotations
