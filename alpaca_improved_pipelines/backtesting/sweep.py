@@ -1,19 +1,19 @@
-"""Parameter sweeps of equity signal strategies: chunked, on both cores, resumable, deterministic.
+"""Parameter sweeps of equity signal strategies: chunked, parallel, resumable, deterministic.
 
 vectorbt is the general simulation engine (equity curves, returns, trades); the compiled fast
 path re-simulates every point and its total return and trade count must agree with vectorbt's
 (the largest difference is recorded). Each finished chunk is checkpointed atomically under
 ``<home>/sweeps/<family>/<sweep key>/``; a sweep killed half-way resumes from its checkpoints,
-so no point is evaluated or logged twice.
+so no point is evaluated or logged twice. The chunks run on this machine's processes or a
+Dask cluster (``backtesting.engines``), with the same result either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix
+from alpaca_improved_pipelines.backtesting.engines import SweepEngine, open_engine
 from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.lake import storage
 from strategies import analytics
@@ -226,34 +227,32 @@ def run_sweep(
     checkpoint_root: Path,
     workers: int = 2,
     on_chunk: Callable[[int, int], None] | None = None,
+    engine: SweepEngine | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Evaluate every point of ``spec`` (resuming from checkpoints); returns (results, resumed).
 
     ``resumed`` counts the chunks taken from an earlier, interrupted run of the same sweep.
+    ``engine`` runs the chunks (default: the one ``ALPACA_IMPROVED_SWEEP_ENGINE`` names, this
+    machine's ``workers`` processes unless set; see ``backtesting.engines``). Whatever it is, each
+    chunk is checkpointed here once by index and the result is assembled in chunk order, so the
+    rows, their order and the trial count do not depend on the engine.
     """
     chunks = [spec.points[i : i + CHUNK] for i in range(0, len(spec.points), CHUNK)]
     todo = [i for i in range(len(chunks)) if not _chunk_path(checkpoint_root, i).exists()]
     resumed = len(chunks) - len(todo)
-
-    def save(i: int, frame: pl.DataFrame) -> None:
-        storage.write_table_atomic(frame.to_arrow(), _chunk_path(checkpoint_root, i))
-        if on_chunk:
-            on_chunk(i, len(chunks))
-
     if todo:
-        save(todo[0], evaluate_chunk(spec, chunks[todo[0]], data))
-    rest = todo[1:]
-    if workers > 1 and len(rest) > 1:
-        # spawn, not fork: a Dagster/MLflow process has threads whose locks a fork would copy
-        # held (seen as a hung worker); spawned workers import afresh and use numba's disk cache
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {i: pool.submit(evaluate_chunk, spec, chunks[i], data) for i in rest}
-            for i, fut in futures.items():
-                save(i, fut.result())
-    else:
-        for i in rest:
-            save(i, evaluate_chunk(spec, chunks[i], data))
+        # an engine passed in stays open (its owner closes it); one opened here is closed here
+        with nullcontext(engine) if engine else open_engine(workers) as eng:
+            for i, frame in eng.map_chunks(
+                evaluate_chunk, spec, data, {i: chunks[i] for i in todo}
+            ):
+                if frame.height != len(chunks[i]):  # one row per point, never two
+                    raise RuntimeError(
+                        f"sweep chunk {i} returned {frame.height} rows for {len(chunks[i])} points"
+                    )
+                storage.write_table_atomic(frame.to_arrow(), _chunk_path(checkpoint_root, i))
+                if on_chunk:
+                    on_chunk(i, len(chunks))
     frames = [pl.read_parquet(_chunk_path(checkpoint_root, i)) for i in range(len(chunks))]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(), resumed
 
