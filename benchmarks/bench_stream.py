@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--minutes", type=int, default=390)
     p.add_argument("--contracts", type=int, default=500)
     p.add_argument("--quotes", type=int, default=200_000)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--gap-reps", type=int, default=5)
     a = p.parse_args(argv)
     if a.quick:
