@@ -85,6 +85,8 @@ def test_no_secret_in_any_log_line(
     tmp_path: Path, fake: FakeAlpacaBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything, urllib3 included
+    # (the kubernetes client, imported by dagster-k8s in the deploy tests, raises urllib3's level)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     runner = alpaca_runner(make_home(tmp_path), fake)
     fake.queue_faults("POST /v2/orders", ["504@commit"])
     fake.queue_faults("GET /v2/positions", ["html502", "malformed"])
