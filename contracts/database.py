@@ -8,6 +8,8 @@ and ``alembic_version``:
 
     dagster   the Dagster instance (runs, event log, schedules)
     mlflow    MLflow's tracking and model-registry store
+    live      the live runner's journal (``ALPACA_IMPROVED_JOURNAL_SCHEMA`` names another, one
+              per broker account when several runners share the database)
 
 The URL is mapped per consumer, never handed on as given: under SQLAlchemy 2.1 a bare
 ``postgresql://`` selects psycopg 3, which is not installed and with which dagster-postgres 0.29
@@ -22,6 +24,7 @@ Parsing is pure (no driver import, no I/O); connecting and creating the schemas 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +39,9 @@ PASSWORD_ENV = "ALPACA_IMPROVED_DATABASE_PASSWORD"
 DAGSTER_SCHEMA = "dagster"
 MLFLOW_SCHEMA = "mlflow"
 SCHEMAS = (DAGSTER_SCHEMA, MLFLOW_SCHEMA)
+JOURNAL_SCHEMA_ENV = "ALPACA_IMPROVED_JOURNAL_SCHEMA"
+JOURNAL_SCHEMA = "live"  # the live journal's default schema (the runner creates it)
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
 DRIVER_SCHEME = "postgresql+psycopg2"  # psycopg2-binary is installed; psycopg 3 is not
 EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
@@ -165,6 +171,23 @@ def database_from_env(environ: Mapping[str, str] | None = None) -> DatabaseUrl |
     env = os.environ if environ is None else environ
     raw = (env.get(DATABASE_ENV) or "").strip()
     return parse_database_url(raw) if raw else None
+
+
+def journal_schema(environ: Mapping[str, str] | None = None) -> str:
+    """The live journal's Postgres schema: ``ALPACA_IMPROVED_JOURNAL_SCHEMA`` or ``live``.
+
+    One schema per journal (per broker account): its runner lock is keyed by it. A name that is
+    not a plain lower-case identifier, or one another consumer owns, is a ContractError.
+    """
+    env = os.environ if environ is None else environ
+    name = (env.get(JOURNAL_SCHEMA_ENV) or "").strip() or JOURNAL_SCHEMA
+    if not _SCHEMA_NAME.fullmatch(name) or name in (*SCHEMAS, "public") or name.startswith("pg_"):
+        raise ContractError(
+            f"{JOURNAL_SCHEMA_ENV}={name!r} is not a journal schema name; use lower-case letters, "
+            f"digits and _ (at most 63, not {', '.join(SCHEMAS)}, public or pg_*), e.g. "
+            f"live_paper_1, or unset it for {JOURNAL_SCHEMA!r}"
+        )
+    return name
 
 
 def mlflow_tracking_uri(home: Path, environ: Mapping[str, str] | None = None) -> str:

@@ -21,7 +21,8 @@ from contracts import paths
 from contracts.limits import AccountLimits
 from contracts.logs import configure_logging
 from live.errors import LiveError
-from live.journal.store import Journal, JournalDamaged, is_damage
+from live.journal.pg import journal_where, open_journal
+from live.journal.store import JournalDamaged, is_damage
 from live.runner import control as runner_control
 from live.runner.build import build_runner, resolve_home
 from live.runner.config import RunnerConfig
@@ -268,11 +269,12 @@ def status(home: HomeOpt = None) -> None:
     root = resolve_home(home)
     path = paths.journal_path(root)
     try:
-        journal = Journal(path, readonly=True)
+        journal = open_journal(root, readonly=True)
     except FileNotFoundError:
-        _fail(f"no journal at {path}: no runner has run on {root} (`alpaca-improved live run`)")
+        where = journal_where(root)
+        _fail(f"no journal at {where}: no runner has run on {root} (`alpaca-improved live run`)")
         return
-    except LiveError as exc:
+    except (LiveError, ValueError) as exc:  # ValueError: a bad database URL
         _fail(exc)
         return
     try:

@@ -114,7 +114,9 @@ def replay(
         sim_start=datetime.combine(sessions[0], time(16, 30), NEW_YORK),
         lookback=lookback,
     )
-    runner, _ = build_runner(config, snapshots=LakeSnapshotProvider(home, lookback), sinks=sinks)
+    runner, _ = build_runner(
+        config, snapshots=LakeSnapshotProvider(home, lookback), sinks=sinks, local_journal=True
+    )
     # the last decision happens at the first open after the last session's close
     stop_after = regular_hours(session_close(sessions[-1])).next_open + timedelta(minutes=1)
     books: dict[tuple[str, str], dict[str, Any]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from contracts import paths
 from live.brokers.base import Broker
 from live.brokers.sim import SimBroker
 from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock, regular_hours
+from live.journal.pg import configured, open_journal
 from live.journal.store import Journal
 from live.market.feed import MarketFeed
 from live.market.snapshot import LakeSnapshotProvider, SnapshotProvider
@@ -18,7 +20,7 @@ from live.notify import FanOut, LogSink, Sink, WebhookSink
 from live.runner.config import RunnerConfig
 from live.runner.core import Runner
 from live.runner.health import HealthServer
-from live.runner.lock import FileLock, holder_details, lock_path
+from live.runner.lock import FileLock, holder_details, lock_path, runner_lock
 
 if TYPE_CHECKING:
     from live.brokers.alpaca_stream import TradeUpdateStream
@@ -68,7 +70,7 @@ def build_runner(
     config: RunnerConfig, *, clock: Clock | None = None, broker: Broker | None = None,
     snapshots: SnapshotProvider | None = None, crash: Callable[[str], None] | None = None,
     sinks: list[Sink] | None = None, updates: TradeUpdateStream | None = None,
-    feed: MarketFeed | None = None,
+    feed: MarketFeed | None = None, local_journal: bool = False,
 ) -> tuple[Runner, HealthServer | None]:  # fmt: skip
     """A ready runner (not started) and its health server (when ``health_port`` is set).
 
@@ -80,18 +82,30 @@ def build_runner(
     The runner holds its data root's lock (:mod:`live.runner.lock`) from here on, taken before
     the journal or the simulated broker's state is opened.
 
+    The journal and the lock are on Postgres when ``ALPACA_IMPROVED_DATABASE_URL`` is set
+    (:mod:`live.journal.pg`, :mod:`live.runner.pg_lock`) unless ``local_journal`` (a replay's own
+    journal), else ``<home>/live/journal.sqlite`` and ``<home>/live/runner.lock``.
+
     ``updates``: a trade-update stream to follow (built from the environment for ``alpaca``
     when ``config.stream``; started here).
 
     Raises:
         RunnerLocked: Another runner process holds the data root (naming it).
     """
-    if config.journal_path.is_file():  # a damaged journal is refused before anything is made
+    on_sqlite = local_journal or configured() is None
+    if on_sqlite and config.journal_path.is_file():  # a damaged journal is refused first
         Journal(config.journal_path, readonly=True).close()
-    lock = FileLock(lock_path(config.home))
+    lock = FileLock(lock_path(config.home)) if local_journal else runner_lock(config.home)
     lock.acquire(holder_details(config.broker))
     try:
-        runner, health = _wire(config, clock, broker, snapshots, crash, sinks, updates, feed)
+        journal = (
+            partial(Journal, config.journal_path)
+            if on_sqlite
+            else partial(open_journal, config.home)
+        )
+        runner, health = _wire(
+            config, clock, broker, snapshots, crash, sinks, updates, feed, journal
+        )
     except BaseException:
         lock.release()
         raise
@@ -102,7 +116,8 @@ def build_runner(
 def _wire(
     config: RunnerConfig, clock: Clock | None, broker: Broker | None,
     snapshots: SnapshotProvider | None, crash: Callable[[str], None] | None,
-    sinks: list[Sink] | None, updates: TradeUpdateStream | None, feed: MarketFeed | None = None,
+    sinks: list[Sink] | None, updates: TradeUpdateStream | None, feed: MarketFeed | None,
+    journal: Callable[[], Journal],
 ) -> tuple[Runner, HealthServer | None]:  # fmt: skip
     holder: list[Runner] = []
     if broker is None and config.broker == "sim":
@@ -135,7 +150,7 @@ def _wire(
     daily = snapshots or LakeSnapshotProvider(config.home, config.lookback)
     runner = Runner(
         config,
-        Journal(config.journal_path),
+        journal(),
         broker,
         clock,
         daily,

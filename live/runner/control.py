@@ -24,8 +24,15 @@ from typing import Any
 
 from contracts import paths
 from live.errors import ConfigError
-from live.journal.store import Journal, JournalDamaged
-from live.runner.lock import FileLock, LockState, describe, lock_path
+from live.journal.pg import (
+    JournalUnavailable,
+    configured,
+    journal_exists,
+    journal_where,
+    open_journal,
+)
+from live.journal.store import JournalDamaged
+from live.runner.lock import LockState, describe, runner_lock
 
 HALT_FILE = "HALT"
 
@@ -82,9 +89,8 @@ def clear_halt(home: Path) -> bool:
 def heartbeat(home: Path) -> str:
     """``last heartbeat <its last cycle>, <last holder>`` from the journal (read-only) and the
     lock file, or what is known when either is missing or damaged."""
-    path = paths.journal_path(home)
     try:
-        journal = Journal(path, readonly=True)
+        journal = open_journal(home, readonly=True)
     except FileNotFoundError:
         beat = "none: no journal"
     except JournalDamaged:
@@ -100,18 +106,18 @@ def heartbeat(home: Path) -> str:
             journal.close()
         if cycle is not None:
             beat = str(cycle.get("finished_at") or cycle.get("started_at"))
-    holder = FileLock(lock_path(home)).probe().holder
+    holder = runner_lock(home).probe().holder
     last = f"; last runner {describe(holder)}" if holder else ""
     return f"last heartbeat {beat}{last}"
 
 
 def running(home: Path) -> LockState:
     """Whether a runner holds the data root now (probing takes nothing)."""
-    return FileLock(lock_path(home)).probe()
+    return runner_lock(home).probe()
 
 
 def _queue(home: Path, name: str) -> int:
-    journal = Journal(paths.journal_path(home))
+    journal = open_journal(home)
     try:
         return journal.enqueue_command(name, datetime.now(UTC))
     finally:
@@ -122,15 +128,23 @@ def halt(home: Path) -> str:
     """The kill switch: the halt file first (works without a journal), then the journaled
     command (its history); returns what happened and what will happen."""
     if not paths.live_dir(home).is_dir():
-        raise ConfigError(f"no live runner state in {paths.live_dir(home)}: is --home right?")
+        if configured() is None:
+            raise ConfigError(f"no live runner state in {paths.live_dir(home)}: is --home right?")
+        paths.live_dir(home).mkdir(parents=True)  # the journal is on Postgres: halt file here too
     path = write_halt(home)
     queued, note = "", ""
-    if paths.journal_path(home).is_file():
-        try:
-            queued = f" and command {_queue(home, 'halt')} queued"
-        except JournalDamaged as exc:
-            note = f"; the command could not be queued in the journal: {exc}"
-    state = running(home)
+    try:
+        if journal_exists(home):
+            try:
+                queued = f" and command {_queue(home, 'halt')} queued"
+            except JournalDamaged as exc:
+                note = f"; the command could not be queued in the journal: {exc}"
+        state = running(home)
+    except JournalUnavailable as exc:  # the Postgres journal: only this host's runner halts
+        raise JournalUnavailable(
+            f"halt file {path} written (a runner on this host reads it), but the command was "
+            f"not queued: {exc}"
+        ) from None
     if state.held:
         return (
             f"halted: halt file {path} written{queued}; the running runner ({state.describe()}) "
@@ -146,9 +160,8 @@ def halt(home: Path) -> str:
 
 def flatten(home: Path) -> str:
     """Queue the emergency liquidation; a damaged journal writes the halt file instead."""
-    journal = paths.journal_path(home)
-    if not journal.is_file():
-        raise ConfigError(f"no journal at {journal}: no runner has traded on {home}")
+    if not journal_exists(home):
+        raise ConfigError(f"no journal at {journal_where(home)}: no runner has traded on {home}")
     try:
         cid = _queue(home, "flatten")
     except JournalDamaged as exc:
@@ -172,8 +185,7 @@ def flatten(home: Path) -> str:
 
 def resume(home: Path) -> str:
     """Remove the halt file and queue ``resume`` (clears every halt reason)."""
-    journal = paths.journal_path(home)
-    cid = _queue(home, "resume") if journal.is_file() else None  # JournalDamaged: nothing done
+    cid = _queue(home, "resume") if journal_exists(home) else None  # JournalDamaged: nothing done
     removed = clear_halt(home)
     what = f"resume queued (command {cid})" if cid is not None else "no journal: nothing queued"
     what += f"; halt file {halt_path(home)} removed" if removed else ""

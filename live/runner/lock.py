@@ -11,11 +11,13 @@ The lock belongs to the process, as a flock does: a second runner built in the s
 (tests, a replay) shares it.
 
 Scaled out (runners on several hosts sharing one Postgres, one runner per broker account), the
-same :class:`RunnerLock` contract is held per account, keyed by :func:`account_key`:
-``SELECT pg_try_advisory_lock(hashtextextended(key, 0))`` on a connection kept open for the
+same :class:`RunnerLock` contract is :class:`live.runner.pg_lock.PgAdvisoryLock`, which
+:func:`runner_lock` picks when ``ALPACA_IMPROVED_DATABASE_URL`` puts the journal on Postgres:
+``SELECT pg_try_advisory_lock(hashtextextended(key, 0))``, keyed by the journal's schema (one
+schema per account, ``ALPACA_IMPROVED_JOURNAL_SCHEMA``), on a connection kept open for the
 runner's life (the server releases it when that session ends, as the kernel releases a flock),
-with the holder upserted into a ``runner_locks(key, pid, host, started_at, broker)`` table
-under the lock. A refusal names the holder from that row. Only :class:`FileLock` exists today.
+with the holder upserted into the schema's ``runner_locks`` table under the lock. A refusal
+names the holder from that row.
 """
 
 from __future__ import annotations
@@ -173,6 +175,19 @@ class FileLock(RunnerLock):
         finally:
             os.close(fd)  # also drops the shared lock if it was taken
         return LockState(False, holder)
+
+
+def runner_lock(home: Path) -> RunnerLock:
+    """The lock of ``home``'s journal: the Postgres advisory lock of its schema when the journal
+    is on Postgres, else the data root's :class:`FileLock`."""
+    from live.journal.pg import configured
+
+    pg = configured()
+    if pg is None:
+        return FileLock(lock_path(home))
+    from live.runner.pg_lock import PgAdvisoryLock
+
+    return PgAdvisoryLock(*pg)
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from live.clock import NEW_YORK, SimClock
 from live.journal import orders as jo
+from live.journal.store import Journal
 from live.notify import LogSink, Sink
 from live.runner.build import build_runner
 from live.runner.config import RunnerConfig
@@ -57,3 +62,40 @@ def local_positions(runner: Runner) -> dict[str, float]:
 
 def fake_positions(fake: FakeAlpacaBroker) -> dict[str, float]:
     return {s: p[0] for s, p in fake.positions.items()}
+
+
+def wait_for(pred: Callable[[], object], what: str, timeout: float = 20) -> None:
+    """Poll ``pred`` until it is truthy (AssertionError naming ``what`` after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def kill_switch_and_flatten(home: Path, journal: Journal) -> tuple[Runner, dict[str, Any]]:
+    """A sim runner trading in a thread, driven through the CLI: ``halt``, ``flatten``,
+    ``status``, ``resume`` (each awaited in the runner's state); returns the stopped runner and
+    the ``status`` JSON taken while it was halted and flat. ``journal``: a second connection."""
+    from typer.testing import CliRunner
+
+    from live.cli import app
+    from live.risk.engine import TradingState
+
+    stop = threading.Event()
+    runner = sim_runner(home, start=MONDAY_10, sim_speed=3_000.0)  # 60 s cycle = 20 ms
+    thread = threading.Thread(target=runner.run, args=(None, stop.is_set), daemon=True)
+    thread.start()
+    cli = CliRunner()
+    try:
+        wait_for(lambda: jo.saved_positions(journal), "the first fill")
+        assert cli.invoke(app, ["halt", "--home", str(home)]).exit_code == 0
+        wait_for(lambda: runner.risk.state() is TradingState.HALTED, "halt")
+        assert cli.invoke(app, ["flatten", "--home", str(home)]).exit_code == 0
+        wait_for(lambda: not jo.saved_positions(journal), "flatten")
+        status = json.loads(cli.invoke(app, ["status", "--home", str(home)]).stdout)
+        assert cli.invoke(app, ["resume", "--home", str(home)]).exit_code == 0
+        wait_for(lambda: runner.risk.state() is TradingState.ACTIVE, "resume")
+    finally:
+        stop.set()
+        thread.join(20)
+    return runner, status

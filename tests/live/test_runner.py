@@ -4,14 +4,10 @@ flatten on a running runner, stale-order replace, health endpoint and notificati
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from live.cli import app
 from live.clock import SimClock
 from live.journal import orders as jo
 from live.journal.store import Journal
@@ -19,7 +15,6 @@ from live.market.snapshot import LakeSnapshotProvider, snapshot_quotes
 from live.notify import Event, FanOut, Sink, WebhookSink
 from live.orders.manager import REPRICE
 from live.orders.reports import OrderStatus, Quote
-from live.risk.engine import TradingState
 from live.runner.health import HealthServer
 from strategies.base import create_strategy
 from strategies.models import OrderType
@@ -29,6 +24,7 @@ from tests.live.runner_setup import (
     MONDAY_10,
     alpaca_runner,
     fake_positions,
+    kill_switch_and_flatten,
     local_positions,
     make_home,
     sim_runner,
@@ -99,30 +95,9 @@ def test_deployments_are_picked_up_between_cycles_never_mid_order(
 
 def test_kill_switch_and_flatten_on_a_running_runner(tmp_path: Path) -> None:
     home = make_home(tmp_path)
-    stop = threading.Event()
-    runner = sim_runner(home, start=MONDAY_10, sim_speed=3_000.0)  # 60 s cycle = 20 ms
-    thread = threading.Thread(target=runner.run, args=(None, stop.is_set), daemon=True)
-    thread.start()
-    cli = CliRunner()
-
-    def wait_for(pred, what: str) -> None:  # noqa: ANN001
-        deadline = time.monotonic() + 20
-        while not pred():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.05)
-
     journal = Journal(home / "live" / "journal.sqlite")  # a second connection, like the CLI's
-    wait_for(lambda: jo.saved_positions(journal), "the first fill")
-    assert cli.invoke(app, ["halt", "--home", str(home)]).exit_code == 0
-    wait_for(lambda: runner.risk.state() is TradingState.HALTED, "halt")
-    assert cli.invoke(app, ["flatten", "--home", str(home)]).exit_code == 0
-    wait_for(lambda: not jo.saved_positions(journal), "flatten")
-    status = json.loads(cli.invoke(app, ["status", "--home", str(home)]).stdout)
+    runner, status = kill_switch_and_flatten(home, journal)
     assert status["state"] == "halted" and status["positions"] == []
-    assert cli.invoke(app, ["resume", "--home", str(home)]).exit_code == 0
-    wait_for(lambda: runner.risk.state() is TradingState.ACTIVE, "resume")
-    stop.set()
-    thread.join(20)
     flat = [o for o in jo.list_orders(journal) if o.intent.tag == "flatten"]
     assert len(flat) == 1 and flat[0].status is OrderStatus.FILLED
     assert runner.broker.positions() == []

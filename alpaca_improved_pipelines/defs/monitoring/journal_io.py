@@ -1,4 +1,5 @@
-"""Read the live runner's SQLite journal (read-only) into frames, and derive daily P&L."""
+"""Read the live runner's journal (read-only; SQLite, or Postgres when configured) into frames,
+and derive daily P&L."""
 
 from __future__ import annotations
 
@@ -13,24 +14,68 @@ from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
 from contracts import paths
+from contracts.database import (
+    DATABASE_ENV,
+    REDACTED,
+    DatabaseUrl,
+    database_from_env,
+    journal_schema,
+)
 from strategies.accounting import Account, Holding
 
 journal_path = paths.journal_path
 
 
 def read_table(home: Path, table: str) -> pl.DataFrame:
-    """One journal table, read through a read-only connection (never blocks the runner)."""
-    path = journal_path(home)
-    if not path.exists():
-        raise ConfigError(f"no live journal at {path}; run `alpaca-improved live run` first")
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    """One journal table, read through a read-only connection (never blocks the runner): from
+    the Postgres journal's schema when ``ALPACA_IMPROVED_DATABASE_URL`` is set, else the file."""
+    db = database_from_env()
+    if db is not None:
+        cols, rows = _read_postgres(db, journal_schema(), table)
+    else:
+        path = journal_path(home)
+        if not path.exists():
+            raise ConfigError(f"no live journal at {path}; run `alpaca-improved live run` first")
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            cur = con.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names only
+            cols = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        finally:
+            con.close()
+    return pl.DataFrame(rows, schema=cols, orient="row", infer_schema_length=None)
+
+
+def _read_postgres(db: DatabaseUrl, schema: str, table: str) -> tuple[list[str], list[tuple]]:
+    """``(columns, rows)`` of a journal table in ``schema``, SQLite's columns only (the
+    ``rowid`` column that orders ``orders`` and ``fills`` there is dropped)."""
+    import psycopg2
+
     try:
-        cur = con.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names only
-        cols = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+        con = psycopg2.connect(**db.libpq_kwargs(schema))  # type: ignore[arg-type]
+    except psycopg2.Error as exc:
+        text = " ".join(str(exc).split()).replace(db.password or "\0", REDACTED)
+        raise ConfigError(
+            f"{DATABASE_ENV}={db.redacted()!r}: cannot read the live journal ({text}); start "
+            "PostgreSQL or fix the URL"
+        ) from None
+    try:
+        con.set_session(readonly=True, autocommit=True)
+        with con.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s)", (f'"{schema}".{table}',))
+            if cur.fetchone()[0] is None:
+                raise ConfigError(
+                    f"no live journal in schema {schema} of {db.redacted()}; run "
+                    "`alpaca-improved live run` with the same database first"
+                )
+            order = " ORDER BY rowid" if table in ("orders", "fills") else ""
+            cur.execute(f"SELECT * FROM {table}{order}")  # noqa: S608 - fixed table names only
+            names = [d[0] for d in cur.description]
+            keep = [i for i, n in enumerate(names) if n != "rowid"]
+            rows = [tuple(r[i] for i in keep) for r in cur.fetchall()]
     finally:
         con.close()
-    return pl.DataFrame(rows, schema=cols, orient="row", infer_schema_length=None)
+    return [names[i] for i in keep], rows
 
 
 def fills_with_session(fills: pl.DataFrame) -> pl.DataFrame:
