@@ -17,9 +17,10 @@ DuckDB never holds the only copy of anything and never takes a write lock on a s
 notebooks, the CLI and concurrent Dagster runs can all query while partitions are being written.
 Notebooks that want to write use polars on the files, like the pipelines do.
 
-With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` the views read the bucket through an s3fs
-filesystem registered with DuckDB (the locked DuckDB cannot load ``httpfs`` offline), with the
-same columns, and the connection is confined to ``s3://bucket/prefix/`` the same way.
+With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` the views read the bucket through
+``contracts.lake_store.lake_filesystem`` registered with DuckDB (the locked DuckDB cannot load
+``httpfs`` offline), with the same columns, and the connection is confined to
+``s3://bucket/prefix/`` the same way.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def connect(
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    lake_store.register_duckdb(con, store)
+    before_statement = lake_store.register_duckdb(con, store)
     views, problems = [], []
     for name in VIEWS:
         plan = _Plan(store, name)
@@ -202,7 +203,7 @@ def connect(
     if warn:
         for problem in problems:
             warnings.warn(LakeWarning(str(problem)), stacklevel=2)
-    return LakeConnection(con, lake, tuple(views), tuple(problems))
+    return LakeConnection(con, lake, tuple(views), tuple(problems), before_statement)
 
 
 def damaged_files(con: LakeConnection, query: str) -> list[Rejected]:

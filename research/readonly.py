@@ -16,6 +16,7 @@ that the CLI passes on, so they are not wrapped.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +95,18 @@ class LakeConnection:
         lake: Path,
         views: tuple[str, ...],
         problems: tuple[Rejected, ...],
+        before_statement: Callable[[], None] | None = None,
     ) -> None:
         self._con = con
         self.lake = lake
         self.views = views
         self.problems = problems
+        # the lake on S3: a fresh listing per statement (contracts.lake_store.lake_filesystem)
+        self._before = before_statement or (lambda: None)
 
     def sql(self, query: str, *, alias: str = "", params: object = None) -> duckdb.DuckDBPyRelation:
         """A relation over one SELECT statement (``QueryRefused`` for anything else)."""
+        self._before()
         relation = self._con.sql(checked(self._con, query), alias=alias, params=params)
         assert relation is not None  # a SELECT always has a result
         return relation
@@ -110,6 +115,7 @@ class LakeConnection:
 
     def execute(self, query: str, parameters: object = None) -> LakeConnection:
         """Run one SELECT statement; read its result with the ``fetch*`` methods."""
+        self._before()
         self._con.execute(checked(self._con, query), parameters)
         return self
 
@@ -140,6 +146,7 @@ class LakeConnection:
 
     def view(self, name: str) -> duckdb.DuckDBPyRelation:
         """A relation over one lake view."""
+        self._before()
         return self._con.view(name)
 
     table = view

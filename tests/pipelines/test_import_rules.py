@@ -19,11 +19,11 @@ ALLOWED_OURS = {
     "alpaca_improved_pipelines": {"strategies", "contracts", "research"},
 }
 # pythonjsonlogger: the one log-line format every process writes (contracts.logs); redis: the
-# vendor budgets every process shares (contracts.budget); boto3/botocore/s3fs: the lake on S3
+# vendor budgets every process shares (contracts.budget); boto3/botocore/fsspec: the lake on S3
 # (contracts.lake_store, imported only when ALPACA_IMPROVED_LAKE_URI is set)
 CONTRACTS_THIRD_PARTY = {
     "pydantic", "pyarrow", "polars", "exchange_calendars", "numpy", "pandas", "pythonjsonlogger",
-    "redis", "boto3", "botocore", "s3fs",
+    "redis", "boto3", "botocore", "fsspec",
 }  # fmt: skip
 STRATEGIES_THIRD_PARTY = {"numpy", "polars", "pandas", "scipy", "numba"}
 

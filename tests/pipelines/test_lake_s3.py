@@ -261,3 +261,25 @@ def test_live_snapshot_reader_reads_the_bucket_and_refetches_only_changed_partit
         assert changed.prices == pytest.approx({s: 2 * p for s, p in expected.prices.items()})
     finally:  # the module's lake stays the materialized one
         store.client.put_object(Bucket=store.bucket, Key=store.key(part), Body=original)
+
+
+def test_each_view_statement_sees_partitions_written_after_connect(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The views' in-memory cache is checked against a fresh LIST per statement."""
+    uri = f"s3://{s3_server.bucket()}/lake"
+    for key, value in s3_server.env(uri).items():
+        monkeypatch.setenv(key, value)
+    lake = tmp_path / "lake"
+    for day, marker in (("2024-01-02", 1), ("2024-01-03", 1)):
+        storage.write_partition(_version(marker, 50), lake, "stock_bars_1d", day)
+    sql = "SELECT session, max(marker), count(*) FROM stock_bars_1d GROUP BY 1 ORDER BY 1"
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        assert [r[1] for r in con.sql(sql).fetchall()] == [1, 1]
+        storage.write_partition(_version(2, 50), lake, "stock_bars_1d", "2024-01-04")
+        storage.write_partition(_version(3, 70), lake, "stock_bars_1d", "2024-01-02")
+        assert con.sql(sql).fetchall() == [
+            (dt.date(2024, 1, 2), 3, 70),
+            (dt.date(2024, 1, 3), 1, 50),
+            (dt.date(2024, 1, 4), 2, 50),
+        ]
