@@ -118,5 +118,19 @@ mlflow: install
 	  --backend-store-uri sqlite:///$(abspath $(HOME_DIR))/mlflow.db \
 	  --default-artifact-root $(abspath $(HOME_DIR))/mlartifacts
 
+# Every service of deploy/compose.yaml as a local process stack on 127.0.0.1 (no containers): Postgres,
+# moto S3, the code location, webserver + one daemon, the nginx auth proxy, MLflow (basic auth), a
+# live runner (sim broker) and Redis. Prints the URLs; Ctrl-C stops everything. nginx is Debian's
+# nginx-light, installed here when missing (root apt-get); see deploy/stack/run_stack.py.
+.PHONY: stack
+stack: install services
+	@if ! command -v nginx >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends nginx-light >/dev/null) || echo "nginx could not be installed"; \
+	  else echo "no nginx and no root apt-get: install nginx to run the stack"; fi; \
+	fi
+	$(VENV)/bin/python deploy/stack/run_stack.py
+
 clean:
 	rm -rf .alpaca_improved
