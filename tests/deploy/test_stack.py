@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -278,3 +279,60 @@ def test_stack_serves_through_its_front_doors_and_stops_clean(tmp_path: Path) ->
         leaked = [n for n, text in logs.items() if value in text]
         assert leaked == [], f"secret {name} appears in {leaked}"
     shutil.rmtree(base)
+
+
+def test_plan_runs_compose_commands_and_environments_with_only_the_stated_translations(
+    tmp_path: Path,
+) -> None:
+    """Fast, nothing started: each planned process is compose's command and environment with
+    hosts, ports and container paths made local, and secrets only ever as files."""
+    import yaml
+
+    sys.path.insert(0, str(RUN_STACK.parent))
+    from run_stack import ENTRYPOINT, Stack
+
+    root = tmp_path / "root"
+    root.mkdir()
+    stack = Stack(root)
+    stack.make_secrets()
+    stack.plan()
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["services"]
+    planned = {s.name: s for s in stack.services}
+    skipped = set(stack.spec["skip"])
+    assert set(planned) == (set(compose) - skipped) | {"redis"}
+
+    web = planned["dagster-webserver"]
+    workspace = root / "fs/dagster-webserver/opt/dagster/app/workspace.yaml"
+    assert web.argv == [
+        "/bin/sh", str(ENTRYPOINT), "dagster-webserver", "-h", "127.0.0.1",
+        "-p", str(stack.port("dagster-webserver", 3000)), "-w", str(workspace),
+    ]  # fmt: skip
+    grpc = yaml.safe_load(workspace.read_text())["load_from"][0]["grpc_server"]
+    assert grpc["host"] == "127.0.0.1" and grpc["port"] == stack.port("dagster-code", 4000)
+    daemon = planned["dagster-daemon"]
+    assert daemon.argv[2:4] == ["dagster-daemon", "run"]
+    instance = yaml.safe_load((Path(daemon.env["DAGSTER_HOME"]) / "dagster.yaml").read_text())
+    assert instance["run_launcher"]["class"] == "DefaultRunLauncher"
+    assert instance["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    runner = planned["live-runner-paper"].argv
+    assert runner[runner.index("--broker") + 1] == "sim"
+    mlflow = planned["mlflow"].argv
+    assert mlflow[2:5] == ["mlflow", "server", "--app-name"] and "basic-auth" in mlflow
+    assert mlflow[mlflow.index("--host") + 1] == "127.0.0.1"
+    conf = (root / "fs/dagster-auth-proxy/etc/nginx/dagster-auth-proxy.conf").read_text()
+    assert f"listen 127.0.0.1:{stack.port('dagster-auth-proxy', 8080)};" in conf
+    assert f"proxy_pass http://127.0.0.1:{stack.port('dagster-webserver', 3000)};" in conf
+    assert str(root / "fs/dagster-auth-proxy/etc/dagster-auth/htpasswd") in conf
+
+    values = [v for v in stack.secret_values.values()]
+    for name, svc in planned.items():
+        spec = compose.get(name, {})
+        # every compose variable is there (translated), and nothing secret is a value
+        assert set(spec.get("environment", {})) <= set(svc.env), name
+        text = " ".join([*svc.argv, *svc.env.values()])
+        assert not [v for v in values if v in text], f"{name}: a secret in its argv or env"
+        assert not re.search(r"(?<![\w.-])(postgres|s3|mlflow|dagster-code):\d", text), name
+        for key, value in svc.env.items():
+            if key.endswith("_FILE"):
+                assert Path(value).is_file() and Path(value).is_relative_to(root), (name, key)
+                assert Path(value).stat().st_mode & 0o777 == 0o400, (name, key)
