@@ -5,6 +5,12 @@ All access goes through ``MlflowClient`` on a SQLite store (``<home>/mlflow.db``
 (schema ``mlflow``) when ``ALPACA_IMPROVED_DATABASE_URL`` is set, with artifacts under
 ``<home>/mlartifacts``; nothing here touches the global ``mlflow`` fluent state, so runs from
 concurrent processes never interleave.
+
+With ``MLFLOW_TRACKING_URI=http(s)://…`` (a tracking server, as in ``deploy/``) the tracker talks
+to that server instead, and artifacts go to the server's proxied artifact store
+(``mlflow server --serve-artifacts --artifacts-destination s3://bucket/prefix``): experiments are
+created without an artifact location, so the client needs no AWS credentials and writes no
+local files.
 """
 
 from __future__ import annotations
@@ -155,13 +161,18 @@ class Tracker:
 
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
-        self.uri = database.mlflow_tracking_uri(home)  # Postgres when configured, else SQLite
-        if self.uri.startswith(database.DRIVER_SCHEME):
-            from alpaca_improved_pipelines.database import configured_database
-
-            configured_database()  # reachable, schema created (once per process)
         self.artifacts = paths.mlflow_artifacts(home).resolve()
-        reroot_artifacts(paths.mlflow_db(home), self.artifacts)
+        server = os.environ.get("MLFLOW_TRACKING_URI", "")
+        self.server = server.startswith(("http://", "https://"))
+        if self.server:  # a tracking server: its store, its (proxied) artifact store
+            self.uri = server
+        else:
+            self.uri = database.mlflow_tracking_uri(home)  # Postgres when configured, else SQLite
+            if self.uri.startswith(database.DRIVER_SCHEME):
+                from alpaca_improved_pipelines.database import configured_database
+
+                configured_database()  # reachable, schema created (once per process)
+            reroot_artifacts(paths.mlflow_db(home), self.artifacts)
         _forget_artifact_repos()
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
@@ -171,9 +182,9 @@ class Tracker:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        return self.client.create_experiment(
-            name, artifact_location=(self.artifacts / family).as_uri()
-        )
+        # on a tracking server the server chooses (mlflow-artifacts:/, its proxied store)
+        location = None if self.server else (self.artifacts / family).as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
 
     def mark_abandoned_runs_failed(self, family: str) -> int:
         """Runs left RUNNING by a killed process (its pid is gone) become FAILED; returns count."""
