@@ -5,7 +5,8 @@ keeps its SQLite SQL; :class:`PgConnection` stands in for the ``sqlite3`` connec
 translates each statement once (cached): ``?`` parameters become ``%s``, ``BEGIN IMMEDIATE``
 becomes ``BEGIN``, ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``, ``INSERT OR
 REPLACE`` an upsert on the table's key, and an insert into a table with a generated key gets
-``RETURNING`` it (``cursor.lastrowid``). The SQLite path is untouched (no wrapper, no cost).
+``RETURNING`` it (``cursor.lastrowid``). The SQLite path is untouched (no wrapper, no
+cost). ``BEGIN`` travels with a transaction's first statement (one round trip less).
 
 The schema is the SQLite one with Postgres types (``BIGSERIAL`` keys, ``DOUBLE PRECISION``,
 ``TEXT COLLATE "C"`` so ISO timestamps sort bytewise as in SQLite) plus a ``rowid BIGSERIAL``
@@ -137,11 +138,20 @@ class PgConnection:
 
         self.conn, self.url = conn, db
         self._factory = psycopg2.extras.DictCursor
+        self._begin = False  # BEGIN is sent with the transaction's first statement
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
         import psycopg2
 
         text, returning = translate(sql)
+        if text == "BEGIN":
+            self._begin = True  # one round trip less per transaction
+            return PgCursor(None, None)
+        if self._begin:
+            self._begin = False
+            if text in ("COMMIT", "ROLLBACK"):  # an empty transaction
+                return PgCursor(None, None)
+            text = "BEGIN; " + text
         try:
             cur = self.conn.cursor(cursor_factory=self._factory)
             cur.execute(text, tuple(params))

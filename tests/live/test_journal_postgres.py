@@ -21,14 +21,15 @@ import pytest
 from typer.testing import CliRunner
 
 from contracts.database import DATABASE_ENV, JOURNAL_SCHEMA_ENV, parse_database_url
+from live.book import Ledger
 from live.cli import app
 from live.journal import orders as jo
 from live.journal.pg import JournalUnavailable, PgJournal, open_journal, translate
 from live.journal.store import Journal
-from live.orders.reports import OrderStatus
+from live.orders.reports import ActivityReport, OrderStatus
 from live.runner.lock import RunnerLocked, runner_lock
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
-from tests.live.helpers import KEY, SECRET
+from tests.live.helpers import KEY, SECRET, T0, equity_ticket
 from tests.live.procs import cli_env, live_cli, start_live
 from tests.live.runner_setup import (
     LAST_CLOSE,
@@ -80,6 +81,36 @@ def test_the_dialect_translates_each_sqlite_form() -> None:
     assert "ON CONFLICT (deployment_id, symbol) DO UPDATE SET qty=EXCLUDED.qty" in sql
     with pytest.raises(ValueError, match="no conflict key"):
         translate("INSERT OR REPLACE INTO orders VALUES(?)")
+
+
+def test_transactions_conflicts_and_a_read_only_reader(postgres_url: str) -> None:
+    db = parse_database_url(postgres_url)
+    j = PgJournal(db, "live")
+    t = equity_ticket()
+    jo.record_decision(j, "dep-one", "2024-03-01", T0, [(0, t.intent, t.client_order_id)], T0)
+    with pytest.raises(psycopg2.IntegrityError):
+        jo.record_decision(j, "dep-one", "2024-03-01", T0, [], T0)
+    assert len(jo.list_orders(j)) == 1  # the failed transaction left nothing behind
+    with j.tx(), j.tx():  # an empty, nested transaction
+        pass
+    fills = [jo.FillRow(e, None, "d", "SPY", "us_equity", q, 100.0, T0)
+             for e, q in (("e1", 10), ("e2", -4), ("e1", 10))]  # fmt: skip
+    assert [f.exec_id for f in jo.record_fills(j, fills)] == ["e1", "e2"]  # deduplicated
+    ledger = Ledger.from_fills(jo.all_fills(j))
+    jo.upsert_positions(j, ledger, [("d", "SPY")], T0)
+    jo.upsert_positions(j, ledger, [("d", "SPY")], T0)  # replaced in place, not duplicated
+    assert jo.saved_positions(j) == {("d", "SPY"): 6.0}
+    act = ActivityReport("a1", "OPEXP", "SPY240315C00500000", 1.0, T0.date())
+    assert jo.record_activity(j, act, T0) and not jo.record_activity(j, act, T0)
+    assert j.start_cycle(T0, "active") == 1 and j.enqueue_command("halt", T0) == 1
+    reader = PgJournal(db, "live", readonly=True)
+    assert jo.list_orders(reader) == jo.list_orders(j) and reader.decided("dep-one", "2024-03-01")
+    with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+        reader.enqueue_command("halt", T0)
+    with pytest.raises(FileNotFoundError, match="no journal in schema other"):
+        PgJournal(db, "other", readonly=True)
+    reader.close()
+    j.close()
 
 
 def test_a_runner_cycle_journals_the_same_rows_as_on_sqlite(
