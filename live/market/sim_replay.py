@@ -13,6 +13,7 @@ lake has them.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -21,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from contracts import paths
+from contracts import lake_store, paths
 from contracts.calendar import is_session, new_york_date
 from live.market.feed import StreamFeed
 from live.market.snapshot import LakeDataError, SnapshotProvider
@@ -53,6 +54,7 @@ class SimReplayFeed(StreamFeed):
     ) -> None:  # fmt: skip
         super().__init__(daily, None, symbols, grace_s)
         self.lake = paths.lake_dir(Path(home))
+        self.store = lake_store.from_env(self.lake)  # the bucket with ALPACA_IMPROVED_LAKE_URI
         self.only = frozenset(symbols) if symbols else None
         self.session: date | None = None
         self._queue: list[MinuteBar] = []
@@ -104,10 +106,17 @@ class SimReplayFeed(StreamFeed):
 
     def _read(self, table: str, day: date, columns: tuple[str, ...]) -> pl.DataFrame | None:
         path = self.lake / table / f"session={day.isoformat()}" / "part.parquet"
-        if not path.is_file():
+        source: Path | io.BytesIO = path
+        if self.store.remote:  # one GET of the partition's one object
+            path = self.store.partition(table, day)
+            try:
+                source = io.BytesIO(self.store.read(path))
+            except FileNotFoundError:
+                return None
+        elif not path.is_file():
             return None
         try:
-            return pl.read_parquet(path, columns=list(columns))
+            return pl.read_parquet(source, columns=list(columns))
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
             raise LakeDataError(
                 path,

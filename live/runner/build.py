@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contracts import paths
+from contracts import lake_store, paths
 from live.brokers.base import Broker
 from live.brokers.sim import SimBroker
 from live.clock import NEW_YORK, BrokerClock, Clock, SimClock, SystemClock, regular_hours
@@ -39,10 +39,15 @@ def lake_sessions(home: Path, today: date | None = None) -> list[date]:
             no market data exists for it, so its bars are made up and must not be traded on.
     """
     root = paths.lake_dir(home) / "stock_bars_1d"
-    sessions = sorted(
-        date.fromisoformat(p.parent.name.split("=", 1)[1])
-        for p in root.glob("session=*/part.parquet")
-    )
+    store = lake_store.from_env(paths.lake_dir(home))  # the bucket with ALPACA_IMPROVED_LAKE_URI
+    if store.remote:
+        root = Path(store.url(Path("stock_bars_1d")))
+        sessions = [date.fromisoformat(k) for k in store.scan("stock_bars_1d").files]
+    else:
+        sessions = sorted(
+            date.fromisoformat(p.parent.name.split("=", 1)[1])
+            for p in root.glob("session=*/part.parquet")
+        )
     today = today or SystemClock().now().astimezone(NEW_YORK).date()
     if sessions and sessions[-1] > today:
         from live.errors import ConfigError

@@ -238,6 +238,11 @@ def test_live_snapshot_reader_reads_the_bucket_and_refetches_only_changed_partit
     expected = LakeSnapshotProvider(local).latest(now)
     for key, value in s3_server.env(uri).items():
         monkeypatch.setenv(key, value)
+    from live.runner.build import lake_sessions
+
+    assert lake_sessions(remote, dt.date(2024, 1, 5)) == [
+        dt.date.fromisoformat(s) for s in SESSIONS
+    ]
     provider = LakeSnapshotProvider(remote)
     got = provider.latest(now)
     assert expected is not None and got is not None
