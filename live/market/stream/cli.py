@@ -153,7 +153,7 @@ def _wait_for_feeds(
 
 def _partitions(home: Path) -> dict[str, list[str]]:
     """The latest three sessions of each stream table (directory listing only)."""
-    lake = home / "lake"
+    lake = paths.lake_dir(home)
     return {t: list(layout.scan_table(lake, t).files)[-3:] for t in (STREAM_BARS, OPTION_QUOTES)}
 
 
@@ -269,7 +269,7 @@ def run(
 
     typer.echo(
         f"streaming {len(stream.symbols)} symbols, {len(stream.contracts)} option contracts "
-        f"into {root / 'lake'}; status: {status_file.status_path(root)}"
+        f"into {paths.lake_dir(root)}; status: {status_file.status_path(root)}"
     )
     try:
         while not stop.is_set():
