@@ -263,6 +263,8 @@ class Runner:
         self.cycles += 1
         started = time.perf_counter()
         self.desk.check_halt_file()  # first: the kill switch must not need the journal
+        if self.lock is not None:  # a Postgres lock dies with its session: stop, send nothing
+            self.lock.check()
         seq = self.j.start_cycle(self.clock.now(), self.risk.state().value)
         counts: dict[str, int] = {"deployments": len(self.deployments.active)}
         errors: list[str] = []

@@ -97,6 +97,10 @@ class RunnerLock(ABC):
     def probe(self) -> LockState:
         """Whether someone holds the lock now, and the last recorded holder; takes nothing."""
 
+    @abstractmethod
+    def check(self) -> None:
+        """Raise RunnerLocked if the held lock was lost (a database session can end under us)."""
+
 
 class FileLock(RunnerLock):
     """``flock`` on a file (``<home>/live/runner.lock`` for a data root).
@@ -160,6 +164,9 @@ class FileLock(RunnerLock):
             if held[1] == 0:
                 del _HELD[self.path]
                 os.close(held[0])  # closing the descriptor drops the flock
+
+    def check(self) -> None:
+        return None  # the kernel keeps a flock as long as the process lives
 
     def probe(self) -> LockState:
         if not self.path.is_file():

@@ -18,7 +18,7 @@ import threading
 from typing import Any
 
 from contracts.database import DatabaseUrl
-from live.journal.pg import LOCK_TABLE, connect, ensure_schema
+from live.journal.pg import LOCK_TABLE, connect, ensure_schema, scrub
 from live.runner.lock import LockState, RunnerLock, RunnerLocked, describe
 
 _HELD: dict[tuple[str, str], list[Any]] = {}  # (url, schema) -> [connection, holders here]
@@ -108,6 +108,27 @@ class PgAdvisoryLock(RunnerLock):
             if held[1] == 0:
                 del _HELD[self._id]
                 held[0].close()  # ending the session drops the advisory lock
+
+    def check(self) -> None:
+        """One round trip on the lock's session; RunnerLocked when the session (and with it the
+        lock) is gone: a database restart, a terminated backend, a network partition. Another
+        runner may hold the journal by now, so this one must stop before it sends anything."""
+        import psycopg2
+
+        with _GUARD:
+            held = _HELD.get(self._id) if self._mine else None
+        if held is None:
+            return
+        try:
+            with held[0].cursor() as cur:
+                cur.execute("SELECT 1")
+        except psycopg2.Error as exc:
+            raise RunnerLocked(
+                f"lost the runner lock on the journal in schema {self.schema} of "
+                f"{self.db.redacted()} ({scrub(self.db, exc)}): stopping before anything else is "
+                "sent; start the runner again once the database is back (it takes the lock "
+                "again or names the runner that holds it)"
+            ) from None
 
     def probe(self) -> LockState:
         conn = connect(self.db, self.schema, readonly=True)

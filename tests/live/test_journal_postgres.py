@@ -28,6 +28,7 @@ from live.journal.pg import JournalUnavailable, PgJournal, open_journal, transla
 from live.journal.store import Journal
 from live.orders.reports import ActivityReport, OrderStatus
 from live.runner.lock import RunnerLocked, runner_lock
+from live.runner.pg_lock import PgAdvisoryLock
 from tests.fakes.alpaca_broker import FakeAlpacaBroker
 from tests.live.helpers import KEY, SECRET, T0, equity_ticket
 from tests.live.procs import cli_env, live_cli, start_live
@@ -239,6 +240,33 @@ def test_the_advisory_lock_refuses_a_second_runner_and_dies_with_the_first(
     assert after.returncode == 0, after.stdout + after.stderr
     password = parse_database_url(postgres_url).password
     assert password not in (tmp_path / "first.log").read_text() + refused.stderr + after.stdout
+
+
+def test_a_runner_whose_lock_session_ends_stops_before_sending(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(DATABASE_ENV, postgres_url)
+    runner = sim_runner(make_home(tmp_path))
+    runner.run(cycles=1)
+    assert isinstance(runner.lock, PgAdvisoryLock)
+    runner.lock.check()  # alive: nothing happens
+    db = parse_database_url(postgres_url)
+    admin = psycopg2.connect(**db.libpq_kwargs())  # type: ignore[arg-type]
+    admin.autocommit = True
+    with admin.cursor() as cur:  # what a database restart does to the lock's session
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND mode = 'ExclusiveLock' AND pid <> pg_backend_pid()"
+        )
+        assert cur.fetchall() == [(True,)]
+    admin.close()
+    cycles = len(runner.j.rows("SELECT seq FROM cycles"))
+    with pytest.raises(RunnerLocked, match="lost the runner lock") as err:
+        runner.cycle()
+    assert db.password not in str(err.value) and "***" in str(err.value)
+    assert len(runner.j.rows("SELECT seq FROM cycles")) == cycles  # stopped before the cycle
+    runner.lock.release()
+    runner.j.close()
 
 
 def test_an_unreachable_database_is_one_redacted_line(
