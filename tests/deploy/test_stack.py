@@ -3,10 +3,12 @@
 Starts deploy/stack/run_stack.py (compose.yaml's commands and environments on 127.0.0.1, secrets as
 files), then: the Dagster UI behind the nginx basic-auth proxy refuses anonymous and wrong
 credentials and serves the right ones; a run launched through the proxy's GraphQL API is queued,
-dequeued by the one daemon, runs in the code location and succeeds, its rows in Postgres; MLflow's
-basic-auth app refuses anonymous logging and accepts the admin's, the artifact landing in the S3
-server's bucket; the live runner answers /health. Then SIGTERM: everything stops, no process of
-the stack remains, and no secret value appears in any service's log.
+dequeued by the one daemon, runs in the code location and succeeds, its rows in Postgres and its
+bars in the S3 server's lake bucket; MLflow's basic-auth app refuses anonymous logging and accepts
+the admin's, the artifact landing in the S3 server's bucket; the live runner answers /health.
+Then SIGTERM: everything stops, no process of the stack remains, and no secret value appears in
+any service's log. A fast test checks the plan alone: compose's commands with only the stated
+translations, secrets only as files.
 """
 
 from __future__ import annotations
@@ -255,6 +257,9 @@ def test_stack_serves_through_its_front_doors_and_stops_clean(tmp_path: Path) ->
         # queued at launch (asserted in launch_and_finish), then STARTING: only the daemon's
         # queue loop launches a queued run
         assert {"PIPELINE_ENQUEUED", "PIPELINE_STARTING", "PIPELINE_SUCCESS"} <= events, events
+        # the run wrote its bars to the lake bucket (ALPACA_IMPROVED_LAKE_URI, keys from files)
+        lake = bucket_keys(info, "lake")
+        assert any("stock_bars_1d" in k and k.endswith(".parquet") for k in lake), lake[:20]
 
         mlflow_run = check_mlflow(mlflow_url, mlflow_login, tmp_path)
         assert any(
