@@ -25,8 +25,6 @@ import datetime as dt
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,9 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.s3_server starts the server, as the tests do
+sys.path.insert(0, str(ROOT / "benchmarks"))  # bench_lake: the same query, the same timing
+
+from bench_lake import DAILY_SQL, _best  # noqa: E402
 
 from alpaca_improved_pipelines import calendar as cal  # noqa: E402
 from alpaca_improved_pipelines.lake import storage  # noqa: E402
@@ -43,21 +44,6 @@ from alpaca_improved_pipelines.settings import DEFAULT_SYMBOLS  # noqa: E402
 from alpaca_improved_pipelines.sources.synthetic_bars import minute_bars  # noqa: E402
 from contracts.lake_store import S3Store  # noqa: E402
 from tests.s3_server import KEY, SECRET, S3Server  # noqa: E402
-
-DAILY_SQL = """
-SELECT symbol, session, arg_min(open, ts) AS open, max(high) AS high, min(low) AS low,
-       arg_max(close, ts) AS close, sum(volume) AS volume
-FROM {src} GROUP BY symbol, session ORDER BY symbol, session
-"""
-
-
-def _best(fn: Callable[[], object], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def _delta_options(server: S3Server) -> dict[str, str]:
