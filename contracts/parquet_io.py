@@ -99,6 +99,18 @@ def write_table_atomic(
     use it to kill a writer at the worst moment).
     """
     data, digest = serialize(table, lineage)
+    write_bytes_atomic(data, path, fsync, before_rename)
+    return WrittenPartition(path, table.num_rows, data.size, digest)
+
+
+def write_bytes_atomic(
+    data: pa.Buffer | bytes,
+    path: Path,
+    fsync: bool = True,
+    before_rename: Callable[[Path], None] | None = None,
+) -> None:
+    """Put ``data`` (bytes already serialized, e.g. by :func:`serialize` in another process) at
+    ``path`` atomically: temporary file, flush, fsync, rename, directory fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent)
     tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
@@ -116,7 +128,6 @@ def write_table_atomic(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return WrittenPartition(path, table.num_rows, data.size, digest)
 
 
 def read_lineage(path: Path | Any) -> dict | None:

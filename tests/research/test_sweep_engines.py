@@ -250,7 +250,7 @@ def test_interrupted_sweeps_resume_on_the_other_engine(
     # the cluster restarted mid-sweep (every task cancelled) -> the local engine finishes it
     def restart_after_2(i: int, total: int) -> None:
         if len(list((tmp_path / "b").glob("chunk-*.parquet"))) == 2:
-            cluster.client.restart()
+            cluster.client.restart(wait_for_workers=False)  # their start-up is slow here
 
     with pytest.raises(SweepInterrupted, match="rerun the sweep to resume"):
         sw.run_sweep(spec, closes, tmp_path / "b", engine=cluster, on_chunk=restart_after_2)
@@ -258,6 +258,7 @@ def test_interrupted_sweeps_resume_on_the_other_engine(
     out, resumed = sw.run_sweep(spec, closes, tmp_path / "b", engine=LocalEngine(1))
     assert resumed == 2 and bits(out) == bits(reference)
     assert out.height == len(points) and out["params"].n_unique() == len(points)
+    cluster.client.wait_for_workers(2, timeout=300)  # back for the next test
 
 
 @pytest.mark.slow
