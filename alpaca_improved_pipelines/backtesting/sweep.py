@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alpaca_improved_pipelines.backtesting.checkpoints import Checkpoints
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix
 from alpaca_improved_pipelines.backtesting.engines import SweepEngine, open_engine
 from alpaca_improved_pipelines.backtesting.families import family
@@ -229,14 +230,10 @@ def chunk_parquet(spec: SweepSpec, points: list[dict[str, Any]], data: CloseMatr
     return parquet_io.serialize(evaluate_chunk(spec, points, data).to_arrow())[0].to_pybytes()
 
 
-def _chunk_path(root: Path, i: int) -> Path:
-    return root / f"chunk-{i:05d}.parquet"
-
-
 def run_sweep(
     spec: SweepSpec,
     data: CloseMatrix,
-    checkpoint_root: Path,
+    checkpoint_root: Path | Checkpoints,
     workers: int = 2,
     on_chunk: Callable[[int, int], None] | None = None,
     engine: SweepEngine | None = None,
@@ -244,27 +241,36 @@ def run_sweep(
     """Evaluate every point of ``spec`` (resuming from checkpoints); returns (results, resumed).
 
     ``resumed`` counts the chunks taken from an earlier, interrupted run of the same sweep.
+    ``checkpoint_root`` is a directory, or :class:`Checkpoints` (e.g. in the lake's bucket).
     ``engine`` runs the chunks (default: the one ``ALPACA_IMPROVED_SWEEP_ENGINE`` names, this
     machine's ``workers`` processes unless set; see ``backtesting.engines``). Whatever it is, each
     chunk is checkpointed here once by index and the result is assembled in chunk order, so the
     rows, their order and the trial count do not depend on the engine.
     """
     chunks = [spec.points[i : i + CHUNK] for i in range(0, len(spec.points), CHUNK)]
-    todo = [i for i in range(len(chunks)) if not _chunk_path(checkpoint_root, i).exists()]
+    ck = (
+        checkpoint_root
+        if isinstance(checkpoint_root, Checkpoints)
+        else Checkpoints(checkpoint_root)
+    )
+    todo = [i for i in range(len(chunks)) if not ck.exists(i)]
     resumed = len(chunks) - len(todo)
     if todo:
         # an engine passed in stays open (its owner closes it); one opened here is closed here
         with nullcontext(engine) if engine else open_engine(workers) as eng:
-            for i, blob in eng.map_chunks(chunk_parquet, spec, data, {i: chunks[i] for i in todo}):
+            # each task carries its own points: the spec it ships without them (100k points
+            # pickled into every one of 3,000 tasks was most of the driver's CPU)
+            bare = replace(spec, points=[])
+            for i, blob in eng.map_chunks(chunk_parquet, bare, data, {i: chunks[i] for i in todo}):
                 rows = pq.read_metadata(pa.BufferReader(blob)).num_rows
                 if rows != len(chunks[i]):  # one row per point, never two
                     raise RuntimeError(
                         f"sweep chunk {i} returned {rows} rows for {len(chunks[i])} points"
                     )
-                parquet_io.write_bytes_atomic(blob, _chunk_path(checkpoint_root, i))
+                ck.put(i, blob)
                 if on_chunk:
                     on_chunk(i, len(chunks))
-    frames = [pl.read_parquet(_chunk_path(checkpoint_root, i)) for i in range(len(chunks))]
+    frames = [ck.read(i) for i in range(len(chunks))]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(), resumed
 
 

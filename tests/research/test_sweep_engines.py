@@ -19,6 +19,7 @@ import polars as pl
 import pytest
 
 from alpaca_improved_pipelines.backtesting import sweep as sw
+from alpaca_improved_pipelines.backtesting.checkpoints import Checkpoints
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_closes
 from alpaca_improved_pipelines.backtesting.engines import (
     ENGINE_ENV,
@@ -281,3 +282,23 @@ def test_family_sweep_asset_on_the_cluster_equals_local(
     assert trials["dask"] == trials["local"]
     assert trials["dask"][0] == tables["dask"].height == tables["dask"]["params"].n_unique()
     assert bits(tables["dask"]) == bits(tables["local"])
+
+
+def test_checkpoints_in_the_lakes_bucket_resume(
+    s3_lake: str, closes, points, reference, small_chunks, tmp_path: Path
+) -> None:
+    """With the lake on S3 the checkpoints are objects in its bucket; a rerun resumes from them."""
+    ck = Checkpoints.for_sweep(tmp_path, FAMILY, "k1")
+    assert ck.where() == f"{s3_lake}/_sweeps/{FAMILY}/k1"
+    spec = sw.SweepSpec(FAMILY, points)
+
+    def stop_after_3(i: int, total: int) -> None:
+        if sum(ck.exists(j) for j in range(total)) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sw.run_sweep(spec, closes, ck, engine=LocalEngine(1), on_chunk=stop_after_3)
+    again = Checkpoints.for_sweep(tmp_path, FAMILY, "k1")  # a new process would build this
+    out, resumed = sw.run_sweep(spec, closes, again, engine=LocalEngine(1))
+    assert resumed == 3 and bits(out) == bits(reference)
+    assert not (tmp_path / "sweeps").exists()  # nothing on local disk

@@ -13,6 +13,7 @@ import polars as pl
 from pydantic import Field
 
 from alpaca_improved_pipelines.backtesting import research_tables
+from alpaca_improved_pipelines.backtesting.checkpoints import Checkpoints
 from alpaca_improved_pipelines.backtesting.engines import SweepEngine, open_engine
 from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.backtesting.logging import log_sweep
@@ -150,7 +151,7 @@ def _run_family_sweep(
         results, resumed = run_sweep(
             spec,
             data,
-            paths.sweeps_dir(home) / name / key,
+            Checkpoints.for_sweep(home, name, key),  # the lake's bucket when it is on S3
             config.workers,
             on_chunk=_crash_hook(),
             engine=engine,
