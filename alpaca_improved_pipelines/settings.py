@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from alpaca_improved_pipelines.backtesting.engines import engine_config
 from alpaca_improved_pipelines.calendar import NEW_YORK, parse_date
 from alpaca_improved_pipelines.errors import ConfigError
 from contracts import database, lake_store, paths
@@ -135,6 +136,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database.database_from_env(env)
         # the lake's bucket, endpoint and credentials (ALPACA_IMPROVED_LAKE_URI), checked now
         lake_store.check(env)
+        # the sweep engine (ALPACA_IMPROVED_SWEEP_ENGINE, ALPACA_IMPROVED_DASK_SCHEDULER), parsed
+        # now; a sweep connects to its scheduler when it starts
+        engine_config(env)
     except ContractError as exc:
         raise ConfigError(str(exc)) from None
     try:

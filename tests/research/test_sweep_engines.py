@@ -146,6 +146,14 @@ def test_bad_engine_settings_are_one_line_naming_the_variable(env: dict, named: 
     assert msg.startswith(named) and "\n" not in msg
 
 
+def test_every_command_refuses_a_bad_engine_at_start_up() -> None:
+    from alpaca_improved_pipelines.settings import load_settings
+
+    with pytest.raises(ConfigError, match=f"^{ENGINE_ENV}='ray' is not a sweep engine"):
+        load_settings({ENGINE_ENV: "ray"})
+    assert load_settings({SCHEDULER_ENV: "tcp://10.0.0.5:8786"})  # parsed, not dialled, here
+
+
 def test_unreachable_scheduler_fails_at_start() -> None:
     addr = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(ConfigError) as err:
