@@ -162,7 +162,8 @@ def run(
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
     if health is not None:
-        typer.echo(f"health: http://{config.health_host}:{health.port}/health (and /metrics)")
+        typer.echo(f"health: http://{config.health_host}:{health.port}/health")
+        typer.echo(f"metrics: http://{config.health_host}:{health.port}/metrics")
     try:
         runner.run(
             cycles, lambda: stop["flag"] or (stop_at is not None and runner.clock.now() > stop_at)

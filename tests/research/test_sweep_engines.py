@@ -256,18 +256,26 @@ def test_interrupted_sweeps_resume_on_the_other_engine(
     out, resumed = sw.run_sweep(spec, closes, tmp_path / "a", engine=cluster)
     assert resumed == 3 and bits(out) == bits(reference)
 
-    # the cluster restarted mid-sweep (every task cancelled) -> the local engine finishes it
-    def restart_after_2(i: int, total: int) -> None:
-        if len(list((tmp_path / "b").glob("chunk-*.parquet"))) == 2:
-            cluster.client.restart(wait_for_workers=False)  # their start-up is slow here
 
-    with pytest.raises(SweepInterrupted, match="rerun the sweep to resume"):
-        sw.run_sweep(spec, closes, tmp_path / "b", engine=cluster, on_chunk=restart_after_2)
+@pytest.mark.slow
+def test_a_cluster_restarted_mid_sweep_stops_it_and_the_local_engine_resumes(
+    closes, points, reference, small_chunks, tmp_path: Path
+) -> None:
+    """On a cluster of its own: a restart (every task cancelled) must not leave the shared
+    cluster waiting for its workers to come back on a loaded machine."""
+    spec = sw.SweepSpec(FAMILY, points)
+    with DaskEngine.local_cluster(2) as own:
+
+        def restart_after_2(i: int, total: int) -> None:
+            if len(list((tmp_path / "b").glob("chunk-*.parquet"))) == 2:
+                own.client.restart(wait_for_workers=False)  # their start-up is slow here
+
+        with pytest.raises(SweepInterrupted, match="rerun the sweep to resume"):
+            sw.run_sweep(spec, closes, tmp_path / "b", engine=own, on_chunk=restart_after_2)
     assert len(list((tmp_path / "b").glob("chunk-*.parquet"))) == 2
     out, resumed = sw.run_sweep(spec, closes, tmp_path / "b", engine=LocalEngine(1))
     assert resumed == 2 and bits(out) == bits(reference)
     assert out.height == len(points) and out["params"].n_unique() == len(points)
-    cluster.client.wait_for_workers(2, timeout=300)  # back for the next test
 
 
 @pytest.mark.slow
