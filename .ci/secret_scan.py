@@ -21,7 +21,7 @@ BASELINE = Path(".secrets.baseline")
 
 def tracked() -> list[str]:
     out = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout
-    return [f for f in out.decode().split("\0") if f and Path(f).is_file()]
+    return [f for f in out.decode().split("\0") if f and Path(f).is_file() and f != str(BASELINE)]
 
 
 def main() -> int:
