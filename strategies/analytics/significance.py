@@ -11,6 +11,7 @@ were estimated from: divide an annualized Sharpe by ``sqrt(periods per year)`` f
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -135,7 +136,7 @@ def expected_max_sharpe(n_trials: int, sr_variance: float, sr_mean: float = 0.0)
     if n_trials == 1:
         return float(sr_mean)
     z = (1 - EULER_GAMMA) * stats.norm.ppf(1 - 1 / n_trials) + EULER_GAMMA * stats.norm.ppf(
-        1 - 1 / (n_trials * np.e)
+        1 - 1 / (n_trials * math.e)
     )
     return float(sr_mean + np.sqrt(sr_variance) * z)
 
