@@ -451,7 +451,7 @@ class Runner:
         if new:
             self.apply_updates()
             self._poll()
-            self.quotes = self.feed.marks(self.daily_quotes, self.snapshot)
+            self.quotes = self.feed.marks(self.daily_quotes, self.snapshot, self._marked())
             self._update_pnl()
         minute = self.feed.closed_minute(now)
         if not self.minutes.due(minute) or self.snapshot is None:
@@ -472,6 +472,12 @@ class Runner:
         self.minutes.done(minute, self.feed.arrival(minute))
         self.submitter.send(approved)
         return len(stamped)
+
+    def _marked(self) -> set[str]:
+        """The symbols a new bar must re-mark: held positions and open orders' legs (other
+        contracts keep the daily chain's mark until a decision or order needs them)."""
+        held = {symbol for symbol, qty in self.ledger.totals().items() if qty}
+        return held | {leg.symbol for o in jo.open_orders(self.j) for leg in o.intent.legs}
 
     def _decide_minute(self, minute: datetime, deps: list[Deployment]) -> list[tuple[str, float]]:
         """Decide the "1m" deployments ``deps`` on ``minute``'s close."""

@@ -339,6 +339,14 @@ def test_option_marks_follow_the_spot_and_a_streamed_quote_wins() -> None:
     assert out[C100].last == pytest.approx(5.0 + up_call, abs=1e-9)
     assert out[P100].mid == pytest.approx(2.1) and math.isfinite(out[P100].greeks[0])
 
+    # only the contracts the book holds or open orders trade are repriced on a bar; the others
+    # keep the daily mark (repricing whole chains every bar cost ~140 ms on the demo's chains)
+    daily = reprice_chain(chain(100.0), 100.0, ts)
+    some = feed.marks(daily, snap, contracts={C100})
+    assert some[C100].last == pytest.approx(5.0 + up_call, abs=1e-9)
+    assert some[CNOIV] == daily[CNOIV]
+    assert feed.marks(daily, snap, contracts=set())[C100] == daily[C100]
+
 
 def test_cli_refuses_an_unknown_market_data_mode(tmp_path: Path) -> None:
     result = CliRunner().invoke(
