@@ -18,8 +18,8 @@ from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.database import configured_database, storage_yaml
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.settings import Settings
-from alpaca_improved_pipelines.tracking.repro import pid_alive
 from contracts.database import DATABASE_ENV, DatabaseUrl
+from contracts.procs import pid_alive
 
 OURS = "# Written by alpaca-improved"
 DAGSTER_YAML = f"""\

@@ -26,6 +26,7 @@ from typing import Any
 
 from alpaca_improved_pipelines.tracking import repro
 from contracts import database, paths
+from contracts.procs import pid_alive
 
 EXPERIMENT_PREFIX = "alpaca-improved"
 KIND_TAG = "alpaca_improved.kind"  # sweep | variant | backtest
@@ -195,7 +196,7 @@ class Tracker:
         ):
             pid = run.data.tags.get("pid")
             same_host = run.data.tags.get("host") == socket.gethostname()
-            if same_host and pid and repro.pid_alive(int(pid)):
+            if same_host and pid and pid_alive(int(pid)):
                 continue
             self.client.set_tag(run.info.run_id, "alpaca_improved.abandoned", "true")
             self.client.set_terminated(run.info.run_id, status="FAILED")

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (a run's executor, to find orphaned runs)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _git(*args: str) -> str | None:

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contracts.procs import pid_alive
+
 STATUS_FILE = "status.json"
 
 
@@ -62,17 +64,6 @@ def read_status(home: Path) -> dict[str, Any] | None:
     if not isinstance(payload, dict):
         raise ValueError(f"stream status {path} is not a JSON object; delete it")
     return payload
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def writer_state(payload: dict[str, Any]) -> tuple[bool | None, str]:
