@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from signals import LIVE_MODULES_ALLOWED
+
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"alpaca_improved_pipelines", "contracts", "research", "strategies", "live", "tests"}
+OURS = {
+    "alpaca_improved_pipelines", "contracts", "research", "strategies", "live", "signals", "tests",
+}  # fmt: skip
 ALLOWED_OURS = {
     "strategies": set(),
     "contracts": {"strategies"},
     "research": {"strategies", "contracts"},
     "live": {"strategies", "contracts"},
+    "signals": {"strategies", "contracts", "live"},
     "alpaca_improved_pipelines": {"strategies", "contracts", "research"},
 }
 # pythonjsonlogger: the one log-line format every process writes (contracts.logs); redis: the
@@ -39,6 +44,18 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _modules(path: Path) -> set[str]:
+    """Full dotted names of the absolute imports of ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
 @pytest.mark.parametrize("package", sorted(ALLOWED_OURS))
 def test_static_imports_follow_the_rules(package: str) -> None:
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
@@ -52,11 +69,21 @@ def test_static_imports_follow_the_rules(package: str) -> None:
         if package == "contracts":
             third = names - stdlib - OURS
             assert third <= CONTRACTS_THIRD_PARTY, f"{path} imports {third}"
-        if package == "live":
+        if package in ("live", "signals"):
             assert "dagster" not in names, f"{path} imports dagster"
+        if package == "signals":
+            bad = sorted(
+                m
+                for m in _modules(path)
+                if m.startswith("live")
+                and not any(m == ok or m.startswith(ok + ".") for ok in LIVE_MODULES_ALLOWED)
+            )
+            assert not bad, f"{path} imports {bad}: signals may use only {LIVE_MODULES_ALLOWED}"
 
 
-@pytest.mark.parametrize("module", ["contracts", "live", "strategies", "research.lakehouse"])
+@pytest.mark.parametrize(
+    "module", ["contracts", "live", "signals", "strategies", "research.lakehouse"]
+)
 def test_importing_does_not_load_dagster(module: str) -> None:
     code = (
         f"import importlib, pkgutil, sys\nimport {module} as m\n"
