@@ -126,6 +126,29 @@ payment_events = sa.Table(  # webhook dedupe: one row per provider event id
     sa.Column("processed_at", TS),
 )  # fmt: skip
 
+# the local payment provider's own records (signals.payments.local): what Stripe would hold
+local_checkouts = sa.Table(
+    "local_checkouts", metadata,
+    sa.Column("session_id", sa.String(100), primary_key=True),
+    sa.Column("subscriber_id", sa.String(100), nullable=False),
+    sa.Column("plan_id", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # open | complete
+    sa.Column("subscription_ref", sa.String(100)),
+    sa.Column("created_at", TS, nullable=False),
+)  # fmt: skip
+
+local_subscriptions = sa.Table(
+    "local_subscriptions", metadata,
+    sa.Column("ref", sa.String(100), primary_key=True),
+    sa.Column("customer", sa.String(100), nullable=False),
+    sa.Column("subscriber_id", sa.String(100), nullable=False),
+    sa.Column("plan_id", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("current_period_end", TS, nullable=False),
+    sa.Column("cancel_at_period_end", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", TS, nullable=False),
+)  # fmt: skip
+
 # the *actual* access state the reconciler converges to the desired one
 access = sa.Table(
     "access", metadata,
