@@ -232,6 +232,7 @@ class Stack:
                 f"admin_password = {admin_pw}\n"
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
             ),
+            "mlflow_admin_password": admin_pw,
             "dagster_htpasswd": f"{UI_USER}:{_bcrypt(ui_pw)}",
         }
         missing = set(self.compose["secrets"]) - set(values)

@@ -222,3 +222,24 @@ def test_instance_uses_postgres_from_env_and_valid_launcher_config(tmp_path: Pat
         name, _, value = var.partition("=")
         assert not SECRETISH.search(name) or name.endswith("_FILE"), var
         assert value or name in code_env, var
+
+
+def test_pipelines_log_in_to_mlflow_and_mlflow_exposes_metrics(compose: dict[str, Any]) -> None:
+    """The tracking server is basic-auth: every pipelines container (the code server and, through
+    the launcher, each run container) logs in with a password file; MLflow serves /metrics."""
+    secret_names = set(compose["secrets"])
+    code = compose["services"]["dagster-code"]
+    env = code["environment"]
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["MLFLOW_TRACKING_USERNAME"]
+    pw_file = env["MLFLOW_TRACKING_PASSWORD_FILE"]
+    assert "MLFLOW_TRACKING_PASSWORD" not in env  # a file, never a value
+    name = pw_file.removeprefix("/run/secrets/")
+    assert name in secret_names and name in code["secrets"]
+    launcher = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_launcher"]["config"]
+    assert "MLFLOW_TRACKING_USERNAME" in launcher["env_vars"]
+    assert f"MLFLOW_TRACKING_PASSWORD_FILE={pw_file}" in launcher["env_vars"]
+    # the copy run containers get comes from the secrets-init service's list
+    assert name in compose["services"]["secrets-init"]["secrets"]
+    cmd = compose["services"]["mlflow"]["command"]
+    assert cmd[cmd.index("--expose-prometheus") + 1].startswith("/tmp/")  # the tmpfs (read-only root)

@@ -477,3 +477,21 @@ def policy_allows_ingress(policy: Obj, labels: dict[str, str]) -> bool:
         for rule in policy["spec"].get("ingress", [])
         for peer in rule.get("from", [])
     )
+
+
+def test_pipelines_log_in_to_mlflow_and_mlflow_exposes_metrics(objs: tuple[Obj, ...]) -> None:
+    """Code server and run pods carry the MLflow login (user in the app ConfigMap, password as a
+    mounted file), and the server runs with --expose-prometheus."""
+    app_env = named(objs, "ConfigMap", "-app-env")["data"]
+    assert app_env["MLFLOW_TRACKING_USERNAME"] == "admin"
+    by_component = {component(w): w for w in workloads(objs) if w["kind"] == "Deployment"}
+    (c,) = containers(by_component["code-location"])
+    files = {e["name"]: e["value"] for e in c["env"] if e["name"].endswith("_FILE")}
+    assert files["MLFLOW_TRACKING_PASSWORD_FILE"].endswith("/mlflow-client/password")
+    launcher = instance_yaml(objs)["run_launcher"]["config"]
+    assert f"MLFLOW_TRACKING_PASSWORD_FILE={files['MLFLOW_TRACKING_PASSWORD_FILE']}" in launcher[
+        "env_vars"
+    ]
+    assert "secret-mlflow-client" in {v["name"] for v in launcher["volumes"]}
+    (server,) = containers(by_component["mlflow"])
+    assert "--expose-prometheus" in server["args"]

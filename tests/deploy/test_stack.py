@@ -180,6 +180,10 @@ def check_mlflow(url: str, login: tuple[str, str], tmp: Path) -> str:
     assert status == 200
     metrics = json.loads(body)["run"]["data"]["metrics"]
     assert [(m["key"], m["value"]) for m in metrics] == [("sharpe", 1.25)]
+    # Prometheus metrics (--expose-prometheus), behind the same basic auth
+    assert http(f"{url}metrics")[0] == 401
+    status, body = http(f"{url}metrics", login)
+    assert status == 200 and b"mlflow_http_request_total" in body, body[:300]
     return run_id
 
 

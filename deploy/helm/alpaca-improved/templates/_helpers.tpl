@@ -62,6 +62,13 @@ capabilities:
     secretName: {{ .Values.s3.existingSecret }}
     defaultMode: 0440
     items: [{key: access-key-id, path: access-key-id}, {key: secret-access-key, path: secret-access-key}]
+{{- if .Values.mlflow.enabled }}
+- name: secret-mlflow-client
+  secret:
+    secretName: {{ .Values.mlflow.clientSecret }}
+    defaultMode: 0440
+    items: [{key: password, path: password}]
+{{- end }}
 {{- if .Values.app.vendorSecret }}
 - name: secret-vendor
   secret:
@@ -77,6 +84,9 @@ capabilities:
 {{- define "ai.appSecretMounts" -}}
 - {name: secret-postgres, mountPath: {{ .Values.secretsMountPath }}/postgres, readOnly: true}
 - {name: secret-s3, mountPath: {{ .Values.secretsMountPath }}/s3, readOnly: true}
+{{- if .Values.mlflow.enabled }}
+- {name: secret-mlflow-client, mountPath: {{ .Values.secretsMountPath }}/mlflow-client, readOnly: true}
+{{- end }}
 {{- if .Values.app.vendorSecret }}
 - {name: secret-vendor, mountPath: {{ .Values.secretsMountPath }}/vendor, readOnly: true}
 {{- end }}
@@ -87,6 +97,9 @@ capabilities:
 - {name: DAGSTER_PG_PASSWORD_FILE, value: {{ .Values.secretsMountPath }}/postgres/password}
 - {name: AWS_ACCESS_KEY_ID_FILE, value: {{ .Values.secretsMountPath }}/s3/access-key-id}
 - {name: AWS_SECRET_ACCESS_KEY_FILE, value: {{ .Values.secretsMountPath }}/s3/secret-access-key}
+{{- if .Values.mlflow.enabled }}
+- {name: MLFLOW_TRACKING_PASSWORD_FILE, value: {{ .Values.secretsMountPath }}/mlflow-client/password}
+{{- end }}
 {{- if .Values.app.vendorSecret }}
 {{- range $env, $key := .Values.app.vendorKeys }}
 - {name: {{ $env }}_FILE, value: {{ $.Values.secretsMountPath }}/vendor/{{ $key }}}
