@@ -242,4 +242,5 @@ def test_pipelines_log_in_to_mlflow_and_mlflow_exposes_metrics(compose: dict[str
     # the copy run containers get comes from the secrets-init service's list
     assert name in compose["services"]["secrets-init"]["secrets"]
     cmd = compose["services"]["mlflow"]["command"]
-    assert cmd[cmd.index("--expose-prometheus") + 1].startswith("/tmp/")  # the tmpfs (read-only root)
+    # the metrics directory is on the tmpfs (the root file system is read-only)
+    assert cmd[cmd.index("--expose-prometheus") + 1].startswith("/tmp/")

@@ -489,9 +489,10 @@ def test_pipelines_log_in_to_mlflow_and_mlflow_exposes_metrics(objs: tuple[Obj, 
     files = {e["name"]: e["value"] for e in c["env"] if e["name"].endswith("_FILE")}
     assert files["MLFLOW_TRACKING_PASSWORD_FILE"].endswith("/mlflow-client/password")
     launcher = instance_yaml(objs)["run_launcher"]["config"]
-    assert f"MLFLOW_TRACKING_PASSWORD_FILE={files['MLFLOW_TRACKING_PASSWORD_FILE']}" in launcher[
-        "env_vars"
-    ]
+    assert (
+        f"MLFLOW_TRACKING_PASSWORD_FILE={files['MLFLOW_TRACKING_PASSWORD_FILE']}"
+        in launcher["env_vars"]
+    )
     assert "secret-mlflow-client" in {v["name"] for v in launcher["volumes"]}
     (server,) = containers(by_component["mlflow"])
     assert "--expose-prometheus" in server["args"]
