@@ -1,4 +1,5 @@
-"""The ``alpaca-improved`` command line: demo, backfill, sql, ui, live, stream, experiments."""
+"""The ``alpaca-improved`` command line: demo, backfill, sql, ui, live, stream, signals,
+subscribers, audit, experiments."""
 
 from __future__ import annotations
 
@@ -168,6 +169,31 @@ def stream(ctx: typer.Context) -> None:
     Its own process (``python -m live.market.stream.cli``), like ``live``: no Dagster in it.
     """
     os.execvp(sys.executable, [sys.executable, "-m", "live.market.stream.cli", *ctx.args])
+
+
+_EXEC = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@app.command("signals", context_settings=_EXEC, add_help_option=False)
+def signals(ctx: typer.Context) -> None:
+    """Signals to subscribers: subscribers, audit (see `alpaca-improved signals --help`).
+
+    Its own process (``python -m signals.cli``), like ``live``: this code location never imports
+    the signals service.
+    """
+    os.execvp(sys.executable, [sys.executable, "-m", "signals.cli", *ctx.args])
+
+
+@app.command("subscribers", context_settings=_EXEC, add_help_option=False)
+def subscribers(ctx: typer.Context) -> None:
+    """Subscribers and operators: list, show, add, grant-operator, revoke-operator."""
+    os.execvp(sys.executable, [sys.executable, "-m", "signals.cli", "subscribers", *ctx.args])
+
+
+@app.command("audit", context_settings=_EXEC, add_help_option=False)
+def audit(ctx: typer.Context) -> None:
+    """The operator console's audit chain: verify (exit 1 if tampered), tail."""
+    os.execvp(sys.executable, [sys.executable, "-m", "signals.cli", "audit", *ctx.args])
 
 
 experiments_app = typer.Typer(no_args_is_help=True, help="Compare MLflow experiments.")
