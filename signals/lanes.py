@@ -1,0 +1,71 @@
+"""Rate-limit lanes: sends are *scheduled* under the platforms' limits instead of provoking 429s.
+
+A :class:`signals.interfaces.Lane` says "at most ``rate`` sends per ``per`` seconds" for one key
+(Telegram: the bot's ~30/s overall, 1/s per private chat, 20/min per group). The book keeps, per
+lane, the start times of its last ``rate`` sends (a sliding-window log, so no window of ``per``
+seconds ever holds more than ``rate`` sends, whatever the platform's window alignment) and hands
+each message the earliest time every lane it consumes has room. Reserved times are monotone per
+lane. A 429's ``retry_after`` pauses the lanes of the message that drew it, for every message.
+
+Times are plain float seconds (the dispatcher's clock as a POSIX timestamp).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from signals.interfaces import Lane
+
+# widen each window a little: the platform stamps a request on arrival, not when we sent it
+MARGIN = 0.01
+
+
+class _LaneState:
+    __slots__ = ("last", "paused_until", "times")
+
+    def __init__(self, rate: int) -> None:
+        self.times: deque[float] = deque(maxlen=max(1, rate))
+        self.last = 0.0
+        self.paused_until = 0.0
+
+
+class LaneBook:
+    """Per-lane send logs; ``slot`` answers when a message may go, ``reserve`` books it."""
+
+    def __init__(self, margin: float = MARGIN) -> None:
+        self.margin = margin
+        self._lanes: dict[str, _LaneState] = {}
+
+    def _state(self, lane: Lane) -> _LaneState:
+        st = self._lanes.get(lane.key)
+        if st is None or st.times.maxlen != max(1, lane.rate):
+            st = self._lanes[lane.key] = _LaneState(lane.rate)
+        return st
+
+    def slot(self, lanes: Iterable[Lane], now: float) -> float:
+        """The earliest time >= ``now`` at which every lane in ``lanes`` has room."""
+        t = now
+        for lane in lanes:
+            st = self._state(lane)
+            t = max(t, st.last, st.paused_until)
+            if len(st.times) == st.times.maxlen:
+                t = max(t, st.times[0] + lane.per * (1.0 + self.margin))
+        return t
+
+    def reserve(self, lanes: Iterable[Lane], t: float) -> None:
+        """Book one send at ``t`` (from :meth:`slot`) in every lane."""
+        for lane in lanes:
+            st = self._state(lane)
+            st.times.append(t)
+            st.last = t
+
+    def pause(self, lanes: Iterable[Lane], until: float) -> None:
+        """Nothing goes out on ``lanes`` before ``until`` (a 429's ``retry_after``)."""
+        for lane in lanes:
+            st = self._state(lane)
+            st.paused_until = max(st.paused_until, until)
+
+    def paused_until(self, lanes: Iterable[Lane]) -> float:
+        """The latest pause among ``lanes`` (0 when none is paused)."""
+        return max((self._state(lane).paused_until for lane in lanes), default=0.0)
