@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 STATUS_FAULTS = {
@@ -119,10 +119,50 @@ def paginate(
     return page, (mk(nxt, 0) if nxt < len(items) else None)
 
 
-class FakeServer:
-    """Base of the vendor fakes: bind 127.0.0.1 on an ephemeral port, serve in threads."""
+class LoopbackServer:
+    """A ``BaseHTTPRequestHandler`` server on 127.0.0.1 (ephemeral port), served in daemon
+    threads; the handler class reaches this object as ``self.fake``. Start with ``with``."""
 
     vendor = "fake"
+    _httpd: ThreadingHTTPServer | None = None
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler (subclasses name theirs)."""
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "start() the fake first"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Self:
+        handler = type("Handler", (self.handler_class(),), {"fake": self})
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"{self.vendor}-fake",
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeServer(LoopbackServer):
+    """Base of the vendor fakes: routes, fault knobs and a request log over a loopback server."""
 
     def __init__(
         self,
@@ -148,6 +188,9 @@ class FakeServer:
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self.register_routes()
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     # -- extension points -------------------------------------------------------------------
     def register_routes(self) -> None:
@@ -201,37 +244,6 @@ class FakeServer:
                 if path.startswith(prefix):
                     return fault
         return None
-
-    # -- lifecycle ----------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start() the fake first"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeServer:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name=f"{self.vendor}-fake",
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakeServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- dispatch -----------------------------------------------------------------------------
     def rate_headers(self, limited: bool) -> dict[str, str]:
@@ -301,8 +313,10 @@ class FakeServer:
         return Response(self.error_body(404, None), 404)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeServer
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Keep-alive HTTP/1.1 handler of the loopback fakes: quiet, NODELAY, with the two ways to
+    answer (``_reply`` a body, ``_drop`` the connection). Subclasses write ``_serve``."""
+
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
@@ -314,26 +328,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence the default stderr access log."""
 
-    def _serve(self) -> None:
+    def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        out = self.fake.dispatch(self.command, self.path, dict(self.headers.items()))
-        if out == "timeout":
-            time.sleep(self.fake.timeout_sleep_s)
-            out = Response({"message": "late"}, 200)
-        if out == "disconnect":
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        assert isinstance(out, Response)
-        body = out.body if isinstance(out.body, bytes) else json.dumps(out.body).encode()
-        self.send_response(out.status)
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            **self.fake.rate_headers(False),
-            **out.headers,
-        }
+        return self.rfile.read(length) if length else b""
+
+    def _drop(self) -> None:
+        """Close the connection without an answer (a disconnect fault)."""
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
@@ -343,4 +348,32 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PATCH = do_DELETE = do_PUT = do_GET
+
+
+class _Handler(LoopbackHandler):
+    fake: FakeServer
+
+    def _serve(self) -> None:
+        self._body()
+        out = self.fake.dispatch(self.command, self.path, dict(self.headers.items()))
+        if out == "timeout":
+            time.sleep(self.fake.timeout_sleep_s)
+            out = Response({"message": "late"}, 200)
+        if out == "disconnect":
+            self._drop()
+            return
+        assert isinstance(out, Response)
+        body = out.body if isinstance(out.body, bytes) else json.dumps(out.body).encode()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            **self.fake.rate_headers(False),
+            **out.headers,
+        }
+        self._reply(out.status, headers, body)
