@@ -1,0 +1,149 @@
+"""Fixtures for the Discord tests: the local Discord fake, the bot's interactions endpoint under
+uvicorn, and small explicit implementations of the Console and Subscriptions protocols.
+
+The protocol implementations are deliberately tiny and record every call, so a test can prove
+what the endpoint asked for (and, as important, what it did *not* ask for: no console call
+before the confirm button is pressed). They follow :class:`signals.interfaces.Console`'s
+contract: destructive commands return a one-time ``confirm_token`` and act only when it comes
+back from the same user; non-operators are refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from starlette.applications import Starlette
+
+from signals.discord.config import DiscordConfig, load_config
+from signals.discord.interactions import PATH, InteractionsEndpoint
+from signals.interfaces import CheckoutLink, ConsoleReply, SubscriptionView
+from signals.local.discord_interactions import InteractionSender
+from signals.local.discord_server import DiscordApiServer
+from signals.local.uvicorn_thread import UvicornThread
+from signals.model import Channel, Plan, Tier
+
+TOKEN = "MTA0NjA5MDAwMDAwMDAwMDAx.GfAkE1.not-a-real-token-0123456789abcdef"  # token-shaped
+APP_ID = "1046090000000000001"
+OPERATOR, MEMBER = "4004", "5005"
+DESTRUCTIVE = ("halt", "resume", "flatten")
+PLANS = [
+    Plan("rt", "*", Tier("realtime"), 4900, discord_channel_id="900", discord_role_id="700"),
+    Plan("eod", "ma_crossover", Tier("eod", end_of_day=True), 900, discord_role_id="701"),
+]
+
+
+@dataclass
+class RecordingConsole:
+    """A :class:`signals.interfaces.Console`: records calls; ``slow_s`` delays /positions."""
+
+    operators: frozenset[str] = frozenset({OPERATOR})
+    slow_s: float = 0.0
+    calls: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    acted: list[str] = field(default_factory=list)
+    _tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(
+        self,
+        platform: str,
+        user_id: str,
+        command: str,
+        args: str = "",
+        confirm_token: str | None = None,
+    ) -> ConsoleReply:
+        with self._lock:
+            self.calls.append((platform, user_id, command, confirm_token))
+            if platform != Channel.DISCORD or user_id not in self.operators:
+                return ConsoleReply(f"refused: {user_id} is not an operator", allowed=False)
+            if command not in DESTRUCTIVE:
+                if command == "positions":
+                    time.sleep(self.slow_s)
+                return ConsoleReply(f"{command}: 2 deployments, ACTIVE")
+            if confirm_token is None:
+                token = secrets.token_urlsafe(16)
+                self._tokens[token] = (user_id, command)
+                return ConsoleReply(f"Confirm /{command}?", confirm_token=token)
+            if self._tokens.get(confirm_token) != (user_id, command):
+                return ConsoleReply("refused: not your confirmation", allowed=False)
+            del self._tokens[confirm_token]
+            self.acted.append(command)
+            return ConsoleReply(f"/{command} done")
+
+
+@dataclass
+class MemorySubscriptions:
+    """A :class:`signals.interfaces.Subscriptions` over a dict."""
+
+    checkouts: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: list[tuple[str, str]] = field(default_factory=list)
+
+    def register(self, platform: Channel, user_id: str, chat_id: str | None = None) -> str:
+        return f"sub-{platform}-{user_id}"
+
+    def plans(self) -> list[Plan]:
+        return list(PLANS)
+
+    def checkout(self, subscriber_id: str, plan_id: str) -> CheckoutLink:
+        if plan_id not in {p.plan_id for p in PLANS}:
+            raise ValueError(f"unknown plan {plan_id!r}; see /plans")
+        self.checkouts.append((subscriber_id, plan_id))
+        return CheckoutLink(f"http://pay.local/checkout/{subscriber_id}/{plan_id}", "cs_1")
+
+    def status(self, subscriber_id: str) -> list[SubscriptionView]:
+        return [
+            SubscriptionView(p, "active", True) for s, p in self.checkouts if s == subscriber_id
+        ]
+
+    def unsubscribe(self, subscriber_id: str, plan_id: str) -> str:
+        self.cancelled.append((subscriber_id, plan_id))
+        return f"{plan_id}: cancelled at the end of the period"
+
+
+def config_for(fake: DiscordApiServer, public_key_hex: str, **extra: str) -> DiscordConfig:
+    env = {
+        "DISCORD_APPLICATION_PUBLIC_KEY": public_key_hex,
+        "DISCORD_APPLICATION_ID": APP_ID,
+        "DISCORD_BOT_TOKEN": TOKEN,
+        "DISCORD_API_URL": fake.api_url,
+        "DISCORD_OPERATOR_IDS": OPERATOR,
+        **extra,
+    }
+    return load_config(env)
+
+
+@dataclass
+class Bot:
+    """The fake, the signed-interaction sender, and the bot's endpoint serving it."""
+
+    fake: DiscordApiServer
+    sender: InteractionSender
+    endpoint: InteractionsEndpoint
+    console: RecordingConsole
+    subs: MemorySubscriptions
+    config: DiscordConfig
+
+
+@pytest.fixture
+def fake() -> Iterator[DiscordApiServer]:
+    with DiscordApiServer(TOKEN, APP_ID, limits_scale=10.0) as server:
+        yield server
+
+
+@pytest.fixture
+def bot(fake: DiscordApiServer) -> Iterator[Bot]:
+    sender = InteractionSender(fake, endpoint_url="")
+    config = config_for(fake, sender.public_key_hex)
+    console, subs = RecordingConsole(slow_s=1.5), MemorySubscriptions()
+    endpoint = InteractionsEndpoint(config, subs, console, defer_after_s=0.3)
+    server = UvicornThread(Starlette(routes=endpoint.routes()), name="discord-bot").start()
+    sender.endpoint_url = f"{server.url}{PATH}"
+    try:
+        yield Bot(fake, sender, endpoint, console, subs, config)
+    finally:
+        sender.close()
+        server.stop()
