@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from contracts import paths
 from live.journal import orders as jo
+from live.journal.pg import open_journal
 from live.journal.store import Journal
 from live.orders.ids import client_order_id
 from live.orders.reports import OrderStatus
@@ -63,8 +64,9 @@ def _intent(dep: str, symbol: str, side: Side, qty: float) -> OrderIntent:
 
 
 def build_journal(home: Path, planted: Secrets) -> Journal:
-    """Two deployments, three orders (one open), two fills, positions, a halt reason, a cycle."""
-    j = Journal(paths.journal_path(home))
+    """Two deployments, three orders (one open), two fills, positions, a halt reason, a cycle
+    (in ``<home>/live/journal.sqlite``, or Postgres when ALPACA_IMPROVED_DATABASE_URL is set)."""
+    j = open_journal(home)
     bt = manifest(DEP_BT, mlflow_run_id=RUN_ID)
     bt["params"]["note"] = f"webhook secret {planted.token}"  # never copied to the page
     j.upsert_deployment(DEP_BT, bt, "fp-bt", T0)
@@ -100,9 +102,10 @@ def add_fill(j: Journal, exec_id: str, qty: float, price: float) -> None:
     jo.record_fills(j, [jo.FillRow(exec_id, None, DEP_BT, "SPY", "us_equity", qty, price, T0)])
 
 
-def build_outbox(home: Path, planted: Secrets) -> Engine:
-    """Signals database with 6 outbox rows: 2 sent, 2 pending (1 retried), 1 inflight, 1 dead."""
-    engine = make_engine(home, environ={})
+def build_outbox(home: Path, planted: Secrets, environ: dict[str, str] | None = None) -> Engine:
+    """Signals database with 6 outbox rows: 2 sent, 2 pending (1 retried), 1 inflight, 1 dead
+    (SQLite under ``home`` unless ``environ`` names a database)."""
+    engine = make_engine(home, environ=environ or {})
     event = {"event_id": "ev-1", "kind": "fill", "ts": T0, "deployment_id": DEP_BT,
              "strategy": "ma_crossover", "event_json": "{}", "created_at": T0}  # fmt: skip
     rows = [

@@ -16,8 +16,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from contracts import paths
+from contracts.database import DATABASE_ENV, parse_database_url
+from live.journal.pg import PgJournal
 from live.journal.store import Journal
 from signals.dashboard import dashboard_app
 from signals.db import outbox
@@ -43,8 +47,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
     engine = fx.build_outbox(tmp_path, planted)
     fx.build_lake(tmp_path)
     app = dashboard_app(tmp_path, engine, environ=planted.environ(), heartbeat_s=1.0)
-    with fx.serve(app) as base:
-        yield Site(tmp_path, journal, engine, planted, base)
+    # mounted as `signals serve` mounts it: the page's relative URLs must work under a prefix
+    with fx.serve(Starlette(routes=[Mount("/dashboard", app)])) as root:
+        yield Site(tmp_path, journal, engine, planted, f"{root}/dashboard")
     journal.close()
     engine.dispose()
 
@@ -69,6 +74,8 @@ def sse_events(base: str, until: Any, timeout_s: float = 10.0, **kw: Any) -> lis
 
 
 def test_every_section_has_the_journal_outbox_and_lake_numbers(site: Site) -> None:
+    page = httpx.get(site.base, follow_redirects=True)  # /dashboard -> /dashboard/
+    assert page.url.path == "/dashboard/" and 'src="static/app.js"' in page.text
     s = httpx.get(f"{site.base}/api/state").json()
     assert s["journal"]["available"] is True
     deps = {d["id"]: d for d in s["deployments"]}
@@ -168,19 +175,32 @@ def test_read_only(site: Site) -> None:
     site.journal = Journal(journal)
 
 
-def test_sse_pushes_a_change_and_heartbeats(site: Site) -> None:
-    def fill_seen(events: list[tuple[str, Any]]) -> bool:
-        if len(events) == 1:  # the first state is there: now write a fill and an outbox row
-            fx.add_fill(site.journal, "x-new", 2.0, 510.0)
-            with site.engine.begin() as conn:
+def write_after_first_state(journal: Journal, engine: Engine) -> Any:
+    """An ``until`` for :func:`sse_events`: on the first state, write a fill and an outbox row;
+    true once a later state shows the fill."""
+
+    def until(events: list[tuple[str, Any]]) -> bool:
+        if len(events) == 1:
+            fx.add_fill(journal, "x-new", 2.0, 510.0)
+            with engine.begin() as conn:
                 conn.execute(sa.insert(outbox), [fx.outbox_row(9, "discord", "sent", 1, "")])
         states = [d for name, d in events if name == "state"]
         return any(d["fills"][0]["exec_id"] == "x-new" for d in states[1:])
 
-    events = sse_events(site.base, fill_seen)
+    return until
+
+
+def assert_pushed(events: list[tuple[str, Any]]) -> None:
     first, last = events[0][1], events[-1][1]
     assert first["fills"][0]["exec_id"] == "x-2" and last["risk"]["fills_total"] == 3
-    assert last["outbox"]["total"] == 7 and last["version"] != first["version"]
+    assert last["outbox"]["total"] == 7 and last["outbox"]["by_status"]["sent"] == 3
+    assert last["version"] != first["version"]
+
+
+def test_sse_pushes_a_change_and_heartbeats(site: Site) -> None:
+    started = time.monotonic()
+    assert_pushed(sse_events(site.base, write_after_first_state(site.journal, site.engine)))
+    assert time.monotonic() - started < 5.0  # polled each second, pushed on the change
     beats = sse_events(site.base, lambda ev: ev[-1][0] == "heartbeat", timeout_s=5)
     assert [name for name, _ in beats].count("state") == 1  # nothing changed: one state only
 
@@ -318,3 +338,29 @@ def test_page_falls_back_to_polling_without_the_stream(
     _write_fill_and_outbox_row(site)
     expect(page.locator('[data-testid=fill-row][data-key="x-new"]')).to_have_count(1)
     expect(page.get_by_test_id("outbox-total")).to_have_text("7")
+
+
+def test_postgres_journal_and_outbox(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(DATABASE_ENV, postgres_url)
+    planted = fx.Secrets()
+    journal = fx.build_journal(tmp_path, planted)
+    assert isinstance(journal, PgJournal)
+    engine = fx.build_outbox(tmp_path, planted, environ={DATABASE_ENV: postgres_url})
+    assert engine.dialect.name == "postgresql"
+    fx.build_lake(tmp_path)
+    env = {**planted.environ(), DATABASE_ENV: postgres_url}
+    with fx.serve(dashboard_app(tmp_path, engine, environ=env)) as base:
+        state = httpx.get(f"{base}/api/state").json()
+        events = sse_events(base, write_after_first_state(journal, engine))
+    journal.close()
+    engine.dispose()
+    assert state["journal"]["where"].startswith("schema live of postgresql://")
+    assert [f["exec_id"] for f in state["fills"]] == ["x-2", "x-1"]
+    assert {p["symbol"]: p["qty"] for p in state["positions"]} == {"SPY": 10.0, "QQQ": 5.0}
+    assert state["risk"]["orders_by_status"] == {"filled": 2, "new": 1}
+    assert state["outbox"]["by_status"] == {"pending": 2, "inflight": 1, "sent": 2, "dead": 1}
+    assert_pushed(events)  # the Postgres versions (largest ids, counts) saw the change
+    password = parse_database_url(postgres_url).password
+    assert password and password not in json.dumps([state, events])
