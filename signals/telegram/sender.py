@@ -19,13 +19,18 @@ of the chat's next messages to *exactly the markup the row would have been sent 
   never edited after sending). Its keyboard is now ours, so the probe removes it again (a
   ``/status`` reply loses its buttons; nothing else is touched) and looks further.
 
-The search starts after the chat's last known message id (``chat_state.last_message_id``;
-from 1 when none is known) and covers :data:`PROBE_WINDOW` ids. If the window is used up by
-other people's messages the probe cannot tell and raises a *permanent* :class:`DeliveryError`:
-dead-lettered for an operator rather than risking a duplicate. For this to be exact the
-dispatcher keeps at most one row in flight per chat (the 1/s chat lane does that) and, after a
-crash, probes a chat's in-flight rows in outbox order, recording each found id as the chat's
-``last_message_id`` before the next probe.
+The search starts after the chat's last known message id (``chat_state.last_message_id``)
+and covers :data:`PROBE_WINDOW` ids. If the window is used up by other people's messages the
+probe cannot tell and raises a *permanent* :class:`DeliveryError`: dead-lettered for an operator
+rather than risking a duplicate. Edits count in the chat's flood lane, so a 429 met while
+probing is waited out here (up to ``max_probe_wait`` seconds) instead of bouncing back.
+
+For this to be exact the dispatcher records every sent message id as the chat's
+``last_message_id``, keeps at most one row in flight per chat, and after a crash probes a
+chat's in-flight rows in outbox order, recording each found id before the next probe: a probe
+that passes over *another signal* would replace that signal's keyboard (and so its marker).
+Without any known id the search starts at message 1, which is exact only in a chat whose first
+:data:`PROBE_WINDOW` messages hold no other signal (a new chat).
 
 An ambiguous failure of :meth:`send` itself (a read timeout, a dropped connection, a 5xx: the
 request may have reached Telegram) probes at once from the last id this sender saw in the chat,
@@ -35,8 +40,10 @@ never made (connect error, pool timeout) is plainly transient.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from datetime import timedelta
+from typing import Literal
 
 import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
@@ -118,9 +125,12 @@ class TelegramSender:
 
     channel = Channel.TELEGRAM
 
-    def __init__(self, bot: Bot, probe_window: int = PROBE_WINDOW) -> None:
+    def __init__(
+        self, bot: Bot, probe_window: int = PROBE_WINDOW, max_probe_wait: float = 30.0
+    ) -> None:
         self.bot = bot
         self.probe_window = probe_window
+        self.max_probe_wait = max_probe_wait
         self._last_ids: dict[str, int] = {}  # chat -> highest message id this sender saw
 
     def lanes(self, msg: OutboundMessage) -> tuple[Lane, ...]:
@@ -164,26 +174,18 @@ class TelegramSender:
         message_id, misses = start, 0
         # the window, stretched while a run of "not found" has begun but not yet ended
         while message_id < start + self.probe_window or 0 < misses < END_OF_CHAT:
-            try:
-                await self.bot.edit_message_reply_markup(target, message_id, reply_markup=markup)
-            except BadRequest as exc:
-                answer = exc.message.lower()
-                if "not modified" in answer:
-                    self._seen(msg.target, message_id)
-                    return Delivered(str(message_id))
-                if "not found" in answer:
-                    misses += 1
-                    if misses >= END_OF_CHAT:
-                        return None
-                elif "can't be edited" in answer or "cannot be edited" in answer:
-                    misses = 0
-                else:
-                    raise delivery_error(exc, f"probe of message {message_id}") from None
-            except TelegramError as exc:
-                raise delivery_error(exc, f"probe of message {message_id}") from None
-            else:  # a bot message that is not ours: take our markup off it again
+            answer = await self._edit(target, message_id, markup)
+            if answer == "ours":
+                self._seen(msg.target, message_id)
+                return Delivered(str(message_id))
+            if answer == "missing":
+                misses += 1
+                if misses >= END_OF_CHAT:
+                    return None
+            else:
                 misses = 0
-                await self._undo(target, message_id)
+            if answer == "edited":  # a bot message that is not ours: take our markup off again
+                await self._edit(target, message_id, None)
             message_id += 1
         raise DeliveryError(
             f"telegram probe: messages {start}..{start + self.probe_window - 1} in chat "
@@ -192,11 +194,34 @@ class TelegramSender:
             permanent=True,
         )
 
-    async def _undo(self, target: int | str, message_id: int) -> None:
-        try:
-            await self.bot.edit_message_reply_markup(target, message_id, reply_markup=None)
-        except TelegramError as exc:
-            raise delivery_error(exc, f"probe (restoring message {message_id})") from None
+    async def _edit(
+        self, target: int | str, message_id: int, markup: InlineKeyboardMarkup | None
+    ) -> Literal["ours", "missing", "other", "edited"]:
+        """One probe edit, classified; a flood wait (edits count in the chat's lane) is slept
+        here, up to ``max_probe_wait`` seconds in all, so a probe right after a send to the
+        same chat does not bounce between the dispatcher and a 429 forever."""
+        waited = 0.0
+        while True:
+            try:
+                await self.bot.edit_message_reply_markup(target, message_id, reply_markup=markup)
+                return "edited"
+            except RetryAfter as exc:
+                wait = retry_seconds(exc)
+                if waited + wait > self.max_probe_wait:
+                    raise delivery_error(exc, f"probe of message {message_id}") from None
+                waited += wait
+                await asyncio.sleep(wait)
+            except BadRequest as exc:
+                answer = exc.message.lower()
+                if "not modified" in answer:
+                    return "ours"
+                if "not found" in answer:
+                    return "missing"
+                if "can't be edited" in answer or "cannot be edited" in answer:
+                    return "other"
+                raise delivery_error(exc, f"probe of message {message_id}") from None
+            except TelegramError as exc:
+                raise delivery_error(exc, f"probe of message {message_id}") from None
 
     def _seen(self, target: str, message_id: int) -> None:
         self._last_ids[target] = max(message_id, self._last_ids.get(target, 0))
