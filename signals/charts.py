@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from strategies import occ
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from strategies.occ import OptionSymbol
 
 SIZE = (6.4, 3.6)  # inches
 DPI = 100
@@ -167,7 +167,9 @@ def payoff_chart(
         return _png(fig)
 
 
-def _option(symbol: str) -> occ.OptionSymbol | None:
+def _option(symbol: str) -> OptionSymbol | None:
+    from strategies import occ  # imports polars: only when a chart is drawn
+
     try:
         return occ.parse(symbol)
     except ValueError:

@@ -150,6 +150,7 @@ class Dispatcher:
         self._started = False
         self._last_recover = -1e18
         self._backlog_until = 0.0
+        self._careful = False  # a 429 came back: probe the limit with one message first
 
     # -- lifecycle -------------------------------------------------------------------------
     def _start(self) -> None:
@@ -235,6 +236,8 @@ class Dispatcher:
         now = self.clock.now()
         now_ts = now.timestamp()
         room = self.max_concurrency - len(self._active)
+        if self._careful:  # after a 429: one message at a time until one gets through
+            room = 0 if self._active else 1
         if room <= 0 or self._backlog_until > now_ts + self.horizon / 2:
             return 0
         with self.engine.begin() as conn:
@@ -287,6 +290,10 @@ class Dispatcher:
             if isinstance(exc, DeliveryError) and exc.retry_after is not None:
                 until = self.clock.now().timestamp() + float(exc.retry_after)
                 self.lanes.pause(sender.lanes(msg), until)  # at once: no send starts meanwhile
+                self._careful = True
+        else:
+            if isinstance(outcome, Delivered):
+                self._careful = False
         self._done.append((row, msg, outcome))
         self._wake.set()
 
