@@ -145,9 +145,18 @@ class LakeStore(ABC):
 
     @abstractmethod
     def write(
-        self, table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
+        self,
+        table: pa.Table,
+        path: Path,
+        fsync: bool = True,
+        lineage: dict | None = None,
+        hold: bool = False,
     ) -> WrittenPartition:
-        """Replace the partition at ``path`` with ``table``, atomically for every reader."""
+        """Replace the partition at ``path`` with ``table``, atomically for every reader.
+
+        ``hold``: the writer keeps appending to its own copy (the stream writer), so its next
+        write of ``path`` must find the object exactly as this write left it (S3: remember the
+        PUT's ETag for the next ``If-Match``)."""
 
     @abstractmethod
     def scan(self, name: str) -> layout.TableScan:
@@ -207,7 +216,12 @@ class LocalStore(LakeStore):
         return path.open("rb")
 
     def write(
-        self, table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
+        self,
+        table: pa.Table,
+        path: Path,
+        fsync: bool = True,
+        lineage: dict | None = None,
+        hold: bool = False,
     ) -> WrittenPartition:
         return write_table_atomic(table, path, fsync, lineage)
 
@@ -452,10 +466,11 @@ class S3Store(LakeStore):
             return self._UNSEEN
         return hit[0]
 
-    def _put(self, path: Path, data: bytes, digest: str, etag: str | None) -> None:
-        """One PUT, conditional on ``etag`` (If-Match) or on absence (If-None-Match: *)."""
+    def _put(self, path: Path, data: bytes, digest: str, etag: str | None) -> str | None:
+        """One PUT, conditional on ``etag`` (If-Match) or on absence (If-None-Match: *); the
+        new object's ETag."""
         condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
-        self.client.put_object(
+        out = self.client.put_object(
             Bucket=self.bucket,
             Key=self.key(path),
             Body=data,
@@ -463,9 +478,15 @@ class S3Store(LakeStore):
             Metadata={"sha256": digest},
             **condition,
         )
+        return out.get("ETag")
 
     def write(
-        self, table: pa.Table, path: Path, fsync: bool = True, lineage: dict | None = None
+        self,
+        table: pa.Table,
+        path: Path,
+        fsync: bool = True,
+        lineage: dict | None = None,
+        hold: bool = False,
     ) -> WrittenPartition:
         """One conditional PUT of the same bytes the local store writes.
 
@@ -485,14 +506,14 @@ class S3Store(LakeStore):
         etag = self.seen(path)
         try:
             try:
-                self._put(path, data, digest, None if etag == self._UNSEEN else etag)
+                new = self._put(path, data, digest, None if etag == self._UNSEEN else etag)
             except ClientError as exc:
                 if etag != self._UNSEEN or not _precondition(exc):
                     raise
                 info = self.head(path)  # it exists: this writer reads it now and replaces it
                 etag = None if info is None else info.etag
                 self.seen(path)
-                self._put(path, data, digest, etag)
+                new = self._put(path, data, digest, etag)
         except ClientError as exc:
             if _precondition(exc):
                 seen = f"ETag {etag}" if etag is not None else "absent"
@@ -503,6 +524,8 @@ class S3Store(LakeStore):
                     "whole file; re-run this partition once the other run has finished"
                 ) from None
             raise self._error(exc, f"PUT {self.url(path)}") from None
+        if hold and new:
+            self._remember(path, new)
         return WrittenPartition(path, table.num_rows, buffer.size, digest)
 
     # -- start-up --------------------------------------------------------------------------

@@ -268,3 +268,45 @@ def test_sigkill_mid_flush_leaves_the_old_complete_file_and_a_restart_resumes(
     assert got["ts"].unique().sort().to_list() == [OPEN + i * MIN for i in range(8)]
     assert not tmp.exists()  # the next write removed the killed writer's temp file
     assert [p.name for p in path.parent.iterdir()] == ["part.parquet"]
+
+
+def test_on_s3_the_stream_lands_in_the_bucket_restarts_and_a_second_writer_conflicts(
+    tmp_path: Path, s3_lake: str
+) -> None:
+    """With ALPACA_IMPROVED_LAKE_URI=s3://..., flushes are conditional PUTs into the bucket (no
+    local lake files), a restart continues the partition from the bucket, the views read it,
+    and a second writer of the same session partition fails instead of interleaving."""
+    from contracts import lake_store
+
+    first = StreamLakeWriter(tmp_path, fsync=False)
+    for i in range(5):
+        first.on_bar(bar("AAPL", i, 100 + i))
+    first.close()
+    second = StreamLakeWriter(tmp_path, fsync=False)
+    second.on_bar(bar("AAPL", 2, 102.0))  # a duplicate of a stored minute
+    second.on_bar(bar("AAPL", 5, 105.0))
+    second.close()
+    assert not (tmp_path / "lake").exists()
+    store = lake_store.from_env(tmp_path / "lake")
+    assert store.remote
+    got = pl.read_parquet(store.read(store.partition(lw.STREAM_BARS, SESSION)))
+    assert got["ts"].to_list() == [OPEN + i * MIN for i in range(6)]
+    assert second.stats()["counts"]["bars_duplicate"] == 1
+    con = lakehouse.connect(tmp_path)
+    assert con.sql("SELECT count(*) FROM stream_bars_1m").fetchall() == [(6,)]
+
+    # two writers (two processes: each its own store and its own seen ETags) of one session:
+    # `a` holds the partition as it last wrote it, `b` writes after it, then `a` writes again
+    # from its stale copy: S3 answers 412 and `a` fails instead of dropping `b`'s minute
+    a = StreamLakeWriter(tmp_path, fsync=False)
+    b = StreamLakeWriter(tmp_path, fsync=False)
+    b.store = lake_store.S3Store(s3_lake)
+    a.on_bar(bar("AAPL", 6))
+    a.flush()
+    b.on_bar(bar("AAPL", 7))
+    b.flush()
+    a.on_bar(bar("AAPL", 8))
+    with pytest.raises(lake_store.PartitionConflict):
+        a.flush()
+    got = pl.read_parquet(store.read(store.partition(lw.STREAM_BARS, SESSION)))
+    assert got["ts"].to_list() == [OPEN + i * MIN for i in range(8)]  # b's minute 7 kept

@@ -25,6 +25,7 @@ The nightly REST ``stock_bars_1m`` stays the truth; ``stream_reconciliation`` co
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import queue
@@ -43,7 +44,7 @@ from typing import Any
 import polars as pl
 
 from contracts import lake as layout
-from contracts import paths
+from contracts import lake_store, paths
 from contracts.calendar import new_york_date
 from contracts.errors import ContractError
 from contracts.lake_columns import BAR_SCHEMA, OPTION_QUOTE_SCHEMA
@@ -177,6 +178,10 @@ class StreamLakeWriter:
         for name in (STREAM_BARS, OPTION_QUOTES):
             layout.table(name, "session")  # registered, session-partitioned
         self.lake = paths.lake_dir(Path(home))
+        # the lake's store: local files, or S3 with ALPACA_IMPROVED_LAKE_URI (checked here, at
+        # start-up); on S3 each flush is one conditional PUT per partition, so a second writer of
+        # the same partition fails with PartitionConflict instead of interleaving
+        self.store = lake_store.from_env(self.lake)
         self.flush_seconds = flush_seconds
         self.fsync = fsync
         self.quote_grace = quote_grace
@@ -250,20 +255,21 @@ class StreamLakeWriter:
         found = store.get(session)
         if found is not None:
             return found
-        path = layout.partition_path(self.lake, table, session)
+        path = self.store.partition(table, session)
         schema = STREAM_BAR_SCHEMA if table == STREAM_BARS else OPTION_QUOTE_SCHEMA
         base = pl.DataFrame(schema=schema)
-        if path.exists():
-            problem = layout.parquet_problem(path)
+        if self.store.exists(path):
+            problem = self.store.parquet_problem(path)
             try:
-                base = pl.read_parquet(path) if problem is None else base
+                if problem is None:
+                    base = pl.read_parquet(io.BytesIO(self.store.read(path)))
             except Exception as exc:  # polars raises several types for damaged files
                 problem = f"it cannot be read ({type(exc).__name__})"
             if problem is not None or list(base.schema.items()) != list(schema.items()):
                 raise StreamLakeError(
-                    f"lake file {path} is not a {table} partition this writer can continue "
-                    f"({problem or 'other columns'}); move it out of the lake and restart the "
-                    "stream (it is never overwritten)"
+                    f"lake file {self.store.url(path)} is not a {table} partition this writer "
+                    f"can continue ({problem or 'other columns'}); move it out of the lake and "
+                    "restart the stream (it is never overwritten)"
                 )
             self._seed(table, base)
         store[session] = _Session(base)
@@ -354,8 +360,13 @@ class StreamLakeWriter:
             if not part.pending:
                 continue
             merged = _merge(part.base, frame_of(part.pending))
-            path = layout.partition_path(self.lake, table, session)
-            write_table_atomic(merged.to_arrow(), path, fsync=self.fsync, before_rename=self._pause)
+            path = self.store.partition(table, session)
+            if self.store.remote:  # one atomic conditional PUT
+                self.store.write(merged.to_arrow(), path, fsync=self.fsync, hold=True)
+            else:
+                write_table_atomic(
+                    merged.to_arrow(), path, fsync=self.fsync, before_rename=self._pause
+                )
             self._heights[(table, session)] = merged.height
             part.base, part.pending = merged, []
             written += 1
