@@ -10,18 +10,26 @@ back from the same user; non-operators are refused.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
 from signals.discord.config import DiscordConfig, load_config
 from signals.discord.interactions import PATH, InteractionsEndpoint
-from signals.interfaces import CheckoutLink, ConsoleReply, SubscriptionView
+from signals.interfaces import (
+    CheckoutLink,
+    Console,
+    ConsoleReply,
+    Subscriptions,
+    SubscriptionView,
+)
 from signals.local.discord_interactions import InteractionSender
 from signals.local.discord_server import DiscordApiServer
 from signals.local.uvicorn_thread import UvicornThread
@@ -134,16 +142,25 @@ def fake() -> Iterator[DiscordApiServer]:
         yield server
 
 
-@pytest.fixture
-def bot(fake: DiscordApiServer) -> Iterator[Bot]:
+@contextlib.contextmanager
+def serving(
+    fake: DiscordApiServer, console: Console, subs: Subscriptions, **options: Any
+) -> Iterator[tuple[InteractionSender, InteractionsEndpoint, DiscordConfig]]:
+    """The bot's endpoint for ``console``/``subs`` under uvicorn, and a sender signing for it."""
     sender = InteractionSender(fake, endpoint_url="")
     config = config_for(fake, sender.public_key_hex)
-    console, subs = RecordingConsole(slow_s=1.5), MemorySubscriptions()
-    endpoint = InteractionsEndpoint(config, subs, console, defer_after_s=0.3)
+    endpoint = InteractionsEndpoint(config, subs, console, **options)
     server = UvicornThread(Starlette(routes=endpoint.routes()), name="discord-bot").start()
     sender.endpoint_url = f"{server.url}{PATH}"
     try:
-        yield Bot(fake, sender, endpoint, console, subs, config)
+        yield sender, endpoint, config
     finally:
         sender.close()
         server.stop()
+
+
+@pytest.fixture
+def bot(fake: DiscordApiServer) -> Iterator[Bot]:
+    console, subs = RecordingConsole(slow_s=1.5), MemorySubscriptions()
+    with serving(fake, console, subs, defer_after_s=0.3) as (sender, endpoint, config):
+        yield Bot(fake, sender, endpoint, console, subs, config)

@@ -9,6 +9,7 @@ Console and Subscriptions are the small recording implementations in ``discord_f
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -131,7 +132,10 @@ def test_non_operator_is_refused_and_gets_no_button(bot: Bot) -> None:
     assert bot.console.calls == [("discord", MEMBER, "halt", None)] and bot.console.acted == []
 
 
-def test_slow_command_is_deferred_then_patched_within_the_budget(bot: Bot) -> None:
+def test_slow_command_is_deferred_then_patched_within_the_budget(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
     it = bot.sender.command("positions", OPERATOR)  # the console takes 1.5 s
     assert it.response == {"type": 5, "data": {"flags": 64}}
     assert it.elapsed_s is not None and it.elapsed_s < 1.0  # answered at once, not after 1.5 s
@@ -140,6 +144,8 @@ def test_slow_command_is_deferred_then_patched_within_the_budget(bot: Bot) -> No
     assert it.edits[0] - it.issued_at < 3.0
     patch = [c for c in bot.fake.requests if c.route.startswith("PATCH /webhooks/")]
     assert [c.status for c in patch] == [200] and not bot.sender.failures
+    assert bot.fake.wait_for(lambda: "/webhooks/" in caplog.text)  # httpx logged the PATCH...
+    assert it.token not in caplog.text  # ...with the interaction token masked
 
 
 def test_an_answer_after_the_budget_is_recorded_as_a_failure(bot: Bot) -> None:
