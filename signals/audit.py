@@ -21,9 +21,11 @@ which is harmless. The anchor lives on the host's disk even when the table is on
 (runners on several hosts each anchor their own appends). Copy it off the machine for a
 tamper-evidence that survives an attacker with write access to both.
 
-Nothing secret goes in: ``args`` and ``outcome`` pass :func:`redact` (the process's secret
-values, as :class:`contracts.logs.SecretRedactor` finds them, and anything shaped like a bot
-token, an API key, a bearer token or a long random string) before they are hashed and stored.
+Nothing secret goes in: ``command``, ``args`` and ``outcome`` pass :func:`redact` before they
+are hashed and stored: the process's secret values (as :class:`contracts.logs.SecretRedactor`
+finds them), ``token=...``-style values, and anything shaped like a Telegram bot token, a
+Stripe key, a bearer token or a JWT; what the user typed (``command``, ``args``) also loses any
+long random-looking string. The console never passes the confirmation token.
 """
 
 from __future__ import annotations
@@ -51,28 +53,33 @@ _ADVISORY_KEY = 0x5A_D1_7C_4A  # pg_advisory_xact_lock key of the audit chain
 _RETRIES = 5
 FIELDS = ("seq", "ts", "platform", "user_id", "command", "args", "allowed", "outcome")
 
-# token-shaped strings: Telegram bot tokens, Stripe/Discord-style keys, bearer tokens, JWTs, and
-# any unbroken run of 24+ letters/digits/-_ with both a letter and a digit (random secrets)
+# token-shaped strings: Telegram bot tokens, Stripe-style keys, bearer tokens, JWTs
 _TOKENISH = (
     re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b"),  # Telegram: <bot id>:<35 chars>
-    re.compile(r"\b(?:sk|pk|rk|whsec|sk_live|sk_test)_[A-Za-z0-9_]{8,}\b"),
+    re.compile(r"\b(?:sk|pk|rk|whsec)_[A-Za-z0-9_]{8,}\b"),  # sk_live_..., whsec_...
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
-    re.compile(r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])"
-               r"[A-Za-z0-9_-]{24,}(?![A-Za-z0-9_-])"),
-)  # fmt: skip
+)
+# what a user typed may hold any random secret: a run of 20+ word characters mixing upper case,
+# lower case and digits (base64/urlsafe keys), or 32+ hex digits; our own outcomes are not
+# scanned for these (paths and order ids would look random)
+_RANDOMISH = (
+    re.compile(r"(?<![\w-])(?=[\w-]*\d)(?=[\w-]*[a-z])(?=[\w-]*[A-Z])[\w-]{20,}(?![\w-])"),
+    re.compile(r"(?<![\w-])[0-9a-fA-F]{32,}(?![\w-])"),
+)
 _KEY_VALUE = re.compile(
     r"(?i)\b([a-z_]*(?:token|secret|password|passwd|api_?key)[a-z_]*)\s*[=:]\s*\S+"
 )
 
 
-def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """``text`` with every secret value of the process and every token-shaped string replaced
-    by ``***`` (see the module docstring)."""
+def redact(text: str, environ: Mapping[str, str] | None = None, user_input: bool = True) -> str:
+    """``text`` with every secret value of the process, every ``token=...``-style value and
+    every token-shaped string replaced by ``***``; ``user_input`` also replaces anything that
+    looks random (see the patterns above)."""
     for secret in sorted(secret_values(environ), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     text = _KEY_VALUE.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
-    for pattern in _TOKENISH:
+    for pattern in _TOKENISH + (_RANDOMISH if user_input else ()):
         text = pattern.sub(REDACTED, text)
     return text
 
@@ -176,7 +183,7 @@ class AuditLog:
             "command": redact(command, self.environ)[:50],
             "args": redact(args, self.environ)[:2000],
             "allowed": bool(allowed),
-            "outcome": redact(outcome, self.environ)[:4000],
+            "outcome": redact(outcome, self.environ, user_input=False)[:4000],
         }
         for attempt in range(_RETRIES):
             try:

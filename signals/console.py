@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -175,8 +176,10 @@ class OperatorConsole:
         if role is not Role.OPERATOR:
             return _refuse(f"refused: {platform} user {user_id} is a subscriber, not an operator")
         if name not in COMMANDS:
-            cmds = " ".join(f"/{c}" for c in COMMANDS)
-            return _refuse(f"refused: unknown command /{name}; the console knows {cmds}")
+            cmds = " ".join(
+                f"/{c}" for c in COMMANDS
+            )  # the input is not echoed: it may be a secret
+            return _refuse(f"refused: unknown command; the console knows {cmds}")
         if name in READ_COMMANDS:
             return self._read(name)
         if token is None:
@@ -189,7 +192,7 @@ class OperatorConsole:
     def _read(self, name: str) -> tuple[ConsoleReply, str]:
         try:
             view = READ_COMMANDS[name](self.home)
-        except (LiveError, OSError, ValueError) as exc:
+        except (LiveError, OSError, ValueError, sqlite3.DatabaseError) as exc:
             text = f"/{name} failed: {' '.join(str(exc).split())}"
             return ConsoleReply(fit(text)), text
         text = fit("\n".join(view.lines))

@@ -12,17 +12,20 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from contracts import paths
 from live.journal.orders import FillRow, record_fills, save_positions
 from live.journal.store import Journal
 from live.runner import control
+from signals import cli as signals_cli
 from signals.audit import GENESIS, AuditLog, anchor_path, entry_hash, verify
 from signals.console import MAX_CHARS, OperatorConsole, fit
 from signals.db import audit_log, make_engine, subscribers
@@ -118,13 +121,27 @@ def queued(home: Path) -> list[str]:
         j.close()
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``alpaca-improved <args>`` through the pipelines' CLI (which execs ``signals.cli``)."""
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(home: Path, *args: str) -> Ran:
+    """``python -m signals.cli <args> --home <home>``, in-process (typer's runner)."""
+    r = CliRunner().invoke(signals_cli.app, [*args, "--home", str(home)])
+    return Ran(r.exit_code, r.stdout, r.stderr)
+
+
+def alpaca(home: Path, *args: str) -> Ran:
+    """``alpaca-improved <args>`` in a subprocess: the pipelines' CLI execs ``signals.cli``."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "ALPACA_IMPROVED_HOME": str(home)}
-    return subprocess.run(
+    out = subprocess.run(
         [sys.executable, "-m", "alpaca_improved_pipelines.cli", *args],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
     )  # fmt: skip
+    return Ran(out.returncode, out.stdout, out.stderr)
 
 
 # -- authorization, confirmation, the real halt -----------------------------------------------
@@ -315,7 +332,12 @@ def test_the_chain_verifies_after_fifty_commands_and_audit_verify_names_a_tamper
             db.execute("DELETE FROM audit_log WHERE seq >= 48")
             bad = 48
     db.close()
-    out = cli(home, "audit", "verify")
+    # one case end to end through `alpaca-improved audit verify` (exec), the rest in-process
+    out = (
+        alpaca(home, "audit", "verify")
+        if tamper == "delete_middle"
+        else cli(home, "audit", "verify")
+    )
     assert out.returncode == 1, out.stdout
     assert f"audit chain BROKEN at seq {bad}:" in out.stderr
     assert verify(console.engine, home).first_bad_seq == bad
@@ -385,7 +407,7 @@ def test_cli_subscribers_add_grant_list_show_and_tail(home: Path) -> None:
     assert cli(home, "subscribers", "add").returncode == 2
     granted = cli(home, "subscribers", "grant-operator", "--telegram-user-id", "777")
     assert granted.returncode == 0 and f"subscriber {sid} is now operator" in granted.stdout
-    listing = cli(home, "subscribers", "list")
+    listing = alpaca(home, "subscribers", "list")  # through the top-level CLI
     assert listing.returncode == 0, listing.stderr
     line = next(x for x in listing.stdout.splitlines() if x.startswith(sid))
     assert "777" in line and "888" in line and "operator" in line
@@ -410,3 +432,39 @@ def test_cli_subscribers_add_grant_list_show_and_tail(home: Path) -> None:
 
 def test_console_reply_is_the_interface_type(console: OperatorConsole) -> None:
     assert isinstance(console.handle("telegram", OPERATOR, "/pnl"), ConsoleReply)
+
+
+def test_postgres_chain_two_engines_appending_at_once_and_tampering(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    env = {"ALPACA_IMPROVED_DATABASE_URL": postgres_url}
+    engines = [make_engine(tmp_path, env) for _ in range(2)]
+    assert engines[0].dialect.name == "postgresql"
+    logs = [AuditLog(e, tmp_path, environ={}) for e in engines]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        start.wait()
+        try:
+            for i in range(30):
+                logs[k].append("discord", str(k), "/pnl", f"w{k}-{i}", k == 0, "answered")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    result = verify(engines[1], tmp_path)
+    assert result.ok and result.n_entries == 60, result
+    with engines[0].begin() as conn:
+        flip = sa.not_(audit_log.c.allowed)  # a refusal recorded as allowed, or the reverse
+        conn.execute(sa.update(audit_log).where(audit_log.c.seq == 33).values(allowed=flip))
+    bad = verify(engines[0], tmp_path)
+    assert (bad.ok, bad.first_bad_seq, bad.n_entries) == (False, 33, 32), bad
+    assert "a field was edited" in bad.reason
+    for e in engines:
+        e.dispose()
