@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ from signals.dashboard.state import StateCache
 STATIC = Path(__file__).parent / "static"
 POLL_S = 1.0
 HEARTBEAT_S = 15.0
+STREAM_MAX_S = 300.0  # then the browser reconnects (2 s): bounds a server's graceful shutdown
 # the page loads only what this package serves (no CDN, no inline script, no external fonts)
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -60,6 +62,7 @@ def dashboard_app(
     environ: Mapping[str, str] | None = None,
     poll_s: float = POLL_S,
     heartbeat_s: float = HEARTBEAT_S,
+    stream_max_s: float = STREAM_MAX_S,
 ) -> Starlette:
     """The dashboard of ``home``'s live runner and ``engine``'s outbox, as a Starlette app.
 
@@ -70,6 +73,7 @@ def dashboard_app(
         environ: Auth settings and the secrets to scrub (default ``os.environ``).
         poll_s: How often a live stream checks the sources for a change.
         heartbeat_s: The longest a live stream stays silent.
+        stream_max_s: The longest one live stream lasts (the page reconnects by itself).
 
     Raises:
         ConfigError: Basic auth is half configured (see :mod:`signals.dashboard.auth`).
@@ -77,6 +81,7 @@ def dashboard_app(
     env = os.environ if environ is None else environ
     auth = credentials(env)
     cache = StateCache(Path(home), engine, title, env)
+    closing = threading.Event()
     page = (STATIC / "index.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> Response:
@@ -92,7 +97,10 @@ def dashboard_app(
         async def stream() -> AsyncIterator[bytes]:
             yield b"retry: 2000\n\n"  # the browser reconnects 2 s after a drop
             sent, quiet_since = "", time.monotonic()
-            while not await request.is_disconnected():
+            ends = quiet_since + stream_max_s
+            while not closing.is_set() and time.monotonic() < ends:
+                if await request.is_disconnected():
+                    return
                 digest, body = await run_in_threadpool(cache.current)
                 if digest != sent:
                     yield _sse("state", json.dumps(body, default=str), digest)
@@ -114,4 +122,7 @@ def dashboard_app(
     middleware = [Middleware(BasicAuth, user=auth[0], password=auth[1])] if auth else []
     app = Starlette(routes=routes, middleware=middleware)
     app.state.cache = cache  # tests and the integrator's health check read it
+    # uvicorn waits for open responses before it stops, and an event stream never ends by
+    # itself: a server calls this (or sets timeout_graceful_shutdown) when it shuts down
+    app.state.close_streams = closing.set
     return app

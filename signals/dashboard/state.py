@@ -52,12 +52,18 @@ class StateCache:
         engine: The signals database (:func:`signals.db.make_engine`), read-only here.
         title: The page title, part of the state.
         environ: Where the secrets to scrub are read from (default ``os.environ``).
+        tick_s: The longest a state is served without a rebuild (the lake's refresh pace).
     """
 
     def __init__(
-        self, home: Path, engine: Engine, title: str, environ: Mapping[str, str] | None = None
+        self,
+        home: Path,
+        engine: Engine,
+        title: str,
+        environ: Mapping[str, str] | None = None,
+        tick_s: float = TICK_S,
     ) -> None:
-        self.home, self.engine, self.title = home, engine, title
+        self.home, self.engine, self.title, self.tick_s = home, engine, title, tick_s
         self.lake = LakeReader(home)
         self.scrub = Scrubber(environ)
         self._lock = threading.Lock()
@@ -73,7 +79,7 @@ class StateCache:
             _guarded("outbox", lambda: outbox_version(self.engine), ()),
             file_version(halt_path(self.home))[0],
             _guarded("runner lock", lambda: runner(self.home)["running"], ()),
-            int(time.monotonic() // TICK_S),
+            int(time.monotonic() // self.tick_s),
         )
 
     def build(self) -> dict[str, Any]:

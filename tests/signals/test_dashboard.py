@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from contracts.database import DATABASE_ENV, parse_database_url
 from live.journal.pg import PgJournal
 from live.journal.store import Journal
 from signals.dashboard import dashboard_app
+from signals.dashboard.state import StateCache
 from signals.db import outbox
 from signals.errors import ConfigError
 from tests.signals import dashboard_fixtures as fx
@@ -364,3 +366,51 @@ def test_postgres_journal_and_outbox(
     assert_pushed(events)  # the Postgres versions (largest ids, counts) saw the change
     password = parse_database_url(postgres_url).password
     assert password and password not in json.dumps([state, events])
+
+
+def _read_stream(url: str, out: list[str]) -> None:
+    with httpx.stream("GET", url, timeout=30) as resp:
+        out.extend(resp.iter_lines())
+    out.append("<end>")
+
+
+def test_streams_end_at_their_cap_and_on_close_streams(tmp_path: Path) -> None:
+    engine = fx.build_outbox(tmp_path, fx.Secrets())
+    app = dashboard_app(tmp_path, engine, environ={}, stream_max_s=1.5)
+    with fx.serve(app) as base:
+        lines: list[str] = []
+        started = time.monotonic()  # the cap: the server ends the stream
+        _read_stream(f"{base}/api/events", lines)
+        assert lines[-1] == "<end>" and 1.4 < time.monotonic() - started < 4.0
+        assert "event: state" in lines
+    app = dashboard_app(tmp_path, engine, environ={})  # the default cap is minutes
+    with fx.serve(app) as base:
+        lines.clear()
+        reader = threading.Thread(target=_read_stream, args=(f"{base}/api/events", lines))
+        reader.start()
+        time.sleep(1.0)
+        assert "<end>" not in lines
+        started = time.monotonic()
+        app.state.close_streams()  # what a server calls when it shuts down
+        reader.join(timeout=5)
+        assert not reader.is_alive() and lines[-1] == "<end>"
+        assert time.monotonic() - started < 3.0
+
+
+def test_state_is_rebuilt_only_when_a_source_changed(tmp_path: Path) -> None:
+    planted = fx.Secrets()
+    journal = fx.build_journal(tmp_path, planted)
+    engine = fx.build_outbox(tmp_path, planted)
+    cache = StateCache(tmp_path, engine, "t", {}, tick_s=3600.0)
+    digest, _ = cache.current()
+    for _ in range(5):
+        assert cache.current()[0] == digest
+    assert cache.rebuilds == 1
+    fx.add_fill(journal, "x-new", 1.0, 499.0)
+    new, state = cache.current()
+    assert new != digest and state["fills"][0]["exec_id"] == "x-new" and cache.rebuilds == 2
+    with engine.begin() as conn:
+        conn.execute(sa.update(outbox).where(outbox.c.id == 3).values(status="sent"))
+    third, state = cache.current()
+    assert third != new and state["outbox"]["by_status"]["sent"] == 3
+    journal.close()
