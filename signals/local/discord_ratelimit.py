@@ -6,7 +6,9 @@ response in ``X-RateLimit-Limit``, ``-Remaining``, ``-Reset`` (epoch seconds), `
 (seconds) and ``-Bucket`` (an opaque hash shared by the routes of one bucket). Interaction
 webhooks (``/webhooks/{application_id}/{token}``) are not bound by the global limit.
 
-The windows here are fixed windows that open at a bucket's first request; ``scale`` divides every
+With ``enforce=False`` nothing is refused and ``X-RateLimit-Remaining`` never reaches 0 (a
+bucket that is never empty), so a client measures its own overhead without pacing. The windows
+here are fixed windows that open at a bucket's first request; ``scale`` divides every
 window (``scale=10`` makes 5 per 5 s into 5 per 0.5 s) so a benchmark can run a long fan-out in
 seconds while the shape of the limits, and so the client's pacing, stays the same.
 """
@@ -115,12 +117,13 @@ class RateLimiter:
                 self._global.count += 1
             return Verdict(self._headers(rule, win, now))
 
-    @staticmethod
-    def _headers(rule: BucketRule, win: _Window, now: float) -> dict[str, str]:
+    def _headers(self, rule: BucketRule, win: _Window, now: float) -> dict[str, str]:
         after = win.reset_after(now)
+        # with limits off the bucket is advertised as never empty, so clients do not wait
+        remaining = max(win.limit - win.count, 0 if self.enforce else 1)
         return {
             "X-RateLimit-Limit": str(win.limit),
-            "X-RateLimit-Remaining": str(max(win.limit - win.count, 0)),
+            "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": f"{now + after:.3f}",
             "X-RateLimit-Reset-After": f"{after:.3f}",
             "X-RateLimit-Bucket": bucket_hash(rule.shares),
