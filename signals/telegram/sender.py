@@ -126,9 +126,15 @@ class TelegramSender:
     channel = Channel.TELEGRAM
 
     def __init__(
-        self, bot: Bot, probe_window: int = PROBE_WINDOW, max_probe_wait: float = 30.0
+        self,
+        bot: Bot,
+        probe_window: int = PROBE_WINDOW,
+        max_probe_wait: float = 30.0,
+        limits_scale: float = 1.0,
     ) -> None:
         self.bot = bot
+        # > 1 only against a local Bot API fake run with the same scale (the demo, benchmarks)
+        self.scale = limits_scale
         self.probe_window = probe_window
         self.max_probe_wait = max_probe_wait
         self._last_ids: dict[str, int] = {}  # chat -> highest message id this sender saw
@@ -136,9 +142,10 @@ class TelegramSender:
     def lanes(self, msg: OutboundMessage) -> tuple[Lane, ...]:
         """The bot-wide 30/s lane plus 1/s for a private chat or 20/min for a group/channel."""
         key = f"telegram:chat:{msg.target}"
+        bot = BOT_LANE if self.scale == 1.0 else Lane(BOT_LANE.key, 30, 1.0 / self.scale)
         if msg.target_kind == TargetKind.DM:
-            return (BOT_LANE, Lane(key, 1, 1.0))
-        return (BOT_LANE, Lane(key, 20, 60.0))
+            return (bot, Lane(key, 1, 1.0 / self.scale))
+        return (bot, Lane(key, 20, 60.0 / self.scale))
 
     async def send(self, msg: OutboundMessage) -> Delivered:
         """``sendPhoto`` (caption) when the message has a chart, else ``sendMessage``."""
