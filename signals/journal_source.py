@@ -12,7 +12,7 @@ deployments             ``approval:<dep>:<fingerprint[:16]>``         ``loaded_a
 intents (decisions)     ``decision:<dep>:<session>``                 ``decision_ts``
 order_events            ``order:<cid>:<status>[:<filled qty>]``      the event's ``ts``
 fills                   ``fill:<exec id>``                           the fill's ``ts``
-cycles (account state)  ``risk:cycle:<seq>:<start|end>:<state>``     start / finish time
+cycles (account state)  ``risk:cycle:<seq>:<state>``                 finish (start) time
 meta ``risk_since``     ``risk:<dep>:<reason>:<state>:<at>``         the reason's ``at``
 ======================  ===========================================  =================
 
@@ -234,24 +234,18 @@ class _Reader:
         since = self.j.get_meta("risk_since", {}) or {}
         out = []
         for k, r in enumerate(rows):
-            phases = [("start", r["started_at"], r["state"])]
             done = r["finished_at"] is not None
-            if done:
-                phases.append(("end", r["finished_at"], r["state"]))
-            elif k + 1 == len(rows):  # the cycle under way: look at its start only, re-read it
-                for phase, at, new in phases:
-                    if new != state:
-                        out.append(self._risk(r["seq"], phase, at, state, new, since))
-                break
-            for phase, at, new in phases:
-                if new != state:
-                    out.append(self._risk(r["seq"], phase, at, state, new, since))
-                    state = new
-            seq = int(r["seq"])
+            # a cycle row holds one state: its start state while it runs, its end state after
+            at = r["finished_at"] if done else r["started_at"]
+            if r["state"] != state:
+                out.append(self._risk(r["seq"], at, state, r["state"], since))
+            if not done and k + 1 == len(rows):
+                break  # the cycle under way: read it again when it has finished
+            state, seq = r["state"], int(r["seq"])
         self.cursors["journal:cycles"] = json.dumps({"seq": seq, "state": state})
         return out
 
-    def _risk(self, seq: int, phase: str, at: str, old: str, new: str, since: Any) -> SignalEvent:
+    def _risk(self, seq: int, at: str, old: str, new: str, since: Any) -> SignalEvent:
         ts = ts_from_text(at)
         reasons = {
             f"{scope or 'account'}/{key}": v.get("state")
@@ -259,7 +253,7 @@ class _Reader:
             if ts_from_text(v.get("at", at)) <= ts
         }  # fmt: skip
         title = f"trading state {old.upper()} -> {new.upper()} (whole account)"
-        return SignalEvent(f"risk:cycle:{seq}:{phase}:{new}", EventKind.RISK, ts,
+        return SignalEvent(f"risk:cycle:{seq}:{new}", EventKind.RISK, ts,
                            Lineage(ACCOUNT), title,
                            {"from": old, "to": new, "reasons": reasons})  # fmt: skip
 
