@@ -15,20 +15,35 @@ import struct
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 import telegram
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, InvalidToken, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+)
 
 from signals.local.telegram_server import TelegramBotApiServer
+from signals.local.uvicorn_thread import UvicornThread
 
 TOKEN = "5550001:AAfake-token_for_tests"
 ADA, BOB, CYD = 101, 102, 103
 GROUP, SUPER, CHANNEL = -4001, -1004002, -1004003
 T = TypeVar("T")
+# PTB 22 warns whenever RetryAfter.retry_after is read (int today, timedelta in PTB 23)
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 NOT_MODIFIED = "^Message is not modified: specified new message content and reply markup are"
 
 
@@ -59,8 +74,9 @@ def texts(updates: tuple[telegram.Update, ...]) -> list[str | None]:
     return [u.message.text if u.message else None for u in updates]
 
 
-def seconds(value: int | dtm.timedelta) -> float:
+def seconds(error: RetryAfter) -> float:
     """RetryAfter.retry_after is an int, or a timedelta under PTB's time-period switch."""
+    value = error.retry_after
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
@@ -174,7 +190,7 @@ def test_429_fault_is_retry_after_and_blocked_is_forbidden(tg: TelegramBotApiSer
     async def body(bot: telegram.Bot) -> None:
         with pytest.raises(RetryAfter) as caught:
             await bot.send_message(ADA, "first try")
-        assert seconds(caught.value.retry_after) == 7
+        assert seconds(caught.value) == 7
         await bot.send_message(ADA, "second try")
         with pytest.raises(Forbidden, match="bot was blocked by the user"):
             await bot.send_message(BOB, "are you there")
@@ -245,3 +261,344 @@ def test_get_updates_while_a_webhook_is_set_is_conflict(tg: TelegramBotApiServer
         assert await bot.get_updates() == ()
 
     with_bot(tg, body)
+
+
+def test_webhook_delivery_carries_the_secret_and_retries(tg: TelegramBotApiServer) -> None:
+    received: list[tuple[str | None, dict[str, Any]]] = []
+    answers = [500, 200]  # the receiver fails once, then accepts
+
+    async def hook(request: Request) -> Response:
+        received.append(
+            (request.headers.get("x-telegram-bot-api-secret-token"), await request.json())
+        )
+        status = answers.pop(0) if answers else 200
+        return JSONResponse({}, status_code=status)
+
+    receiver = UvicornThread(Starlette(routes=[Route("/hook", hook, methods=["POST"])])).start()
+    try:
+        url = f"{receiver.url}/hook"
+
+        async def body(bot: telegram.Bot) -> telegram.WebhookInfo:
+            assert await bot.set_webhook(url, secret_token="s3cret-Token_1")
+            tg.user_sends(ADA, "/start")
+            deadline = time.monotonic() + 5
+            while tg.pending_updates() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            return await bot.get_webhook_info()
+
+        info = with_bot(tg, body)
+    finally:
+        receiver.stop()
+    assert [secret for secret, _ in received] == ["s3cret-Token_1"] * 2
+    assert received[0][1] == received[1][1]  # the same update again after the 500
+    assert received[0][1]["message"]["text"] == "/start"
+    assert info.url == url and info.pending_update_count == 0
+    assert info.last_error_message == "Wrong response from the webhook: 500 Internal Server Error"
+    assert [d.status for d in tg.webhook_deliveries()] == [500, 200]
+
+
+def test_invite_link_with_member_limit_one_admits_one(tg: TelegramBotApiServer) -> None:
+    async def body(bot: telegram.Bot) -> telegram.ChatInviteLink:
+        await bot.set_webhook("")  # nothing set: a no-op that returns True
+        link = await bot.create_chat_invite_link(SUPER, member_limit=1, name="ada-rt")
+        with pytest.raises(BadRequest, match="^Member limit can't be specified"):
+            await bot.create_chat_invite_link(SUPER, member_limit=1, creates_join_request=True)
+        with pytest.raises(BadRequest, match="Usage_limit_invalid"):
+            await bot.create_chat_invite_link(SUPER, member_limit=100_000)
+        return link
+
+    link = with_bot(tg, body)
+    assert (link.member_limit, link.name, link.is_revoked) == (1, "ada-rt", False)
+    assert tg.user_joins(ADA, link.invite_link) == "joined"
+    assert tg.user_joins(BOB, link.invite_link) == "limit_reached"
+    assert (tg.member_status(SUPER, ADA), tg.member_status(SUPER, BOB)) == ("member", "left")
+
+
+def test_chat_member_updates_only_when_allowed(tg: TelegramBotApiServer) -> None:
+    async def body(bot: telegram.Bot) -> tuple[telegram.Update, ...]:
+        await bot.get_updates(allowed_updates=["chat_member"])  # persists for later calls
+        link = await bot.create_chat_invite_link(SUPER)
+        assert tg.user_joins(ADA, link.invite_link) == "joined"
+        return await bot.get_updates()
+
+    updates = with_bot(tg, body)
+    assert len(updates) == 1 and updates[0].chat_member is not None
+    change = updates[0].chat_member
+    assert (change.old_chat_member.status, change.new_chat_member.status) == ("left", "member")
+    assert change.invite_link is not None and change.from_user.id == ADA
+
+
+def test_revoked_expired_and_approval_links(tg: TelegramBotApiServer) -> None:
+    async def body(bot: telegram.Bot) -> None:
+        revoked = await bot.create_chat_invite_link(SUPER)
+        assert (await bot.revoke_chat_invite_link(SUPER, revoked.invite_link)).is_revoked
+        assert tg.user_joins(ADA, revoked.invite_link) == "revoked"
+        soon = await bot.create_chat_invite_link(SUPER, expire_date=int(time.time()) + 1)
+        approval = await bot.create_chat_invite_link(SUPER, creates_join_request=True)
+        assert tg.user_joins(BOB, approval.invite_link) == "requested"
+        updates = await bot.get_updates()
+        request = updates[-1].chat_join_request
+        assert request is not None and request.from_user.id == BOB
+        assert await bot.approve_chat_join_request(SUPER, BOB)
+        with pytest.raises(BadRequest, match="Hide_requester_missing"):
+            await bot.decline_chat_join_request(SUPER, BOB)
+        await asyncio.sleep(2.05)  # whole seconds: the expiry second has surely passed
+        assert tg.user_joins(ADA, soon.invite_link) == "expired"
+
+    with_bot(tg, body)
+    assert (tg.member_status(SUPER, ADA), tg.member_status(SUPER, BOB)) == ("left", "member")
+
+
+def test_not_an_admin_cannot_manage_links(tg: TelegramBotApiServer) -> None:
+    tg.add_chat(-1004009, "supergroup", "Not ours", bot_is_admin=False)
+    with pytest.raises(BadRequest, match="Not enough rights to manage chat invite link"):
+        with_bot(tg, lambda bot: bot.create_chat_invite_link(-1004009))
+
+
+def test_ban_then_unban_only_if_banned(tg: TelegramBotApiServer) -> None:
+    link = with_bot(tg, lambda bot: bot.create_chat_invite_link(SUPER)).invite_link
+    assert tg.user_joins(ADA, link) == "joined"
+    assert tg.user_joins(BOB, link) == "joined"
+
+    async def body(bot: telegram.Bot) -> None:
+        assert await bot.ban_chat_member(SUPER, ADA)
+        banned = await bot.get_chat_member(SUPER, ADA)
+        assert isinstance(banned, telegram.ChatMemberBanned)
+        assert tg.user_joins(ADA, link) == "banned"
+        assert await bot.unban_chat_member(SUPER, ADA, only_if_banned=True)
+        assert tg.member_status(SUPER, ADA) == "left"
+        # only_if_banned leaves a current member alone; without it the member is removed
+        assert await bot.unban_chat_member(SUPER, BOB, only_if_banned=True)
+        assert tg.member_status(SUPER, BOB) == "member"
+        assert await bot.unban_chat_member(SUPER, BOB)
+        assert tg.member_status(SUPER, BOB) == "left"
+        with pytest.raises(BadRequest, match="supergroup and channel chats only"):
+            await bot.unban_chat_member(GROUP, ADA)
+
+    with_bot(tg, body)
+    assert tg.user_joins(ADA, link) == "joined"  # unbanned: the link works again
+
+
+def test_temporary_ban_until_date(tg: TelegramBotApiServer) -> None:
+    tg.add_member(SUPER, ADA)
+    until = int(time.time()) + 3600
+
+    async def body(bot: telegram.Bot) -> telegram.ChatMember:
+        await bot.ban_chat_member(SUPER, ADA, until_date=until)
+        return await bot.get_chat_member(SUPER, ADA)
+
+    banned = with_bot(tg, body)
+    assert isinstance(banned, telegram.ChatMemberBanned)
+    assert int(banned.until_date.timestamp()) == until
+
+
+def test_per_chat_limit_gives_429_exactly_when_exceeded() -> None:
+    # limits_scale=5: 5 messages per 1 s per private chat, 150/s overall
+    with TelegramBotApiServer(TOKEN, limits_scale=5.0) as tg:
+        tg.add_user(ADA, "Ada", started=True)
+        tg.add_user(BOB, "Bob", started=True)
+
+        async def body(bot: telegram.Bot) -> None:
+            started = time.monotonic()
+            for i in range(5):
+                await bot.send_message(ADA, f"burst {i}")
+            assert time.monotonic() - started < 0.8  # well inside the 1 s window
+            with pytest.raises(RetryAfter) as caught:
+                await bot.send_message(ADA, "one too many")
+            assert seconds(caught.value) == 1
+            await bot.send_message(BOB, "another chat has its own lane")
+            await asyncio.sleep(1.2)  # the window has rolled past the burst
+            await bot.send_message(ADA, "after the window")
+
+        with_bot(tg, body)
+        stats = tg.flood_stats()
+    assert stats.rejected == {"private": 1}
+    assert stats.rejected_by_lane == {f"private:{ADA}": 1}
+    assert len(stats.sends) == 7
+    assert stats.limits["private"].count == 5 and stats.limits["global"].count == 150
+
+
+def test_global_limit_gives_429_across_chats() -> None:
+    # limits_scale=0.2: 6 messages per second overall (1 per 5 s per chat), so the 7th send to a
+    # 7th chat within the second is refused by the global lane alone
+    with TelegramBotApiServer(TOKEN, limits_scale=0.2) as tg:
+        users = list(range(1000, 1007))
+        for uid in users:
+            tg.add_user(uid, f"user {uid}", started=True)
+
+        async def body(bot: telegram.Bot) -> None:
+            started = time.monotonic()
+            for uid in users[:6]:
+                await bot.send_message(uid, "fan-out")
+            assert time.monotonic() - started < 0.8  # well inside the 1 s window
+            with pytest.raises(RetryAfter) as caught:
+                await bot.send_message(users[6], "the 7th")
+            assert seconds(caught.value) == 1
+            await asyncio.sleep(1.2)
+            await bot.send_message(users[6], "the 7th, later")
+
+        with_bot(tg, body)
+        stats = tg.flood_stats()
+    assert stats.rejected == {"global": 1}
+    assert len(stats.sends) == 7
+
+
+def test_group_lane_is_per_minute() -> None:
+    # limits_scale=0.1: 2 messages per 60 s per group; the third is refused with ~60 s to wait
+    with TelegramBotApiServer(TOKEN, limits_scale=0.1) as tg:
+        tg.add_chat(SUPER, "supergroup", "VIP")
+
+        async def body(bot: telegram.Bot) -> None:
+            await bot.send_message(SUPER, "one")
+            await bot.send_message(SUPER, "two")
+            with pytest.raises(RetryAfter) as caught:
+                await bot.send_message(SUPER, "three")
+            assert 55 <= seconds(caught.value) <= 60
+
+        with_bot(tg, body)
+    assert tg.flood_stats().rejected == {"group": 1}
+
+
+def test_callback_query_roundtrip(tg: TelegramBotApiServer) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Confirm", callback_data="halt:ok")]])
+    sent = with_bot(tg, lambda bot: bot.send_message(ADA, "Halt trading?", reply_markup=keyboard))
+    query_id = tg.user_presses(ADA, ADA, sent.message_id, "halt:ok")
+
+    async def body(bot: telegram.Bot) -> telegram.CallbackQuery:
+        (update,) = await bot.get_updates()
+        query = update.callback_query
+        assert query is not None and query.id == query_id
+        assert await bot.answer_callback_query(query.id, text="Halted")
+        with pytest.raises(BadRequest, match="^Query is too old and response timeout expired"):
+            await bot.answer_callback_query(query.id, text="twice")
+        return query
+
+    query = with_bot(tg, body)
+    assert (query.data, query.from_user.id) == ("halt:ok", ADA)
+    assert isinstance(query.message, telegram.Message)
+    assert query.message.reply_markup == keyboard
+    assert tg.callback_answer(query_id) == {"text": "Halted", "show_alert": False, "url": None}
+
+
+def test_commands_are_kept_per_scope(tg: TelegramBotApiServer) -> None:
+    async def body(bot: telegram.Bot) -> None:
+        await bot.set_my_commands([("plans", "List plans"), ("status", "Your subscription")])
+        private = telegram.BotCommandScopeChat(ADA)
+        await bot.set_my_commands([("halt", "Stop trading")], scope=private)
+        assert [c.command for c in await bot.get_my_commands()] == ["plans", "status"]
+        assert [c.command for c in await bot.get_my_commands(scope=private)] == ["halt"]
+        with pytest.raises(BadRequest, match="Bot_command_invalid"):
+            await bot.set_my_commands([("Bad-Name", "x")])
+        await bot.delete_my_commands(scope=private)
+        assert await bot.get_my_commands(scope=private) == ()
+
+    with_bot(tg, body)
+
+
+def test_disconnect_faults_and_the_ambiguous_send(tg: TelegramBotApiServer) -> None:
+    tg.queue_faults("sendMessage", ["disconnect", "disconnect_after", "500", "502"])
+
+    async def body(bot: telegram.Bot) -> None:
+        dropped = "RemoteProtocolError"  # httpx: the server closed mid-answer
+        for expected in (dropped, dropped, "^Internal Server Error$", "Bad Gateway"):
+            with pytest.raises(NetworkError, match=expected):
+                await bot.send_message(ADA, "sent?")
+
+    with_bot(tg, body)
+    # "disconnect" dropped the request before acting, "disconnect_after" acted and then dropped
+    assert [m.text for m in tg.messages(ADA)] == ["sent?"]
+    assert [r.status for r in tg.requests("sendmessage")] == [0, 200, 500, 502]
+
+
+def test_a_second_poller_ends_the_first_with_conflict(tg: TelegramBotApiServer) -> None:
+    async def body(bot: telegram.Bot) -> None:
+        async with telegram.Bot(TOKEN, base_url=tg.base_url) as second_instance:
+            first = asyncio.create_task(bot.get_updates(timeout=5))
+            await asyncio.sleep(0.3)
+            assert await second_instance.get_updates(timeout=0) == ()
+            with pytest.raises(Conflict, match="terminated by other getUpdates request"):
+                await first
+
+    with_bot(tg, body)
+
+
+def test_markup_errors_match_telegram(tg: TelegramBotApiServer) -> None:
+    async def body(bot: telegram.Bot) -> telegram.Message:
+        with pytest.raises(BadRequest, match=r"^Can't parse entities: character '\.' is reserved"):
+            await bot.send_message(ADA, "Price 1.5", parse_mode="MarkdownV2")
+        with pytest.raises(BadRequest, match='end tag corresponding to start tag "b"'):
+            await bot.send_message(ADA, "<b>open", parse_mode="HTML")
+        with pytest.raises(BadRequest, match='unsupported start tag "div" at byte offset 0'):
+            await bot.send_message(ADA, "<div>x</div>", parse_mode="HTML")
+        return await bot.send_message(
+            ADA, "*AAPL* \\+1\\.5% [chart](https://example.com/c) ✅ `x_y`", parse_mode="MarkdownV2"
+        )
+
+    msg = with_bot(tg, body)
+    assert msg.text == "AAPL +1.5% chart ✅ x_y"
+    kinds = [(e.type, e.offset, e.length) for e in msg.entities]
+    assert kinds == [("bold", 0, 4), ("text_link", 11, 5), ("code", 19, 3)]
+    assert msg.entities[1].url == "https://example.com/c"
+
+
+def test_entity_offsets_count_utf16_units(tg: TelegramBotApiServer) -> None:
+    msg = with_bot(tg, lambda bot: bot.send_message(ADA, "📈 <b>up</b>", parse_mode="HTML"))
+    assert [(e.offset, e.length) for e in msg.entities] == [(3, 2)]  # the emoji is 2 units
+    assert msg.parse_entity(msg.entities[0]) == "up"
+
+
+def test_channels_groups_and_kicked_bots(tg: TelegramBotApiServer) -> None:
+    tg.add_chat(-1004010, "channel", "Read only", bot_is_admin=False)
+    tg.add_member(GROUP, ADA)
+
+    async def body(bot: telegram.Bot) -> None:
+        post = await bot.send_message("@signals_chan", "channel post")
+        assert post.sender_chat is not None and post.sender_chat.id == CHANNEL
+        assert post.from_user is None
+        with pytest.raises(BadRequest, match="Need administrator rights in the channel chat"):
+            await bot.send_message(-1004010, "not allowed")
+        assert await bot.leave_chat(GROUP)
+        with pytest.raises(Forbidden, match="bot is not a member of the group chat"):
+            await bot.send_message(GROUP, "gone")
+        assert await bot.get_chat_member_count(SUPER) == 1  # the bot itself
+        admins = await bot.get_chat_administrators(SUPER)
+        assert [a.user.id for a in admins] == [5550001]
+
+    with_bot(tg, body)
+
+
+def test_group_privacy_mode_delivers_only_commands(tg: TelegramBotApiServer) -> None:
+    tg.add_chat(-4020, "group", "Chatty", bot_is_admin=False)
+    tg.add_member(-4020, ADA)
+    assert tg.user_sends(ADA, "just chatting", chat_id=-4020) == {}
+    update = tg.user_sends(ADA, "/status@signals_5550001_bot", chat_id=-4020)
+    assert update["message"]["entities"][0] == {"type": "bot_command", "offset": 0, "length": 27}
+    assert [m.message_id for m in tg.all_messages(-4020)] == [1, 2]
+
+
+def test_delete_message_and_webhook_reply_method(tg: TelegramBotApiServer) -> None:
+    async def reply_with_method(request: Request) -> Response:
+        update = await request.json()
+        chat_id = update["message"]["chat"]["id"]
+        return JSONResponse({"method": "sendMessage", "chat_id": chat_id, "text": "pong"})
+
+    receiver = UvicornThread(Starlette(routes=[Route("/h", reply_with_method, methods=["POST"])]))
+    receiver.start()
+    try:
+
+        async def body(bot: telegram.Bot) -> None:
+            first = await bot.send_message(ADA, "to be deleted")
+            assert await bot.delete_message(ADA, first.message_id)
+            with pytest.raises(BadRequest, match="Message to delete not found"):
+                await bot.delete_message(ADA, first.message_id)
+            await bot.set_webhook(f"{receiver.url}/h", drop_pending_updates=True)
+            tg.user_sends(ADA, "ping")
+            deadline = time.monotonic() + 5
+            while not tg.messages(ADA) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+
+        with_bot(tg, body)
+    finally:
+        receiver.stop()
+    assert [m.text for m in tg.messages(ADA)] == ["pong"]
+    assert [m.text for m in tg.messages(ADA, include_deleted=True)] == ["to be deleted", "pong"]
