@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import html
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from signals.access import AccessChange, AccessReconciler
@@ -507,3 +508,69 @@ def stripe_webhook_route(service: SubscriptionService, path: str = "/stripe/webh
         return JSONResponse({"received": True, "duplicate": out.duplicate, "ignored": out.ignored})
 
     return Route(path, endpoint, methods=["POST"])
+
+
+def build_service(
+    home: Path,
+    environ: Mapping[str, str] | None = None,
+    platforms: list[Any] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> SubscriptionService:
+    """The service as ``signals serve`` and the CLI run it: the signals database, Stripe when a
+    key is configured else the local provider, the plans file (the demo's plans only with the
+    local provider), and an access reconciler over ``platforms``."""
+    from signals.db import make_engine
+    from signals.payments.config import make_provider
+    from signals.payments.local import LocalProvider
+
+    env = os.environ if environ is None else environ
+    engine = make_engine(home, env)
+    provider = make_provider(engine, env, clock=clock)
+    plans = resolve_plans(home, env, allow_default=isinstance(provider, LocalProvider))
+    reconciler = AccessReconciler(engine, platforms or [], clock=clock)
+    return SubscriptionService(engine, provider, plans, reconciler, clock=clock)
+
+
+_PAGE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+    "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>{body}</body></html>"
+)
+
+
+def local_checkout_routes(service: SubscriptionService) -> list[Route]:
+    """The local provider's checkout page: ``GET /local/checkout/{id}`` shows the plan and a
+    confirm button, ``POST`` completes it (no payment) and runs the events through the handler.
+    Only mounted when the local provider runs."""
+    from signals.payments.local import LocalProvider
+
+    provider = service.provider
+    if not isinstance(provider, LocalProvider):
+        raise ConfigError("the local checkout page exists only with the local payment provider")
+
+    async def page(request: Request) -> HTMLResponse:
+        session_id = request.path_params["session_id"]
+        session = provider.checkout_session(session_id)
+        if session is None:
+            return HTMLResponse(
+                _PAGE.format(title="Not found", body="<p>No such checkout.</p>"), 404
+            )
+        plan = service.plan(session.plan_id)
+        if request.method == "GET":
+            body = (
+                f"<h1>Subscribe to {html.escape(plan.plan_id)}</h1>"
+                f"<p>{plan.price_cents / 100:.2f} {html.escape(plan.currency.upper())} per "
+                f"{html.escape(plan.interval)} (local provider: nothing is charged).</p>"
+                f"<form method='post'><button type='submit'>Confirm</button></form>"
+            )
+            return HTMLResponse(_PAGE.format(title="Checkout", body=body))
+        try:
+            events = await asyncio.to_thread(provider.complete, session_id)
+        except SignalsError as err:
+            return HTMLResponse(
+                _PAGE.format(title="Checkout", body=f"<p>{html.escape(str(err))}</p>"), 409
+            )
+        await service.apply_local(events)
+        body = f"<h1>Subscribed to {html.escape(plan.plan_id)}</h1><p>Back to the bot: /status</p>"
+        return HTMLResponse(_PAGE.format(title="Subscribed", body=body))
+
+    return [Route("/local/checkout/{session_id}", page, methods=["GET", "POST"])]

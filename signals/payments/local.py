@@ -122,6 +122,13 @@ class LocalProvider(PaymentProvider):
     def parse_webhook(self, raw_body: bytes, headers: Mapping[str, str]) -> ProviderEvent:
         raise WebhookError("the local payment provider receives no webhooks (Stripe is not set)")
 
+    def checkout_session(self, session_id: str) -> Any:
+        """The stored checkout session (``None`` if unknown): plan, subscriber, status."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(local_checkouts).where(local_checkouts.c.session_id == session_id)
+            ).first()
+
     # -- what the customer and the billing engine would do ------------------------------------
     def complete(self, session_id: str) -> list[ProviderEvent]:
         """The subscriber confirmed the checkout: an active subscription for one period."""

@@ -11,6 +11,7 @@ through ``past_due`` and the grace period to revoked access and back.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -128,6 +129,20 @@ def test_late_invoice_paid_after_cancel_does_not_resurrect(stripe_env: StripeHar
     assert len(h.access.actions("grant")) == 1  # no second grant
 
 
+def test_a_signed_event_payload_is_not_trusted(stripe_env: StripeHarness) -> None:
+    h = stripe_env
+    _, sub_id = subscribe(h)
+    h.fake.fail_payment(sub_id)
+    h.fake.deliver()
+    assert h.sub_row(sub_id).status == "past_due"
+    # a genuine, correctly signed event whose payload says "active" (an old state)
+    created = next(e for e in h.fake.events if e["type"] == "customer.subscription.created")
+    assert created["data"]["object"]["status"] == "active"
+    stale = {**created, "id": "evt_stale_copy"}
+    assert h.fake.post_webhook(*h.fake.signed(stale)) == 200
+    assert h.sub_row(sub_id).status == "past_due"  # the provider's truth, re-fetched
+
+
 @pytest.mark.parametrize("how", ["wrong_secret", "missing", "tampered", "old_timestamp"])
 def test_bad_signature_is_400_and_stores_nothing(stripe_env: StripeHarness, how: str) -> None:
     h = stripe_env
@@ -197,11 +212,14 @@ def test_payment_failure_grace_revoke_and_resubscribe(stripe_env: StripeHarness)
     assert row.status == "past_due"
     [view] = h.service.status(sid)
     grace_days = h.service.plan("realtime").grace_days
-    assert view.entitled and view.grace_until == h.clock.now + __import__("datetime").timedelta(
-        days=grace_days
-    )
+    grace_end = h.clock.now + dt.timedelta(days=grace_days)
+    assert view.entitled and view.grace_until == grace_end
     assert h.access.actions("revoke") == []  # entitled during the grace period
-    h.clock.advance(days=grace_days, seconds=-1)
+    h.clock.advance(days=2)
+    h.fake.fail_payment(sub_id)  # Stripe's retry fails too: the grace period does not restart
+    h.fake.deliver()
+    assert h.service.status(sid)[0].grace_until == grace_end
+    h.clock.advance(days=grace_days - 2, seconds=-1)
     assert asyncio.run(h.service.reconciler.reconcile_all()).changes == []  # type: ignore[union-attr]
     h.clock.advance(seconds=2)  # the grace period is over
     report = asyncio.run(h.service.reconciler.reconcile_all())  # type: ignore[union-attr]

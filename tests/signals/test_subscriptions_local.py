@@ -11,13 +11,17 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 
 from signals.access import AccessReconciler
 from signals.db import make_engine
 from signals.errors import ConfigError, SignalsError
+from signals.local.uvicorn_thread import UvicornThread
 from signals.model import Channel
 from signals.payments.base import WebhookError
 from signals.payments.config import make_provider
@@ -26,7 +30,9 @@ from signals.payments.stripe_provider import StripeProvider
 from signals.subscriptions import (
     PLANS_ENV,
     SubscriptionService,
+    build_service,
     default_plans,
+    local_checkout_routes,
     parse_plans,
     plans_path,
     resolve_plans,
@@ -213,3 +219,41 @@ def test_stripe_plan_without_price_and_bad_key_are_clear(tmp_path: Path) -> None
         ) as err:
             bad.price_id(default_plans()[0])
         assert wrong not in str(err.value)
+
+
+def test_local_checkout_page_completes_through_the_handler(tmp_path: Path) -> None:
+    access = RecordingAccess()
+    svc = build_service(tmp_path, {}, [access])
+    assert isinstance(svc.provider, LocalProvider) and svc.plans() == default_plans()
+    sid = svc.register(Channel.TELEGRAM, "7101")
+    link = svc.checkout(sid, "eod")
+    server = UvicornThread(Starlette(routes=local_checkout_routes(svc)), name="checkout").start()
+    try:
+        url = link.url.replace("http://127.0.0.1:8080", server.url)
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert resp.status == 200 and b"Subscribe to eod" in resp.read()
+        assert svc.status(sid) == []  # looking is not buying
+        with urllib.request.urlopen(
+            urllib.request.Request(url, b"", method="POST"), timeout=10
+        ) as resp:
+            assert b"Subscribed to eod" in resp.read()
+        [view] = svc.status(sid)
+        assert view.entitled and view.status == "active"
+        assert access.actions("grant") == [("grant", "eod", "7101")]
+        for target, code in ((url, 409), (f"{server.url}/local/checkout/lcs_nope", 404)):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(
+                    urllib.request.Request(target, b"", method="POST"), timeout=10
+                )
+            assert err.value.code == code
+    finally:
+        server.stop()
+
+
+def test_build_service_with_stripe_needs_a_plans_file(tmp_path: Path) -> None:
+    env = {"STRIPE_API_KEY": "sk_test_x_123456", "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+    with pytest.raises(ConfigError, match=r"plans file .*plans\.json cannot be read"):
+        build_service(tmp_path, env)
+    with pytest.raises(ConfigError, match="only with the local payment provider"):
+        (tmp_path / "signals" / "plans.json").write_text(plans_json())
+        local_checkout_routes(build_service(tmp_path, env))
