@@ -13,10 +13,11 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -25,11 +26,13 @@ from contracts import paths
 from live.journal.orders import FillRow, record_fills, save_positions
 from live.journal.store import Journal
 from live.runner import control
+from live.runner.lock import runner_lock
 from signals import cli as signals_cli
 from signals.audit import GENESIS, AuditLog, anchor_path, entry_hash, verify
 from signals.console import MAX_CHARS, OperatorConsole, fit
 from signals.db import audit_log, make_engine, subscribers
-from signals.interfaces import ConsoleReply
+from signals.interfaces import Console, ConsoleReply
+from signals.model import Channel
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -253,6 +256,43 @@ def test_status_positions_and_pnl_reflect_the_journal(console: OperatorConsole) 
     assert "ma-spy: realized 40.00 unrealized 60.00" in pnl.text
 
 
+def test_status_and_halt_name_the_runner_that_holds_the_data_root(
+    console: OperatorConsole, home: Path
+) -> None:
+    lock = runner_lock(home)
+    lock.acquire({"pid": 4242, "host": "runner-host", "started_at": "2026-03-02T14:00:00+00:00"})
+    try:
+        status = console.handle("telegram", OPERATOR, "/status")
+        assert "Runner: running (pid 4242 on host runner-host" in status.text
+        token = console.handle("telegram", OPERATOR, "/halt").confirm_token
+        done = console.handle("telegram", OPERATOR, "/halt", confirm_token=token)
+        assert "the running runner (pid 4242 on host runner-host" in done.text
+        assert "HALTED at its next cycle" in done.text
+    finally:
+        lock.release()
+    status = console.handle("telegram", OPERATOR, "/status")
+    assert "Runner: not running" in status.text and "Halt file: present (live halt" in status.text
+    assert "Command #1 halt at" in status.text and "pending" in status.text
+
+
+def test_pnl_shows_the_lakes_last_live_pnl_session_beside_the_journal(
+    console: OperatorConsole, home: Path
+) -> None:
+    for session, day_pnl in (("2026-03-02", 12.5), ("2026-03-03", -7.25)):
+        part = home / "lake" / "live_pnl" / f"session={session}"
+        part.mkdir(parents=True)
+        pl.DataFrame(
+            {"deployment_id": ["ma-spy"], "session": [date.fromisoformat(session)],
+             "market_value": [3060.0], "cash_flow": [0.0], "pnl": [day_pnl],
+             "realized_pnl": [40.0], "unrealized_pnl": [55.0], "collateral": [0.0]}
+        ).write_parquet(part / "part.parquet")  # fmt: skip
+    reply = console.handle("telegram", OPERATOR, "/pnl")
+    assert "Lake live_pnl at the close of 2026-03-03" in reply.text
+    assert "ma-spy: day -7.25 realized 40.00 unrealized 55.00" in reply.text
+    lake: Any = reply.data["lake"]
+    assert lake["rows"]["ma-spy"]["pnl"] == pytest.approx(-7.25, abs=1e-12)
+
+
 def test_read_commands_without_a_journal_answer_in_one_line(tmp_path: Path) -> None:
     engine = make_engine(tmp_path, {})
     console = OperatorConsole(tmp_path, engine, environ={"TELEGRAM_OPERATOR_IDS": OPERATOR})
@@ -431,7 +471,8 @@ def test_cli_subscribers_add_grant_list_show_and_tail(home: Path) -> None:
 
 
 def test_console_reply_is_the_interface_type(console: OperatorConsole) -> None:
-    assert isinstance(console.handle("telegram", OPERATOR, "/pnl"), ConsoleReply)
+    seam: Console = console  # mypy: OperatorConsole implements the Console protocol
+    assert isinstance(seam.handle(Channel.TELEGRAM, OPERATOR, "/pnl"), ConsoleReply)
 
 
 def test_postgres_chain_two_engines_appending_at_once_and_tampering(
