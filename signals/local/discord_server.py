@@ -14,7 +14,8 @@ modelled on Discord's documentation (discord-api-docs, see /work/shared/STREAMS_
 - Messages: content <= 2000 chars, embeds, components, attachments (multipart ``files[n]`` plus
   ``payload_json``); ``nonce`` (<= 25 chars) with ``enforce_nonce: true`` returns the message
   already created with that nonce in the last few minutes and creates none. Listings omit the
-  nonce (Discord returns it only on the create response) [inference from the API docs].
+  nonce (Discord returns it on the create response and through the Gateway) [inference from
+  the API docs]; ``nonce_window_s`` (300 s) stands for Discord's unspecified "few minutes".
 - Roles: ``PUT``/``DELETE`` answer 204 whether or not the member had the role; the
   ``X-Audit-Log-Reason`` is recorded; :meth:`deny_manage_roles` gives 403 50013.
 - Interaction tokens live 15 minutes; ``PATCH .../messages/@original`` edits the answer.
@@ -166,7 +167,9 @@ class DiscordApiServer:
         self._channels: dict[str, _Channel] = {}
         self._dms: dict[str, str] = {}  # recipient id -> DM channel id
         self._blocked_dms: set[str] = set()
-        self._nonces: dict[tuple[str, str], tuple[str, float]] = {}
+        # nonce -> (channel id, message id, created at): Discord matches "the same author with
+        # the same nonce", whatever the channel (every message here is the bot's)
+        self._nonces: dict[str, tuple[str, str, float]] = {}
         self._faults: dict[str, deque[str]] = {}
         self._last_id = 0
         self._lock = threading.RLock()
@@ -413,15 +416,14 @@ class DiscordApiServer:
         nonce = body.get("nonce")
         if nonce is not None and len(str(nonce)) > MAX_NONCE:
             raise _form_error("nonce", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-        key = (ch.id, str(nonce))
-        if nonce is not None and body.get("enforce_nonce") and key in self._nonces:
-            msg_id, at = self._nonces[key]
+        if nonce is not None and body.get("enforce_nonce") and str(nonce) in self._nonces:
+            where, msg_id, at = self._nonces[str(nonce)]
             if time.time() - at < self.nonce_window_s:
-                return 200, {**_public(_find(ch, msg_id)), "nonce": nonce}
+                return 200, {**_public(_find(self._channels[where], msg_id)), "nonce": nonce}
         msg = self._new_message(ch.id, body, ctx.files)
         ch.messages.append(msg)
         if nonce is not None:
-            self._nonces[key] = (msg["id"], time.time())
+            self._nonces[str(nonce)] = (ch.id, msg["id"], time.time())
         return 200, {**_public(msg), **({"nonce": nonce} if nonce is not None else {})}
 
     def _new_message(

@@ -188,6 +188,37 @@ def test_resend_with_the_same_nonce_returns_the_same_message(fake: DiscordApiSer
     assert len(fake.calls(POST_MESSAGE)) == 2  # two POSTs, one message
 
 
+def test_probe_finds_a_message_past_the_nonce_window_by_scanning() -> None:
+    with DiscordApiServer(TOKEN, APP_ID, enforce_limits=False, nonce_window_s=0.2) as fake:
+        channel = fake.add_channel()
+        before = outbound(channel, "0" * 32, text="earlier signal")
+        lost = outbound(channel, "1" * 32, text="SELL 5 QQQ")  # sent, then the dispatcher died
+
+        async def go() -> tuple[str, str, Any, Any]:
+            async with DiscordRest(rest_config(fake)) as rest:
+                sender = DiscordSender(rest)
+                anchor = (await sender.send(before)).message_id
+                first = (await sender.send(lost)).message_id
+                for i in range(120):  # the channel moves on: the scan has to page
+                    await rest.create_message(channel, {"content": f"later {i}"})
+                await asyncio.sleep(0.25)  # past the nonce window: a resend would duplicate
+                found = await sender.probe(lost, anchor)
+                missing = await sender.probe(outbound(channel, "2" * 32, text="never"), anchor)
+                return anchor, first, found, missing
+
+        anchor, first, found, missing = run(go())
+        assert found is not None and found.message_id == first and missing is None
+        listed = fake.calls("GET /channels/{channel_id}/messages")
+        assert len(listed) == 1 + 2  # one page found it; the miss read both pages
+        assert len(fake.messages(channel)) == 2 + 120  # the probes posted nothing
+        resent = httpx.post(
+            f"{fake.api_url}/channels/{channel}/messages",
+            headers={"Authorization": f"Bot {TOKEN}"},
+            json={"content": "SELL 5 QQQ", "nonce": "1" * 25, "enforce_nonce": True},
+        ).json()
+        assert resent["id"] != first  # why the probe scans instead of resending blindly
+
+
 def test_dm_targets_open_the_dm_channel_once(fake: DiscordApiServer) -> None:
     async def go() -> None:
         async with DiscordRest(rest_config(fake)) as rest:
