@@ -21,7 +21,7 @@ import pytest
 from signals.discord.access import DiscordAccess
 from signals.discord.commands import COMMANDS, register_commands
 from signals.discord.config import DiscordConfig, load_config
-from signals.discord.rest import DiscordHTTPError, DiscordRest
+from signals.discord.rest import DiscordHTTPError, DiscordRest, RateLimited
 from signals.discord.sender import DiscordSender
 from signals.errors import ConfigError
 from signals.interfaces import DeliveryError, OutboundMessage
@@ -255,6 +255,25 @@ def test_platform_errors_become_delivery_errors(fake: DiscordApiServer) -> None:
     assert too_long.permanent
     assert fake.messages(channel) == []  # nothing was posted by any of them
     assert fake.invalid_requests == 3  # the 429 and the two 403s
+
+
+def test_a_global_429_pauses_every_route(fake: DiscordApiServer) -> None:
+    channel, other = fake.add_channel(), fake.add_channel()
+    fake.queue_faults(POST_MESSAGE, ["global429:0.3"])
+
+    async def go() -> tuple[DeliveryError, RateLimited, float]:
+        async with DiscordRest(rest_config(fake)) as rest:
+            with pytest.raises(DeliveryError) as limited:
+                await DiscordSender(rest).send(outbound(channel))
+            with pytest.raises(RateLimited) as predicted:  # another route, nothing sent
+                await rest.list_messages(other, wait=False)
+            start = time.monotonic()
+            await rest.list_messages(other)  # waits the global pause out
+            return limited.value, predicted.value, time.monotonic() - start
+
+    limited, predicted, waited = run(go())
+    assert limited.retry_after == 0.3 and not predicted.sent and waited >= 0.2
+    assert [c.status for c in fake.requests] == [429, 200]
 
 
 def test_an_empty_bucket_is_reported_without_sending(fake: DiscordApiServer) -> None:
