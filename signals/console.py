@@ -19,7 +19,7 @@ functions ``alpaca-improved live halt`` calls: the halt file first, then the jou
 
 Every call (allowed, refused, confirmed or failed) appends one entry to the audit chain
 (:mod:`signals.audit`) before the answer is returned; the token itself is never audited.
-Answers fit a Telegram message (4096 characters) and say when they were cut.
+Answers fit a message (Telegram 4096 characters, Discord 2000) and say when they were cut.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,7 +46,8 @@ from signals.interfaces import ConsoleReply
 from signals.model import Channel, Role
 
 OPERATOR_ENV = {Channel.TELEGRAM: "TELEGRAM_OPERATOR_IDS", Channel.DISCORD: "DISCORD_OPERATOR_IDS"}
-MAX_CHARS = 4096  # Telegram's message limit (Discord's is 2000: its bot splits or files it)
+MAX_CHARS = 4096  # Telegram's message limit
+LIMITS = {Channel.TELEGRAM.value: MAX_CHARS, Channel.DISCORD.value: 2000}  # Discord: content
 CONFIRM_TTL_S = 60.0
 FULL = "full: alpaca-improved live status"
 READ_COMMANDS: dict[str, Callable[[Path], views.View]] = {
@@ -163,7 +164,7 @@ class OperatorConsole:
         shown = f"/{name}" if name in COMMANDS else command.strip() or "(empty)"  # redacted, cut
         reply, outcome = self._decide(platform, user_id, name, confirm_token)
         self.audit.append(platform, user_id, shown, args, reply.allowed, outcome)
-        return reply
+        return replace(reply, text=fit(reply.text, LIMITS[platform]))
 
     def _decide(
         self, platform: str, user_id: str, name: str, token: str | None
@@ -176,10 +177,8 @@ class OperatorConsole:
         if role is not Role.OPERATOR:
             return _refuse(f"refused: {platform} user {user_id} is a subscriber, not an operator")
         if name not in COMMANDS:
-            cmds = " ".join(
-                f"/{c}" for c in COMMANDS
-            )  # the input is not echoed: it may be a secret
-            return _refuse(f"refused: unknown command; the console knows {cmds}")
+            cmds = " ".join(f"/{c}" for c in COMMANDS)
+            return _refuse(f"refused: unknown command; the console knows {cmds}")  # not echoed
         if name in READ_COMMANDS:
             return self._read(name)
         if token is None:
@@ -194,17 +193,16 @@ class OperatorConsole:
             view = READ_COMMANDS[name](self.home)
         except (LiveError, OSError, ValueError, sqlite3.DatabaseError) as exc:
             text = f"/{name} failed: {' '.join(str(exc).split())}"
-            return ConsoleReply(fit(text)), text
-        text = fit("\n".join(view.lines))
-        return ConsoleReply(text, data=view.data), f"answered: {view.lines[0]}"
+            return ConsoleReply(text), text
+        return ConsoleReply("\n".join(view.lines), data=view.data), f"answered: {view.lines[0]}"
 
     def _act(self, name: str) -> tuple[ConsoleReply, str]:
         try:
             result = ACTIONS[name](self.home)
         except (LiveError, OSError, ValueError) as exc:
             text = f"/{name} failed: {' '.join(str(exc).split())}"
-            return ConsoleReply(fit(text)), text
-        return ConsoleReply(fit(f"/{name} done: {result}")), f"confirmed and done: {result}"
+            return ConsoleReply(text), text
+        return ConsoleReply(f"/{name} done: {result}"), f"confirmed and done: {result}"
 
     # -- confirmation tokens -------------------------------------------------------------------
     def _stage(self, platform: str, user_id: str, name: str) -> tuple[ConsoleReply, str]:

@@ -319,6 +319,10 @@ def test_a_real_status_with_many_deployments_stays_within_the_limit(tmp_path: Pa
     )
     reply = console.handle("telegram", OPERATOR, "/status")
     assert len(reply.text) <= MAX_CHARS and "truncated" in reply.text
+    assert len(reply.text) > 4000, "whole lines up to the limit, not a stub"
+    console.allow[Channel.DISCORD] = frozenset({DISCORD_OP})
+    on_discord = console.handle("discord", DISCORD_OP, "/status")
+    assert len(on_discord.text) <= 2000 and "truncated" in on_discord.text
 
 
 # -- the audit chain --------------------------------------------------------------------------
