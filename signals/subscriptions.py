@@ -384,22 +384,27 @@ class SubscriptionService:
             out.ignored = f"{event.type} concerns no subscription"
             self._mark(event.id)
             return out
-        with self._event_lock:
+        # one subscription's fetch-then-write runs alone, so a slower fetch of an older state
+        # cannot land after a newer one: a thread lock here, a transaction-scoped advisory lock
+        # across processes on Postgres
+        with self._event_lock, self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                lock = sa.text("SELECT pg_advisory_xact_lock(hashtext(:ref))")
+                conn.execute(lock, {"ref": f"signals-sub:{event.object_ref}"})
             sub = self.provider.fetch_subscription(event.object_ref)
-            with self.engine.begin() as conn:
-                subscriber_id = self._subscriber_of(conn, sub, event)
-                plan_id = sub.plan_id if sub.plan_id in self._plans else None
-                if subscriber_id is None or plan_id is None:
-                    out.ignored = f"subscription {sub.ref}: " + (
-                        "no subscriber matches it"
-                        if subscriber_id is None
-                        else f"plan {sub.plan_id!r} is not in the plans file"
-                    )
-                    log.warning("payment event %s ignored: %s", event.id, out.ignored)
-                else:
-                    self._upsert(conn, sub, subscriber_id, plan_id)
-                    out.subscriber_id, out.status = subscriber_id, sub.status
-                self._mark(event.id, conn)
+            subscriber_id = self._subscriber_of(conn, sub, event)
+            plan_id = sub.plan_id if sub.plan_id in self._plans else None
+            if subscriber_id is None or plan_id is None:
+                out.ignored = f"subscription {sub.ref}: " + (
+                    "no subscriber matches it"
+                    if subscriber_id is None
+                    else f"plan {sub.plan_id!r} is not in the plans file"
+                )
+                log.warning("payment event %s ignored: %s", event.id, out.ignored)
+            else:
+                self._upsert(conn, sub, subscriber_id, plan_id)
+                out.subscriber_id, out.status = subscriber_id, sub.status
+            self._mark(event.id, conn)
         return out
 
     def _mark(self, event_id: str, conn: Connection | None = None) -> None:
