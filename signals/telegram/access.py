@@ -12,19 +12,24 @@
   or restricted but still in the chat) is the actual state the reconciler compares against.
 
 The bot must be an administrator of the chat with the "invite users" and "ban users" rights.
-Invite links are credentials: they are DM'd and kept only in memory here (and in the access
-table by the reconciler), never logged.
+Invite links are credentials: they are DM'd, never logged. This object remembers the links it
+made; given the signals engine it also finds the link the reconciler stored in the ``access``
+table (state ``invited``), so a restarted service still revokes an unused link.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, TelegramError
 
+from signals.db import access
 from signals.errors import ConfigError
 from signals.interfaces import AccessGrant
 from signals.model import Channel, Plan
@@ -51,8 +56,14 @@ class TelegramAccess:
 
     platform = Channel.TELEGRAM
 
-    def __init__(self, bot: Bot, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        bot: Bot,
+        engine: Engine | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.bot = bot
+        self.engine = engine
         self.now = now
         self._links: dict[tuple[str, str], str] = {}  # (plan, subscriber) -> live link
 
@@ -112,8 +123,22 @@ class TelegramAccess:
             return True
         return member.status == "restricted" and bool(getattr(member, "is_member", False))
 
+    def _stored_link(self, plan_id: str, subscriber_id: str) -> str | None:
+        if self.engine is None:
+            return None
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(access.c.invite_link).where(
+                    (access.c.subscriber_id == subscriber_id)
+                    & (access.c.plan_id == plan_id)
+                    & (access.c.platform == Channel.TELEGRAM.value)
+                    & (access.c.state == "invited")
+                )
+            ).scalar()
+
     async def _revoke_link(self, chat: int, plan_id: str, subscriber_id: str) -> None:
         link = self._links.pop((plan_id, subscriber_id), None)
+        link = link or await asyncio.to_thread(self._stored_link, plan_id, subscriber_id)
         if link is None:
             return
         try:

@@ -23,6 +23,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackContext
 
+from signals.errors import SignalsError
 from signals.interfaces import Console, ConsoleReply, Subscriptions, SubscriptionView
 from signals.model import Channel, Plan
 from signals.telegram.sender import MARKER_PREFIX
@@ -140,7 +141,11 @@ class BotHandlers:
         if plan_id not in known:
             await update.effective_message.reply_text(f"No plan {plan_id!r}; see /plans.")
             return
-        link = await asyncio.to_thread(self.subs.checkout, subscriber_id, plan_id)
+        try:
+            link = await asyncio.to_thread(self.subs.checkout, subscriber_id, plan_id)
+        except SignalsError as exc:  # already subscribed, the provider unreachable ...
+            await update.effective_message.reply_text(str(exc))
+            return
         pay = _rows([InlineKeyboardButton(f"Pay for {plan_id}", url=link.url)])
         await update.effective_message.reply_text(
             f"Checkout for {plan_id}: press the button to pay. Access follows the payment.",
@@ -166,7 +171,7 @@ class BotHandlers:
         subscriber_id = await self._subscriber(update)
         assert update.effective_message is not None
         if context.args:
-            answer = await asyncio.to_thread(self.subs.unsubscribe, subscriber_id, context.args[0])
+            answer = await self._unsubscribe(subscriber_id, context.args[0])
             await update.effective_message.reply_text(answer)
             return
         views = await asyncio.to_thread(self.subs.status, subscriber_id)
@@ -181,6 +186,12 @@ class BotHandlers:
         await update.effective_message.reply_text(
             "Which subscription? Access lasts until the period ends.", reply_markup=_rows(buttons)
         )
+
+    async def _unsubscribe(self, subscriber_id: str, plan_id: str) -> str:
+        try:
+            return await asyncio.to_thread(self.subs.unsubscribe, subscriber_id, plan_id)
+        except SignalsError as exc:  # an unknown plan, the provider unreachable ...
+            return str(exc)
 
     # --- operator commands --------------------------------------------------------------------
     async def _console(
@@ -224,9 +235,7 @@ class BotHandlers:
         elif kind == "sub":
             await self._checkout(update, value)
         elif kind == "unsub":
-            answer = await asyncio.to_thread(
-                self.subs.unsubscribe, await self._subscriber(update), value
-            )
+            answer = await self._unsubscribe(await self._subscriber(update), value)
             await query.edit_message_text(answer)
         elif kind in ("confirm", "cancel"):
             note = await self._confirm(update, kind, value)

@@ -17,7 +17,6 @@ import pytest
 from signals.errors import ConfigError
 from signals.interfaces import SubscriptionView
 from signals.local.telegram_server import TelegramBotApiServer
-from signals.local.telegram_state import Message
 from signals.telegram.bot import SECRET_HEADER, build_application, start_bot, stop_bot
 from signals.telegram.config import TelegramConfig, load_config
 from tests.signals.tg_fixtures import (
@@ -30,28 +29,14 @@ from tests.signals.tg_fixtures import (
     config_for,
     fake_telegram,
     polling_bot,
+    press,
+    reply,
+    text_of,
     wait_until,
     webhook_server,
 )
 
 SECRET = "hook-secret_0123456789"
-
-
-async def _reply(server: TelegramBotApiServer, user: int, text: str) -> Message:
-    """The user writes ``text``; wait for the bot's next message in their chat."""
-    before = len(server.messages(user))
-    server.user_sends(user, text)
-    return await wait_until(lambda: server.messages(user)[before:] and server.messages(user)[-1])
-
-
-def _text(message: Message) -> str:
-    return message.text or ""
-
-
-async def _press(server: TelegramBotApiServer, user: int, message: Message, data: str) -> str:
-    query = server.user_presses(user, user, message.message_id, data)
-    await wait_until(lambda: server.callback_answer(query) is not None)
-    return query
 
 
 @pytest.fixture
@@ -65,28 +50,28 @@ def test_start_plans_subscribe_gives_a_checkout_button(tg: TelegramBotApiServer)
 
     async def scenario() -> None:
         async with polling_bot(tg, subs, console):
-            menu = await _reply(tg, SUBSCRIBER, "/start")
+            menu = await reply(tg, SUBSCRIBER, "/start")
             assert subs.registered == {("telegram", str(SUBSCRIBER)): f"sub-{SUBSCRIBER}"}
             assert subs.chats[f"sub-{SUBSCRIBER}"] == str(SUBSCRIBER)
-            assert "/plans" in _text(menu) and "/flatten" not in _text(menu)  # not an operator
+            assert "/plans" in text_of(menu) and "/flatten" not in text_of(menu)  # not an operator
             assert [b["callback_data"] for b in buttons(menu)] == ["menu:plans", "menu:status"]
 
-            plans = await _reply(tg, SUBSCRIBER, "/plans")
+            plans = await reply(tg, SUBSCRIBER, "/plans")
             assert [b["callback_data"] for b in buttons(plans)] == ["sub:rt", "sub:eod"]
-            assert "49.00 USD/month" in _text(plans)
+            assert "49.00 USD/month" in text_of(plans)
 
             before = len(tg.messages(SUBSCRIBER))
-            await _press(tg, SUBSCRIBER, plans, "sub:rt")
+            await press(tg, SUBSCRIBER, plans, "sub:rt")
             pay = await wait_until(lambda: tg.messages(SUBSCRIBER)[before:])
             assert buttons(pay[-1]) == [
                 {"text": "Pay for rt", "url": "https://pay.example.test/checkout/cs_1"}
             ]
             assert subs.checkouts == [(f"sub-{SUBSCRIBER}", "rt")]
 
-            direct = await _reply(tg, SUBSCRIBER, "/subscribe eod")
+            direct = await reply(tg, SUBSCRIBER, "/subscribe eod")
             assert buttons(direct)[0]["url"].endswith("cs_2")
-            unknown = await _reply(tg, SUBSCRIBER, "/subscribe nope")
-            assert "No plan 'nope'" in _text(unknown) and len(subs.checkouts) == 2
+            unknown = await reply(tg, SUBSCRIBER, "/subscribe nope")
+            assert "No plan 'nope'" in text_of(unknown) and len(subs.checkouts) == 2
 
     asyncio.run(scenario())
 
@@ -98,12 +83,12 @@ def test_status_for_a_subscriber_and_for_an_operator(tg: TelegramBotApiServer) -
 
     async def scenario() -> None:
         async with polling_bot(tg, subs, console):
-            mine = await _reply(tg, SUBSCRIBER, "/status")
-            assert "rt: past_due, entitled, grace until 2026-12-09 15:00 UTC" in _text(mine)
-            assert "Runner" not in _text(mine)
-            ops = await _reply(tg, OPERATOR, "/status")
-            assert "No subscriptions yet" in _text(ops)
-            assert "Runner:\nrunner ACTIVE; status: nothing open" in _text(ops)
+            mine = await reply(tg, SUBSCRIBER, "/status")
+            assert "rt: past_due, entitled, grace until 2026-12-09 15:00 UTC" in text_of(mine)
+            assert "Runner" not in text_of(mine)
+            ops = await reply(tg, OPERATOR, "/status")
+            assert "No subscriptions yet" in text_of(ops)
+            assert "Runner:\nrunner ACTIVE; status: nothing open" in text_of(ops)
         # the console was asked once, for the operator only
         assert [c[:3] for c in console.calls] == [("telegram", str(OPERATOR), "status")]
 
@@ -115,24 +100,24 @@ def test_flatten_acts_only_on_the_confirm_press(tg: TelegramBotApiServer) -> Non
 
     async def scenario() -> None:
         async with polling_bot(tg, subs, console):
-            first = await _reply(tg, OPERATOR, "/flatten")
+            first = await reply(tg, OPERATOR, "/flatten")
             confirm, cancel = (b["callback_data"] for b in buttons(first))
             assert confirm.startswith("confirm:") and cancel.startswith("cancel:")
             assert console.acted == []  # asking is not acting
-            await _press(tg, OPERATOR, first, cancel)
+            await press(tg, OPERATOR, first, cancel)
             await wait_until(lambda: "cancelled" in (tg.messages(OPERATOR)[-1].text or ""))
             assert console.acted == []
 
-            second = await _reply(tg, OPERATOR, "/flatten")
+            second = await reply(tg, OPERATOR, "/flatten")
             confirm = buttons(second)[0]["callback_data"]
-            await _press(tg, OPERATOR, second, confirm)
+            await press(tg, OPERATOR, second, confirm)
             done = await wait_until(
                 lambda: [m for m in tg.messages(OPERATOR) if m.text == "/flatten done"]
             )
             assert console.acted == ["flatten"]
             assert done[0].message_id == second.message_id and buttons(done[0]) == []
             # a second press of the spent button does nothing
-            query = await _press(tg, OPERATOR, second, confirm)
+            query = await press(tg, OPERATOR, second, confirm)
             assert (tg.callback_answer(query) or {}).get("text") == "Expired"
             assert console.acted == ["flatten"]
 
@@ -144,8 +129,8 @@ def test_a_subscriber_is_refused_the_operator_commands(tg: TelegramBotApiServer)
 
     async def scenario() -> None:
         async with polling_bot(tg, subs, console):
-            answer = await _reply(tg, SUBSCRIBER, "/halt now")
-            assert _text(answer).startswith("refused") and buttons(answer) == []
+            answer = await reply(tg, SUBSCRIBER, "/halt now")
+            assert text_of(answer).startswith("refused") and buttons(answer) == []
 
     asyncio.run(scenario())
     assert console.calls == [("telegram", str(SUBSCRIBER), "halt", "now", False)]
@@ -277,7 +262,7 @@ def test_the_token_never_reaches_a_log(
 
     async def scenario() -> None:
         async with polling_bot(tg, subs, console):
-            await _reply(tg, SUBSCRIBER, "/start")
+            await reply(tg, SUBSCRIBER, "/start")
         wrong = TelegramConfig(token="7000001:wrong-token_0123456789", api_url=tg.base_url)
         app = build_application(wrong, subs, console)
         with pytest.raises(ConfigError, match="refused TELEGRAM_BOT_TOKEN") as err:

@@ -22,8 +22,15 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from signals.interfaces import CheckoutLink, ConsoleReply, SubscriptionView
+from signals.interfaces import (
+    CheckoutLink,
+    Console,
+    ConsoleReply,
+    Subscriptions,
+    SubscriptionView,
+)
 from signals.local.telegram_server import TelegramBotApiServer
+from signals.local.telegram_state import Message
 from signals.model import Channel, Plan, Tier
 from signals.telegram.bot import TgApp, build_application, start_bot, stop_bot, webhook_route
 from signals.telegram.config import TelegramConfig
@@ -134,7 +141,7 @@ async def wait_until(pred: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 @asynccontextmanager
 async def polling_bot(
-    server: TelegramBotApiServer, subs: MemorySubscriptions, console: RecordingConsole
+    server: TelegramBotApiServer, subs: Subscriptions, console: Console
 ) -> AsyncIterator[TgApp]:
     """The real PTB application, long-polling the fake."""
     config = config_for(server)
@@ -167,3 +174,20 @@ def buttons(message: Any) -> list[dict[str, Any]]:
     """Every inline button of a fake-server message, row by row."""
     rows = (message.reply_markup or {}).get("inline_keyboard", [])
     return [b for row in rows for b in row]
+
+
+async def reply(server: TelegramBotApiServer, user: int, text: str) -> Message:
+    """The user writes ``text``; wait for the bot's next message in their chat."""
+    before = len(server.messages(user))
+    server.user_sends(user, text)
+    return await wait_until(lambda: server.messages(user)[before:] and server.messages(user)[-1])
+
+
+def text_of(message: Message) -> str:
+    return message.text or ""
+
+
+async def press(server: TelegramBotApiServer, user: int, message: Message, data: str) -> str:
+    query = server.user_presses(user, user, message.message_id, data)
+    await wait_until(lambda: server.callback_answer(query) is not None)
+    return query
