@@ -87,14 +87,16 @@ def fit(text: str, limit: int = MAX_CHARS) -> str:
         return text
     lines = text.splitlines()
     kept: list[str] = []
-    size = 0
-    for line in lines:
-        note = f"\n… truncated: {len(lines) - len(kept)} more lines ({FULL})"
+    size = 0  # characters of the kept lines, a newline after each
+    for k, line in enumerate(lines):
+        note = f"… truncated: {len(lines) - k} more lines ({FULL})"
         if size + len(line) + 1 + len(note) > limit:
-            return "\n".join(kept) + note
-        kept.append(line[: limit - len(note) - 1])
-        size += len(kept[-1]) + 1
-    return "\n".join(kept)[:limit]
+            if not kept:  # one huge first line: show its start
+                kept.append(line[: max(limit - len(note) - 1, 0)])
+            return "\n".join([*kept, note])[:limit]
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)[:limit]  # only reached for text longer by its line endings alone
 
 
 class OperatorConsole:

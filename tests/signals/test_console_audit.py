@@ -306,7 +306,14 @@ def test_long_answers_fit_a_telegram_message_and_say_they_were_cut() -> None:
     out = fit(text)
     assert len(out) <= MAX_CHARS and "truncated" in out and out.startswith("line 0 ")
     assert fit("short") == "short"
-    assert len(fit("y" * 10_000)) <= MAX_CHARS
+    one_line = fit("y" * 10_000)
+    assert (
+        len(one_line) <= MAX_CHARS and one_line.startswith("y" * 3000) and "truncated" in one_line
+    )
+    exact = "\n".join("z" * 99 for _ in range(41))  # 4099 characters: one line too many
+    cut = fit(exact)
+    assert len(cut) <= MAX_CHARS and cut.endswith("(full: alpaca-improved live status)")
+    assert cut.count("z" * 99) < 41
 
 
 def test_a_real_status_with_many_deployments_stays_within_the_limit(tmp_path: Path) -> None:
