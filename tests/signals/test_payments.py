@@ -305,3 +305,35 @@ def test_postgres_service_lifecycle(stripe_pg: StripeHarness) -> None:
     report = asyncio.run(h.service.reconciler.reconcile_all())  # type: ignore[union-attr]
     assert [c.action for c in report.changes] == ["revoke"]
     assert not h.service.status(sid)[0].entitled
+
+
+def test_concurrent_copies_of_one_event_grant_once(stripe_env: StripeHarness) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = stripe_env
+    h.fake.hold("checkout.session.completed", "customer.subscription.created", "invoice.paid")
+    _, sub_id = subscribe(h)
+    body, sig = h.fake.signed(h.fake.events[1])
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda _: h.fake.post_webhook(body, sig), range(6)))
+    assert codes == [200] * 6
+    assert h.count(payment_events) == 1 and h.sub_row(sub_id).status == "active"
+    assert len(h.access.actions("grant")) == 1
+
+
+def test_no_secret_reaches_the_logs(
+    stripe_env: StripeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    h = stripe_env
+    caplog.set_level(logging.DEBUG)
+    sid, sub_id = subscribe(h)
+    h.fake.queue_faults("/v1/subscriptions/", ["disconnect"])  # a retried fetch logs too
+    h.fake.deliver()
+    h.fake.post_webhook(*h.fake.signed(h.fake.events[0], secret="whsec_wrong_one"))
+    h.service.unsubscribe(sid, "realtime")
+    assert h.sub_row(sub_id).cancel_at_period_end
+    assert caplog.records  # the client and the handler did log
+    for secret in (h.fake.api_key, h.fake.webhook_secret, "https://t.me/+link"):
+        assert secret not in caplog.text
