@@ -11,8 +11,6 @@ back from the same user; non-operators are refused.
 from __future__ import annotations
 
 import contextlib
-import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,11 +32,11 @@ from signals.local.discord_interactions import InteractionSender
 from signals.local.discord_server import DiscordApiServer
 from signals.local.uvicorn_thread import UvicornThread
 from signals.model import Channel, Plan, Tier
+from tests.signals import tg_fixtures
 
 TOKEN = "MTA0NjA5MDAwMDAwMDAwMDAx.GfAkE1.not-a-real-token-0123456789abcdef"  # token-shaped
 APP_ID = "1046090000000000001"
 OPERATOR, MEMBER = "4004", "5005"
-DESTRUCTIVE = ("halt", "resume", "flatten")
 PLANS = [
     Plan("rt", "*", Tier("realtime"), 4900, discord_channel_id="900", discord_role_id="700"),
     Plan("eod", "ma_crossover", Tier("eod", end_of_day=True), 900, discord_role_id="701"),
@@ -46,15 +44,12 @@ PLANS = [
 
 
 @dataclass
-class RecordingConsole:
-    """A :class:`signals.interfaces.Console`: records calls; ``slow_s`` delays /positions."""
+class RecordingConsole(tg_fixtures.RecordingConsole):
+    """The Telegram tests' recording console with Discord's operator; ``slow_s`` delays
+    /positions (to make the endpoint defer its answer)."""
 
     operators: frozenset[str] = frozenset({OPERATOR})
     slow_s: float = 0.0
-    calls: list[tuple[str, str, str, str | None]] = field(default_factory=list)
-    acted: list[str] = field(default_factory=list)
-    _tokens: dict[str, tuple[str, str]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(
         self,
@@ -64,23 +59,9 @@ class RecordingConsole:
         args: str = "",
         confirm_token: str | None = None,
     ) -> ConsoleReply:
-        with self._lock:
-            self.calls.append((platform, user_id, command, confirm_token))
-            if platform != Channel.DISCORD or user_id not in self.operators:
-                return ConsoleReply(f"refused: {user_id} is not an operator", allowed=False)
-            if command not in DESTRUCTIVE:
-                if command == "positions":
-                    time.sleep(self.slow_s)
-                return ConsoleReply(f"{command}: 2 deployments, ACTIVE")
-            if confirm_token is None:
-                token = secrets.token_urlsafe(16)
-                self._tokens[token] = (user_id, command)
-                return ConsoleReply(f"Confirm /{command}?", confirm_token=token)
-            if self._tokens.get(confirm_token) != (user_id, command):
-                return ConsoleReply("refused: not your confirmation", allowed=False)
-            del self._tokens[confirm_token]
-            self.acted.append(command)
-            return ConsoleReply(f"/{command} done")
+        if command == "positions":
+            time.sleep(self.slow_s)
+        return super().handle(platform, user_id, command, args, confirm_token)
 
 
 @dataclass

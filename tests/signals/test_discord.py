@@ -129,7 +129,8 @@ def test_non_operator_is_refused_and_gets_no_button(bot: Bot) -> None:
     assert it.response is not None
     data = it.response["data"]
     assert data["content"].startswith("refused") and data["components"] == []
-    assert bot.console.calls == [("discord", MEMBER, "halt", None)] and bot.console.acted == []
+    assert bot.console.calls == [("discord", MEMBER, "halt", "", False)]
+    assert bot.console.acted == []
 
 
 def test_slow_command_is_deferred_then_patched_within_the_budget(
@@ -140,7 +141,8 @@ def test_slow_command_is_deferred_then_patched_within_the_budget(
     assert it.response == {"type": 5, "data": {"flags": 64}}
     assert it.elapsed_s is not None and it.elapsed_s < 1.0  # answered at once, not after 1.5 s
     assert bot.fake.wait_for(lambda: bool(it.edits), timeout_s=3.0)
-    assert it.original is not None and it.original["content"] == "positions: 2 deployments, ACTIVE"
+    assert it.original is not None
+    assert it.original["content"] == "runner ACTIVE; positions: nothing open"
     assert it.edits[0] - it.issued_at < 3.0
     patch = [c for c in bot.fake.requests if c.route.startswith("PATCH /webhooks/")]
     assert [c.status for c in patch] == [200] and not bot.sender.failures
@@ -161,8 +163,8 @@ def test_an_answer_after_the_budget_is_recorded_as_a_failure(bot: Bot) -> None:
 
 def test_status_goes_to_the_console_for_an_operator(bot: Bot) -> None:
     it = bot.sender.command("status", OPERATOR)
-    assert it.response is not None and it.response["data"]["content"].startswith("status: ")
-    assert bot.console.calls == [("discord", OPERATOR, "status", None)]
+    assert it.response is not None and "status: nothing open" in it.response["data"]["content"]
+    assert bot.console.calls == [("discord", OPERATOR, "status", "", False)]
 
 
 # -- the sender -----------------------------------------------------------------------------
