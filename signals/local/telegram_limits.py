@@ -47,10 +47,11 @@ def scaled_limit(messages: int, per_s: float, scale: float) -> LaneLimit:
 
 @dataclass(frozen=True, slots=True)
 class SendRecord:
-    """One accepted send (monotonic seconds, chat id, method)."""
+    """One accepted send (monotonic seconds, chat id, lane kind of the chat, method)."""
 
     t: float
     chat_id: int
+    kind: str  # "private" or "group"
     method: str
 
 
@@ -62,6 +63,25 @@ class FloodStats:
     sends: list[SendRecord] = field(default_factory=list)
     rejected: Counter[str] = field(default_factory=Counter)  # by kind: global/private/group
     rejected_by_lane: Counter[str] = field(default_factory=Counter)  # "private:123", "global"
+
+    def floor_s(self) -> float:
+        """The shortest time the recorded sends could have taken within the lanes.
+
+        A lane allowing ``count`` per ``window_s`` needs ``(ceil(n / count) - 1) * window_s``
+        for ``n`` sends; the floor is the slowest lane (the global one, or the busiest chat).
+        """
+        per_lane: Counter[tuple[str, int]] = Counter((s.kind, s.chat_id) for s in self.sends)
+        spans = [_span(self.limits["global"], len(self.sends))]
+        spans += [_span(self.limits[kind], n) for (kind, _), n in per_lane.items()]
+        return max(spans)
+
+    def span_s(self) -> float:
+        """First to last accepted send."""
+        return self.sends[-1].t - self.sends[0].t if self.sends else 0.0
+
+
+def _span(limit: LaneLimit, n: int) -> float:
+    return max(0, math.ceil(n / limit.count) - 1) * limit.window_s
 
 
 def lane_kind(chat_type: str) -> str:
@@ -102,7 +122,7 @@ class FloodControl:
     def record(self, chat_id: int, chat_type: str, method: str) -> None:
         """Count an accepted send in its lanes."""
         now = self._clock()
-        self.stats.sends.append(SendRecord(now, chat_id, method))
+        self.stats.sends.append(SendRecord(now, chat_id, lane_kind(chat_type), method))
         if not self.enforce:
             return
         for lane in ("global", f"{lane_kind(chat_type)}:{chat_id}"):

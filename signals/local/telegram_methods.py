@@ -19,7 +19,7 @@ from typing import Any
 
 from signals.local.telegram_limits import FloodControl
 from signals.local.telegram_markup import parse_entities
-from signals.local.telegram_state import Chat, Message, State
+from signals.local.telegram_state import Chat, Message, State, StoredFile
 from signals.local.telegram_wire import (
     MAX_CAPTION,
     MAX_PHOTO_BYTES,
@@ -156,11 +156,12 @@ def send_photo(state: State, params: Params) -> dict[str, Any]:
 def _photo(state: State, photo: Upload | str) -> tuple[list[dict[str, Any]], str]:
     """PhotoSize list (thumbnails first, like Telegram) and the sha256 of the original bytes."""
     if isinstance(photo, str):
-        data = state.files.get(photo)
-        if data is None:
+        stored = state.files.get(photo)
+        if stored is None:
             if photo.startswith(("http://", "https://")):
                 raise bad_request("failed to get HTTP URL content")
             raise bad_request("wrong file identifier/HTTP URL specified")
+        data = stored.data
     else:
         data = photo.data
     if len(data) > MAX_PHOTO_BYTES:
@@ -175,11 +176,13 @@ def _photo(state: State, photo: Upload | str) -> tuple[list[dict[str, Any]], str
         factor = min(1.0, bound / max(width, height))
         w, h = max(1, round(width * factor)), max(1, round(height * factor))
         file_id = f"AgACAgIAAxkDAAI{digest[:24]}{bound:04d}"
-        state.files[file_id] = data
+        unique_id = f"AQAD{digest[:12]}{bound:04d}"
+        path = f"photos/file_{digest[:8]}_{bound}.{_extension(data)}"
+        state.files[file_id] = StoredFile(data, unique_id, path)
         sizes.append(
             {
                 "file_id": file_id,
-                "file_unique_id": f"AQAD{digest[:12]}{bound:04d}",
+                "file_unique_id": unique_id,
                 "file_size": max(1, round(len(data) * factor * factor)),
                 "width": w,
                 "height": h,
@@ -188,6 +191,24 @@ def _photo(state: State, photo: Upload | str) -> tuple[list[dict[str, Any]], str
         if factor == 1.0:
             break
     return sizes, digest
+
+
+def _extension(data: bytes) -> str:
+    return "png" if data.startswith(b"\x89PNG") else "gif" if data.startswith(b"GIF") else "jpg"
+
+
+@method("getFile")
+def get_file(state: State, params: Params) -> dict[str, Any]:
+    file_id = params.get_str("file_id") or ""
+    stored = state.files.get(file_id)
+    if stored is None:
+        raise bad_request("invalid file_id")
+    return {
+        "file_id": file_id,
+        "file_unique_id": stored.file_unique_id,
+        "file_size": len(stored.data),
+        "file_path": stored.file_path,
+    }
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

@@ -105,10 +105,12 @@ class TelegramBotApiServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        app = Starlette(
-            routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])]
+        self._app = Starlette(
+            routes=[
+                Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{path:path}", self._download, methods=["GET"]),
+            ]
         )
-        self._app = app
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property
@@ -122,7 +124,17 @@ class TelegramBotApiServer:
 
     @property
     def api_url(self) -> str:
-        """The server root, for ``TELEGRAM_API_URL`` (clients add ``/bot<token>/<method>``)."""
+        """For ``TELEGRAM_API_URL``: the same as :attr:`base_url` (the token is appended)."""
+        return self.base_url
+
+    @property
+    def base_file_url(self) -> str:
+        """PTB's ``base_file_url`` (``File.download_*`` appends ``{token}/{file_path}``)."""
+        return f"http://127.0.0.1:{self._port}/file/bot"
+
+    @property
+    def root_url(self) -> str:
+        """The server root (``/bot<token>/<method>`` and ``/file/bot<token>/<path>`` below)."""
         return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> None:
@@ -154,6 +166,7 @@ class TelegramBotApiServer:
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return
+        self.updates.close()  # long polls answer [] at once
         self._server.should_exit = True
         self._server.force_exit = True  # long polls in flight must not hold the shutdown
         self._thread.join(10)
@@ -195,6 +208,17 @@ class TelegramBotApiServer:
         if fault == "disconnect_after":  # done, but the client never hears so
             return _Dropped()
         return JSONResponse({"ok": True, "result": result})
+
+    async def _download(self, request: Request) -> Response:
+        """A file by its ``file_path`` from getFile, as Telegram's file server serves it."""
+        if request.path_params["token"] != self.token:
+            return JSONResponse(ApiError(401, "Unauthorized").body(), status_code=401)
+        with self._lock:
+            path = request.path_params["path"]
+            found = next((f for f in self.state.files.values() if f.file_path == path), None)
+        if found is None:
+            return JSONResponse(ApiError(404, "Not Found").body(), status_code=404)
+        return Response(found.data, media_type="application/octet-stream")
 
     def _run_method(self, name: str, params: Params) -> Any:
         try:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from signals.local.telegram_wire import ApiError, bad_request, forbidden
+from signals.local.telegram_wire import bad_request, forbidden
 
 # updates delivered when allowed_updates is empty or never set (Bot API getUpdates docs)
 NOT_DEFAULT_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
@@ -30,6 +30,24 @@ ADMIN_RIGHTS = (
     "can_post_stories",
     "can_edit_stories",
     "can_delete_stories",
+)
+RESTRICTED_RIGHTS = (
+    "can_send_messages",
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_manage_topics",
+    "can_edit_tag",
+    "can_react_to_messages",
 )
 CHAT_TYPES = ("private", "group", "supergroup", "channel")
 MEMBER_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")
@@ -83,6 +101,15 @@ class Message:
     service: dict[str, Any] = field(default_factory=dict)  # new_chat_members, migrate_*...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """An uploaded file (every PhotoSize of a photo serves the original bytes)."""
+
+    data: bytes
+    file_unique_id: str
+    file_path: str
+
+
 @dataclass
 class InviteLink:
     invite_link: str
@@ -120,7 +147,7 @@ class State:
         self.clock = clock
         self.users: dict[int, User] = {bot.id: bot}
         self.chats: dict[int, Chat] = {}
-        self.files: dict[str, bytes] = {}  # file_id -> bytes
+        self.files: dict[str, StoredFile] = {}  # file_id -> the file
         self.updates: list[dict[str, Any]] = []
         self.next_update_id = 700_000_001
         self.allowed_updates: list[str] = []
@@ -315,8 +342,9 @@ class State:
                 out["can_pin_messages"] = True
         elif member.status == "kicked":
             out["until_date"] = member.until_date
-        elif member.status == "restricted":
-            raise ApiError(500, "Internal Server Error: restricted members are not modelled")
+        elif member.status == "restricted":  # muted: a member who may not post
+            out.update({"is_member": True, "until_date": member.until_date})
+            out.update(dict.fromkeys(RESTRICTED_RIGHTS, False))
         return out
 
     def link_json(self, link: InviteLink) -> dict[str, Any]:

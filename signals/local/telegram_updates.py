@@ -116,6 +116,7 @@ class Updates:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
         self._poller: object | None = None
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -125,6 +126,11 @@ class Updates:
         """Wake long polls and the webhook task (callable from any thread)."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake)
+
+    def close(self) -> None:
+        """End long polls (the server is stopping)."""
+        self._closing = True
+        self.notify()
 
     def _wake(self) -> None:
         self._event.set()
@@ -167,7 +173,7 @@ class Updates:
                 if self._poller is not me:
                     raise ApiError(409, CONFLICT_POLLER)
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self._closing:
                     return []
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)

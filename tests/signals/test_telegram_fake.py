@@ -64,7 +64,7 @@ def with_bot(tg: TelegramBotApiServer, body: Callable[[telegram.Bot], Awaitable[
     """Run ``body(bot)`` with a real PTB Bot pointed at the fake."""
 
     async def main() -> T:
-        async with telegram.Bot(TOKEN, base_url=tg.base_url) as bot:
+        async with telegram.Bot(TOKEN, base_url=tg.base_url, base_file_url=tg.base_file_url) as bot:
             return await body(bot)
 
     return asyncio.run(main())
@@ -108,7 +108,7 @@ def test_get_me_and_wrong_token_and_unknown_method(tg: TelegramBotApiServer) -> 
     raw = httpx.post(f"{tg.base_url}5550001:nope/getMe")
     assert raw.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
     # method names are case-insensitive and GET with a query string works, as on Telegram
-    assert httpx.get(f"{tg.api_url}/bot{TOKEN}/getme").json()["result"]["id"] == 5550001
+    assert httpx.get(f"{tg.root_url}/bot{TOKEN}/getme").json()["result"]["id"] == 5550001
 
 
 def test_send_edit_not_modified_and_not_found(tg: TelegramBotApiServer) -> None:
@@ -172,6 +172,8 @@ def test_send_photo_uploads_the_bytes(tg: TelegramBotApiServer) -> None:
     assert recorded.photo_sha256 == hashlib.sha256(image).hexdigest()
 
     async def resend_and_refuse(bot: telegram.Bot) -> None:
+        stored = await bot.get_file(biggest.file_id)
+        assert bytes(await stored.download_as_bytearray()) == image
         again = await bot.send_photo(ADA, biggest.file_id)  # by file_id, no upload
         assert again.photo[-1].file_unique_id == biggest.file_unique_id
         with pytest.raises(BadRequest, match="Message caption is too long"):
@@ -415,6 +417,9 @@ def test_per_chat_limit_gives_429_exactly_when_exceeded() -> None:
     assert stats.rejected == {"private": 1}
     assert stats.rejected_by_lane == {f"private:{ADA}": 1}
     assert len(stats.sends) == 7
+    # 6 sends to Ada at 5 per second cannot take less than one window
+    assert stats.floor_s() == pytest.approx(1.0)
+    assert stats.span_s() >= stats.floor_s()
     assert stats.limits["private"].count == 5 and stats.limits["global"].count == 150
 
 
@@ -602,3 +607,61 @@ def test_delete_message_and_webhook_reply_method(tg: TelegramBotApiServer) -> No
         receiver.stop()
     assert [m.text for m in tg.messages(ADA)] == ["pong"]
     assert [m.text for m in tg.messages(ADA, include_deleted=True)] == ["to be deleted", "pong"]
+
+
+def unknown_fields(obj: object, path: str = "result") -> list[str]:
+    """Fields PTB did not recognise (it keeps them in ``api_kwargs``), anywhere inside ``obj``."""
+    if isinstance(obj, (tuple, list)):
+        return [f for i, item in enumerate(obj) for f in unknown_fields(item, f"{path}[{i}]")]
+    if not isinstance(obj, telegram.TelegramObject):
+        return []
+    found = [f"{path}.{key}" for key in obj.api_kwargs]
+    for cls in type(obj).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if not name.startswith("_"):
+                found += unknown_fields(getattr(obj, name, None), f"{path}.{name}")
+    return found
+
+
+def test_every_result_uses_only_bot_api_field_names(tg: TelegramBotApiServer) -> None:
+    tg.add_user(CYD + 1, "Owner")
+    tg.add_chat(-1004050, "supergroup", "Owned", creator_id=CYD + 1)
+    tg.add_member(-1004050, ADA, "restricted")
+    tg.add_member(-1004050, BOB, "administrator")
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
+
+    async def body(bot: telegram.Bot) -> list[object]:
+        await bot.get_updates(allowed_updates=list(telegram.Update.ALL_TYPES))
+        got: list[object] = [await bot.get_me()]
+        sent = await bot.send_message(ADA, "<i>hi</i>", parse_mode="HTML", reply_markup=keyboard)
+        got += [sent, await bot.edit_message_text("edited", ADA, sent.message_id)]
+        photo = await bot.send_photo(CHANNEL, png(), caption="*c*", parse_mode="Markdown")
+        got += [photo, await bot.get_file(photo.photo[0].file_id)]
+        got += [await bot.get_chat(c) for c in (ADA, GROUP, SUPER, CHANNEL)]
+        got += [await bot.get_chat_member(-1004050, u) for u in (CYD + 1, ADA, BOB, CYD)]
+        link = await bot.create_chat_invite_link(-1004050, creates_join_request=True, name="n")
+        got += [link, await bot.create_chat_invite_link(-1004050, member_limit=5)]
+        await bot.set_my_commands([("plans", "List plans")])
+        got += [await bot.get_my_commands(), await bot.get_chat_administrators(-1004050)]
+        tg.user_sends(ADA, "/start")
+        tg.user_presses(ADA, ADA, sent.message_id, "go")
+        tg.user_joins(CYD, link.invite_link)
+        await bot.approve_chat_join_request(-1004050, CYD)
+        await bot.ban_chat_member(-1004050, CYD)
+        tg.block_bot(BOB)
+        tg.migrate_group(GROUP)
+        got.append(await bot.get_updates())
+        await bot.set_webhook("http://127.0.0.1:9/unreachable")
+        await asyncio.sleep(0.3)  # the fake has tried to deliver and failed
+        got.append(await bot.get_webhook_info())
+        return got
+
+    results = with_bot(tg, body)
+    updates = results[-2]
+    assert isinstance(updates, tuple)
+    kinds = {k for u in updates for k in u.to_dict() if k != "update_id"}
+    expected = {"message", "callback_query", "chat_join_request", "chat_member", "my_chat_member"}
+    assert expected <= kinds
+    info = results[-1]
+    assert isinstance(info, telegram.WebhookInfo) and info.last_error_message
+    assert [f for r in results for f in unknown_fields(r)] == []
