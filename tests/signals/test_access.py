@@ -10,6 +10,10 @@ from telegram import Bot
 
 from signals.access import AccessReconciler, ReconcileReport
 from signals.db import make_engine
+from signals.discord.access import DiscordAccess
+from signals.discord.config import DiscordConfig
+from signals.discord.rest import DiscordRest
+from signals.local.discord_server import DiscordApiServer
 from signals.local.telegram_server import TelegramBotApiServer
 from signals.model import Channel
 from signals.payments.local import LocalProvider
@@ -149,5 +153,43 @@ def test_real_telegram_access_lifecycle(tmp_path: Path) -> None:
                 assert new_link != link
                 assert server.user_joins(7005, new_link) == "joined"
                 assert server.member_status(RT_CHAT, 7005) == "member"
+
+        asyncio.run(main())
+
+
+def test_real_discord_access_roles(tmp_path: Path) -> None:
+    """The plan's role is put on the member at purchase, removed after the grace period, put
+    back when a hand-removed role is found by the safety net, and kept off after a cancel."""
+    token = "MTA0NjA5MDAwMDAwMDAwMDAx.GfAkE1.not-a-real-token-0123456789abcdef"  # token-shaped
+    app_id, user = "1046090000000000001", "990000000000000005"
+    with DiscordApiServer(token, app_id, limits_scale=10.0) as fake:
+        guild = fake.add_guild()
+        role = fake.add_role(guild, default_plans()[0].discord_role_id, "realtime")
+        fake.add_member(guild, user)
+        config = DiscordConfig("ab" * 32, app_id, token, api_url=fake.api_url, guild_id=guild)
+
+        async def main() -> None:
+            async with DiscordRest(config) as rest:
+                svc, local, clock = service(tmp_path, DiscordAccess(rest, guild))
+                reconciler = svc.reconciler
+                assert reconciler is not None
+                sid = svc.register(Channel.DISCORD, user)
+                ref = await buy(svc, local, sid, "realtime")
+                assert fake.member_roles(guild, user) == {role}
+                await rest.request(  # a moderator removes the role by hand
+                    "DELETE",
+                    "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+                    {"guild_id": guild, "user_id": user, "role_id": role},
+                )
+                report = await reconciler.reconcile_all()
+                assert [(c.action, c.platform) for c in report.changes] == [("grant", "discord")]
+                assert fake.member_roles(guild, user) == {role}
+                await svc.apply_local(local.fail_payment(ref))
+                clock.advance(days=3, seconds=1)
+                assert [c.action for c in (await reconciler.reconcile_all()).changes] == ["revoke"]
+                assert fake.member_roles(guild, user) == set()
+                await svc.apply_local(local.cancel(ref))
+                assert (await reconciler.reconcile_all()).changes == []
+                assert fake.member_roles(guild, user) == set()
 
         asyncio.run(main())
