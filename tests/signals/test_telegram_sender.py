@@ -95,6 +95,11 @@ def test_lanes() -> None:
     assert sender.lanes(message("a", target=PAID_CHAT))[1] == Lane(
         f"telegram:chat:{PAID_CHAT}", 20, 60.0
     )
+    fast = TelegramSender(Bot(TOKEN), limits_scale=10.0)  # the fake's benchmark scale
+    per_s = [x.rate / x.per for x in fast.lanes(message("a"))]
+    assert per_s == pytest.approx([300.0, 10.0], rel=1e-9)
+    group = fast.lanes(message("a", target=PAID_CHAT))[1]
+    assert group.rate / group.per * 60 == pytest.approx(200.0, rel=1e-9)
 
 
 def test_errors_are_classified() -> None:
