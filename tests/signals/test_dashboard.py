@@ -408,9 +408,25 @@ def test_state_is_rebuilt_only_when_a_source_changed(tmp_path: Path) -> None:
     assert cache.rebuilds == 1
     fx.add_fill(journal, "x-new", 1.0, 499.0)
     new, state = cache.current()
+    time.sleep(4 * cache._build_s)  # changes closer together than that wait for the next poll
+    new, state = cache.current()
     assert new != digest and state["fills"][0]["exec_id"] == "x-new" and cache.rebuilds == 2
     with engine.begin() as conn:
         conn.execute(sa.update(outbox).where(outbox.c.id == 3).values(status="sent"))
+    time.sleep(4 * cache._build_s)  # changes closer together than that wait for the next poll
     third, state = cache.current()
     assert third != new and state["outbox"]["by_status"]["sent"] == 3
+    assert state["outbox"]["by_channel"]["telegram"] == {"sent": 2, "pending": 1, "dead": 1}
+    with engine.begin() as conn:  # a retention job deletes sent rows: the counts start over
+        conn.execute(sa.delete(outbox).where(outbox.c.status == "sent"))
+        conn.execute(
+            sa.insert(outbox),
+            [fx.outbox_row(k, "discord", "pending", 0, "") for k in (7, 8, 9, 10)],
+        )  # more than were deleted
+    time.sleep(4 * cache._build_s)
+    _, state = cache.current()
+    assert state["outbox"]["total"] == 7
+    assert state["outbox"]["by_status"] == {"pending": 5, "inflight": 1, "sent": 0, "dead": 1}
+    assert state["outbox"]["by_channel"] == {"telegram": {"pending": 1, "dead": 1},
+                                             "discord": {"inflight": 1, "pending": 4}}  # fmt: skip
     journal.close()
