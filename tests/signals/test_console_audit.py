@@ -30,9 +30,10 @@ from live.runner.lock import runner_lock
 from signals import cli as signals_cli
 from signals.audit import GENESIS, AuditLog, anchor_path, entry_hash, verify
 from signals.console import MAX_CHARS, OperatorConsole, fit
-from signals.db import audit_log, make_engine, subscribers
+from signals.db import audit_log, make_engine, plans, subscribers, subscriptions
+from signals.entitlements import plan_to_json
 from signals.interfaces import Console, ConsoleReply
-from signals.model import Channel
+from signals.model import Channel, Plan, Tier
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -92,7 +93,7 @@ def home(tmp_path: Path) -> Path:
             sa.insert(subscribers),
             [
                 {"subscriber_id": "op", "created_at": T0, "role": "operator",
-                 "telegram_user_id": int(OPERATOR)},
+                 "telegram_user_id": int(OPERATOR), "discord_user_id": None},
                 {"subscriber_id": "sub", "created_at": T0, "role": "subscriber",
                  "telegram_user_id": int(SUBSCRIBER), "discord_user_id": "5005"},
             ],
@@ -187,6 +188,7 @@ def test_subscribers_and_strangers_are_refused_and_audited(
     assert all(not r.allowed and r.confirm_token is None for r in refusals)
     assert "subscriber, not an operator" in refusals[0].text
     assert "not known here" in refusals[1].text
+    assert "subscriber, not an operator" in refusals[2].text  # the same person on Discord
     assert not control.halt_path(home).exists() and queued(home) == []
     log = entries(console)
     assert len(log) == 5 and not any(e["allowed"] for e in log)
@@ -479,6 +481,35 @@ def test_cli_subscribers_add_grant_list_show_and_tail(home: Path) -> None:
     assert "discord:888 /status allowed" in lines[1]
     assert "REFUSED" in lines[3] and "discord:888 /status" in lines[3]
     assert cli(home, "audit", "verify").stdout.strip() == "audit chain OK: 4 entries"
+
+
+def test_subscribers_list_shows_plans_status_entitlement_and_grace(home: Path) -> None:
+    engine = make_engine(home, {})
+    now = datetime.now(UTC)
+    plan = Plan("rt-ma", "ma_crossover", Tier("realtime"), 1500, grace_days=3)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(plans), [{"plan_id": plan.plan_id, "plan_json": plan_to_json(plan)}])
+        conn.execute(
+            sa.insert(subscriptions),
+            [
+                {"subscription_id": "s1", "subscriber_id": "sub", "plan_id": "rt-ma",
+                 "provider": "local", "status": "past_due", "updated_at": now,
+                 "past_due_since": now - timedelta(days=1)},
+                {"subscription_id": "s2", "subscriber_id": "op", "plan_id": "rt-ma",
+                 "provider": "local", "status": "canceled", "updated_at": now,
+                 "past_due_since": None},
+            ],
+        )  # fmt: skip
+    out = cli(home, "subscribers", "list")
+    assert out.returncode == 0, out.stderr
+    grace = (now + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+    sub = next(x for x in out.stdout.splitlines() if x.startswith("sub "))
+    assert sub.split()[1:] == [SUBSCRIBER, "5005", "subscriber", "rt-ma", "past_due", "yes",
+                               *grace.split()]  # fmt: skip
+    op = next(x for x in out.stdout.splitlines() if x.startswith("op "))
+    assert op.split()[1:] == [OPERATOR, "-", "operator", "rt-ma", "canceled", "no", "-"]
+    shown = cli(home, "subscribers", "show", "sub")
+    assert "plan rt-ma: past_due, entitled yes" in shown.stdout and grace in shown.stdout
 
 
 def test_console_reply_is_the_interface_type(console: OperatorConsole) -> None:
