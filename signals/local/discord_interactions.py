@@ -7,7 +7,7 @@ Discord does: the raw JSON body with ``X-Signature-Ed25519`` = hex(Ed25519(times
 ``X-Signature-Timestamp`` = the Unix time in seconds. Each delivered interaction's token is
 registered with the :class:`~signals.local.discord_server.DiscordApiServer`, so the app's
 ``PATCH .../messages/@original`` and follow-ups land there, and the answer is recorded on the
-:class:`~signals.local.discord_server.Interaction`.
+:class:`~signals.local.discord_state.Interaction`.
 
 Discord gives the endpoint 3 s to answer; a later (or missing) answer is recorded in
 :attr:`InteractionSender.failures` and the token dies, as the user would see "The application did
@@ -26,7 +26,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from signals.local.discord_server import DiscordApiServer, Interaction
+from signals.local.discord_server import DiscordApiServer
+from signals.local.discord_state import Interaction
 
 PING, APPLICATION_COMMAND, MESSAGE_COMPONENT = 1, 2, 3
 BUDGET_S = 3.0
