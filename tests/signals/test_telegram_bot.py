@@ -155,8 +155,18 @@ def test_polling_processes_each_update_once(tg: TelegramBotApiServer) -> None:
             await wait_until(lambda: len(tg.messages(SUBSCRIBER)) == 4)
 
     asyncio.run(scenario())
-    offsets = [r.params.get("offset") for r in tg.requests("getUpdates")]
-    assert any(offsets), offsets
+    polls = tg.requests("getUpdates")
+    assert any(r.params.get("offset") for r in polls)
+    wanted = json.loads(polls[0].params["allowed_updates"])
+    assert {"message", "callback_query", "chat_member"} <= set(wanted)
+    menu = json.loads(tg.requests("setMyCommands")[0].params["commands"])
+    assert [c["command"] for c in menu][:5] == [
+        "start",
+        "plans",
+        "subscribe",
+        "status",
+        "unsubscribe",
+    ]
 
 
 def test_webhook_checks_the_secret_before_processing(tg: TelegramBotApiServer) -> None:
