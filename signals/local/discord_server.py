@@ -86,6 +86,7 @@ class DiscordApiServer(DiscordState):
         token_ttl_s: float = 900.0,
     ) -> None:
         super().__init__(application_id, nonce_window_s, token_ttl_s)
+        self.bot_token = bot_token  # the one token it accepts (a fake's: not a secret)
         self._auth = f"Bot {bot_token}"
         self.limiter = RateLimiter(enforce=enforce_limits, scale=limits_scale)
         self.requests: list[Call] = []
