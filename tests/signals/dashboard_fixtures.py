@@ -16,7 +16,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from contracts import paths
+from contracts import lake_store, paths
 from live.journal import orders as jo
 from live.journal.pg import open_journal
 from live.journal.store import Journal
@@ -133,26 +133,26 @@ def outbox_row(k: int, channel: str, status: str, attempts: int, error: str) -> 
     }  # fmt: skip
 
 
-def write_part(home: Path, table: str, key: str, frame: pl.DataFrame) -> None:
-    part = paths.lake_dir(home) / table / key
-    part.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(part / "part.parquet")
+def write_part(home: Path, table: str, value: date | str, frame: pl.DataFrame) -> None:
+    """One partition through the configured lake store (local files, or the S3 bucket)."""
+    store = lake_store.from_env(paths.lake_dir(home))
+    store.write(frame.to_arrow(), store.partition(table, value))
 
 
 def build_lake(home: Path) -> None:
     """live_pnl for DEP_BT over SESSIONS, its backtest run, and one replay session."""
     for session, pnl in zip(SESSIONS, DAILY_PNL, strict=True):
-        write_part(home, "live_pnl", f"session={session}", pl.DataFrame({
+        write_part(home, "live_pnl", session, pl.DataFrame({
             "deployment_id": [DEP_BT], "session": [session], "market_value": [5000.0],
             "cash_flow": [0.0], "pnl": [pnl], "realized_pnl": [10.0], "unrealized_pnl": [pnl],
             "collateral": [0.0]}))  # fmt: skip
-    write_part(home, "backtest_runs", "family=ma_crossover", pl.DataFrame({
+    write_part(home, "backtest_runs", "ma_crossover", pl.DataFrame({
         "family": ["ma_crossover", "ma_crossover"], "rank": [1, 2],
         "mlflow_run_id": [RUN_ID, "another-run"], "total_return": [0.3, 0.1],
         "annual_return": [ANNUAL_RETURN, 0.04], "sharpe_ratio": [1.4, 0.5],
         "max_drawdown": [0.08, 0.2], "start": ["2022-01-03", "2022-01-03"],
         "end": ["2023-12-29", "2023-12-29"]}))  # fmt: skip
-    write_part(home, "live_replay", f"session={SESSIONS[1]}", pl.DataFrame({
+    write_part(home, "live_replay", SESSIONS[1], pl.DataFrame({
         "session": [SESSIONS[1]] * 3, "symbol": ["SPY"] * 3, "side": ["buy", "sell", "buy"],
         "match": ["both", "both", "live_only"], "price_diff_bps": [2.0, 4.0, None],
         "deployment_id": [DEP_BT] * 3}))  # fmt: skip

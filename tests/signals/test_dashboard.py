@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from contracts import paths
 from contracts.database import DATABASE_ENV, parse_database_url
 from live.journal.pg import PgJournal
 from live.journal.store import Journal
-from signals.dashboard import dashboard_app
+from signals.dashboard import dashboard_app, standalone
 from signals.dashboard.state import StateCache
 from signals.db import outbox
 from signals.errors import ConfigError
@@ -430,3 +431,48 @@ def test_state_is_rebuilt_only_when_a_source_changed(tmp_path: Path) -> None:
     assert state["outbox"]["by_channel"] == {"telegram": {"pending": 1, "dead": 1},
                                              "discord": {"inflight": 1, "pending": 4}}  # fmt: skip
     journal.close()
+
+
+def test_lake_on_s3(s3_lake: str, tmp_path: Path) -> None:
+    planted = fx.Secrets()
+    fx.build_journal(tmp_path, planted).close()
+    engine = fx.build_outbox(tmp_path, planted)
+    fx.build_lake(tmp_path)  # into the bucket
+    assert not paths.lake_dir(tmp_path).exists()
+    env = {**os.environ, **planted.environ()}
+    with fx.serve(dashboard_app(tmp_path, engine, environ=env)) as base:
+        rows = {r["deployment_id"]: r for r in httpx.get(f"{base}/api/state").json()["pnl"]["rows"]}
+        body = httpx.get(f"{base}/api/state").text
+    assert [e for _, e in rows[fx.DEP_BT]["live"]["equity"]] == pytest.approx(
+        fx.expected_equity(), abs=1e-6
+    )
+    assert rows[fx.DEP_BT]["backtest"]["mlflow_run_id"] == fx.RUN_ID
+    assert (
+        rows[fx.DEP_BT]["replay"]["both"] == 2
+        and rows[fx.DEP_NOBT]["note"] == "no backtest; no live P&L in the lake yet (live_results)"
+    )
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] not in body
+
+
+def test_damaged_journal_is_named_and_the_rest_still_shown(tmp_path: Path) -> None:
+    planted = fx.Secrets()
+    engine = fx.build_outbox(tmp_path, planted)
+    journal = paths.journal_path(tmp_path)
+    journal.parent.mkdir(parents=True)
+    journal.write_bytes(b"this is not a sqlite database" * 100)
+    with fx.serve(dashboard_app(tmp_path, engine, environ={})) as base:
+        resp = httpx.get(f"{base}/api/state")
+    assert resp.status_code == 200
+    s = resp.json()
+    assert s["journal"]["available"] is False and "is damaged" in s["journal"]["problem"]
+    assert s["outbox"]["total"] == 6  # one broken source does not blank the page
+
+
+def test_standalone_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    monkeypatch.delenv(DATABASE_ENV, raising=False)
+    fx.build_journal(tmp_path, fx.Secrets()).close()
+    with fx.serve(standalone.app()) as base:
+        state = httpx.get(f"{base}/api/state").json()
+    assert len(state["deployments"]) == 2 and state["outbox"]["total"] == 0
+    assert (tmp_path / "signals" / "signals.sqlite").is_file()
