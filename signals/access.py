@@ -243,12 +243,17 @@ class AccessReconciler:
         interval_s: float,
         stop: asyncio.Event | None = None,
         on_report: Callable[[ReconcileReport], None] | None = None,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         """``reconcile_all`` every ``interval_s`` seconds until ``stop`` is set (or cancelled);
-        a failed run is logged and the loop goes on."""
+        ``refresh`` runs first in a worker thread (``SubscriptionService.refresh_subscriptions``:
+        re-fetch from the provider what no webhook told us). A failed run is logged and the loop
+        goes on."""
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
+                if refresh is not None:
+                    await asyncio.to_thread(refresh)
                 report = await self.reconcile_all()
                 if report.changes or report.errors:
                     log.info(

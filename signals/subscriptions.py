@@ -480,6 +480,28 @@ class SubscriptionService:
                 .values(**values)
             )
 
+    def refresh_subscriptions(self) -> list[str]:
+        """Re-fetch every subscription that has not ended and write what changed (the safety
+        net for events never delivered); returns the subscribers whose row changed."""
+        ended = [SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(subscriptions).where(
+                    (subscriptions.c.provider == self.provider.name)
+                    & subscriptions.c.status.notin_(ended)
+                )
+            ).all()
+        changed: list[str] = []
+        for row in rows:
+            with self._event_lock, self.engine.begin() as conn:
+                sub = self.provider.fetch_subscription(row.provider_ref)
+                plan_id = sub.plan_id if sub.plan_id in self._plans else row.plan_id
+                before = (row.status, row.plan_id, bool(row.cancel_at_period_end))
+                if before != (sub.status, plan_id, sub.cancel_at_period_end):
+                    self._upsert(conn, sub, row.subscriber_id, plan_id)
+                    changed.append(row.subscriber_id)
+        return sorted(set(changed))
+
     async def handle_payment_event(self, event: ProviderEvent) -> EventOutcome:
         """Record the event (in a worker thread: it calls the provider), then converge the
         subscriber's access. Idempotent: a duplicate changes nothing."""

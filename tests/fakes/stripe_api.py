@@ -10,6 +10,7 @@ the in-process control API (the parts a customer or Stripe's billing engine woul
     fake.recover_payment(sub_id)          # a retry succeeded: active again
     fake.exhaust_retries(sub_id, "canceled")  # Smart Retries gave up: canceled (or "unpaid")
     fake.advance_period(sub_id)           # the period rolled over (or ended at period end)
+    fake.change_price(sub_id, "eod")      # the customer switched plans in the portal
 
 What it copies from Stripe, because our code depends on it:
 
@@ -593,6 +594,17 @@ class StripeFake(LoopbackServer):
                 before = copy.deepcopy(sub)
                 sub["status"] = "unpaid"
                 self._emit("customer.subscription.updated", sub, _changed(before, sub))
+
+    def change_price(self, sub_id: str, lookup_key: str) -> None:
+        """The customer switched plans in the portal: the item's price becomes ``lookup_key``'s."""
+        with self._lock:
+            sub = self._store["subscription"][sub_id]
+            price = next(
+                p for p in self._store["price"].values() if p.get("lookup_key") == lookup_key
+            )
+            before = copy.deepcopy(sub)
+            sub["items"]["data"][0]["price"] = copy.deepcopy(price)
+            self._emit("customer.subscription.updated", sub, _changed(before, sub))
 
     def advance_period(self, sub_id: str) -> None:
         """The period ended: canceled if ``cancel_at_period_end``, else renewed (paid invoice)."""

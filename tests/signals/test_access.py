@@ -100,6 +100,9 @@ def test_plan_withdrawn_revokes_and_periodic_loop_runs(tmp_path: Path) -> None:
     svc, local, _ = service(tmp_path, tg)
     sid = svc.register(Channel.TELEGRAM, "7004")
     asyncio.run(buy(svc, local, sid, "eod"))
+    other = svc.register(Channel.TELEGRAM, "7007")
+    ref = asyncio.run(buy(svc, local, other, "realtime"))
+    local.cancel(ref)  # its events never reach the handler: only the refresh can see it
     svc.sync_plans(default_plans()[:1])  # the operator drops the eod plan from the file
     reports: list[ReconcileReport] = []
 
@@ -112,10 +115,15 @@ def test_plan_withdrawn_revokes_and_periodic_loop_runs(tmp_path: Path) -> None:
                 stop.set()
 
         assert svc.reconciler is not None
-        await asyncio.wait_for(svc.reconciler.run_periodic(0.05, stop, seen), timeout=10)
+        await asyncio.wait_for(
+            svc.reconciler.run_periodic(0.05, stop, seen, refresh=svc.refresh_subscriptions),
+            timeout=10,
+        )
 
     asyncio.run(loop())
-    assert [c.action for c in reports[0].changes] == ["revoke"] and reports[1].changes == []
+    first = [(c.action, c.subscriber_id, c.plan_id) for c in reports[0].changes]
+    assert first == [("revoke", sid, "eod"), ("revoke", other, "realtime")]
+    assert reports[1].changes == []
 
 
 def test_real_telegram_access_lifecycle(tmp_path: Path) -> None:

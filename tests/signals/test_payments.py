@@ -337,3 +337,32 @@ def test_no_secret_reaches_the_logs(
     assert caplog.records  # the client and the handler did log
     for secret in (h.fake.api_key, h.fake.webhook_secret, "https://t.me/+link"):
         assert secret not in caplog.text
+
+
+def test_plan_switch_in_the_portal_moves_access(stripe_env: StripeHarness) -> None:
+    h = stripe_env
+    sid, sub_id = subscribe(h)
+    h.fake.deliver()
+    h.fake.change_price(sub_id, "eod")
+    h.fake.deliver()
+    assert h.sub_row(sub_id).plan_id == "eod"
+    assert h.access.calls[-2:] == [("grant", "eod", UID), ("revoke", "realtime", UID)]
+    assert [v.plan_id for v in h.service.status(sid)] == ["eod"]
+
+
+def test_unpaid_after_retries_and_refresh_without_webhooks(stripe_env: StripeHarness) -> None:
+    h = stripe_env
+    sid, sub_id = subscribe(h)
+    h.fake.deliver()
+    # every later webhook is lost for good (endpoint misconfigured for days)
+    h.fake.fail_payment(sub_id)
+    h.fake.exhaust_retries(sub_id, "unpaid")
+    h.fake.drop_next(100)
+    h.fake.deliver()
+    assert h.sub_row(sub_id).status == "active"  # nothing arrived
+    assert h.service.refresh_subscriptions() == [sid]
+    assert h.sub_row(sub_id).status == "unpaid"
+    assert h.service.refresh_subscriptions() == []  # nothing changed since
+    report = asyncio.run(h.service.reconciler.reconcile_all())  # type: ignore[union-attr]
+    assert [c.action for c in report.changes] == ["revoke"]
+    assert not h.service.status(sid)[0].entitled
