@@ -33,6 +33,7 @@ from signals.db import access
 from signals.errors import ConfigError
 from signals.interfaces import AccessGrant
 from signals.model import Channel, Plan
+from signals.telegram.config import shield_token
 from signals.telegram.sender import delivery_error
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class TelegramAccess:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.bot = bot
+        shield_token(bot.token)
         self.engine = engine
         self.now = now
         self._links: dict[tuple[str, str], str] = {}  # (plan, subscriber) -> live link

@@ -60,6 +60,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from signals.interfaces import Delivered, DeliveryError, Lane, OutboundMessage
 from signals.model import Channel, TargetKind
+from signals.telegram.config import shield_token
 
 MARKER_PREFIX = "sig:"
 MARKER_LABEL = "ℹ️ Signal ref"
@@ -133,6 +134,7 @@ class TelegramSender:
         limits_scale: float = 1.0,
     ) -> None:
         self.bot = bot
+        shield_token(bot.token)  # httpx logs every URL, and the token is in each one
         # > 1 only against a local Bot API fake run with the same scale (the demo, benchmarks)
         self.scale = limits_scale
         self.probe_window = probe_window
