@@ -564,15 +564,21 @@ _PAGE = (
 )
 
 
-def local_checkout_routes(service: SubscriptionService) -> list[Route]:
-    """The local provider's checkout page: ``GET /local/checkout/{id}`` shows the plan and a
-    confirm button, ``POST`` completes it (no payment) and runs the events through the handler.
-    Only mounted when the local provider runs."""
+def checkout_routes(service: SubscriptionService) -> list[Route]:
+    """The pages a subscriber lands on: ``GET /checkout/done`` (Stripe Checkout's default
+    ``success_url``) and, with the local provider, ``/local/checkout/{id}``: ``GET`` shows the
+    plan and a confirm button, ``POST`` completes it (no payment) and runs the events through
+    the same handler as Stripe's webhooks."""
     from signals.payments.local import LocalProvider
 
+    async def done(_request: Request) -> HTMLResponse:
+        body = "<h1>Thank you</h1><p>Your access arrives in the bot in a moment: /status</p>"
+        return HTMLResponse(_PAGE.format(title="Subscribed", body=body))
+
+    routes = [Route("/checkout/done", done, methods=["GET"])]
     provider = service.provider
     if not isinstance(provider, LocalProvider):
-        raise ConfigError("the local checkout page exists only with the local payment provider")
+        return routes
 
     async def page(request: Request) -> HTMLResponse:
         session_id = request.path_params["session_id"]
@@ -600,4 +606,4 @@ def local_checkout_routes(service: SubscriptionService) -> list[Route]:
         body = f"<h1>Subscribed to {html.escape(plan.plan_id)}</h1><p>Back to the bot: /status</p>"
         return HTMLResponse(_PAGE.format(title="Subscribed", body=body))
 
-    return [Route("/local/checkout/{session_id}", page, methods=["GET", "POST"])]
+    return [*routes, Route("/local/checkout/{session_id}", page, methods=["GET", "POST"])]

@@ -93,10 +93,15 @@ class StripeProvider(PaymentProvider):
         if not key:
             raise ConfigError("STRIPE_API_KEY (or STRIPE_API_KEY_FILE) is not set")
         public = environ.get(PUBLIC_URL_ENV, "http://127.0.0.1:8080").rstrip("/")
+        api_url = environ.get("STRIPE_API_URL") or None
+        if api_url is not None and not api_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"STRIPE_API_URL={api_url!r} is not an http(s) URL; unset it for Stripe's own API"
+            )
         return cls(
             key,
             secret_from_env(environ, "STRIPE_WEBHOOK_SECRET") or "",
-            api_url=environ.get("STRIPE_API_URL") or None,
+            api_url=api_url,
             success_url=environ.get("STRIPE_SUCCESS_URL") or f"{public}/checkout/done",
             cancel_url=environ.get("STRIPE_CANCEL_URL") or None,
         )

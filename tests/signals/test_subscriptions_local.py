@@ -31,8 +31,8 @@ from signals.subscriptions import (
     PLANS_ENV,
     SubscriptionService,
     build_service,
+    checkout_routes,
     default_plans,
-    local_checkout_routes,
     parse_plans,
     plans_path,
     resolve_plans,
@@ -194,6 +194,8 @@ def test_stripe_config_from_env_and_files(tmp_path: Path) -> None:
         StripeProvider.from_env(
             {"STRIPE_API_KEY": "pk_test_public_key_oops", "STRIPE_WEBHOOK_SECRET": "w"}
         )
+    with pytest.raises(ConfigError, match="STRIPE_API_URL='ftp://x' is not an http"):
+        StripeProvider.from_env({"STRIPE_API_KEY": key, "STRIPE_API_URL": "ftp://x"})
     with pytest.raises(ConfigError, match="STRIPE_API_KEY_FILE=/nope cannot be read") as e3:
         StripeProvider.from_env({"STRIPE_API_KEY_FILE": "/nope"})
     for err in (e1, e2, e3):
@@ -227,7 +229,7 @@ def test_local_checkout_page_completes_through_the_handler(tmp_path: Path) -> No
     assert isinstance(svc.provider, LocalProvider) and svc.plans() == default_plans()
     sid = svc.register(Channel.TELEGRAM, "7101")
     link = svc.checkout(sid, "eod")
-    server = UvicornThread(Starlette(routes=local_checkout_routes(svc)), name="checkout").start()
+    server = UvicornThread(Starlette(routes=checkout_routes(svc)), name="checkout").start()
     try:
         url = link.url.replace("http://127.0.0.1:8080", server.url)
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -240,6 +242,8 @@ def test_local_checkout_page_completes_through_the_handler(tmp_path: Path) -> No
         [view] = svc.status(sid)
         assert view.entitled and view.status == "active"
         assert access.actions("grant") == [("grant", "eod", "7101")]
+        with urllib.request.urlopen(f"{server.url}/checkout/done", timeout=10) as resp:
+            assert b"Thank you" in resp.read()
         for target, code in ((url, 409), (f"{server.url}/local/checkout/lcs_nope", 404)):
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(
@@ -254,6 +258,6 @@ def test_build_service_with_stripe_needs_a_plans_file(tmp_path: Path) -> None:
     env = {"STRIPE_API_KEY": "sk_test_x_123456", "STRIPE_WEBHOOK_SECRET": "whsec_x"}
     with pytest.raises(ConfigError, match=r"plans file .*plans\.json cannot be read"):
         build_service(tmp_path, env)
-    with pytest.raises(ConfigError, match="only with the local payment provider"):
-        (tmp_path / "signals" / "plans.json").write_text(plans_json())
-        local_checkout_routes(build_service(tmp_path, env))
+    (tmp_path / "signals" / "plans.json").write_text(plans_json())
+    paths = [r.path for r in checkout_routes(build_service(tmp_path, env))]  # type: ignore[attr-defined]
+    assert paths == ["/checkout/done"]  # no local confirm page when Stripe takes the money
