@@ -40,7 +40,7 @@ from signals.discord import replies as r
 from signals.discord.config import DiscordConfig
 from signals.discord.rest import DiscordRest
 from signals.interfaces import Console, Subscriptions
-from signals.model import Channel
+from signals.model import Channel, Role
 
 log = logging.getLogger(__name__)
 PATH = "/discord/interactions"
@@ -68,7 +68,7 @@ class InteractionsEndpoint:
         self.config = config
         self.subscriptions = subscriptions
         self.console = console
-        self.is_operator = is_operator or config.is_operator
+        self.is_operator = is_operator or self._is_operator
         self.defer_after_s = defer_after_s
         self.max_age_s = max_age_s
         self.clock = clock
@@ -156,13 +156,27 @@ class InteractionsEndpoint:
         name = str(data.get("name", ""))
         opts = {str(o["name"]): str(o.get("value", "")) for o in data.get("options") or []}
         user = _user_id(payload)
-        if name == "status" and self.is_operator(user):
-            return lambda: self._console(user, "status", "")
+        if name == "status":  # the operator's trading status, or the subscriber's plans
+
+            def status() -> dict[str, Any]:
+                if self.is_operator(user):  # may read the database: in the worker thread
+                    return self._console(user, "status", "")
+                return self._subscriber(user, "status", "")
+
+            return status
         if name in CONSOLE_COMMANDS:
             return lambda: self._console(user, name, opts.get("args", ""))
         if name in SUBSCRIBER_COMMANDS:
             return lambda: self._subscriber(user, name, opts.get("plan", ""))
         return lambda: r.message(f"Unknown command /{name}.")
+
+    def _is_operator(self, user: str) -> bool:
+        """The console's own role check when it has one (``DISCORD_OPERATOR_IDS`` or a
+        subscriber row with the operator role), else ``DISCORD_OPERATOR_IDS`` alone."""
+        role_of = getattr(self.console, "role_of", None)
+        if role_of is not None:
+            return bool(role_of(Channel.DISCORD, user) == Role.OPERATOR)
+        return self.config.is_operator(user)
 
     def _console(self, user: str, name: str, args: str) -> dict[str, Any]:
         if self.console is None:

@@ -7,6 +7,7 @@ temporary SQLite data root. Signed interactions come from the fake's Interaction
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,13 @@ from contracts import paths
 from live.journal.store import Journal
 from live.runner import control
 from signals.console import OperatorConsole
-from signals.db import audit_log, make_engine
+from signals.db import audit_log, make_engine, subscribers
 from signals.local.discord_server import DiscordApiServer
-from signals.model import Channel, Role
 from signals.payments.local import LocalProvider
 from signals.subscriptions import SubscriptionService, default_plans
 from tests.signals.discord_fixtures import MEMBER, OPERATOR, fake, serving  # noqa: F401
+
+GRANTED = "6006"
 
 
 @pytest.fixture(autouse=True)
@@ -37,11 +39,11 @@ def test_real_console_and_subscriptions_through_discord(
     engine = make_engine(tmp_path, {})
     console = OperatorConsole(tmp_path, engine, environ={"DISCORD_OPERATOR_IDS": OPERATOR})
     subs = SubscriptionService(engine, LocalProvider(engine), default_plans())
+    with engine.begin() as conn:  # an operator by role (granted in the database, not the env)
+        row = {"subscriber_id": "op2", "created_at": datetime.now(UTC), "role": "operator"}
+        conn.execute(sa.insert(subscribers).values(**row, discord_user_id=GRANTED))
 
-    def is_operator(user: str) -> bool:
-        return console.role_of(Channel.DISCORD, user) is Role.OPERATOR
-
-    with serving(fake, console, subs, is_operator=is_operator) as (sender, _, _):
+    with serving(fake, console, subs) as (sender, _, _):  # operators: the console's role_of
         plans = sender.command("plans", MEMBER)
         assert plans.response is not None and "`realtime`" in plans.response["data"]["content"]
         sub = sender.command("subscribe", MEMBER, {"plan": "realtime"})
@@ -55,8 +57,8 @@ def test_real_console_and_subscriptions_through_discord(
         asked = sender.command("halt", OPERATOR)
         assert asked.response is not None and not control.halt_path(tmp_path).exists()
         confirm = asked.response["data"]["components"][0]["components"][0]["custom_id"]
-        done = sender.command("status", OPERATOR)  # an operator's /status is the console's
-        assert done.response is not None
+        done = sender.command("status", GRANTED)  # an operator's /status is the console's
+        assert done.response is not None and "subscriptions" not in done.response["data"]["content"]
         pressed = sender.component(confirm, OPERATOR, asked.original)
         assert pressed.response is not None and pressed.response["type"] in (6, 7), pressed
         assert fake.wait_for(lambda: control.halt_path(tmp_path).is_file(), timeout_s=3.0)
@@ -77,6 +79,6 @@ def test_real_console_and_subscriptions_through_discord(
     assert trail == [
         ("discord", "/halt", False),
         ("discord", "/halt", True),
-        ("discord", "/status", True),
+        ("discord", "/status", True),  # GRANTED's: the console's status, not the subscriber's
         ("discord", "/halt", True),
     ]
