@@ -300,6 +300,8 @@ def test_page_shows_the_journal_and_refreshes_live_in_chromium(
     expect(page.get_by_test_id("order-row")).to_have_count(1)
     expect(page.get_by_test_id("risk-state")).to_have_text("halted")
     expect(page.get_by_test_id("deployment-row")).to_have_count(2)
+    loss = page.locator('[data-testid=limit-row][data-key="max_daily_loss"] td')
+    expect(loss).to_have_text(["max_daily_loss", "50000", "50000"])  # limit, ma-qqq, ma-spy
     for status, n in {"pending": 2, "inflight": 1, "sent": 2, "dead": 1}.items():
         expect(page.get_by_test_id(f"outbox-count-{status}")).to_have_text(str(n))
     expect(page.get_by_test_id("outbox-total")).to_have_text("6")

@@ -105,7 +105,11 @@ function pnlCard(row) {
       `backtest only ${rp.backtest_only} (${rp.first} to ${rp.last})`, "pnl-replay");
   }
   if (row.note) card.appendChild(el("div", { class: "nobt", "data-testid": "pnl-note" }, row.note));
-  if (lv && lv.equity.length) card.appendChild(sparkline(lv));
+  if (lv && lv.equity.length) {
+    card.appendChild(sparkline(lv));
+    card.appendChild(el("div", { class: "legend" }, lv.backtest_pace ?
+      "solid: live equity; dashed: backtest pace" : "live equity"));
+  }
   return card;
 }
 
@@ -154,6 +158,26 @@ function renderOutbox(o) {
     [(r) => r.last_error, "err"]], "dead-row", (r) => String(r.id));
 }
 
+// One row per limit, one column per deployment (nested limits such as greeks.delta flattened).
+function renderLimits(limits) {
+  const deps = Object.keys(limits);
+  const flat = (obj, prefix, out) => {
+    for (const [k, v] of Object.entries(obj || {})) {
+      if (v !== null && typeof v === "object") flat(v, prefix + k + ".", out);
+      else out[prefix + k] = v;
+    }
+    return out;
+  };
+  const byDep = Object.fromEntries(deps.map((d) => [d, flat(limits[d], "", {})]));
+  const names = [...new Set(deps.flatMap((d) => Object.keys(byDep[d])))].sort();
+  const head = el("tr");
+  head.appendChild(el("th", {}, "limit"));
+  for (const d of deps) head.appendChild(el("th", {}, d));
+  document.querySelector("#limits thead").replaceChildren(head);
+  const cols = deps.map((d) => [(name) => (byDep[d][name] ?? "no cap"), "num"]);
+  fillTable("#limits", names, [[(name) => name], ...cols], "limit-row", (name) => name);
+}
+
 function render(s) {
   setText("generated-at", s.generated_at);
   setText("version", s.version);
@@ -171,14 +195,7 @@ function render(s) {
   fillTable("#fills", s.fills, [[(f) => f.exec_id], [(f) => f.deployment_id], [(f) => f.symbol],
     [(f) => num(f.qty), "num"], [(f) => num(f.price), "num"], [(f) => f.ts], [(f) => f.kind]],
     "fill-row", (f) => f.exec_id);
-  const limits = [];
-  for (const [dep, lim] of Object.entries(s.limits || {})) {
-    for (const [k, v] of Object.entries(lim || {})) {
-      limits.push({ dep, k, v: v !== null && typeof v === "object" ? JSON.stringify(v) : v });
-    }
-  }
-  fillTable("#limits", limits, [[(l) => l.dep], [(l) => l.k], [(l) => l.v ?? "no cap", "num"]],
-    "limit-row", (l) => l.dep + "|" + l.k);
+  renderLimits(s.limits || {});
   const pnl = s.pnl || {};
   problem("pnl-problem", pnl.problem);
   document.getElementById("pnl-cards").replaceChildren(...(pnl.rows || []).map(pnlCard));
