@@ -15,10 +15,12 @@ import httpx
 import pytest
 
 from signals.errors import ConfigError
-from signals.interfaces import SubscriptionView
+from signals.interfaces import OutboundMessage, SubscriptionView
 from signals.local.telegram_server import TelegramBotApiServer
+from signals.model import Channel, TargetKind
 from signals.telegram.bot import SECRET_HEADER, build_application, start_bot, stop_bot
 from signals.telegram.config import TelegramConfig, load_config
+from signals.telegram.sender import TelegramSender, marker
 from tests.signals.tg_fixtures import (
     OPERATOR,
     SUBSCRIBER,
@@ -76,19 +78,45 @@ def test_start_plans_subscribe_gives_a_checkout_button(tg: TelegramBotApiServer)
     asyncio.run(scenario())
 
 
-def test_status_for_a_subscriber_and_for_an_operator(tg: TelegramBotApiServer) -> None:
+def test_status_unsubscribe_and_the_signal_marker(tg: TelegramBotApiServer) -> None:
     grace = datetime(2026, 12, 9, 15, 0, tzinfo=UTC)
     subs, console = MemorySubscriptions(), RecordingConsole()
     subs.views[f"sub-{SUBSCRIBER}"] = [SubscriptionView("rt", "past_due", True, grace_until=grace)]
 
     async def scenario() -> None:
-        async with polling_bot(tg, subs, console):
+        async with polling_bot(tg, subs, console) as app:
             mine = await reply(tg, SUBSCRIBER, "/status")
             assert "rt: past_due, entitled, grace until 2026-12-09 15:00 UTC" in text_of(mine)
             assert "Runner" not in text_of(mine)
             ops = await reply(tg, OPERATOR, "/status")
             assert "No subscriptions yet" in text_of(ops)
             assert "Runner:\nrunner ACTIVE; status: nothing open" in text_of(ops)
+
+            offer = await reply(tg, SUBSCRIBER, "/unsubscribe")
+            assert buttons(offer) == [{"text": "Cancel rt", "callback_data": "unsub:rt"}]
+            await press(tg, SUBSCRIBER, offer, "unsub:rt")
+            edited = await wait_until(
+                lambda: [
+                    m
+                    for m in tg.messages(SUBSCRIBER)
+                    if m.message_id == offer.message_id and m.text == "rt cancelled at period end"
+                ]
+            )
+            assert buttons(edited[0]) == [] and subs.cancelled == [(f"sub-{SUBSCRIBER}", "rt")]
+            nothing = await reply(tg, OPERATOR, "/unsubscribe")
+            assert text_of(nothing) == "You have no subscription to cancel."
+
+            # a signal's marker button answers with its reference (the trace to the outbox)
+            signal = OutboundMessage(
+                "f" * 32, Channel.TELEGRAM, TargetKind.DM, str(SUBSCRIBER), "BUY 10 SPY"
+            )
+            sent = await TelegramSender(app.bot).send(signal)
+            query = await press(
+                tg, SUBSCRIBER, tg.messages(SUBSCRIBER)[-1], marker(signal.idem_key)
+            )
+            assert tg.messages(SUBSCRIBER)[-1].message_id == int(sent.message_id)
+            answer = tg.callback_answer(query) or {}
+            assert answer.get("text", "").startswith(f"Signal reference sig:{'f' * 16}")
         # the console was asked once, for the operator only
         assert [c[:3] for c in console.calls] == [("telegram", str(OPERATOR), "status")]
 
