@@ -12,11 +12,23 @@ does not do, and this module adds through a thin subclass of its private hooks (
   only *logs* error frames after it (405 symbol limit, 407 slow client), so both are mapped from
   the vendor's text to its code here. 409 (insufficient subscription) stops the feed for good
   (alpaca-py returns) and the message names the plan needed;
-- frames reach one ``sink(channel, item)`` parsed once at the edge (``raw_data=True``: no pydantic
-  per frame): bars and updated bars as :class:`MinuteBar` (``source="revision"`` for ``u``),
+- frames reach the hub's sink parsed once at the edge (``raw_data=True``: no pydantic per
+  frame): bars and updated bars as :class:`MinuteBar` (``source="revision"`` for ``u``),
   option quotes as :class:`OptionQuote`, everything else (trades, stock quotes, daily bars,
   statuses, LULD) as the vendor's dict; ``t`` is always the exchange's time, an aware UTC
-  ``datetime``.
+  ``datetime``;
+- bulk decode (the ingest's hot path, issue 11's throughput target): the socket alpaca-py
+  holds is wrapped (:class:`_FrameReader`, set through the ``_ws`` attribute every alpaca-py
+  version so far assigns), so each websocket frame, which carries many messages (a minute's
+  bars of every symbol), is decoded here in one ``msgpack.unpackb`` (timestamps as integer
+  nanoseconds, no ``Timestamp`` object per message) straight into :class:`MinuteBar` /
+  :class:`OptionQuote` tuples and handed to the hub as one batch (``sink.many``): alpaca-py's
+  per-message loop and coroutine dispatch never see the market data. alpaca-py gets back one
+  placeholder market-data message per such frame, so its ``data_timeout`` clock and reconnect
+  backoff see the data exactly as before, and any control message in the frame (handled here
+  in order when it is an error or a subscription ack). Frames without market data (the
+  handshake, acks, errors) pass through untouched. ``tests/stream/test_bulk_decode.py`` pins
+  this seam.
 
 Configuration (environment): the keys as the broker reads them (``ALPACA_API_KEY`` /
 ``ALPACA_SECRET_KEY`` or their ``*_FILE`` mounts, :mod:`live.brokers.credentials`); ``ALPACA_FEED``
@@ -37,24 +49,24 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+import msgpack
 from alpaca.data.enums import DataFeed, OptionsFeed
 from alpaca.data.live.option import OptionDataStream
 from alpaca.data.live.stock import StockDataStream
 
 from live.brokers.credentials import read_keys
 from live.errors import ConfigError
-from live.market.stream.hub import WIRE_LOG, ConnectionStats, now_utc, spawn
+from live.market.stream.hub import WIRE_LOG, ConnectionStats, Sink, now_utc, spawn
 from live.market.stream.model import (
     ERROR_STATES,
     FeedState,
     FeedStatus,
     MinuteBar,
     OptionQuote,
-    minute_bar,
 )
 
 log = logging.getLogger("live.market.stream")
@@ -100,8 +112,15 @@ WIRE_CHANNELS |= {"s": "statuses", "l": "lulds", "c": "trades", "x": "trades"}
 BAR_CHANNELS = frozenset({"bars", "updatedBars"})
 RECOVERING = frozenset({FeedState.STALE, FeedState.RECONNECTING, FeedState.SLOW_CLIENT})
 Item = MinuteBar | OptionQuote | dict[str, Any]
-Sink = Callable[[str, Item], None]
 StatusSink = Callable[[FeedStatus], None]
+# alpaca-py is handed this for a frame decoded here: one market-data message (its staleness
+# clock and backoff reset on it as on the frame's own data) that our _dispatch drops
+DECODED = "\x00decoded-in-bulk"
+DECODED_MSG = {"T": "b", "S": DECODED}
+DECODED_FRAME: bytes = msgpack.packb([DECODED_MSG])
+_unpack, _pack = msgpack.unpackb, msgpack.packb
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_new = tuple.__new__  # a named tuple without its __new__'s argument binding (the hot path)
 
 
 @dataclass(frozen=True)
@@ -192,53 +211,151 @@ def error_code(text: str) -> int | None:
     return next((code for t, code in ERROR_TEXTS.items() if t in low), None)
 
 
-# bar start (msgpack Timestamp seconds, nanoseconds) -> one shared datetime: a minute's frame
-# carries the same start for every symbol, so each bar neither converts it (about 1 us) nor
-# holds its own copy (48 B a bar), and its hash is computed once for the book's dicts
-_BAR_STARTS: dict[tuple[int, int], datetime] = {}
+# bar start (wire time in integer nanoseconds) -> one shared datetime: a minute's frame carries
+# the same start for every symbol, so each bar neither converts it (about 1 us) nor holds its
+# own copy (48 B a bar), and its hash is computed once for the book's dicts
+_BAR_STARTS: dict[Any, datetime] = {}
+
+
+def exchange_time(t: Any) -> datetime:
+    """A wire ``t`` as an aware UTC datetime (microseconds, as msgpack's ``to_datetime``).
+
+    ``t``: integer nanoseconds (a msgpack Timestamp decoded with ``timestamp=2``), a msgpack
+    ``Timestamp``, RFC 3339 text, or already a datetime.
+    """
+    if type(t) is int:
+        return _EPOCH + timedelta(microseconds=t // 1000)
+    if isinstance(t, datetime):
+        return t
+    if isinstance(t, msgpack.Timestamp):
+        return t.to_datetime()
+    return datetime.fromisoformat(str(t))
 
 
 def _bar_start(t: Any) -> datetime:
-    """The bar start of a msgpack Timestamp (``seconds``, ``nanoseconds``, ``to_datetime``)."""
-    key = (t.seconds, t.nanoseconds)
+    """The bar start of a wire ``t`` (see :func:`exchange_time`), one shared object per minute."""
+    key = t.to_unix_nano() if isinstance(t, msgpack.Timestamp) else t
     found = _BAR_STARTS.get(key)
     if found is None:
         if len(_BAR_STARTS) >= 4096:  # a few sessions' minutes; bounded
             _BAR_STARTS.clear()
-        found = _BAR_STARTS[key] = t.to_datetime()
+        found = _BAR_STARTS[key] = exchange_time(t)
     return found
 
 
 def parse(kind: str, channel: str, msg: dict[str, Any]) -> Item:
-    """One vendor frame as our type (see the module docstring); ``t`` -> aware UTC datetime."""
-    t = msg.get("t")
-    if t is not None and not isinstance(t, datetime):
-        if channel in BAR_CHANNELS and hasattr(t, "nanoseconds"):  # msgpack.Timestamp (ext -1)
-            msg["t"] = _bar_start(t)
-        else:
-            to_dt = getattr(t, "to_datetime", None)  # msgpack.Timestamp (ext -1)
-            msg["t"] = to_dt() if to_dt is not None else datetime.fromisoformat(str(t))
+    """One vendor message as our type (see the module docstring); ``t`` -> aware UTC datetime.
+
+    The per-message path (:func:`parse_many` does a frame's messages at once).
+    """
+    got = parse_many(kind, channel, [msg], _raise)
+    return got[0]
+
+
+def _raise(msg: dict[str, Any], exc: Exception) -> None:
+    raise exc
+
+
+def parse_many(
+    kind: str,
+    channel: str,
+    msgs: list[dict[str, Any]],
+    malformed: Callable[[dict[str, Any], Exception], None],
+) -> list[Item]:
+    """A frame's messages of one ``channel`` as our types, in order; ``malformed(msg, exc)`` for
+    each that lacks a field or holds a wrong type (it is left out)."""
+    out: list[Any] = []
+    keep = out.append
     if channel in BAR_CHANNELS:
-        revised = channel == "updatedBars"
-        return minute_bar(msg["S"], msg["t"], msg, "revision" if revised else "stream")
-    if kind == "options" and channel == "quotes":
-        return OptionQuote(  # positional: once per quote, the hot path
-            msg["S"],
-            msg["t"],
-            float(msg["bp"]),
-            float(msg["ap"]),
-            float(msg["bs"]),
-            float(msg["as"]),
-            str(msg.get("bx", "")),
-            str(msg.get("ax", "")),
-        )
-    return msg
+        source = "revision" if channel == "updatedBars" else "stream"
+        starts = _BAR_STARTS
+        for m in msgs:  # model.minute_bar's fields, inlined: a call per bar costs ~0.1 us
+            try:
+                t = m["t"]
+                ts = starts.get(t) if type(t) is int else None
+                keep(
+                    _new(
+                        MinuteBar,
+                        (
+                            m["S"],
+                            ts or _bar_start(t),
+                            float(m["o"]),
+                            float(m["h"]),
+                            float(m["l"]),
+                            float(m["c"]),
+                            float(m["v"]),
+                            float(m.get("vw") or 0.0),
+                            int(m.get("n") or 0),
+                            source,
+                        ),
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                malformed(m, exc)
+    elif kind == "options" and channel == "quotes":
+        for m in msgs:
+            try:
+                keep(
+                    _new(
+                        OptionQuote,
+                        (
+                            m["S"],
+                            exchange_time(m["t"]),
+                            float(m["bp"]),
+                            float(m["ap"]),
+                            float(m["bs"]),
+                            float(m["as"]),
+                            str(m.get("bx", "")),
+                            str(m.get("ax", "")),
+                        ),
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                malformed(m, exc)
+    else:
+        for m in msgs:
+            t = m.get("t")
+            if t is not None:
+                try:
+                    m["t"] = exchange_time(t)
+                except (TypeError, ValueError) as exc:
+                    malformed(m, exc)
+                    continue
+            keep(m)
+    return cast(list[Item], out)
+
+
+class _FrameReader:
+    """The socket alpaca-py reads, as alpaca-py sees it: frames with market data are decoded in
+    bulk by the connection (``_decode``) and replaced by what alpaca-py still needs to see."""
+
+    def __init__(self, ws: Any, observer: AlpacaConnection) -> None:
+        self.ws, self._observer = ws, observer
+
+    async def recv(self) -> Any:
+        return self._observer._decode(await self.ws.recv())
+
+    def __getattr__(self, name: str) -> Any:  # send, close, ...: the socket's own
+        return getattr(self.ws, name)
 
 
 class _Observed:
     """alpaca-py hooks (0.44.0 private methods) reporting to an :class:`AlpacaConnection`."""
 
     _observer: AlpacaConnection
+    _socket: Any = None
+
+    @property
+    def _ws(self) -> Any:
+        return self._socket
+
+    @_ws.setter
+    def _ws(self, ws: Any) -> None:
+        # every socket alpaca-py opens (or a test hands it) is read through the bulk decoder
+        observer = getattr(self, "_observer", None)
+        if ws is not None and observer is not None and not isinstance(ws, _FrameReader):
+            ws = _FrameReader(ws, observer)
+        self._socket = ws
 
     async def _start_ws(self) -> None:
         self._observer._attempt()
@@ -266,14 +383,11 @@ class _Observed:
         kind = msg.get("T")
         channel = WIRE_CHANNELS.get(kind)  # type: ignore[arg-type]
         if channel is not None and "S" in msg:
-            # market data goes straight to the connection (no coroutine per message; the
-            # handlers alpaca-py holds only make it subscribe); the hub filters by symbol
-            self._observer._frame(channel, msg)
-        elif kind == "error":
-            self._observer._error_frame(msg)  # a health state (alpaca-py would only log it)
-        elif kind == "subscription":
-            self._observer._acked(msg)
-        else:
+            if msg["S"] != DECODED:  # (the placeholder of a frame decoded in bulk)
+                # market data alpaca-py decoded itself (not through _FrameReader): straight to
+                # the connection, no coroutine per message; the hub filters by symbol
+                self._observer._frame(channel, msg)
+        elif not self._observer._control(msg):
             await super()._dispatch(msg)  # type: ignore[misc]
 
 
@@ -291,8 +405,8 @@ class AlpacaConnection:
     Args:
         config: Keys, feeds and endpoints.
         kind: ``"stocks"`` or ``"options"``.
-        sink: Called on the stream thread with ``(channel, msg)`` for every market-data frame;
-            must not block.
+        sink: The hub's :class:`~live.market.stream.hub.Sink`: called on the stream thread with
+            a websocket frame's parsed items (``sink.many``) or one item; must not block.
         on_status: Called on the stream thread with every health change.
         on_connected: Called on the stream thread after each successful (re)connect.
     """
@@ -426,6 +540,87 @@ class AlpacaConnection:
             self._frame(channel, msg)
 
         return handle
+
+    def _decode(self, frame: Any) -> Any:
+        """One websocket frame in bulk (see the module docstring); returns what alpaca-py gets.
+
+        Market data are parsed per run of one channel and handed to ``sink.many``; error frames
+        and subscription acks among them are handled here in their place. A frame without
+        market data, or one that does not decode, is returned as it came.
+        """
+        if type(frame) is not bytes:
+            return frame
+        try:
+            msgs = _unpack(frame, timestamp=2)
+        except Exception:  # noqa: BLE001 - alpaca-py decodes it again and raises its own error
+            return frame
+        if type(msgs) is not list:
+            return frame
+        channels = WIRE_CHANNELS
+        run: list[dict[str, Any]] = []
+        channel: str | None = None
+        control: list[dict[str, Any]] = []  # before the first market data, or unhandled
+        count = 0
+        for m in msgs:
+            if type(m) is not dict:
+                return frame
+            ch = channels.get(m.get("T"))  # type: ignore[arg-type]
+            if ch is not None and "S" in m:
+                if ch is not channel:
+                    if run:
+                        self._deliver(channel, run)  # type: ignore[arg-type]
+                        run = []
+                    if not count:  # the frame's first market data: what came before, first
+                        control = [c for c in control if not self._control(c)]
+                    if channel is None:  # first data of the frame or after a control message
+                        self._data_arrived()
+                    channel = ch
+                run.append(m)
+                count += 1
+            elif count:
+                if run:
+                    self._deliver(channel, run)  # type: ignore[arg-type]
+                    run, channel = [], None
+                if not self._control(m):
+                    control.append(m)
+            else:
+                control.append(m)
+        if not count:
+            return frame
+        if run:
+            self._deliver(channel, run)  # type: ignore[arg-type]
+        self.stats.messages += count
+        self.stats.frames += 1
+        return _pack([*control, DECODED_MSG]) if control else DECODED_FRAME
+
+    def _data_arrived(self) -> None:
+        self.stats.last_message_s = time.time()
+        if self.status.state in RECOVERING:
+            self._set(FeedState.STREAMING, f"{self.name}: market data flowing again")
+
+    def _deliver(self, channel: str, msgs: list[dict[str, Any]]) -> None:
+        items = parse_many(self.kind, channel, msgs, self._malformed)
+        if not items:
+            return
+        try:
+            self._sink.many(channel, items)
+        except Exception:  # a consumer's bug must not kill the socket
+            log.exception("%s: %s frame handler failed", self.name, channel)
+
+    def _malformed(self, msg: dict[str, Any], exc: Exception) -> None:
+        self.stats.malformed += 1
+        log.warning("%s: malformed %s message ignored (%s)", self.name, msg.get("T"), exc)
+
+    def _control(self, msg: dict[str, Any]) -> bool:
+        """An error frame or a subscription ack; False for anything else (alpaca-py's)."""
+        kind = msg.get("T")
+        if kind == "error":
+            self._error_frame(msg)  # a health state (alpaca-py would only log it)
+        elif kind == "subscription":
+            self._acked(msg)
+        else:
+            return False
+        return True
 
     def _frame(self, channel: str, msg: dict[str, Any]) -> None:
         stats = self.stats

@@ -7,6 +7,10 @@ writer, ``stream status``) subscribes through :class:`StreamHub`; the hub opens 
 the first subscription, sends the vendor the union of every consumer's symbols, routes each
 parsed frame to the consumers that asked for its symbol, and closes the socket when the last
 consumer leaves. Callbacks run on the stream thread and must not block (queue the work).
+
+A source may hand the hub a whole websocket frame at once (``sink.many(channel, items)``): the
+hub then routes per frame, not per message, and a consumer with a batch callback (``on_bars``,
+``on_quotes``) gets the frame's items for its symbols as one list, in order.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ WIRE_LOG = logging.getLogger("live.market.stream.wire")
 WIRE_LOG.setLevel(logging.INFO)
 
 EventHandler = Callable[[str, dict[str, Any]], None]  # (channel, vendor dict)
+BarsHandler = Callable[[list[MinuteBar]], None]  # a frame's bars, in order
+QuotesHandler = Callable[[list[OptionQuote]], None]
 
 
 @dataclass
@@ -45,6 +51,7 @@ class ConnectionStats:
     reconnects: int = 0
     messages: int = 0
     malformed: int = 0
+    frames: int = 0  # websocket frames whose market data were decoded in bulk (Alpaca)
     last_message_s: float | None = None  # epoch seconds (receive clock), cheap per message
 
 
@@ -74,10 +81,24 @@ class Connection(Protocol):
     def close(self, timeout: float = 5.0) -> None: ...
 
 
-# (sink(channel, item), on_status, on_connected) -> a connection, not yet started
-ConnectionFactory = Callable[
-    [Callable[[str, Any], None], Callable[[FeedStatus], None], Callable[[], None]], Connection
-]
+class Sink:
+    """Where a connection hands parsed market data: ``sink(channel, item)`` one at a time, or
+    ``sink.many(channel, items)`` a frame's items of one channel and type at once."""
+
+    __slots__ = ("_holder",)
+
+    def __init__(self, holder: dict[str, _Shared]) -> None:
+        self._holder = holder  # holds the connection's shared state once it exists
+
+    def __call__(self, channel: str, item: Any) -> None:
+        _route(self._holder["s"], channel, item)
+
+    def many(self, channel: str, items: list[Any]) -> None:
+        _route_many(self._holder["s"], channel, items)
+
+
+# (sink, on_status, on_connected) -> a connection, not yet started
+ConnectionFactory = Callable[[Sink, Callable[[FeedStatus], None], Callable[[], None]], Connection]
 
 
 @dataclass(eq=False)
@@ -92,6 +113,8 @@ class Handle:
     on_event: EventHandler | None = None
     on_connected: Callable[[], None] | None = None
     active: bool = field(default=True)
+    on_bars: BarsHandler | None = None  # preferred over on_bar for a whole frame
+    on_quotes: QuotesHandler | None = None  # preferred over on_quote for a whole frame
 
 
 @dataclass(eq=False)
@@ -100,6 +123,8 @@ class _Shared:
     handles: list[Handle] = field(default_factory=list)
     # channel -> symbol -> handles; replaced whole on change, read lock-free by the stream thread
     routes: dict[str, dict[str, tuple[Handle, ...]]] = field(default_factory=dict)
+    # channel -> the handles when every symbol routes to the same ones (no per-item grouping)
+    uniform: dict[str, tuple[Handle, ...]] = field(default_factory=dict)
 
 
 class StreamHub:
@@ -120,11 +145,15 @@ class StreamHub:
         on_status: StatusHandler | None = None,
         on_event: EventHandler | None = None,
         on_connected: Callable[[], None] | None = None,
+        on_bars: BarsHandler | None = None,
+        on_quotes: QuotesHandler | None = None,
     ) -> Handle:
         """Join (or open) the connection ``key`` for ``channels`` (channel -> symbols).
 
         ``key`` identifies the socket: (source, key fingerprint, feed). The factory is called only
         when no connection with that key exists. The handle gets the current status at once.
+        ``on_bars`` / ``on_quotes`` take a frame's items at once (else ``on_bar`` / ``on_quote``
+        is called per item).
         """
         handle = Handle(
             key,
@@ -134,6 +163,8 @@ class StreamHub:
             on_status,
             on_event,
             on_connected,
+            on_bars=on_bars,
+            on_quotes=on_quotes,
         )
         with self._lock:
             shared = self._shared.get(key)
@@ -141,7 +172,7 @@ class StreamHub:
             if shared is None:
                 holder: dict[str, _Shared] = {}
                 conn = factory(
-                    lambda ch, item: _route(holder["s"], ch, item),
+                    Sink(holder),
                     lambda st: _status(holder["s"], st),
                     lambda: _connected(holder["s"]),
                 )
@@ -207,7 +238,12 @@ class StreamHub:
         for ch, by_symbol in routes.items():
             star = by_symbol.get("*", [])
             merged[ch] = {s: tuple(dict.fromkeys(hs + star)) for s, hs in by_symbol.items()}
-        shared.routes = merged
+        uniform = {}
+        for ch, by in merged.items():
+            targets = set(by.values())
+            if len(targets) == 1:
+                uniform[ch] = targets.pop()
+        shared.routes, shared.uniform = merged, uniform
 
 
 def _route(shared: _Shared, channel: str, item: Any) -> None:
@@ -232,6 +268,55 @@ def _route(shared: _Shared, channel: str, item: Any) -> None:
                     h.on_event(channel, item)
                 except Exception:
                     log.exception("stream consumer failed on a %s frame", channel)
+
+
+def _route_many(shared: _Shared, channel: str, items: list[Any]) -> None:
+    """Route one frame's items (one channel, one type): per frame, not per message."""
+    by_symbol = shared.routes.get(channel)
+    if not by_symbol or not items:
+        return
+    first = type(items[0])
+    names = [str(i.get("S", "")) for i in items] if first is dict else [i[0] for i in items]
+    uniform = shared.uniform.get(channel)
+    groups: list[tuple[tuple[Handle, ...], list[Any]]]
+    if uniform is not None:  # every symbol goes to the same consumers: filter, don't group
+        if "*" in by_symbol:
+            groups = [(uniform, items)]
+        else:
+            wanted = [i for i, s in zip(items, names, strict=True) if s in by_symbol]
+            groups = [(uniform, wanted)] if wanted else []
+    else:
+        star = by_symbol.get("*", ())
+        per: dict[Handle, list[Any]] = {}
+        for item, s in zip(items, names, strict=True):
+            for h in by_symbol.get(s) or star:
+                per.setdefault(h, []).append(item)
+        groups = [((h,), got) for h, got in per.items()]
+    for handles, got in groups:
+        for h in handles:
+            if first is MinuteBar:
+                _deliver(h.on_bars, h.on_bar, got, channel)
+            elif first is OptionQuote:
+                _deliver(h.on_quotes, h.on_quote, got, channel)
+            elif h.on_event is not None:
+                for item in got:
+                    try:
+                        h.on_event(channel, item)
+                    except Exception:
+                        log.exception("stream consumer failed on a %s frame", channel)
+
+
+def _deliver(
+    many: Callable[[list[Any]], None] | None,
+    one: Callable[[Any], None] | None,
+    items: list[Any],
+    channel: str,
+) -> None:
+    if many is not None:
+        _call(many, items, channel)
+    elif one is not None:
+        for item in items:
+            _call(one, item, channel)
 
 
 def _call(callback: Callable[[Any], None], item: Any, channel: str) -> None:

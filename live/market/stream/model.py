@@ -11,14 +11,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 BarSource = Literal["stream", "revision", "backfill"]
 
 
-@dataclass(frozen=True, slots=True)
-class MinuteBar:
-    """One minute bar of one symbol (the ``stock_bars_1m`` columns, ``source`` = how it came)."""
+class MinuteBar(NamedTuple):
+    """One minute bar of one symbol (the ``stock_bars_1m`` columns, ``source`` = how it came).
+
+    A named tuple, not a frozen dataclass: as immutable and hashable, read by the same names,
+    but built in a fifth of the time (a frozen dataclass's ``__init__`` pays one
+    ``object.__setattr__`` per field, about 0.9 us a bar: a quarter of the per-bar budget of
+    the stream ingest, issue 11). Change fields with ``bar._replace(...)``.
+    """
 
     symbol: str
     ts: datetime  # bar start, tz-aware UTC, whole minute
@@ -50,9 +55,11 @@ def minute_bar(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class OptionQuote:
-    """One NBBO quote of one option contract (OCC symbol), at the exchange's time."""
+class OptionQuote(NamedTuple):
+    """One NBBO quote of one option contract (OCC symbol), at the exchange's time.
+
+    A named tuple for the same reason as :class:`MinuteBar` (the quote stream's hot path).
+    """
 
     symbol: str
     ts: datetime  # tz-aware UTC

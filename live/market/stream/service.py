@@ -203,6 +203,8 @@ class MarketStream:
                     dict(channels),
                     on_bar=self._bar,
                     on_quote=self._quote,
+                    on_bars=self._bars,
+                    on_quotes=self._quotes,
                     on_status=self._feed_status,
                     on_event=self._on_event,
                     on_connected=self._reconnected if key[2] == "stocks" else None,
@@ -231,17 +233,35 @@ class MarketStream:
 
     # -- stream callbacks (stream threads) ----------------------------------------------------
     def _bar(self, bar: MinuteBar) -> None:
-        outcome = self.book.apply(bar)
-        if outcome != "duplicate" and self._on_bar is not None:
-            self._on_bar(bar)
+        self._bars([bar])
+
+    def _bars(self, bars: list[MinuteBar]) -> None:
+        """A frame's bars: booked under one lock; ``on_bar`` for each that changed the book."""
+        changed = self.book.apply_many(bars)
+        on_bar = self._on_bar
+        if on_bar is not None:
+            for bar in changed:
+                try:
+                    on_bar(bar)
+                except Exception:  # one bad bar must not starve the rest of the frame
+                    log.exception("on_bar failed on %s %s", bar.symbol, bar.ts)
+
+    def _quotes(self, quotes: list[OptionQuote]) -> None:
+        """A frame's quotes: the last exchange time per contract; ``on_quote`` for each."""
+        last_quote, on_quote = self._last_quote, self._on_quote
+        for quote in quotes:
+            symbol, ts = quote[0], quote[1]
+            last = last_quote.get(symbol)
+            if last is None or ts > last:
+                last_quote[symbol] = ts
+            if on_quote is not None:
+                try:
+                    on_quote(quote)
+                except Exception:  # one bad quote must not starve the rest of the frame
+                    log.exception("on_quote failed on %s", symbol)
 
     def _quote(self, quote: OptionQuote) -> None:
-        # one writer per contract (its feed's thread); dict reads and writes are atomic
-        last = self._last_quote.get(quote.symbol)
-        if last is None or quote.ts > last:
-            self._last_quote[quote.symbol] = quote.ts
-        if self._on_quote is not None:
-            self._on_quote(quote)
+        self._quotes([quote])
 
     def _feed_status(self, status: FeedStatus) -> None:
         with self._lock:
