@@ -48,6 +48,7 @@ from signals.model import Channel, Plan, SubscriptionStatus, Tier
 from signals.payments.base import (
     SUBSCRIPTION_EVENTS,
     Customer,
+    NotFoundError,
     PaymentProvider,
     ProviderError,
     ProviderEvent,
@@ -391,7 +392,13 @@ class SubscriptionService:
             if conn.dialect.name == "postgresql":
                 lock = sa.text("SELECT pg_advisory_xact_lock(hashtext(:ref))")
                 conn.execute(lock, {"ref": f"signals-sub:{event.object_ref}"})
-            sub = self.provider.fetch_subscription(event.object_ref)
+            try:
+                sub = self.provider.fetch_subscription(event.object_ref)
+            except NotFoundError as err:
+                out.ignored = str(err)
+                log.warning("payment event %s ignored: %s", event.id, err)
+                self._mark(event.id, conn)
+                return out
             subscriber_id = self._subscriber_of(conn, sub, event)
             plan_id = sub.plan_id if sub.plan_id in self._plans else None
             if subscriber_id is None or plan_id is None:

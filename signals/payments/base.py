@@ -28,6 +28,10 @@ class ProviderError(SignalsError):
     """The provider refused or failed a call (after its own retries); the message names it."""
 
 
+class NotFoundError(ProviderError):
+    """The provider has no such object: retrying cannot help (an event about it is dropped)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Customer:
     """Who pays: our subscriber and, once known, the provider's customer id."""

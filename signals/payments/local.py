@@ -26,8 +26,8 @@ from signals.interfaces import CheckoutLink
 from signals.model import Plan, SubscriptionStatus
 from signals.payments.base import (
     Customer,
+    NotFoundError,
     PaymentProvider,
-    ProviderError,
     ProviderEvent,
     ProviderSubscription,
     WebhookError,
@@ -66,7 +66,7 @@ class LocalProvider(PaymentProvider):
                 sa.select(local_subscriptions).where(local_subscriptions.c.ref == ref)
             ).first()
         if row is None:
-            raise ProviderError(f"local provider: no subscription {ref!r}")
+            raise NotFoundError(f"local provider: no subscription {ref!r}")
         return row
 
     def _set(self, ref: str, **values: Any) -> None:

@@ -35,6 +35,7 @@ from signals.interfaces import CheckoutLink
 from signals.model import Plan
 from signals.payments.base import (
     Customer,
+    NotFoundError,
     PaymentProvider,
     ProviderError,
     ProviderEvent,
@@ -117,6 +118,8 @@ class StripeProvider(PaymentProvider):
         except stripe.StripeError as err:
             # the library masks keys in its own messages; we still keep only the Stripe message
             detail = (err.user_message or type(err).__name__).splitlines()[0][:200]
+            if err.code == "resource_missing":
+                raise NotFoundError(f"Stripe {what} failed: {detail}") from None
             raise ProviderError(f"Stripe {what} failed: {detail}") from None
 
     def price_id(self, plan: Plan) -> str:

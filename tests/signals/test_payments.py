@@ -366,3 +366,16 @@ def test_unpaid_after_retries_and_refresh_without_webhooks(stripe_env: StripeHar
     report = asyncio.run(h.service.reconciler.reconcile_all())  # type: ignore[union-attr]
     assert [c.action for c in report.changes] == ["revoke"]
     assert not h.service.status(sid)[0].entitled
+
+
+def test_event_about_a_missing_subscription_is_dropped_not_retried(
+    stripe_env: StripeHarness,
+) -> None:
+    h = stripe_env
+    subscribe(h)
+    forged = {**h.fake.events[1], "id": "evt_ghost"}
+    forged["data"] = {"object": {**forged["data"]["object"], "id": "sub_does_not_exist"}}
+    assert h.fake.post_webhook(*h.fake.signed(forged)) == 200  # Stripe must not retry it
+    with h.engine.connect() as conn:
+        done = conn.execute(sa.select(payment_events.c.processed_at)).scalar_one()
+    assert done is not None and h.count(subscriptions) == 0
