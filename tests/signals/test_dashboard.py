@@ -478,3 +478,26 @@ def test_standalone_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         state = httpx.get(f"{base}/api/state").json()
     assert len(state["deployments"]) == 2 and state["outbox"]["total"] == 0
     assert (tmp_path / "signals" / "signals.sqlite").is_file()
+
+
+@pytest.mark.browser
+def test_page_reconnects_when_the_server_ends_a_stream(
+    site: Site, browser_page: tuple[Any, list[str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    page, errors = browser_page
+    app = dashboard_app(site.home, site.engine, environ=site.planted.environ(), stream_max_s=1.5)
+    requests: list[str] = []
+    page.on("request", lambda req: requests.append(req.url.rsplit("/", 1)[-1]))
+    with fx.serve(app) as base:
+        page.goto(f"{base}/")
+        expect(page.get_by_test_id("live-mode")).to_have_text("live")
+        page.wait_for_timeout(4_500)  # the server ends the stream, the page reconnects 2 s later
+        _write_fill_and_outbox_row(site)
+        expect(page.locator('[data-testid=fill-row][data-key="x-new"]')).to_have_count(1)
+        expect(page.get_by_test_id("live-mode")).to_have_text("live")
+        page.close()
+    assert requests.count("events") >= 2  # the first stream, then a reconnection after its end
+    assert requests.count("state") == 1  # the first paint only: never fell back to polling
+    assert errors == []

@@ -4,6 +4,7 @@
 "use strict";
 
 const POLL_MS = 2000;
+const RECONNECT_GRACE_MS = 3500;
 let pollTimer = null;
 
 function el(tag, attrs, text) {
@@ -237,9 +238,16 @@ function connect() {
   source.addEventListener("state", (ev) => render(JSON.parse(ev.data)));
   source.addEventListener("heartbeat", (ev) => setText("generated-at", JSON.parse(ev.data).generated_at));
   source.addEventListener("error", () => {
-    // the browser retries the stream by itself; poll meanwhile so the page stays current
-    startPolling();
-    if (source.readyState === EventSource.CLOSED) setTimeout(connect, POLL_MS);
+    if (source.readyState === EventSource.CLOSED) {
+      startPolling();
+      setTimeout(connect, POLL_MS);
+      return;
+    }
+    // the browser retries by itself (the server ends every stream after a while): poll only
+    // if the stream is not back soon
+    setTimeout(() => {
+      if (source.readyState !== EventSource.OPEN) startPolling();
+    }, RECONNECT_GRACE_MS);
   });
 }
 
