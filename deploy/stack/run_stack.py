@@ -216,7 +216,7 @@ class Stack:
         """One file per compose secret, generated for this stack (0400 under a 0700 dir)."""
         pg = self.port("postgres", 5432)
         pw = _secret_text()
-        ui_pw, admin_pw = _secret_text(), _secret_text()
+        ui_pw, admin_pw, dash_pw = _secret_text(), _secret_text(), _secret_text()
         db = f"postgresql+psycopg2://alpaca:{pw}@127.0.0.1:{pg}"
         values = {
             "postgres_password": pw,
@@ -233,6 +233,7 @@ class Stack:
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
             ),
             "mlflow_admin_password": admin_pw,
+            "dashboard_password": dash_pw,
             "dagster_htpasswd": f"{UI_USER}:{_bcrypt(ui_pw)}",
         }
         missing = set(self.compose["secrets"]) - set(values)
@@ -252,10 +253,17 @@ class Stack:
             "mlflow_flask_secret_key": values["mlflow_flask_secret_key"],
             "mlflow_admin_password": admin_pw,
             "dagster_ui_password": ui_pw,
+            "dashboard_password": dash_pw,
         }
         self.logins = {
             "dagster_ui": {"user": UI_USER, "password": ui_pw},
             "mlflow": {"user": MLFLOW_ADMIN, "password": admin_pw},
+            "signals_dashboard": {
+                "user": self.compose["services"]["signals-paper"]["environment"][
+                    "ALPACA_IMPROVED_DASHBOARD_USER"
+                ],
+                "password": dash_pw,
+            },
         }
         creds = self.root / "credentials.json"
         creds.write_text(json.dumps(self.logins, indent=2))
@@ -661,6 +669,7 @@ class Stack:
                 "live_runner_health": (
                     f"http://127.0.0.1:{self.port('live-runner-paper', 8081)}/health"
                 ),
+                "signals": f"http://127.0.0.1:{self.port('signals-paper', 8082)}/",
                 "s3": f"http://127.0.0.1:{self.port('s3', 5000)}/",
                 "redis": f"redis://127.0.0.1:{self.port('redis', 6379)}/0",
             },
@@ -782,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  Dagster UI (basic auth) {urls['dagster_ui']}\n"
             f"  MLflow (basic auth)     {urls['mlflow']}\n"
             f"  live runner             {urls['live_runner_health']}\n"
+            f"  signals (dashboard)     {urls['signals']}dashboard/\n"
             f"  logins                  {summary['credentials']}\n"
             f"  logs                    {root / 'logs'}\n"
             "Ctrl-C stops everything.",

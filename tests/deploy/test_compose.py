@@ -157,7 +157,7 @@ def test_files_the_stack_mounts_exist(compose: dict[str, Any]) -> None:
 def test_only_authenticated_loopback_ports_are_published(compose: dict[str, Any]) -> None:
     services = compose["services"]
     published = {n: s["ports"] for n, s in services.items() if s.get("ports")}
-    assert set(published) == {"dagster-webserver", "mlflow"}
+    assert set(published) == {"dagster-webserver", "mlflow", "signals-paper"}
     for ports in published.values():
         assert all(p.startswith("127.0.0.1:") for p in ports)
     web = services["dagster-webserver"]
@@ -182,9 +182,19 @@ def test_s3_init_creates_the_buckets_the_stack_uses(compose: dict[str, Any]) -> 
     )
 
 
-def test_signals_service_is_templated_behind_a_profile(compose: dict[str, Any]) -> None:
-    """The signals service does not exist yet: it must not start by default."""
-    assert compose["services"]["signals"]["profiles"] == ["signals"]
+def test_signals_service_shares_its_runners_journal_behind_auth(compose: dict[str, Any]) -> None:
+    """One signals service per live runner: the runner's volume (its journal), the real
+    command, the dashboard behind basic auth with a password file, published on loopback."""
+    svc = compose["services"]["signals-paper"]
+    runner = compose["services"]["live-runner-paper"]
+    assert svc["volumes"] == runner["volumes"]
+    assert svc["command"][:3] == ["alpaca-improved", "signals", "serve"]
+    env = svc["environment"]
+    assert env["ALPACA_IMPROVED_DASHBOARD_USER"]
+    assert env["ALPACA_IMPROVED_DASHBOARD_PASSWORD_FILE"] == "/run/secrets/dashboard_password"
+    assert "dashboard_password" in svc["secrets"] and "dashboard_password" in compose["secrets"]
+    assert svc["ports"] == ["127.0.0.1:8082:8082"]
+    assert "profiles" not in svc
 
 
 def test_workspace_points_at_the_code_server(compose: dict[str, Any]) -> None:

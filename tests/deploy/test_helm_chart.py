@@ -238,7 +238,7 @@ def test_live_runner_is_one_pod_per_account_with_a_journal(objs: tuple[Obj, ...]
         assert sts["kind"] == "StatefulSet" and sts["spec"]["replicas"] == 1
         (claim,) = sts["spec"]["volumeClaimTemplates"]
         assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
-        (c,) = containers(sts)
+        c = next(c for c in containers(sts) if c["name"] == "live-runner")  # + the signals sidecar
         assert {"name": claim["metadata"]["name"], "mountPath": "/data"} in c["volumeMounts"]
         assert c["args"][:4] == ["python", "-m", "live.cli", "run"]
         port = c["args"][c["args"].index("--health-port") + 1]
@@ -428,7 +428,10 @@ PAPER = {
             "at '/liveRunner/accounts/0/broker'",
         ),
         ({"postgresql": {"bundled": False}}, "postgresql.host is required"),
-        ({"signals": {"enabled": True}}, "the signals service is not implemented yet"),
+        (
+            {"signals": {"secretFiles": {"TELEGRAM_BOT_TOKEN": "bad key/"}}},
+            "at '/signals/secretFiles/TELEGRAM_BOT_TOKEN'",
+        ),
         (
             {"liveRunner": {"accounts": [{**PAPER, "live": True}]}},
             'set confirmLiveTrading: "yes" too',
@@ -496,3 +499,40 @@ def test_pipelines_log_in_to_mlflow_and_mlflow_exposes_metrics(objs: tuple[Obj, 
     assert "secret-mlflow-client" in {v["name"] for v in launcher["volumes"]}
     (server,) = containers(by_component["mlflow"])
     assert "--expose-prometheus" in server["args"]
+
+
+def test_signals_is_a_sidecar_of_each_live_runner_behind_its_own_port(
+    objs: tuple[Obj, ...],
+) -> None:
+    """The signals service runs beside each runner on the journal volume, with the dashboard
+    password as a mounted file; only its port is open, and only to the ingress namespace."""
+    runners = [w for w in workloads(objs) if component(w) == "live-runner"]
+    assert runners
+    for sts in runners:
+        by_name = {c["name"]: c for c in containers(sts)}
+        side = by_name["signals"]
+        assert side["args"][:3] == ["alpaca-improved", "signals", "serve"]
+        mounts = {m["name"]: m["mountPath"] for m in side["volumeMounts"]}
+        assert (
+            mounts["journal"]
+            == "/data"
+            == {m["name"]: m["mountPath"] for m in by_name["live-runner"]["volumeMounts"]}[
+                "journal"
+            ]
+        )
+        env = {e["name"]: e["value"] for e in side["env"]}
+        assert env["ALPACA_IMPROVED_DASHBOARD_PASSWORD_FILE"].startswith(mounts["secret-signals"])
+        port = side["ports"][0]["containerPort"]
+        svc = named(objs, "Service", f"{sts['metadata']['name']}-signals")
+        assert svc["spec"]["ports"][0]["port"] == port
+    policy = named(objs, "NetworkPolicy", "-live-runner")
+    (rule,) = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == [port]
+    assert all("namespaceSelector" in peer for peer in rule["from"])  # not other pods
+
+
+def test_signals_disabled_leaves_the_runner_closed(helm_bin: str) -> None:
+    out = render(sets=("signals.enabled=false",))
+    for sts in (w for w in workloads(out) if component(w) == "live-runner"):
+        assert [c["name"] for c in containers(sts)] == ["live-runner"]
+    assert named(out, "NetworkPolicy", "-live-runner")["spec"]["ingress"] == []

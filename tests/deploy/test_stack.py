@@ -265,6 +265,16 @@ def test_stack_serves_through_its_front_doors_and_stops_clean(tmp_path: Path) ->
         lake = bucket_keys(info, "lake")
         assert any("stock_bars_1d" in k and k.endswith(".parquet") for k in lake), lake[:20]
 
+        # the signals service: /health open, the dashboard only with its login, reading the
+        # runner's journal from the shared volume
+        signals_url = info["urls"]["signals"]
+        status, body = http(f"{signals_url}health")
+        assert status == 200 and json.loads(body)["ok"] is True, body[:300]
+        assert http(f"{signals_url}dashboard/api/state")[0] == 401
+        dash = logins["signals_dashboard"]
+        status, body = http(f"{signals_url}dashboard/api/state", (dash["user"], dash["password"]))
+        assert status == 200, body[:300]
+
         mlflow_run = check_mlflow(mlflow_url, mlflow_login, tmp_path)
         assert any(
             k.endswith(f"{mlflow_run}/artifacts/note.txt") for k in bucket_keys(info, "mlflow")
