@@ -142,6 +142,6 @@ def serving(
 
 @pytest.fixture
 def bot(fake: DiscordApiServer) -> Iterator[Bot]:
-    console, subs = RecordingConsole(slow_s=1.5), MemorySubscriptions()
-    with serving(fake, console, subs, defer_after_s=0.3) as (sender, endpoint, config):
+    console, subs = RecordingConsole(slow_s=2.0), MemorySubscriptions()
+    with serving(fake, console, subs, defer_after_s=1.0) as (sender, endpoint, config):
         yield Bot(fake, sender, endpoint, console, subs, config)

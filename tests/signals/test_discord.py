@@ -138,9 +138,9 @@ def test_slow_command_is_deferred_then_patched_within_the_budget(
     bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="httpx")
-    it = bot.sender.command("positions", OPERATOR)  # the console takes 1.5 s
+    it = bot.sender.command("positions", OPERATOR)  # the console takes 2 s
     assert it.response == {"type": 5, "data": {"flags": 64}}
-    assert it.elapsed_s is not None and it.elapsed_s < 1.0  # answered at once, not after 1.5 s
+    assert it.elapsed_s is not None and it.elapsed_s < 1.8  # deferred after 1 s, not after 2 s
     assert bot.fake.wait_for(lambda: bool(it.edits), timeout_s=3.0)
     assert it.original is not None
     assert it.original["content"] == "runner ACTIVE; positions: nothing open"
