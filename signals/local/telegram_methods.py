@@ -35,7 +35,15 @@ from signals.local.telegram_wire import (
 
 Handler = Callable[[State, Params], Any]
 METHODS: dict[str, Handler] = {}  # lower-case method name -> handler (names are case-insensitive)
-COUNTED = frozenset({"sendmessage", "sendphoto", "editmessagetext", "editmessagereplymarkup"})
+COUNTED = frozenset(
+    {
+        "sendmessage",
+        "sendphoto",
+        "editmessagetext",
+        "editmessagecaption",
+        "editmessagereplymarkup",
+    }
+)
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
     "same as a current content and reply markup of the message"
@@ -249,6 +257,7 @@ def _apply_edit(state: State, msg: Message, **new: Any) -> dict[str, Any]:
             "text": msg.text,
             "entities": msg.entities,
             "caption": msg.caption,
+            "caption_entities": msg.caption_entities,
             "reply_markup": msg.reply_markup,
             "edit_date": msg.edit_date,
         }
@@ -273,6 +282,20 @@ def edit_message_text(state: State, params: Params) -> dict[str, Any]:
     return _apply_edit(state, msg, text=text, entities=entities, reply_markup=markup)
 
 
+@method("editMessageCaption")
+def edit_message_caption(state: State, params: Params) -> dict[str, Any]:
+    _, msg = _editable(state, params)
+    caption, entities = _text(params, "caption", "caption_entities")
+    if u16len(caption) > MAX_CAPTION:
+        raise bad_request("message caption is too long")
+    markup = inline_keyboard(params.get_json("reply_markup"))
+    if msg.photo is None:
+        raise bad_request("there is no caption in the message to edit")
+    return _apply_edit(
+        state, msg, caption=caption or None, caption_entities=entities, reply_markup=markup
+    )
+
+
 @method("editMessageReplyMarkup")
 def edit_message_reply_markup(state: State, params: Params) -> dict[str, Any]:
     _, msg = _editable(state, params)
@@ -288,6 +311,22 @@ def delete_message(state: State, params: Params) -> bool:
     if not own and chat.type != "private" and not state.bot_is_admin(chat):
         raise bad_request("message can't be deleted")
     msg.deleted = True
+    return True
+
+
+@method("answerCallbackQuery")
+def answer_callback_query(state: State, params: Params) -> bool:
+    query_id = params.get_str("callback_query_id") or ""
+    if state.callbacks.get(query_id, True) is not None:  # unknown, or answered already
+        raise bad_request("query is too old and response timeout expired or query ID is invalid")
+    text = params.get_str("text")
+    if text is not None and len(text) > 200:
+        raise bad_request("MESSAGE_TOO_LONG")
+    state.callbacks[query_id] = {
+        "text": text,
+        "show_alert": params.get_bool("show_alert"),
+        "url": params.get_str("url"),
+    }
     return True
 
 

@@ -155,6 +155,7 @@ class State:
         self.next_link = 1
         self.next_migrated_id = -1_001_900_000_001
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}  # (scope, language)
+        self.callbacks: dict[str, dict[str, Any] | None] = {}  # query id -> the bot's answer
 
     def now(self) -> int:
         return int(self.clock())

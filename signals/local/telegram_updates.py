@@ -121,6 +121,7 @@ class Updates:
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._closing = False
 
     def notify(self) -> None:
         """Wake long polls and the webhook task (callable from any thread)."""

@@ -180,9 +180,14 @@ def test_send_photo_uploads_the_bytes(tg: TelegramBotApiServer) -> None:
             await bot.send_photo(ADA, image, caption="c" * 1025)
         with pytest.raises(BadRequest, match="Image_process_failed"):
             await bot.send_photo(ADA, b"not an image at all")
+        edited = await bot.edit_message_caption(ADA, again.message_id, caption="new caption")
+        assert isinstance(edited, telegram.Message) and edited.caption == "new caption"
+        with pytest.raises(BadRequest, match="There is no caption in the message to edit"):
+            text_only = await bot.send_message(ADA, "text only")
+            await bot.edit_message_caption(ADA, text_only.message_id, caption="x")
 
     with_bot(tg, resend_and_refuse)
-    assert tg.messages(ADA)[-1].photo_sha256 == recorded.photo_sha256
+    assert tg.messages(ADA)[0].photo_sha256 == recorded.photo_sha256
 
 
 def test_429_fault_is_retry_after_and_blocked_is_forbidden(tg: TelegramBotApiServer) -> None:
@@ -513,6 +518,19 @@ def test_disconnect_faults_and_the_ambiguous_send(tg: TelegramBotApiServer) -> N
     # "disconnect" dropped the request before acting, "disconnect_after" acted and then dropped
     assert [m.text for m in tg.messages(ADA)] == ["sent?"]
     assert [r.status for r in tg.requests("sendmessage")] == [0, 200, 500, 502]
+    with pytest.raises(ValueError, match="unknown fault '429:soon'"):
+        tg.queue_faults("sendMessage", ["429:soon"])
+    tg.queue_faults("sendMessage", ["403:Forbidden: user is deactivated", "sleep:0.3"])
+
+    async def more(bot: telegram.Bot) -> float:
+        with pytest.raises(Forbidden, match="user is deactivated"):
+            await bot.send_message(ADA, "x")
+        started = time.monotonic()
+        await bot.send_message(ADA, "slow but delivered")
+        return time.monotonic() - started
+
+    assert with_bot(tg, more) >= 0.3
+    assert tg.messages(ADA)[-1].text == "slow but delivered"
 
 
 def test_a_second_poller_ends_the_first_with_conflict(tg: TelegramBotApiServer) -> None:
@@ -578,7 +596,11 @@ def test_group_privacy_mode_delivers_only_commands(tg: TelegramBotApiServer) -> 
     assert tg.user_sends(ADA, "just chatting", chat_id=-4020) == {}
     update = tg.user_sends(ADA, "/status@signals_5550001_bot", chat_id=-4020)
     assert update["message"]["entities"][0] == {"type": "bot_command", "offset": 0, "length": 27}
-    assert [m.message_id for m in tg.all_messages(-4020)] == [1, 2]
+    assert tg.user_sends(ADA, "/status@some_other_bot", chat_id=-4020) == {}
+    answer = with_bot(tg, lambda bot: bot.send_message(-4020, "Status: flat"))
+    reply = tg.user_sends(ADA, "thanks", chat_id=-4020, reply_to=answer.message_id)
+    assert reply["message"]["reply_to_message"]["text"] == "Status: flat"
+    assert [m.message_id for m in tg.all_messages(-4020)] == [1, 2, 3, 4, 5]
 
 
 def test_delete_message_and_webhook_reply_method(tg: TelegramBotApiServer) -> None:
