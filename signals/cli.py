@@ -10,7 +10,8 @@ operators are, and whether the operator console's audit chain is intact.
 
 Bad input is one ``error:`` line naming the option, exit 2. The pipelines' CLI execs this
 module (``python -m signals.cli``) for ``alpaca-improved signals|subscribers|audit``: no Dagster
-here. Other command groups (``serve``) mount on :data:`app`.
+here. ``serve`` runs the service (:mod:`signals.service`); ``demo`` the offline demo
+(:mod:`signals.demo`).
 """
 
 from __future__ import annotations
@@ -277,6 +278,46 @@ def audit_tail(
             f"#{e.seq} {e.ts.isoformat(timespec='seconds')} {e.platform}:{e.user_id} "
             f"{e.command}{args} {verdict}: {e.outcome} [{e.hash[:12]}]"
         )
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="HTTP port: bots' endpoints, dashboard.")] = 8082,
+    reconcile_s: Annotated[
+        float, typer.Option(help="Seconds between full access reconciliations.")
+    ] = 300.0,
+    home: HomeOpt = None,
+) -> None:
+    """Run the signals service: journal tailer, outbox dispatcher, Telegram and Discord bots,
+    payments webhooks, access reconciler, dashboard (/dashboard/) and /health."""
+    from signals.service import ServiceOptions, serve
+
+    if not 0 < port < 65536:
+        _fail(f"--port {port}: must be 1-65535")
+    if reconcile_s <= 0:
+        _fail(f"--reconcile-s {reconcile_s}: must be > 0")
+    try:
+        serve(resolve_home(home), ServiceOptions(host=host, port=port, reconcile_s=reconcile_s))
+    except SignalsError as exc:
+        _fail(str(exc))
+
+
+@app.command("demo")
+def demo_command(home: HomeOpt = None) -> None:
+    """Signals to demo subscribers of two tiers through the local bot fakes and the local
+    payment provider, from this data root's live journal (``make demo`` runs it)."""
+    from signals.demo import main
+
+    root = resolve_home(home)
+    if not (root / "live").exists():
+        _fail(f"{root} has no live runner data; run `alpaca-improved demo` (or `live run`) first")
+    try:
+        main(root)
+    except (SignalsError, TimeoutError) as exc:
+        _fail(str(exc), code=1)
 
 
 if __name__ == "__main__":
