@@ -120,9 +120,10 @@ def _backtest(runs: pl.DataFrame, run_id: str) -> dict[str, Any] | None:
 
 def _pace(live: dict[str, Any] | None, bt: dict[str, Any] | None, capital: float) -> None:
     """Add the backtest's pace (its annual return compounded per session) beside live equity."""
-    if live is None or bt is None or bt["annual_return"] is None or bt["annual_return"] <= -1:
+    ar: float | None = bt["annual_return"] if bt is not None else None
+    if live is None or ar is None or ar <= -1 or live["return"] is None:
         return
-    growth = (1.0 + bt["annual_return"]) ** (1.0 / SESSIONS_PER_YEAR)
+    growth = (1.0 + ar) ** (1.0 / SESSIONS_PER_YEAR)
     start = live["sessions"] - len(live["equity"])  # sessions cut off the sparkline
     live["backtest_pace"] = [
         [s, capital * growth ** (start + k + 1)] for k, (s, _) in enumerate(live["equity"])
