@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import html
 import ipaddress
 import logging
 import os
@@ -40,7 +39,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from signals import outbox as ob
@@ -53,10 +52,15 @@ from signals.dispatcher import Dispatcher
 from signals.errors import ConfigError
 from signals.interfaces import AccessPlatform, Sender
 from signals.journal_source import JournalSource
-from signals.payments.base import PaymentProvider, ProviderError
-from signals.payments.config import PUBLIC_URL_ENV
+from signals.payments.base import PaymentProvider
+from signals.payments.config import PUBLIC_URL_ENV, make_provider
 from signals.payments.local import LocalProvider
-from signals.subscriptions import SubscriptionService, resolve_plans, stripe_webhook_route
+from signals.subscriptions import (
+    SubscriptionService,
+    checkout_routes,
+    resolve_plans,
+    stripe_webhook_route,
+)
 
 log = logging.getLogger("signals.service")
 
@@ -109,10 +113,7 @@ class SignalsService:
     def asgi(self) -> Starlette:
         """The service's Starlette app; its lifespan starts and stops the background work."""
         routes = [Route("/health", self._health), *self.routes]
-        if isinstance(self.provider, LocalProvider):
-            routes.append(
-                Route("/local/checkout/{session_id}", self._local_checkout, methods=["GET", "POST"])
-            )
+        routes.extend(checkout_routes(self.subscriptions))  # /checkout/done, the local page
         routes.append(
             Mount("/dashboard", app=dashboard_app(self.home, self.engine, environ=self.environ))
         )
@@ -130,23 +131,6 @@ class SignalsService:
                 "tail": {k: v for k, v in self.stats.items() if k != "error"},
             }
         )
-
-    async def _local_checkout(self, request: Request) -> Response:
-        """The local provider's "payment page": GET shows the plan, POST completes it."""
-        assert isinstance(self.provider, LocalProvider)
-        sid = request.path_params["session_id"]
-        if request.method == "GET":
-            return HTMLResponse(
-                "<!doctype html><title>Local checkout</title><h1>Local checkout</h1>"
-                f"<p>Session {html.escape(sid)} (embedded provider: nobody is charged).</p>"
-                '<form method="post"><button type="submit">Pay</button></form>'
-            )
-        try:
-            events = await asyncio.to_thread(self.provider.complete, sid)
-        except ProviderError as err:
-            return HTMLResponse(f"<p>{html.escape(str(err))}</p>", status_code=404)
-        await self.subscriptions.apply_local(events)
-        return HTMLResponse("<p>Paid. Your access is on its way in the bot.</p>")
 
     # -- background work ---------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -169,7 +153,11 @@ class SignalsService:
             asyncio.create_task(self._tail_loop(), name="signals-tail"),
             asyncio.create_task(self.dispatcher.run_forever(self._stop), name="signals-dispatch"),
             asyncio.create_task(
-                self.reconciler.run_periodic(self.options.reconcile_s, self._stop),
+                self.reconciler.run_periodic(
+                    self.options.reconcile_s,
+                    self._stop,
+                    refresh=self.subscriptions.refresh_subscriptions,  # lost webhooks
+                ),
                 name="signals-reconcile",
             ),
         ]
@@ -239,16 +227,13 @@ def build_service(
         )
     engine = make_engine(home, env)
     public = (env.get(PUBLIC_URL_ENV) or f"http://{opts.host}:{opts.port}").rstrip("/")
-    provider: PaymentProvider
-    if _has(env, "STRIPE_API_KEY"):
-        from signals.payments.stripe_provider import StripeProvider
-
-        provider = StripeProvider.from_env(env)
-    else:
-        provider = LocalProvider(engine, public_url=public)
+    env.setdefault(PUBLIC_URL_ENV, public)
+    provider = make_provider(engine, env)  # Stripe with a key, else the local provider
     console = OperatorConsole(home, engine, environ=env)
     reconciler = AccessReconciler(engine, [])
-    subs = SubscriptionService(engine, provider, resolve_plans(home, env), reconciler)
+    # Stripe needs a plans file (its prices); the local provider falls back to the demo's plans
+    plans = resolve_plans(home, env, allow_default=isinstance(provider, LocalProvider))
+    subs = SubscriptionService(engine, provider, plans, reconciler)
     svc = SignalsService(
         home=home,
         engine=engine,
