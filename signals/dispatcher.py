@@ -118,6 +118,7 @@ class Dispatcher:
         batch: Rows per claim; lease: seconds after which another worker probes a claim;
         max_attempts: Failed deliveries before dead-lettering; backoff: (base, cap) seconds.
         horizon: Claimed rows whose lane slot is further away are handed back.
+        max_concurrency: Claimed rows held at once; max_sends: sends on the wire at once.
     """
 
     def __init__(
@@ -125,7 +126,8 @@ class Dispatcher:
         clock: Clock | None = None, renderer: Renderer | None = None,
         worker_id: str | None = None, batch: int = 128, lease: float = 300.0,
         max_attempts: int = 8, backoff: tuple[float, float] = (2.0, 600.0),
-        horizon: float = 2.0, max_concurrency: int = 512, poll: float = 0.25,
+        horizon: float = 2.0, max_concurrency: int = 512, max_sends: int = 32,
+        poll: float = 0.25,
         environ: Mapping[str, str] | None = None, rng: random.Random | None = None,
     ) -> None:  # fmt: skip
         self.engine = engine
@@ -146,6 +148,9 @@ class Dispatcher:
         self._events: dict[str, SignalEvent] = {}
         self._wake = asyncio.Event()
         self._chats: dict[tuple[Channel, str], asyncio.Lock] = {}
+        # sends on the wire at once: enough for the lanes' rates at any sane latency; more
+        # only queue inside the HTTP client's pool (httpcore's queue is quadratic in length)
+        self._sends = asyncio.Semaphore(max_sends)
         self._lock_fd: int | None = None
         self._started = False
         self._last_recover = -1e18
@@ -276,11 +281,15 @@ class Dispatcher:
             wait = at - self.clock.now().timestamp()
             if wait > 0:
                 await self.clock.sleep(wait)
-            async with self._chat_lock(row):  # one message on the wire per chat (the probe)
-                paused = self.lanes.paused_until(sender.lanes(msg))
+            async with self._sends, self._chat_lock(row):  # one on the wire per chat (probe)
+                lanes = sender.lanes(msg)
+                while (late := self.lanes.admit(lanes, self.clock.now().timestamp())) > 0:
+                    await self.clock.sleep(late)
+                paused = self.lanes.paused_until(lanes)
                 if paused > self.clock.now().timestamp():
                     outcome = paused  # a 429 paused the lane meanwhile: hand the row back
                 else:
+                    self.lanes.start(lanes, self.clock.now().timestamp())
                     outcome = await sender.send(msg)
                     self.kill.hit("after_send")
         except asyncio.CancelledError:

@@ -121,8 +121,9 @@ def test_429_storm_loses_nothing_duplicates_nothing_and_waits(tmp_path: Path) ->
         early = [s for s in sender.starts if got < s < got + wait - 0.001]
         assert early == [], (got, wait, early)
     # what was on the wire when the first 429 came back was refused with it; after that the
-    # dispatcher tries one message per retry_after (0.8 s / 0.2 s), it does not hammer
+    # dispatcher tries one message per retry_after (0.8 s / 0.2 s: typically 3-4 refusals on
+    # a quiet machine; the bound leaves room for a loaded one) where ignoring retry_after at
+    # the lane's 100/s would draw ~80
     first = sender.refusals[0][0]
-    later = [s for s in sender.starts if s > first]
     refused_later = len(sender.refusals) - sum(1 for s in sender.starts if s <= first)
-    assert refused_later <= 6, (refused_later, len(later))
+    assert refused_later <= 20, refused_later
