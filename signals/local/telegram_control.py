@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
 from signals.local import telegram_members
 from signals.local.telegram_limits import FloodControl, FloodStats
-from signals.local.telegram_state import Chat, Member, Message, State, User
+from signals.local.telegram_state import MEMBER_STATUSES, Chat, Member, Message, State, User
 from signals.local.telegram_updates import Updates, WebhookDelivery
 from signals.local.telegram_wire import command_entities
 
@@ -42,7 +43,7 @@ class TelegramControl:
     state: State
     flood: FloodControl
     updates: Updates
-    _log: list[RequestRecord]
+    _log: deque[RequestRecord]
 
     # -- control API: the world ---------------------------------------------------------------
     def add_user(
@@ -95,9 +96,11 @@ class TelegramControl:
 
     def add_member(self, chat_id: int, user_id: int, status: str = "member") -> None:
         """Put a user into a chat with ``status`` directly (no update is emitted)."""
+        if status not in MEMBER_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {MEMBER_STATUSES}")
         with self._lock:
             chat = self._chat(chat_id)
-            self.state.user(user_id)
+            self._user(user_id)
             chat.members[user_id] = Member(status)
 
     def user_sends(

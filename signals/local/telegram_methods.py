@@ -330,6 +330,32 @@ def answer_callback_query(state: State, params: Params) -> bool:
     return True
 
 
+CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
+
+
+@method("sendChatAction")
+def send_chat_action(state: State, params: Params) -> bool:
+    chat = state.chat(params.values.get("chat_id"))
+    if params.get_str("action") not in CHAT_ACTIONS:
+        raise bad_request("wrong parameter action in request")
+    state.check_can_send(chat)
+    return True
+
+
 @method("getChat")
 def get_chat(state: State, params: Params) -> dict[str, Any]:
     return state.chat_full_json(state.chat(params.values.get("chat_id")))

@@ -53,6 +53,7 @@ from signals.local.telegram_wire import (
     too_many_requests,
 )
 
+MAX_LOG = 100_000  # requests kept for requests() (a long demo must not grow without bound)
 TRANSPORT_FAULTS = ("502", "disconnect", "disconnect_after", "ok")
 HTML_502 = b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n</body>\r\n</html>"
 
@@ -91,7 +92,7 @@ class TelegramBotApiServer(TelegramControl):
         self.flood = FloodControl(enforce=enforce_limits, scale=limits_scale)
         self.updates = Updates(self.state, self._lock, self._run_method, webhook_backoff_s)
         self._faults: dict[str, deque[str]] = {}
-        self._log: list[RequestRecord] = []
+        self._log: deque[RequestRecord] = deque(maxlen=MAX_LOG)
         self._port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

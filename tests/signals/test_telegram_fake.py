@@ -687,3 +687,34 @@ def test_every_result_uses_only_bot_api_field_names(tg: TelegramBotApiServer) ->
     info = results[-1]
     assert isinstance(info, telegram.WebhookInfo) and info.last_error_message
     assert [f for r in results for f in unknown_fields(r)] == []
+
+
+def test_concurrent_sends_are_admitted_exactly_up_to_the_lane() -> None:
+    # 12 sends to one supergroup at once, 5 per minute allowed (limits_scale=0.25): exactly 5
+    # land and 7 get 429, however the requests interleave (a minute-long window: no timing race)
+    with TelegramBotApiServer(TOKEN, limits_scale=0.25) as tg:
+        tg.add_chat(SUPER, "supergroup", "VIP")
+
+        async def body(bot: telegram.Bot) -> list[object]:
+            sends = [bot.send_message(SUPER, f"n{i}") for i in range(12)]
+            return list(await asyncio.gather(*sends, return_exceptions=True))
+
+        outcomes = with_bot(tg, body)
+        assert sum(isinstance(o, telegram.Message) for o in outcomes) == 5
+        assert sum(isinstance(o, RetryAfter) for o in outcomes) == 7
+        assert [m.message_id for m in tg.messages(SUPER)] == [1, 2, 3, 4, 5]
+        assert tg.flood_stats().rejected == {"group": 7}
+
+
+def test_bad_construction_is_one_clear_error() -> None:
+    with pytest.raises(ValueError, match="token must look like '<bot id>:<secret>'"):
+        TelegramBotApiServer("not-a-token")
+    with pytest.raises(ValueError, match="limits_scale must be > 0"):
+        TelegramBotApiServer(TOKEN, limits_scale=0)
+    with TelegramBotApiServer(TOKEN) as tg:
+        with pytest.raises(ValueError, match="does not fit a supergroup"):
+            tg.add_chat(-4001, "supergroup", "wrong id")
+        with pytest.raises(ValueError, match="no user 77: add_user"):
+            tg.user_sends(77, "hi")
+        tg.add_user(ADA, "Ada", started=True)
+        assert with_bot(tg, lambda bot: bot.send_chat_action(ADA, "upload_photo"))
