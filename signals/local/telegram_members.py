@@ -20,7 +20,7 @@ from typing import Any
 
 from signals.local.telegram_methods import method
 from signals.local.telegram_state import Chat, InviteLink, Member, State
-from signals.local.telegram_wire import Params, bad_request
+from signals.local.telegram_wire import Params, bad_request, forbidden
 
 MAX_LINK_NAME = 32
 MEMBER_LIMIT = (1, 99_999)
@@ -34,6 +34,11 @@ def _admin_chat(state: State, params: Params, refusal: str) -> Chat:
     chat = state.chat(params.values.get("chat_id"))
     if chat.type == "private":
         raise bad_request("chat member status can't be changed in private chats")
+    status = state.bot_member(chat).status
+    if status == "kicked":
+        raise forbidden(f"bot was kicked from the {chat.type} chat")
+    if status == "left":
+        raise forbidden(f"bot is not a member of the {chat.type} chat")
     if not state.bot_is_admin(chat):
         raise bad_request(refusal)
     return chat
@@ -51,24 +56,35 @@ def _link_options(state: State, params: Params, link: InviteLink) -> None:
     name = params.get_str("name")
     if name is not None and len(name) > MAX_LINK_NAME:
         raise bad_request("invite link name is too long")
-    expire = params.get_int("expire_date")
+    expire = params.get_int("expire_date") or None  # 0 means no expiry date
     if expire is not None and expire <= state.now():
         raise bad_request("EXPIRE_DATE_INVALID")
-    limit = params.get_int("member_limit")
+    limit = params.get_int("member_limit") or None  # 0 means no limit
     if limit is not None and not MEMBER_LIMIT[0] <= limit <= MEMBER_LIMIT[1]:
         raise bad_request("USAGE_LIMIT_INVALID")
     join_request = params.get_bool("creates_join_request")
-    if join_request and limit is not None:
-        raise bad_request(
-            "member limit can't be specified for links requiring administrator approval"
-        )
-    link.name = name if name is not None else link.name
-    link.expire_date = expire if expire is not None else link.expire_date
-    link.member_limit = limit if limit is not None else link.member_limit
+    if "name" in params:  # a parameter given replaces the setting (0 / "" clear it)
+        link.name = name
+    if "expire_date" in params:
+        link.expire_date = expire
+    if "member_limit" in params:
+        link.member_limit = limit
     if "creates_join_request" in params:
         link.creates_join_request = join_request
         if join_request:
             link.member_limit = None
+
+
+def _link_chat(state: State, params: Params) -> Chat:
+    """The chat of a link method, refusals in the order Telegram checks them."""
+    chat = state.chat(params.values.get("chat_id"))
+    if chat.type == "private":
+        raise bad_request("can't invite members to a private chat")
+    if params.get_bool("creates_join_request") and params.get_int("member_limit"):
+        raise bad_request(
+            "member limit can't be specified for links requiring administrator approval"
+        )
+    return _admin_chat(state, params, NO_LINK_RIGHTS)
 
 
 def _new_link(state: State, chat: Chat) -> InviteLink:
@@ -82,7 +98,7 @@ def _new_link(state: State, chat: Chat) -> InviteLink:
 
 @method("createChatInviteLink")
 def create_chat_invite_link(state: State, params: Params) -> dict[str, Any]:
-    chat = _admin_chat(state, params, NO_LINK_RIGHTS)
+    chat = _link_chat(state, params)
     link = _new_link(state, chat)
     try:
         _link_options(state, params, link)
@@ -93,7 +109,7 @@ def create_chat_invite_link(state: State, params: Params) -> dict[str, Any]:
 
 
 def _existing_link(state: State, params: Params) -> tuple[Chat, InviteLink]:
-    chat = _admin_chat(state, params, NO_LINK_RIGHTS)
+    chat = _link_chat(state, params)
     link = chat.invite_links.get(params.get_str("invite_link") or "")
     if link is None:
         raise bad_request("INVITE_HASH_INVALID")
@@ -118,7 +134,7 @@ def revoke_chat_invite_link(state: State, params: Params) -> dict[str, Any]:
 
 @method("exportChatInviteLink")
 def export_chat_invite_link(state: State, params: Params) -> str:
-    chat = _admin_chat(state, params, NO_LINK_RIGHTS)
+    chat = _link_chat(state, params)
     for old in chat.invite_links.values():
         if old.is_primary:
             old.is_revoked = True

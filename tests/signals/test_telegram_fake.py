@@ -356,10 +356,24 @@ def test_revoked_expired_and_approval_links(tg: TelegramBotApiServer) -> None:
     assert (tg.member_status(SUPER, ADA), tg.member_status(SUPER, BOB)) == ("left", "member")
 
 
-def test_not_an_admin_cannot_manage_links(tg: TelegramBotApiServer) -> None:
+def test_link_refusals_in_telegram_order(tg: TelegramBotApiServer) -> None:
     tg.add_chat(-1004009, "supergroup", "Not ours", bot_is_admin=False)
-    with pytest.raises(BadRequest, match="Not enough rights to manage chat invite link"):
-        with_bot(tg, lambda bot: bot.create_chat_invite_link(-1004009))
+
+    async def body(bot: telegram.Bot) -> telegram.ChatInviteLink:
+        with pytest.raises(BadRequest, match="^Can't invite members to a private chat$"):
+            await bot.create_chat_invite_link(ADA, member_limit=1, creates_join_request=True)
+        with pytest.raises(BadRequest, match="^Member limit can't be specified"):
+            await bot.create_chat_invite_link(-1004009, member_limit=1, creates_join_request=True)
+        with pytest.raises(BadRequest, match="Not enough rights to manage chat invite link"):
+            await bot.create_chat_invite_link(-1004009)
+        with pytest.raises(BadRequest, match="Expire_date_invalid"):
+            await bot.create_chat_invite_link(SUPER, expire_date=int(time.time()) - 10)
+        await bot.leave_chat(-1004009)
+        with pytest.raises(Forbidden, match="bot is not a member of the supergroup chat"):
+            await bot.create_chat_invite_link(-1004009)
+        return await bot.create_chat_invite_link(SUPER, member_limit=0)  # 0: no limit
+
+    assert with_bot(tg, body).member_limit is None
 
 
 def test_ban_then_unban_only_if_banned(tg: TelegramBotApiServer) -> None:
