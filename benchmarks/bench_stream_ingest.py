@@ -9,9 +9,10 @@ receive loop (``_consume``) from an in-memory socket, so the network is out of t
 - "alpaca-py": a plain ``StockDataStream`` / ``OptionDataStream`` with a counting handler, as a
   user of the library would write it (parsed models, the default);
 - "alpaca-py raw": the same with ``raw_data=True`` (dicts, no parsing at all: the floor);
-- "ours": ``MarketStream``'s whole path: our alpaca-py subclass (health hooks), parse to
-  ``MinuteBar``/``OptionQuote``, the hub's per-symbol fan-out, ``MinuteBook.apply`` (or the
-  quote bookkeeping) and the consumer callback.
+- "ours": ``MarketStream``'s whole path: our alpaca-py subclass reads the socket through its
+  bulk decoder (one unpack per frame straight to ``MinuteBar``/``OptionQuote``), the hub routes
+  the frame, ``MinuteBook.apply_many`` books it (or the quote bookkeeping) and the consumer
+  callback runs per bar.
 
 Gap backfill: real alpaca-py against the websocket and REST fakes; the socket is dropped and the
 stream misses ``--gap`` minutes of every FakeMarket symbol; the time from the reconnect to the
