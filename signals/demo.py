@@ -83,7 +83,7 @@ def _wait(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def _serving(svc: SignalsService) -> Iterator[str]:
+def _serving(svc: SignalsService, timeout_s: float = 60.0) -> Iterator[str]:
     config = uvicorn.Config(
         svc.asgi(), host=svc.options.host, port=svc.options.port, log_level="warning",
         access_log=False, lifespan="on",
@@ -91,7 +91,7 @@ def _serving(svc: SignalsService) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name="signals-serve")
     thread.start()
-    _wait(lambda: server.started or not thread.is_alive(), 60, "the signals service to start")
+    _wait(lambda: server.started or not thread.is_alive(), timeout_s, "the service to start")
     if not server.started:
         raise RuntimeError("signals demo: the service did not start (see the log above)")
     try:
@@ -129,8 +129,9 @@ def _buttons(msg: Any) -> list[dict[str, Any]]:
     return [b for row in rows for b in row]
 
 
-def _buy_on_telegram(bot: _Bot, user: int, plan_id: str) -> str:
+def _buy_on_telegram(w: World, user: int, plan_id: str) -> str:
     """/start, /subscribe, the plan's button, pay at the checkout link, join the channel."""
+    bot = w.bot
     bot.say(user, "/start")
     offer = bot.say(user, "/subscribe")
     data = next(b["callback_data"] for b in _buttons(offer) if b.get("callback_data", "").
@@ -138,8 +139,7 @@ def _buy_on_telegram(bot: _Bot, user: int, plan_id: str) -> str:
     checkout = bot.press(user, offer, data)
     url = next(b["url"] for b in _buttons(checkout) if b.get("url"))
     before = len(bot.tg.messages(user))
-    with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=30):
-        pass
+    w.pay(url)
     _wait(lambda: any("t.me/" in (m.text or "") for m in bot.tg.messages(user)[before:]), 30,
           f"{plan_id}'s invite link")  # fmt: skip
     text = next(m.text or "" for m in bot.tg.messages(user)[before:] if "t.me/" in (m.text or ""))
@@ -148,17 +148,37 @@ def _buy_on_telegram(bot: _Bot, user: int, plan_id: str) -> str:
     return outcome
 
 
-def run_demo(
-    home: Path, say: Callable[[str], None] = print, timeout_s: float = 240.0
-) -> DemoResult:
-    """Run the story of the module docstring against ``home``'s live journal."""
-    started = time.monotonic()
+@dataclasses.dataclass
+class World:
+    """The running demo world: the service, the platform fakes, the users' side."""
+
+    svc: SignalsService
+    url: str
+    tg: TelegramBotApiServer
+    dc: DiscordApiServer
+    bot: _Bot
+    interactions: InteractionSender
+    guild: str
+    plans: list[Any]
+
+    def pay(self, url: str) -> None:
+        """The subscriber confirms a local checkout page."""
+        request = urllib.request.Request(url, data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+
+@contextlib.contextmanager
+def world(home: Path, timeout_s: float = 60.0) -> Iterator[World]:
+    """Start the fakes (two Telegram tier channels, a Discord guild with a role and a channel per
+    plan, the demo's users) and the signals service on ``home``; stop everything on exit."""
     home = home.resolve()
     token = f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(26)[:35]}"
     tg = TelegramBotApiServer(token, limits_scale=LIMITS_SCALE)
     tg.start()
     app_id = "2002002002002002002"
-    dc = DiscordApiServer(secrets.token_urlsafe(40), app_id, limits_scale=LIMITS_SCALE).start()
+    dc_token = secrets.token_urlsafe(40)
+    dc = DiscordApiServer(dc_token, app_id, limits_scale=LIMITS_SCALE).start()
     try:
         tg.add_chat(RT_CHAT, "channel", "Signals - real time")
         tg.add_chat(EOD_CHAT, "channel", "Signals - end of day")
@@ -189,47 +209,50 @@ def run_demo(
             "TELEGRAM_OPERATOR_IDS": str(OPERATOR),
             "DISCORD_APPLICATION_PUBLIC_KEY": interactions.public_key_hex,
             "DISCORD_APPLICATION_ID": app_id,
-            "DISCORD_BOT_TOKEN": dc._auth.removeprefix("Bot "),
+            "DISCORD_BOT_TOKEN": dc_token,
             "DISCORD_API_URL": dc.api_url,
             "DISCORD_GUILD_ID": guild,
             "DISCORD_OPERATOR_IDS": DISCORD_OPERATOR,
         }
         opts = ServiceOptions(
-            port=port, tail_s=0.5, reconcile_s=60.0,
+            port=port, tail_s=0.5, reconcile_s=3600.0,
             telegram_limits_scale=LIMITS_SCALE, discord_limits_scale=LIMITS_SCALE,
         )  # fmt: skip
         svc = build_service(home, opts, env)
-        with _serving(svc) as url:
-            say(f"signals service on {url} (Telegram and Discord: local fakes; payments: local)")
-            bot = _Bot(tg)
-            joined = {
-                "alice": _buy_on_telegram(bot, ALICE, "realtime"),
-                "bob": _buy_on_telegram(bot, BOB, "eod"),
-            }
-            say(f"  Alice bought realtime, Bob bought eod on Telegram; joined: {joined}")
-            sub = interactions.command("subscribe", CAROL, {"plan": "realtime"}, guild)
-            link = _first_url(sub)
-            with urllib.request.urlopen(
-                urllib.request.Request(link, data=b"", method="POST"), timeout=30
-            ):
-                pass
-            roles = lambda: dc.member_roles(guild, CAROL)  # noqa: E731
-            _wait(lambda: plans[0].discord_role_id in roles(), 30, "Carol's Discord role")
-            say("  Carol bought realtime on Discord: role granted")
-            console = [
-                _first_line(bot.say(OPERATOR, "/status").text),
-                _first_line(bot.say(ALICE, "/halt").text),
-                _first_line(
-                    _answer(interactions.command("positions", DISCORD_OPERATOR, {}, guild))
-                ),
-            ]  # fmt: skip
-            _wait(lambda: _drained(svc), timeout_s, "the outbox to drain")
-        result = _collect(svc, tg, dc, plans, console, started)
+        with _serving(svc, timeout_s) as url:
+            yield World(svc, url, tg, dc, _Bot(tg), interactions, guild, plans)
     finally:
         with contextlib.suppress(Exception):
             dc.stop()
         tg.stop()
-    return result
+
+
+def run_demo(
+    home: Path, say: Callable[[str], None] = print, timeout_s: float = 240.0
+) -> DemoResult:
+    """Run the story of the module docstring against ``home``'s live journal."""
+    started = time.monotonic()
+    with world(home) as w:
+        say(f"signals service on {w.url} (Telegram and Discord: local fakes; payments: local)")
+        joined = {
+            "alice": _buy_on_telegram(w, ALICE, "realtime"),
+            "bob": _buy_on_telegram(w, BOB, "eod"),
+        }
+        say(f"  Alice bought realtime, Bob bought eod on Telegram; joined: {joined}")
+        sub = w.interactions.command("subscribe", CAROL, {"plan": "realtime"}, w.guild)
+        w.pay(_first_url(sub))
+        role = w.plans[0].discord_role_id
+        _wait(lambda: role in w.dc.member_roles(w.guild, CAROL), 30, "Carol's Discord role")
+        say("  Carol bought realtime on Discord: role granted")
+        console = [
+            _first_line(w.bot.say(OPERATOR, "/status").text),
+            _first_line(w.bot.say(ALICE, "/halt").text),
+            _first_line(
+                _answer(w.interactions.command("positions", DISCORD_OPERATOR, {}, w.guild))
+            ),
+        ]
+        _wait(lambda: _drained(w.svc), timeout_s, "the outbox to drain")
+        return _collect(w.svc, w.tg, w.dc, w.plans, console, started)
 
 
 def _plan_json(p: Any) -> dict[str, Any]:
@@ -304,7 +327,7 @@ def _collect(
         events=n_events,
         by_plan=by_plan,
         channel_posts={"realtime": len(tg.messages(RT_CHAT)), "eod": len(tg.messages(EOD_CHAT))},
-        dms={"alice": len(tg.messages(ALICE)), "bob": len(tg.messages(BOB))},
+        dms={"alice": _dm_signals(svc, ALICE), "bob": _dm_signals(svc, BOB)},
         discord_posts={p.plan_id: len(dc.messages(p.discord_channel_id)) for p in plans},
         eod_examples=eod_examples,
         early=early,
@@ -313,6 +336,22 @@ def _collect(
         seconds=time.monotonic() - started,
         pending_eod=pending_eod,
     )
+
+
+def _dm_signals(svc: SignalsService, chat: int) -> int:
+    """Signals delivered to a subscriber's private chat (not the bot conversation)."""
+    with svc.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(
+                    (outbox.c.target_kind == "dm")
+                    & (outbox.c.target == str(chat))
+                    & (outbox.c.status == "sent")
+                )
+            ).scalar_one()
+        )
 
 
 def _audit(svc: SignalsService) -> str:
@@ -332,7 +371,7 @@ def main(home: Path) -> DemoResult:
     print(f"signals: {result.events} events from the live journal -> outbox {result.by_plan}")
     print(f"  Telegram tier channels: realtime {result.channel_posts['realtime']} posts, "
           f"eod {result.channel_posts['eod']} posts (once per signal, not per member)")  # fmt: skip
-    print(f"  Discord tier channels: {result.discord_posts}; DMs (bot chat): {result.dms}")
+    print(f"  Discord tier channels: {result.discord_posts}; signal DMs: {result.dms}")
     for ts, nb in result.eod_examples:
         print(f"  eod tier: event at {ts} -> not before {nb} (the session's close)")
     print(f"  sent before not_before: {result.early}; console: {result.console}")

@@ -42,7 +42,7 @@ from signals import outbox as ob
 from signals.db import signal_events
 from signals.fanout import fan_out
 from signals.journal_charts import fill_chart
-from signals.model import EventKind, Lineage, SignalEvent
+from signals.model import EventKind, Lineage, SignalEvent, price_text
 
 ACCOUNT = "account"  # the deployment id of account-wide events (they concern every plan)
 # order statuses worth a signal (the journal's local and pending states are not)
@@ -218,7 +218,8 @@ class _Reader:
             cids = (r["client_order_id"],) if r["client_order_id"] else ()
             lin = self.lineage(dep, cids)
             side = "BUY" if r["qty"] > 0 else "SELL"
-            title = f"{side} {abs(r['qty']):g} {r['symbol']} @ {r['price']:,.4g} ({lin.strategy})"
+            price = price_text(r["price"])
+            title = f"{side} {abs(r['qty']):g} {r['symbol']} @ {price} ({lin.strategy})"
             facts = {"symbol": r["symbol"], "qty": r["qty"], "price": r["price"],
                      "asset_class": r["asset_class"], "kind": r["kind"],
                      "chart": fill_chart(history[dep], self.deps.get(dep))}  # fmt: skip
@@ -281,6 +282,6 @@ class _Reader:
 def _intent_line(intent: Any) -> str:
     legs = " / ".join(f"{leg.side.value.upper()} {leg.ratio_qty * intent.qty:g} {leg.symbol}"
                       for leg in intent.legs)  # fmt: skip
-    price = f" LMT {intent.limit_price:,.4g}" if intent.limit_price is not None else " MKT"
+    price = f" LMT {price_text(intent.limit_price)}" if intent.limit_price is not None else " MKT"
     reason = f" ({intent.reason})" if intent.reason else ""
     return f"{legs}{price}{reason}"

@@ -205,3 +205,11 @@ def payload_hash(payload: dict[str, Any], image: bytes | None = None) -> str:
     if image is not None:
         h.update(image)
     return h.hexdigest()
+
+
+def price_text(value: float) -> str:
+    """A price as subscribers read it: thousands separators, at least 2 and at most 4 decimals,
+    never rounded to fewer digits than it has (``512.25`` stays ``512.25``, ``0.0525`` stays)."""
+    text = f"{value:,.4f}".rstrip("0")
+    decimals = len(text.split(".")[1])
+    return text + "0" * (2 - decimals) if decimals < 2 else text

@@ -20,7 +20,7 @@ from typing import Any
 
 from signals.charts import OptionLeg, equity_chart, payoff_chart
 from signals.interfaces import Button, OutboundMessage
-from signals.model import Channel, EventKind, SignalEvent, TargetKind
+from signals.model import Channel, EventKind, SignalEvent, TargetKind, price_text
 
 TELEGRAM_TEXT, TELEGRAM_CAPTION, DISCORD_TEXT = 4096, 1024, 2000
 _ICON = {
@@ -55,7 +55,8 @@ def detail_lines(event: SignalEvent) -> list[str]:
     elif event.kind is EventKind.ORDER:
         lines.append(f"status {f.get('status')} (filled {f.get('filled_qty') or 0:g})")
     elif event.kind is EventKind.FILL:
-        lines.append(f"{f.get('qty', 0):+g} {f.get('symbol')} @ {f.get('price', 0):,.4g}")
+        price = price_text(float(f.get("price", 0)))
+        lines.append(f"{f.get('qty', 0):+g} {f.get('symbol')} @ {price}")
     elif event.kind is EventKind.RISK:
         lines.append(f"state {f.get('from', '?')} -> {f.get('to', '?')}")
         lines += [f"- {k}: {v}" for k, v in sorted(f.get("reasons", {}).items())]

@@ -100,8 +100,16 @@ class SignalsService:
     discord_rest: Any = None
     dispatcher: Dispatcher | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    loop: asyncio.AbstractEventLoop | None = None  # the service's loop, once started
     _stop: asyncio.Event | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def submit(self, coro: Any, timeout_s: float = 60.0) -> Any:
+        """Run ``coro`` on the service's own loop from another thread (the bots' HTTP clients
+        belong to that loop) and return its result: the CLI, the demo and tests use it."""
+        if self.loop is None:
+            raise RuntimeError("the signals service is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
     @property
     def public_url(self) -> str:
@@ -144,6 +152,7 @@ class SignalsService:
     async def start(self) -> None:
         """Start the bots, then the tailer, the dispatcher and the reconciler loops."""
         self._stop = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
         if self.telegram_app is not None:
             from signals.telegram.bot import start_bot
 

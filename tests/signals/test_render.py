@@ -74,3 +74,14 @@ def test_fill_with_chart_fits_the_caption() -> None:
         POINTS, "dep-1 (ma_crossover)"
     )
     assert len(msg.text) <= render.TELEGRAM_CAPTION
+
+
+def test_prices_keep_their_digits() -> None:
+    """A fill at 512.25 is never shown as 512.2 (the old 4-significant-digit format)."""
+    from signals.model import price_text
+
+    assert price_text(512.25) == "512.25"
+    assert price_text(512.0) == "512.00"
+    assert price_text(1234.5) == "1,234.50"
+    assert price_text(0.0525) == "0.0525"
+    assert price_text(3.14159) == "3.1416"
