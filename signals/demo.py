@@ -177,8 +177,7 @@ def world(home: Path, timeout_s: float = 60.0) -> Iterator[World]:
     tg = TelegramBotApiServer(token, limits_scale=LIMITS_SCALE)
     tg.start()
     app_id = "2002002002002002002"
-    dc_token = secrets.token_urlsafe(40)
-    dc = DiscordApiServer(dc_token, app_id, limits_scale=LIMITS_SCALE).start()
+    dc = DiscordApiServer(secrets.token_urlsafe(40), app_id, limits_scale=LIMITS_SCALE).start()
     try:
         tg.add_chat(RT_CHAT, "channel", "Signals - real time")
         tg.add_chat(EOD_CHAT, "channel", "Signals - end of day")
@@ -209,7 +208,7 @@ def world(home: Path, timeout_s: float = 60.0) -> Iterator[World]:
             "TELEGRAM_OPERATOR_IDS": str(OPERATOR),
             "DISCORD_APPLICATION_PUBLIC_KEY": interactions.public_key_hex,
             "DISCORD_APPLICATION_ID": app_id,
-            "DISCORD_BOT_TOKEN": dc_token,
+            "DISCORD_BOT_TOKEN": dc.bot_token,
             "DISCORD_API_URL": dc.api_url,
             "DISCORD_GUILD_ID": guild,
             "DISCORD_OPERATOR_IDS": DISCORD_OPERATOR,

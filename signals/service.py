@@ -98,6 +98,7 @@ class SignalsService:
     telegram_app: Any = None  # telegram.ext.Application when configured
     telegram_config: Any = None
     discord_rest: Any = None
+    discord_guild: str | None = None
     dispatcher: Dispatcher | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None  # the service's loop, once started
@@ -157,6 +158,8 @@ class SignalsService:
             from signals.telegram.bot import start_bot
 
             await start_bot(self.telegram_app, self.telegram_config)
+        if self.discord_rest is not None and self.discord_guild:
+            await self._register_discord_commands()
         self.dispatcher = Dispatcher(self.engine, self.senders)
         self._tasks = [
             asyncio.create_task(self._tail_loop(), name="signals-tail"),
@@ -176,6 +179,22 @@ class SignalsService:
             ",".join(s.channel.value for s in self.senders) or "none",
             self.provider.name,
         )
+
+    async def _register_discord_commands(self) -> None:
+        """Publish the slash commands on the guild (a bulk overwrite: safe on every start). A
+        refused token or a missing permission fails the start-up with one line."""
+        from signals.discord.commands import register_commands
+        from signals.discord.rest import DiscordHTTPError
+
+        assert self.discord_guild is not None
+        try:
+            await register_commands(self.discord_rest, self.discord_guild)
+        except DiscordHTTPError as err:
+            raise ConfigError(
+                f"Discord refused the slash-command registration on guild {self.discord_guild} "
+                f"({err}); check DISCORD_BOT_TOKEN, DISCORD_APPLICATION_ID and that the bot was "
+                "invited with the applications.commands scope"
+            ) from None
 
     async def stop(self) -> None:
         """Stop taking work, let the dispatcher record what is on the wire, close the bots."""
@@ -289,7 +308,7 @@ def _wire_discord(svc: SignalsService, env: Mapping[str, str]) -> None:
 
     cfg = load_config(env)
     rest = DiscordRest(cfg)
-    svc.discord_rest = rest
+    svc.discord_rest, svc.discord_guild = rest, cfg.guild_id
     svc.senders.append(DiscordSender(rest, limits_scale=svc.options.discord_limits_scale))
     if cfg.guild_id:
         svc.platforms.append(DiscordAccess(rest, cfg.guild_id))

@@ -129,3 +129,9 @@ def _run(svc: SignalsService, events: object) -> None:
 
 def _reconcile(svc: SignalsService) -> None:
     svc.submit(svc.reconciler.reconcile_all())
+
+
+def test_serve_registers_the_discord_slash_commands(tmp_path: Path) -> None:
+    with world(_home(tmp_path)) as w:
+        names = {c["name"] for c in w.dc.commands[w.guild]}
+    assert {"plans", "subscribe", "status", "unsubscribe", "halt", "flatten"} <= names
