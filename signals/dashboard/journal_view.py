@@ -11,12 +11,14 @@ open ``immutable`` would never see the runner's next write.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from contracts import paths
 from live.journal import orders as jo
-from live.journal.pg import configured, journal_exists, journal_where, open_journal
+from live.journal.pg import configured, journal_where, open_journal
 from live.journal.store import Journal, JournalDamaged
 from live.runner.control import read_halt, running
 from live.runner.status import enforced_limits, journal_status
@@ -99,28 +101,59 @@ def _risk(j: Journal, home: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def read_journal(home: Path) -> dict[str, Any]:
+class JournalHandle:
+    """The journal, read-only: opened for each read on SQLite (a connection opened while no
+    ``-wal`` exists is ``immutable`` and would never see the runner's next write), one
+    read-only session kept open on Postgres (dropped on any error, reopened next time)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._pg: Journal | None = None
+
+    @contextmanager
+    def open(self) -> Iterator[Journal]:
+        """The journal (FileNotFoundError when no runner made one, JournalDamaged)."""
+        if configured() is None:
+            j = open_journal(self.home, readonly=True)
+            try:
+                yield j
+            finally:
+                j.close()
+            return
+        if self._pg is None:
+            self._pg = open_journal(self.home, readonly=True)
+        try:
+            yield self._pg
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._pg is not None:
+            pg, self._pg = self._pg, None
+            with suppress(Exception):  # a session that already broke
+                pg.close()
+
+
+def read_journal(handle: JournalHandle) -> dict[str, Any]:
     """The journal's sections (``available: false`` and why, when there is none to read)."""
-    where = journal_where(home)
-    if not journal_exists(home):
+    where = journal_where(handle.home)
+    try:
+        with handle.open() as j:
+            return {
+                "available": True,
+                "where": where,
+                "deployments": _deployments(j),
+                "positions": _positions(j),
+                "open_orders": _open_orders(j),
+                "fills": _fills(j),
+                "risk": _risk(j, handle.home),
+                "limits": enforced_limits(j),
+            }
+    except FileNotFoundError:
         return {"available": False, "where": where, "problem": "no journal yet (no runner ran)"}
-    try:
-        j = open_journal(home, readonly=True)
-    except (FileNotFoundError, JournalDamaged) as exc:
+    except JournalDamaged as exc:
         return {"available": False, "where": where, "problem": str(exc)}
-    try:
-        return {
-            "available": True,
-            "where": where,
-            "deployments": _deployments(j),
-            "positions": _positions(j),
-            "open_orders": _open_orders(j),
-            "fills": _fills(j),
-            "risk": _risk(j, home),
-            "limits": enforced_limits(j),
-        }
-    finally:
-        j.close()
 
 
 def runner(home: Path) -> dict[str, Any]:
@@ -129,23 +162,20 @@ def runner(home: Path) -> dict[str, Any]:
     return {"running": state.held, "holder": state.describe() if state.holder else None}
 
 
-def journal_version(home: Path) -> Any:
+def journal_version(handle: JournalHandle) -> Any:
     """A cheap value that changes whenever the journal does.
 
     SQLite: the size, modification time and inode of the file and its ``-wal`` (every commit
     appends to the WAL; a checkpoint rewrites the file). Postgres: the largest ids and the
-    risk meta, in one query.
+    risk meta, in one query on the kept session.
     """
     if configured() is None:
-        return file_version(paths.journal_path(home))
-    if not journal_exists(home):
-        return None
-    j = open_journal(home, readonly=True)
+        return file_version(paths.journal_path(handle.home))
     try:
-        row = j.rows(_PG_VERSION)[0]
-        return tuple(row)
-    finally:
-        j.close()
+        with handle.open() as j:
+            return tuple(j.rows(_PG_VERSION)[0])
+    except FileNotFoundError:
+        return None
 
 
 _PG_VERSION = (

@@ -6,7 +6,8 @@ the signals database's file stats, or their largest ids on Postgres, the halt fi
 lock, and a 10-second tick so the lake and anything a version misses are re-read at that
 pace); only when that version moved does it rebuild the state, and the state's digest (its
 canonical JSON's SHA-256) tells a stream whether anything visible changed. One rebuild serves
-every client.
+every client, and one version probe serves every client that polls within half a second
+(on Postgres a probe is a query on one kept read-only session).
 """
 
 from __future__ import annotations
@@ -25,13 +26,20 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from live.runner.control import halt_path
-from signals.dashboard.journal_view import file_version, journal_version, read_journal, runner
+from signals.dashboard.journal_view import (
+    JournalHandle,
+    file_version,
+    journal_version,
+    read_journal,
+    runner,
+)
 from signals.dashboard.outbox_view import OutboxCounts, outbox_version, read_outbox
 from signals.dashboard.pnl_view import LakeReader, read_pnl
 from signals.dashboard.redact import Scrubber
 
 log = logging.getLogger(__name__)
 TICK_S = 10.0
+PROBE_EVERY_S = 0.5  # one version probe serves every client polling within this
 _JOURNAL_SECTIONS = ("deployments", "positions", "open_orders", "fills", "risk", "limits")
 
 
@@ -65,6 +73,7 @@ class StateCache:
         tick_s: float = TICK_S,
     ) -> None:
         self.home, self.engine, self.title, self.tick_s = home, engine, title, tick_s
+        self.journal = JournalHandle(home)
         self.lake = LakeReader(home)
         self.outbox_counts = OutboxCounts()
         self.scrub = Scrubber(environ)
@@ -74,11 +83,12 @@ class StateCache:
         self._state: dict[str, Any] = {}
         self.rebuilds = 0
         self._built_at, self._build_s = -math.inf, 0.0
+        self._probe: tuple[float, Any] = (-math.inf, None)
 
     def version(self) -> Any:
         """The cheap version of every source (see the module docstring)."""
         return (
-            _guarded("journal", lambda: journal_version(self.home), ()),
+            _guarded("journal", lambda: journal_version(self.journal), ()),
             _guarded("outbox", lambda: outbox_version(self.engine), ()),
             file_version(halt_path(self.home))[0],
             _guarded("runner lock", lambda: runner(self.home)["running"], ()),
@@ -88,7 +98,7 @@ class StateCache:
     def build(self) -> dict[str, Any]:
         """Every section, scrubbed (``generated_at`` excluded: it is not a change)."""
         self.scrub.refresh()
-        journal = _guarded("journal", lambda: read_journal(self.home), {"available": False})
+        journal = _guarded("journal", lambda: read_journal(self.journal), {"available": False})
         deployments = journal.get("deployments", [])
         state = {
             "title": self.title,
@@ -107,7 +117,10 @@ class StateCache:
     def current(self) -> tuple[str, dict[str, Any]]:
         """``(digest, state)``, rebuilt when the sources' version moved."""
         with self._lock:
-            version = self.version()
+            now = time.monotonic()
+            if now - self._probe[0] >= PROBE_EVERY_S:
+                self._probe = (now, self.version())
+            version = self._probe[1]
             # while the sources change every second (a broadcast), rebuild at most every 4
             # build times: the dashboard never takes more than ~1/5 of a core
             due = time.monotonic() - self._built_at >= 4 * self._build_s
@@ -120,5 +133,5 @@ class StateCache:
                 self.rebuilds += 1
                 self._built_at = time.monotonic()
                 self._build_s = self._built_at - started
-            now = datetime.now(UTC).isoformat(timespec="seconds")
-            return self._digest, {**self._state, "version": self._digest, "generated_at": now}
+            at = datetime.now(UTC).isoformat(timespec="seconds")
+            return self._digest, {**self._state, "version": self._digest, "generated_at": at}

@@ -26,7 +26,7 @@ from contracts.database import DATABASE_ENV, parse_database_url
 from live.journal.pg import PgJournal
 from live.journal.store import Journal
 from signals.dashboard import dashboard_app, standalone
-from signals.dashboard.state import StateCache
+from signals.dashboard.state import PROBE_EVERY_S, StateCache
 from signals.db import outbox
 from signals.errors import ConfigError
 from tests.signals import dashboard_fixtures as fx
@@ -356,9 +356,12 @@ def test_postgres_journal_and_outbox(
     assert engine.dialect.name == "postgresql"
     fx.build_lake(tmp_path)
     env = {**planted.environ(), DATABASE_ENV: postgres_url}
-    with fx.serve(dashboard_app(tmp_path, engine, environ=env)) as base:
+    app = dashboard_app(tmp_path, engine, environ=env)
+    with fx.serve(app) as base:
         state = httpx.get(f"{base}/api/state").json()
+        session = app.state.cache.journal._pg
         events = sse_events(base, write_after_first_state(journal, engine))
+        assert session is not None and app.state.cache.journal._pg is session  # kept, reused
     journal.close()
     engine.dispose()
     assert state["journal"]["where"].startswith("schema live of postgresql://")
@@ -400,6 +403,11 @@ def test_streams_end_at_their_cap_and_on_close_streams(tmp_path: Path) -> None:
         assert time.monotonic() - started < 3.0
 
 
+def _settle(cache: StateCache) -> None:
+    """Wait out the rebuild throttle (4 build times) and the shared version probe."""
+    time.sleep(max(4 * cache._build_s, PROBE_EVERY_S) + 0.01)
+
+
 def test_state_is_rebuilt_only_when_a_source_changed(tmp_path: Path) -> None:
     planted = fx.Secrets()
     journal = fx.build_journal(tmp_path, planted)
@@ -411,12 +419,12 @@ def test_state_is_rebuilt_only_when_a_source_changed(tmp_path: Path) -> None:
     assert cache.rebuilds == 1
     fx.add_fill(journal, "x-new", 1.0, 499.0)
     new, state = cache.current()
-    time.sleep(4 * cache._build_s)  # changes closer together than that wait for the next poll
+    _settle(cache)  # changes closer together than that wait for the next poll
     new, state = cache.current()
     assert new != digest and state["fills"][0]["exec_id"] == "x-new" and cache.rebuilds == 2
     with engine.begin() as conn:
         conn.execute(sa.update(outbox).where(outbox.c.id == 3).values(status="sent"))
-    time.sleep(4 * cache._build_s)  # changes closer together than that wait for the next poll
+    _settle(cache)  # changes closer together than that wait for the next poll
     third, state = cache.current()
     assert third != new and state["outbox"]["by_status"]["sent"] == 3
     assert state["outbox"]["by_channel"]["telegram"] == {"sent": 2, "pending": 1, "dead": 1}
@@ -426,7 +434,7 @@ def test_state_is_rebuilt_only_when_a_source_changed(tmp_path: Path) -> None:
             sa.insert(outbox),
             [fx.outbox_row(k, "discord", "pending", 0, "") for k in (7, 8, 9, 10)],
         )  # more than were deleted
-    time.sleep(4 * cache._build_s)
+    _settle(cache)
     _, state = cache.current()
     assert state["outbox"]["total"] == 7
     assert state["outbox"]["by_status"] == {"pending": 5, "inflight": 1, "sent": 0, "dead": 1}
