@@ -401,6 +401,7 @@ def run_demo(start: str | None, end: str | None) -> None:
         materialize_live_results,
         print_live,
         run_live_sim,
+        run_signals_demo,
     )
     from alpaca_improved_pipelines.demo_report import print_report
 
@@ -411,6 +412,7 @@ def run_demo(start: str | None, end: str | None) -> None:
     materialize_live_replay(settings, console)
     print_report(settings, first, last, console)
     print_live(status, settings, console)
+    run_signals_demo(settings, console)
 
 
 def run_research(settings: Settings) -> None:

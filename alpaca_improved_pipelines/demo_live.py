@@ -294,3 +294,16 @@ def _print_intraday(home: Path, day: dt.date, status: dict, console: Console) ->
         f"status --home {home} (journal {paths.journal_path(home)}); live trading on minute bars: "
         "live run --market-data stream"
     )
+
+
+def run_signals_demo(settings: Settings, console: Console) -> None:
+    """Signals of the sim run to demo subscribers of two tiers (``signals demo``: the local
+    Telegram and Discord fakes, the local payment provider). Its own process: the pipelines
+    never import the signals service."""
+    console.print("[bold]signals -> subscribers (local Telegram and Discord fakes)")
+    cmd = [sys.executable, "-m", "signals.cli", "demo", "--home", str(settings.home.resolve())]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise ConfigError(f"signals demo failed: {out.stderr.strip()[-800:]}")
+    console.print(out.stdout.rstrip(), markup=False, highlight=False)
+

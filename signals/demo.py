@@ -244,7 +244,7 @@ def run_demo(
         _wait(lambda: role in w.dc.member_roles(w.guild, CAROL), 30, "Carol's Discord role")
         say("  Carol bought realtime on Discord: role granted")
         console = [
-            _first_line(w.bot.say(OPERATOR, "/status").text),
+            _first_line(w.bot.say(OPERATOR, "/pnl").text),
             _first_line(w.bot.say(ALICE, "/halt").text),
             _first_line(
                 _answer(w.interactions.command("positions", DISCORD_OPERATOR, {}, w.guild))
