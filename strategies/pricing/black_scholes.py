@@ -109,11 +109,18 @@ def bsm_price_scalar(
     """One BSM price: intrinsic plus the out-of-the-money counterpart (put-call parity)."""
     if not valid_inputs(S, K, T, r, q, sigma):
         return math.nan
-    fwd_s = S * math.exp(-q * T)
-    fwd_k = K * math.exp(-r * T)
+    return forward_price(S * math.exp(-q * T), K * math.exp(-r * T), sigma * math.sqrt(T), call)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def forward_price(fwd_s: float, fwd_k: float, s: float, call: bool) -> float:
+    """BSM price from ``fwd_s = S e^{-qT}``, ``fwd_k = K e^{-rT}`` and ``s = sigma sqrt(T)``.
+
+    The kernel behind :func:`bsm_price_scalar`; scenario revaluation (:mod:`strategies.stress`)
+    calls it with discount factors computed once per leg.
+    """
     sign = 1.0 if call else -1.0
     intrinsic = max(sign * (fwd_s - fwd_k), 0.0)
-    s = sigma * math.sqrt(T)
     if s == 0.0:
         return intrinsic
     return intrinsic + otm_value(fwd_s, fwd_k, math.log(fwd_s / fwd_k), s)
