@@ -335,12 +335,19 @@ def test_chat_member_updates_only_when_allowed(tg: TelegramBotApiServer) -> None
     assert change.invite_link is not None and change.from_user.id == ADA
 
 
-def test_revoked_expired_and_approval_links(tg: TelegramBotApiServer) -> None:
+def test_revoked_expired_and_approval_links() -> None:
+    now = [1_800_000_000.0]  # the fake's clock, moved by hand
+    tg = TelegramBotApiServer(TOKEN, enforce_limits=False, clock=lambda: now[0])
+    tg.start()
+    tg.add_user(ADA, "Ada", started=True)
+    tg.add_user(BOB, "Bob", started=True)
+    tg.add_chat(SUPER, "supergroup", "Signals VIP")
+
     async def body(bot: telegram.Bot) -> None:
         revoked = await bot.create_chat_invite_link(SUPER)
         assert (await bot.revoke_chat_invite_link(SUPER, revoked.invite_link)).is_revoked
         assert tg.user_joins(ADA, revoked.invite_link) == "revoked"
-        soon = await bot.create_chat_invite_link(SUPER, expire_date=int(time.time()) + 1)
+        soon = await bot.create_chat_invite_link(SUPER, expire_date=int(now[0]) + 60)
         approval = await bot.create_chat_invite_link(SUPER, creates_join_request=True)
         assert tg.user_joins(BOB, approval.invite_link) == "requested"
         updates = await bot.get_updates()
@@ -349,10 +356,15 @@ def test_revoked_expired_and_approval_links(tg: TelegramBotApiServer) -> None:
         assert await bot.approve_chat_join_request(SUPER, BOB)
         with pytest.raises(BadRequest, match="Hide_requester_missing"):
             await bot.decline_chat_join_request(SUPER, BOB)
-        await asyncio.sleep(2.05)  # whole seconds: the expiry second has surely passed
+        now[0] += 59
+        assert tg.user_joins(BOB, soon.invite_link) == "already_member"
+        now[0] += 1  # the link's expiry date has come
         assert tg.user_joins(ADA, soon.invite_link) == "expired"
 
-    with_bot(tg, body)
+    try:
+        with_bot(tg, body)
+    finally:
+        tg.stop()
     assert (tg.member_status(SUPER, ADA), tg.member_status(SUPER, BOB)) == ("left", "member")
 
 
@@ -400,17 +412,30 @@ def test_ban_then_unban_only_if_banned(tg: TelegramBotApiServer) -> None:
     assert tg.user_joins(ADA, link) == "joined"  # unbanned: the link works again
 
 
-def test_temporary_ban_until_date(tg: TelegramBotApiServer) -> None:
-    tg.add_member(SUPER, ADA)
-    until = int(time.time()) + 3600
+def test_temporary_ban_until_date_runs_out() -> None:
+    now = [1_800_000_000.0]
+    with TelegramBotApiServer(TOKEN, clock=lambda: now[0]) as tg:
+        tg.add_user(ADA, "Ada")
+        tg.add_chat(SUPER, "supergroup", "VIP")
+        tg.add_member(SUPER, ADA)
+        until = int(now[0]) + 3600
 
-    async def body(bot: telegram.Bot) -> telegram.ChatMember:
-        await bot.ban_chat_member(SUPER, ADA, until_date=until)
-        return await bot.get_chat_member(SUPER, ADA)
+        async def body(bot: telegram.Bot) -> list[telegram.ChatMember]:
+            await bot.ban_chat_member(SUPER, ADA, until_date=until)
+            banned = await bot.get_chat_member(SUPER, ADA)
+            await bot.ban_chat_member(SUPER, ADA, until_date=int(now[0]) + 10)  # < 30 s: forever
+            return [banned, await bot.get_chat_member(SUPER, ADA)]
 
-    banned = with_bot(tg, body)
-    assert isinstance(banned, telegram.ChatMemberBanned)
-    assert int(banned.until_date.timestamp()) == until
+        temporary, forever = with_bot(tg, body)
+        assert isinstance(temporary, telegram.ChatMemberBanned)
+        assert int(temporary.until_date.timestamp()) == until
+        assert isinstance(forever, telegram.ChatMemberBanned)
+        assert forever.until_date.timestamp() == 0  # Bot API: 0 = banned forever
+        with_bot(tg, lambda bot: bot.ban_chat_member(SUPER, ADA, until_date=until))
+        now[0] = until - 1
+        assert tg.member_status(SUPER, ADA) == "kicked"
+        now[0] = until
+        assert tg.member_status(SUPER, ADA) == "left"  # the ban ran out
 
 
 def test_per_chat_limit_gives_429_exactly_when_exceeded() -> None:
