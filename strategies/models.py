@@ -25,6 +25,7 @@ import polars as pl
 
 if TYPE_CHECKING:
     from strategies.options.chain import OptionChainView
+    from strategies.options.vol_features import VolSurfaceFeatures
 
 NEW_YORK = ZoneInfo("America/New_York")
 OPTION_MULTIPLIER = 100
@@ -406,6 +407,9 @@ class MarketSnapshot:
             :data:`INTRADAY_COLUMNS`, ``ts`` = the bar's start, UTC; a bar starting at t is
             closed at t + 1 min). Empty for daily decisions. ``history`` then ends at the
             session before (today's daily bar does not exist yet) and ``session`` is today.
+        vol_features: Vol-surface features per underlying
+            (:class:`~strategies.options.vol_features.VolSurfaceFeatures`) of a session on or
+            before ``session``; an underlying without a surface that session is absent.
     """
 
     ts: datetime
@@ -415,6 +419,7 @@ class MarketSnapshot:
     chains: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     features: Mapping[str, Any] = field(default_factory=dict)
     intraday: pl.DataFrame | None = None
+    vol_features: Mapping[str, VolSurfaceFeatures] = field(default_factory=dict)
     # memo of close_array(); many deployments deciding on one snapshot share the extraction
     _closes: dict[str, np.ndarray] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -441,6 +446,13 @@ class MarketSnapshot:
         object.__setattr__(self, "prices", MappingProxyType(dict(self.prices)))
         object.__setattr__(self, "chains", MappingProxyType(dict(self.chains)))
         object.__setattr__(self, "features", MappingProxyType(dict(self.features)))
+        for underlying, feats in self.vol_features.items():
+            if feats.session > self.session:
+                raise ValueError(
+                    f"vol_features[{underlying!r}] are of {feats.session}, "
+                    f"after the snapshot session {self.session}"
+                )
+        object.__setattr__(self, "vol_features", MappingProxyType(dict(self.vol_features)))
 
     def chain(self, underlying: str) -> OptionChainView:
         """Typed access to the option chain of ``underlying`` (KeyError naming it if absent)."""

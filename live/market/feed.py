@@ -212,7 +212,14 @@ class StreamFeed(MarketFeed):
         opens, closes = session_hours(session)
         features = {**base.features, "session_open": opens, "session_close": closes}
         return MarketSnapshot(
-            close, session, prices, history, dict(base.chains), features, intraday=frame
+            close,
+            session,
+            prices,
+            history,
+            dict(base.chains),
+            features,
+            intraday=frame,
+            vol_features=dict(base.vol_features),  # the last closed session's, like the chains
         )
 
     def marks(

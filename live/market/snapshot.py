@@ -2,8 +2,11 @@
 
 :class:`LakeSnapshotProvider` reads the lake's Parquet partitions with polars directly (no
 pipelines import): ``<home>/lake/stock_bars_1d/session=YYYY-MM-DD/part.parquet`` and, when
-present, ``<home>/lake/option_chains/session=YYYY-MM-DD/part.parquet``. A session's bar is only
-visible once that session closed (16:00 New York), so a decision never sees a future bar.
+present, ``<home>/lake/option_chains/session=YYYY-MM-DD/part.parquet`` and
+``<home>/lake/vol_surface/...``. A session's bar is only visible once that session closed (16:00
+New York), so a decision never sees a future bar. ``vol_features`` are those of the snapshot's
+session (``strategies.options.vol_features.vol_features_asof``: the definition sweeps use),
+absent for an underlying whose surface that session is not in the lake.
 
 With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` it reads the bucket through
 ``contracts.lake_store`` (the same store the pipelines write): one LIST per table and cycle gives
@@ -31,6 +34,7 @@ from live.clock import NEW_YORK
 from live.errors import ConfigError
 from live.orders.reports import Quote
 from strategies.models import CHAIN_COLUMNS, MarketSnapshot
+from strategies.options.vol_features import VolSurfaceFeatures, vol_features_asof
 
 CLOSE = time(16, 0)
 BAR_COLUMNS = ("session", "symbol", "open", "high", "low", "close", "volume")
@@ -103,6 +107,7 @@ class LakeSnapshotProvider(SnapshotProvider):
         self._paths: dict[tuple[str, date], Path] = {}
         self._listing: dict[str, tuple[int, list[date]]] = {}
         self._history: tuple[tuple[Any, ...], pl.DataFrame, dict[str, float]] | None = None
+        self._vol: tuple[tuple[Any, ...], dict[str, VolSurfaceFeatures]] | None = None
 
     def _remote_sessions(self, table: str) -> list[date]:
         """Sessions and ETags of ``table`` in the bucket (one LIST; no object is opened)."""
@@ -238,7 +243,28 @@ class LakeSnapshotProvider(SnapshotProvider):
             self._history = (key, history, prices)
         _, history, prices = self._history
         last = sessions[-1]
-        return MarketSnapshot(now, last, prices, history, self._chains(last))
+        chains = self._chains(last)
+        vol = self._vol_features(last, history)
+        return MarketSnapshot(now, last, prices, history, chains, vol_features=vol)
+
+    def _vol_features(self, session: date, history: pl.DataFrame) -> dict[str, VolSurfaceFeatures]:
+        """The vol-surface features of ``session`` (empty without its vol_surface partition)."""
+        if session not in self._sessions("vol_surface"):
+            return {}
+        surface = self._read("vol_surface", session)
+        chain = None
+        if session in self._sessions("option_chains"):
+            chain = self._read("option_chains", session)  # the cached frame _chains read
+        key = (session, id(surface), id(chain), id(history))
+        if self._vol is None or self._vol[0] != key:
+            try:
+                self._vol = (key, vol_features_asof(session, surface, history, chain))
+            except (ValueError, pl.exceptions.PolarsError) as exc:
+                path = self._path("vol_surface", session)
+                raise LakeDataError(
+                    path, f"{path} cannot give vol features ({exc}); " + _rematerialize(path)
+                ) from None
+        return self._vol[1]
 
     def _chains(self, session: date) -> dict[str, pl.DataFrame]:
         if session not in self._sessions("option_chains"):

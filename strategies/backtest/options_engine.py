@@ -29,6 +29,7 @@ from strategies.backtest.results import OptionsBacktestResult, Recorder
 from strategies.backtest.settlement import early_assign, expire
 from strategies.base import Strategy, safe_decide
 from strategies.models import NEW_YORK, MarketSnapshot, OrderIntent
+from strategies.options.vol_features import features_by_session
 
 _EPOCH = date(1970, 1, 1)
 MARKET_CLOSE = time(16, 0)
@@ -49,6 +50,7 @@ class OptionsEngine:
         archive: ChainArchive,
         config: OptionsBacktestConfig,
         bars: pl.DataFrame,
+        vol_features: pl.DataFrame | None = None,
     ) -> None:
         missing = [c for c in _BAR_COLUMNS if c not in bars.columns]
         if missing:
@@ -63,6 +65,8 @@ class OptionsEngine:
         self.prev_session: date | None = None
         self.prev_equity = config.initial_cash
         self.order_id = 0
+        # a session's features are computed from data up to that session only (proven in tests)
+        self.vol = {} if vol_features is None else features_by_session(vol_features)
 
     def run(self, days: Sequence[int]) -> OptionsBacktestResult:
         """Step through archive session indices ``days`` (ascending) and return the results."""
@@ -140,7 +144,14 @@ class OptionsEngine:
     def _snapshot(self, day: int, session: date, spots: dict[str, float]) -> MarketSnapshot:
         ts = datetime.combine(session, self.config.decision_time, NEW_YORK)
         history = self.history.slice(0, int(self.hist_end[day]))
-        return MarketSnapshot(ts, session, spots, history, self.archive.chains(day))
+        return MarketSnapshot(
+            ts,
+            session,
+            spots,
+            history,
+            self.archive.chains(day),
+            vol_features=self.vol.get(session, {}),
+        )
 
     def _execute(self, intent: OrderIntent, day: int, session: date, att: list[float]) -> None:
         self.order_id += 1
@@ -260,6 +271,7 @@ def run_options_backtest(
     start: date | None = None,
     end: date | None = None,
     expected_sessions: Sequence[date] | None = None,
+    vol_features: pl.DataFrame | None = None,
 ) -> OptionsBacktestResult:
     """Backtest ``strategy`` day by day over an option chain archive.
 
@@ -274,6 +286,8 @@ def run_options_backtest(
         end: Last session to trade (inclusive; default the archive's last).
         expected_sessions: Sessions that must be present in the archive for ``[start, end]``
             (for example the exchange calendar); a missing one raises ValueError naming it.
+        vol_features: A :func:`~strategies.options.vol_features.vol_feature_frame`; each
+            session's rows become that snapshot's ``vol_features`` (None: no features).
 
     Returns:
         The daily, positions, fills, orders and attribution frames.
@@ -297,7 +311,7 @@ def run_options_backtest(
         if gaps:
             raise ValueError(f"chain archive misses {len(gaps)} sessions, first {gaps[:5]}")
     history = bars if bars is not None else bars_from_chains(archive)
-    engine = OptionsEngine(strategy, archive, config, history)
+    engine = OptionsEngine(strategy, archive, config, history, vol_features)
     return engine.run(days)
 
 
