@@ -47,13 +47,15 @@ def seed(home: Path, n_subs: int, n_events: int) -> sa.Engine:
     return engine
 
 
-def child(home: Path, url: str, kill_at: str | None = None) -> subprocess.Popen[str]:
+def child(
+    home: Path, url: str, kill_at: str | None = None, mode: str = ""
+) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
     env.pop("ALPACA_IMPROVED_DATABASE_URL", None)
     if kill_at:
         env[KILL_ENV] = kill_at
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.signals.outbox_child", str(home), url],
+        [sys.executable, "-m", "tests.signals.outbox_child", str(home), url, mode],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
