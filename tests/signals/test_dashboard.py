@@ -509,3 +509,28 @@ def test_page_reconnects_when_the_server_ends_a_stream(
     assert requests.count("events") >= 2  # the first stream, then a reconnection after its end
     assert requests.count("state") == 1  # the first paint only: never fell back to polling
     assert errors == []
+
+
+@pytest.mark.browser
+def test_live_refresh_behind_basic_auth_in_chromium(site: Site) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = fx.chromium_or_skip()
+    env = site.planted.environ(auth=True)
+    app = dashboard_app(site.home, site.engine, environ=env)
+    with fx.serve(app) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(chromium), headless=True, args=fx.CHROMIUM_FLAGS
+        )
+        try:
+            assert httpx.get(f"{base}/").status_code == 401  # without the credentials
+            creds = {"username": "ops", "password": site.planted.dash_password}
+            page = browser.new_context(http_credentials=creds).new_page()  # type: ignore[arg-type]
+            page.goto(f"{base}/")
+            expect(page.get_by_test_id("live-mode")).to_have_text("live")  # the stream, authed
+            _write_fill_and_outbox_row(site)
+            expect(page.locator('[data-testid=fill-row][data-key="x-new"]')).to_have_count(1)
+            assert site.planted.dash_password not in page.content()
+            page.close()
+        finally:
+            browser.close()
