@@ -7,7 +7,9 @@ per key and feed), applies every minute bar to its :class:`~live.market.stream.m
 (re)connect and every ``gap_interval`` seconds it asks the :class:`~live.market.stream.gaps.
 GapTracker` which of today's minutes are unaccounted for and fetches them from REST
 (:class:`~live.market.stream.backfill.RestBackfill`) into the book with ``source="backfill"``.
-``on_bar`` sees each minute once when it first lands and again for each revision.
+``on_bar`` sees each minute once when it first lands and again for each revision. A websocket
+frame's bars arrive together (the hub's ``on_bars``) and are booked under one lock
+(:meth:`~live.market.stream.minutes.MinuteBook.apply_many`) before ``on_bar`` runs for each.
 
 ``stats()`` is what ``stream status`` prints: per feed its state and message, symbols, last
 exchange time and lag, reconnects; the book's new/revision/duplicate counts; gaps found, filled
@@ -248,6 +250,7 @@ class MarketStream:
 
     def _quotes(self, quotes: list[OptionQuote]) -> None:
         """A frame's quotes: the last exchange time per contract; ``on_quote`` for each."""
+        # one writer per contract (its feed's thread); dict reads and writes are atomic
         last_quote, on_quote = self._last_quote, self._on_quote
         for quote in quotes:
             symbol, ts = quote[0], quote[1]
