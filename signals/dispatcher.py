@@ -150,7 +150,9 @@ class Dispatcher:
         self._chats: dict[tuple[Channel, str], asyncio.Lock] = {}
         # sends on the wire at once: enough for the lanes' rates at any sane latency; more
         # only queue inside the HTTP client's pool (httpcore's queue is quadratic in length)
+        self.max_sends = max_sends
         self._sends = asyncio.Semaphore(max_sends)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_fd: int | None = None
         self._started = False
         self._last_recover = -1e18
@@ -187,9 +189,19 @@ class Dispatcher:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def _bind_loop(self) -> None:
+        """asyncio primitives belong to one event loop: new ones for a new loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._wake = asyncio.Event()
+            self._sends = asyncio.Semaphore(self.max_sends)
+            self._chats = {}
+
     async def run_until_idle(self, settle: float = 0.0) -> None:
         """Deliver until nothing is due within ``settle`` seconds and nothing is in flight."""
         self._start()
+        self._bind_loop()
         while True:
             progressed = await self._turn(startup=self._last_recover < -1e17)
             if self._active or self._done:
@@ -206,6 +218,7 @@ class Dispatcher:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish what is on the wire and record it."""
         self._start()
+        self._bind_loop()
         while not stop.is_set():
             progressed = await self._turn(startup=self._last_recover < -1e17)
             if not progressed:
@@ -405,6 +418,11 @@ class Dispatcher:
         try:
             found = await sender.probe(msg, last_id)
         except Exception as exc:  # noqa: BLE001 - the platform cannot say now: ask again later
+            if isinstance(exc, DeliveryError) and exc.permanent:
+                with self.engine.begin() as conn:  # it can never tell: an operator decides
+                    self.stats["dead"] += 1
+                    ob.dead_letter(conn, self.worker, row, f"probe: {exc}"[:500])
+                return None
             with self.engine.begin() as conn:
                 ob.reschedule(
                     conn, self.worker, row, now + dt.timedelta(seconds=self._backoff(2)),

@@ -362,6 +362,24 @@ def due_summary(conn: Connection, worker: str, now: dt.datetime) -> dt.datetime 
     return None if value is None else utc(value)
 
 
+def requeue_dead(
+    conn: Connection, now: dt.datetime, ids: Iterable[int] | None = None, reason_like: str = ""
+) -> int:
+    """The dead-letter runbook's last step: put dead rows back to ``pending`` (attempts reset,
+    due now, never before ``not_before``), all of them or ``ids``, optionally only those whose
+    ``last_error`` contains ``reason_like``. Returns how many. Blocked chats stay blocked:
+    clear ``chat_state.blocked_at`` first if the user unblocked the bot."""
+    now = utc(now)
+    q = sa.update(outbox).where(outbox.c.status == DEAD)
+    if ids is not None:
+        q = q.where(outbox.c.id.in_(list(ids)))
+    if reason_like:
+        q = q.where(outbox.c.last_error.contains(reason_like, autoescape=True))
+    due = sa.case((outbox.c.not_before > now, outbox.c.not_before), else_=now)
+    done = conn.execute(q.values(status=PENDING, attempts=0, next_attempt_at=due))
+    return int(done.rowcount)
+
+
 def counts(conn: Connection) -> dict[str, int]:
     """Rows per status (the dashboard's delivery state)."""
     q = sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)

@@ -199,3 +199,25 @@ def test_one_dispatcher_per_sqlite_home(engine: sa.Engine) -> None:
     with pytest.raises(SignalsError, match="another dispatcher"):
         Dispatcher(engine, [MemorySender(clock)], clock=clock)._start()
     first.close()
+
+
+class _UndecidableProbe(MemorySender):
+    async def probe(self, msg, last_message_id):  # type: ignore[no-untyped-def]
+        raise DeliveryError("probe window used up by other messages", permanent=True)
+
+
+def test_undecidable_probe_dead_letters_then_requeue_resends(engine: sa.Engine) -> None:
+    add_plan(engine, realtime_plan(chat=-100, dm=False))
+    ingest(engine, event())
+    with engine.begin() as conn:
+        ob.claim(conn, T0, "crashed", 1)  # left in flight by a dead dispatcher
+    clock = FakeClock()
+    sender = _UndecidableProbe(clock)
+    run(Dispatcher(engine, [sender], clock=clock))
+    (r,) = rows(engine)
+    assert r.status == "dead" and r.last_error.startswith("probe:") and sender.sent == []
+    with engine.begin() as conn:  # the runbook: an operator checked the chat, then requeues
+        assert ob.requeue_dead(conn, clock.now(), reason_like="probe window") == 1
+    run(Dispatcher(engine, [MemorySender(clock)], clock=clock))
+    (r,) = rows(engine)
+    assert r.status == "sent" and r.attempts == 0
