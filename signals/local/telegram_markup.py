@@ -116,9 +116,16 @@ class _Html(_Parser):
                             f'expected {expected}, found "</{name}>"'
                         )
                     tag, start, extra = stack.pop()
-                    self.close(HTML_TAGS[tag], start, **extra)
+                    if not extra.pop("merged", False):
+                        self.close(extra.pop("type", HTML_TAGS[tag]), start, **extra)
                 else:
-                    stack.append((name, self.offset, self._attrs(name, m.group(3))))
+                    stack.append((name, self.offset, self._attrs(name, m.group(3), i)))
+                    if name == "code" and len(stack) > 1 and stack[-2][0] == "pre":
+                        # <pre><code class="language-x">: one pre entity with a language
+                        language = stack[-1][2].pop("language", None)
+                        stack[-1][2]["merged"] = True
+                        if language:
+                            stack[-2][2]["language"] = language
                 i = m.end()
             elif src[i] == "&":
                 m = _CHARREF.match(src, i)
@@ -133,24 +140,42 @@ class _Html(_Parser):
             raise _parse_error(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
         return self.result()
 
-    @staticmethod
-    def _attrs(name: str, attrs: str) -> dict[str, Any]:
-        if name != "a":
-            return {}
-        m = _HREF.search(attrs)
-        url = html.unescape(next(g for g in m.groups() if g is not None)) if m else ""
-        return {"url": url}
+    def _attrs(self, name: str, attrs: str, at: int) -> dict[str, Any]:
+        if name == "a":
+            m = _HREF.search(attrs)
+            url = html.unescape(next(g for g in m.groups() if g is not None)) if m else ""
+            return {"url": url}
+        if name == "span" and not re.search(r"""class\s*=\s*["']?tg-spoiler""", attrs):
+            raise _parse_error(
+                f'Tag "span" must have class "tg-spoiler" at byte offset {self.byte_offset(at)}'
+            )
+        if name == "code":
+            m = re.search(r"""class\s*=\s*["']?language-([\w+#-]+)""", attrs)
+            return {"language": m.group(1)} if m else {}
+        if name == "blockquote" and re.search(r"\bexpandable\b", attrs):
+            return {"type": "expandable_blockquote"}
+        return {}
 
 
 class _MarkdownV2(_Parser):
     reserved: set[str] = MD2_RESERVED
+    quotes = True  # ">" at the start of a line quotes it
 
     def run(self) -> tuple[str, list[dict[str, Any]]]:
         stack: list[tuple[str, int, int]] = []  # (marker, plain offset, source index)
+        quote: int | None = None  # plain offset where a ">" blockquote started
         i, src = 0, self.src
         while i < len(src):
             c = src[i]
-            if c == "\\" and i + 1 < len(src):
+            if c == ">" and self.quotes and (i == 0 or src[i - 1] == "\n"):
+                quote = self.offset if quote is None else quote
+                i += 1
+            elif c == "\n" and quote is not None and not src.startswith(">", i + 1):
+                self.close("blockquote", quote)  # the quote ends with its last line
+                quote = None
+                self.emit(c)
+                i += 1
+            elif c == "\\" and i + 1 < len(src):
                 self.emit(src[i + 1])
                 i += 2
             elif src.startswith("```", i) or c == "`":
@@ -187,6 +212,8 @@ class _MarkdownV2(_Parser):
             raise _parse_error(
                 f"Can't find end of {kind} entity at byte offset {self.byte_offset(at)}"
             )
+        if quote is not None:
+            self.close("blockquote", quote)
         return self.result()
 
     def _marker(self, i: int) -> str | None:
@@ -220,6 +247,7 @@ class _Markdown(_MarkdownV2):
     """Legacy Markdown: *bold*, _italic_, `code`, ```pre```, [text](url); nothing reserved."""
 
     reserved: set[str] = set()
+    quotes = False
 
     def _marker(self, i: int) -> str | None:
         return self.src[i] if self.src[i] in "*_" else None

@@ -23,6 +23,21 @@ migrate; faults queued per method (``"429:5"``, ``"500"``, ``"disconnect"`` ...)
         bot = telegram.Bot("123456:SECRET", base_url=tg.base_url)
         ...
         assert tg.messages(42)[0].text == "hello"
+
+Methods: getMe, getUpdates, setWebhook, deleteWebhook, getWebhookInfo, sendMessage, sendPhoto,
+sendChatAction, editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage,
+answerCallbackQuery, setMyCommands, getMyCommands, deleteMyCommands, getChat, getChatMember,
+getChatMemberCount, getChatAdministrators, leaveChat, getFile (and ``/file/bot<token>/<path>``),
+createChatInviteLink, editChatInviteLink, revokeChatInviteLink, exportChatInviteLink,
+banChatMember, unbanChatMember, approveChatJoinRequest, declineChatJoinRequest. Any other
+method answers 404 ``Not Found`` as Telegram does for an unknown one.
+
+Where the fake knowingly differs from Telegram: webhooks may be plain HTTP to a loopback host
+(Telegram demands HTTPS) and are delivered one at a time; every PhotoSize of a photo serves the
+original bytes; there is no inline mode (``inline_message_id`` edits fail); restricted members
+may do nothing; text limits count UTF-16 code units; an invite link's ``member_limit`` counts
+every join through it, also of members who left since; the flood lanes are sliding windows
+(Telegram does not publish its algorithm, only the rates).
 """
 
 from __future__ import annotations

@@ -757,3 +757,20 @@ def test_bad_construction_is_one_clear_error() -> None:
             tg.user_sends(77, "hi")
         tg.add_user(ADA, "Ada", started=True)
         assert with_bot(tg, lambda bot: bot.send_chat_action(ADA, "upload_photo"))
+
+
+def test_pre_languages_and_blockquotes(tg: TelegramBotApiServer) -> None:
+    async def body(bot: telegram.Bot) -> list[telegram.Message]:
+        html_pre = '<pre><code class="language-python">x = 1</code></pre>'
+        quoted = ">AAPL long\n>stop 180\\.5\nthat is all"
+        with pytest.raises(BadRequest, match='must have class "tg-spoiler"'):
+            await bot.send_message(ADA, "<span>hidden</span>", parse_mode="HTML")
+        return [
+            await bot.send_message(ADA, html_pre, parse_mode="HTML"),
+            await bot.send_message(ADA, quoted, parse_mode="MarkdownV2"),
+        ]
+
+    pre, quote = with_bot(tg, body)
+    assert (pre.text, pre.entities[0].type, pre.entities[0].language) == ("x = 1", "pre", "python")
+    assert quote.text == "AAPL long\nstop 180.5\nthat is all"
+    assert [(e.type, e.offset, e.length) for e in quote.entities] == [("blockquote", 0, 20)]
