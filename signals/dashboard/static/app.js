@@ -199,7 +199,9 @@ function render(s) {
   renderLimits(s.limits || {});
   const pnl = s.pnl || {};
   problem("pnl-problem", pnl.problem);
-  document.getElementById("pnl-cards").replaceChildren(...(pnl.rows || []).map(pnlCard));
+  const cards = (pnl.rows || []).map(pnlCard);
+  if (!cards.length) cards.push(el("p", { class: "muted" }, "no deployments in the journal"));
+  document.getElementById("pnl-cards").replaceChildren(...cards);
   renderOutbox(s.outbox || {});
 }
 
