@@ -11,6 +11,7 @@ Example:
 """
 
 from strategies.stress.book import OptionPosition, Position, StockPosition, StressBook
+from strategies.stress.history import HistoricalStress, StressWindow, find_windows, replay_window
 from strategies.stress.scenarios import (
     STANDARD_SPOT_SHOCKS,
     STANDARD_VOL_POINTS,
@@ -25,13 +26,17 @@ from strategies.stress.scenarios import (
 __all__ = [
     "STANDARD_SPOT_SHOCKS",
     "STANDARD_VOL_POINTS",
+    "HistoricalStress",
     "OptionPosition",
     "Position",
     "Scenario",
     "StockPosition",
     "StressBook",
     "StressGrid",
+    "StressWindow",
     "base_values",
+    "find_windows",
+    "replay_window",
     "revalue",
     "scenario_pnl",
     "stress_grid",
