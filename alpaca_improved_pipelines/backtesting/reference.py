@@ -177,7 +177,10 @@ def options_reference(
     16:30: that day's expiries settled first) with the manifest's costs (the research
     backtest's fill fraction and fees; mid +/- 25% of the spread is also the simulated broker's
     fill model); sessions without chains are flat (nothing to trade on, live or here)."""
-    from alpaca_improved_pipelines.defs.research.options_backtest import load_chain_archive
+    from alpaca_improved_pipelines.defs.research.options_backtest import (
+        load_chain_archive,
+        load_vol_features,
+    )
     from strategies.backtest import run_options_backtest
     from strategies.base import create_strategy
 
@@ -201,7 +204,10 @@ def options_reference(
         initial_cash=capital, vega_unit=LAKE_VEGA_UNIT, theta_unit=LAKE_THETA_UNIT,
         decision_time=dt.time(16, 30),
     )  # fmt: skip
-    result = run_options_backtest(strategy, chains, config, bars=bars, start=start, end=end)
+    features = load_vol_features(paths.lake_dir(home), underlying, bars)
+    result = run_options_backtest(
+        strategy, chains, config, bars=bars, start=start, end=end, vol_features=features
+    )
     legs = (
         result.fills.filter(pl.col("kind") == "trade")
         .select("session", "symbol", "side", pl.col("qty").alias("size"), "price")

@@ -24,6 +24,7 @@ from strategies import analytics
 from strategies.backtest import run_options_backtest
 from strategies.base import create_strategy
 from strategies.models import CHAIN_COLUMNS
+from strategies.options.vol_features import vol_feature_frame
 
 ATTRIBUTION = ("delta", "gamma", "theta", "vega", "residual", "trading", "settlement", "fees")
 
@@ -52,6 +53,30 @@ def load_chain_archive(lake: Path, underlying: str) -> tuple[pl.DataFrame, pl.Da
     return chains, bars.filter(pl.col("symbol") == underlying), versions
 
 
+def load_vol_features(lake: Path, underlying: str, bars: pl.DataFrame) -> pl.DataFrame | None:
+    """The vol-surface feature frame of ``underlying`` (``vol_surface`` partitions, ``bars``
+    for realized vol, the chains' volume and open interest), or None when the lake has no
+    vol_surface partitions (decisions then see no ``vol_features``)."""
+    sessions = storage.existing_sessions(lake, "vol_surface")
+    if not sessions:
+        return None
+    mine = pl.col("underlying") == underlying
+    surface = pl.concat(
+        [
+            storage.read_file(lake, storage.partition_path(lake, "vol_surface", s)).filter(mine)
+            for s in sessions
+        ],
+        how="diagonal_relaxed",
+    )
+    flow_cols = ["underlying", "session", "right", "volume", "open_interest"]
+    flows = [
+        storage.read_file(lake, storage.partition_path(lake, "option_chains", s), flow_cols)
+        for s in storage.existing_sessions(lake, "option_chains")
+    ]
+    chains = pl.concat(flows).filter(mine) if flows else None
+    return vol_feature_frame(surface, bars, chains)
+
+
 def run_options_family(
     family: str,
     underlying: str,
@@ -70,7 +95,8 @@ def run_options_family(
     config = costs.backtest_config(
         initial_cash=initial_cash, vega_unit=LAKE_VEGA_UNIT, theta_unit=LAKE_THETA_UNIT
     )
-    result = run_options_backtest(strategy, chains, config, bars=bars)
+    features = load_vol_features(lake, underlying, bars)
+    result = run_options_backtest(strategy, chains, config, bars=bars, vol_features=features)
     rets = result.returns().to_numpy()
     metrics = {k: float(v) for k, v in analytics.summary(rets).items()} if rets.size else {}
     sessions = result.daily.get_column("session").to_list()
