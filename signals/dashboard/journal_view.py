@@ -2,10 +2,9 @@
 
 Every section is an explicit allow-list of columns (a manifest's parameters, the broker's ids
 of the account, the journal's free-text notes are never copied wholesale), and every list is
-capped, so a journal of any size answers in milliseconds. The journal is opened read-only for
-each read and closed after it (:func:`live.journal.pg.open_journal`: the SQLite file with
-``mode=ro``, or the Postgres schema in a read-only session): a reader that kept a SQLite file
-open ``immutable`` would never see the runner's next write.
+capped, so a journal of any size answers in milliseconds. The journal is only ever opened
+read-only (:func:`live.journal.pg.open_journal`): the SQLite file with ``mode=ro`` for each read
+(see :class:`JournalHandle`), or one read-only Postgres session.
 """
 
 from __future__ import annotations

@@ -43,14 +43,21 @@ PROBE_EVERY_S = 0.5  # one version probe serves every client polling within this
 _JOURNAL_SECTIONS = ("deployments", "positions", "open_orders", "fills", "risk", "limits")
 
 
+_logged: dict[str, str] = {}  # source -> the last problem logged (logged once, not per poll)
+
+
 def _guarded(what: str, fn: Callable[[], Any], fallback: Any) -> Any:
     """``fn()``, or ``fallback`` with a ``problem`` naming the failure (the page shows it)."""
     try:
-        return fn()
+        result = fn()
     except Exception as exc:  # a display boundary: one broken source must not blank the page
-        log.warning("dashboard: cannot read the %s: %s", what, exc)
         problem = f"cannot read the {what}: {type(exc).__name__}: {exc}"
+        if _logged.get(what) != problem:
+            log.warning("dashboard: %s", problem)
+            _logged[what] = problem
         return {**fallback, "problem": problem} if isinstance(fallback, dict) else problem
+    _logged.pop(what, None)
+    return result
 
 
 class StateCache:
