@@ -38,7 +38,8 @@ class LakeReader:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self._cache: dict[str, tuple[str, pl.DataFrame]] = {}
+        # table -> partition path -> (version tag, frame)
+        self._cache: dict[str, dict[str, tuple[str, pl.DataFrame]]] = {}
 
     def store(self) -> LakeStore:
         return lake_store.from_env(paths.lake_dir(self.home))
@@ -59,16 +60,16 @@ class LakeReader:
     def table(self, table: str, only: set[str] | None = None) -> pl.DataFrame:
         """Every partition of ``table`` (or the partition values in ``only``), concatenated."""
         store = self.store()
-        frames = []
+        old, kept = self._cache.get(table, {}), {}
         for value, (path, tag) in self._tagged(store, table).items():
             if only is not None and value not in only:
                 continue
-            key = str(path)
-            hit = self._cache.get(key)
+            hit = old.get(str(path))
             if hit is None or hit[0] != tag:
                 hit = (tag, pl.read_parquet(io.BytesIO(store.read(path))))
-                self._cache[key] = hit
-            frames.append(hit[1])
+            kept[str(path)] = hit
+        self._cache[table] = kept  # partitions gone from the lake leave the cache too
+        frames = [frame for _, frame in kept.values()]
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 

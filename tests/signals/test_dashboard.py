@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -534,3 +536,28 @@ def test_live_refresh_behind_basic_auth_in_chromium(site: Site) -> None:
             page.close()
         finally:
             browser.close()
+
+
+def test_lake_changes_are_read_at_the_tick(tmp_path: Path) -> None:
+    planted = fx.Secrets()
+    fx.build_journal(tmp_path, planted).close()
+    engine = fx.build_outbox(tmp_path, planted)
+    fx.build_lake(tmp_path)
+    cache = StateCache(tmp_path, engine, "t", {}, tick_s=0.3)
+
+    def live() -> dict[str, Any]:
+        _settle(cache)
+        time.sleep(0.3)  # the next tick
+        rows = cache.current()[1]["pnl"]["rows"]
+        return next(r for r in rows if r["deployment_id"] == fx.DEP_BT)["live"]
+
+    assert live()["total_pnl"] == pytest.approx(sum(fx.DAILY_PNL), abs=TOL)
+    # the monitoring asset rewrites the last session and a session disappears
+    frame = pl.read_parquet(paths.lake_dir(tmp_path) / f"live_pnl/session={fx.SESSIONS[-1]}"
+                            / "part.parquet").with_columns(pl.lit(-500.0).alias("pnl"))  # fmt: skip
+    fx.write_part(tmp_path, "live_pnl", fx.SESSIONS[-1], frame)
+    shutil.rmtree(paths.lake_dir(tmp_path) / f"live_pnl/session={fx.SESSIONS[0]}")
+    after = live()
+    assert after["sessions"] == 2 and after["first"] == str(fx.SESSIONS[1])
+    assert after["total_pnl"] == pytest.approx(fx.DAILY_PNL[1] - 500.0, abs=TOL)
+    assert len(cache.lake._cache["live_pnl"]) == 2  # the removed partition left the cache
