@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from signals.local import telegram_members
@@ -247,7 +247,7 @@ class TelegramControl:
             if chat is None:
                 return []
             return [
-                replace(m, edits=list(m.edits))
+                copy.deepcopy(m)
                 for m in chat.messages.values()
                 if m.from_id in (self.state.bot.id, None)
                 and not m.service
@@ -258,7 +258,7 @@ class TelegramControl:
         """Every message in ``chat_id`` (the users' too), oldest first."""
         with self._lock:
             chat = self.state.chats.get(chat_id)
-            return [replace(m) for m in chat.messages.values()] if chat else []
+            return [copy.deepcopy(m) for m in chat.messages.values()] if chat else []
 
     def member_status(self, chat_id: int, user_id: int) -> str:
         """creator / administrator / member / left / kicked."""
@@ -291,6 +291,11 @@ class TelegramControl:
                 stats.rejected.copy(),
                 stats.rejected_by_lane.copy(),
             )
+
+    def reset_flood(self) -> None:
+        """Forget earlier sends: empty flood windows and statistics."""
+        with self._lock:
+            self.flood.reset()
 
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         with self._lock:

@@ -100,6 +100,11 @@ class FloodControl:
         self._clock = clock
         self._windows: dict[str, deque[float]] = {}
 
+    def reset(self) -> None:
+        """Empty every window and the statistics (a benchmark's clean start after warm-up)."""
+        self.stats = FloodStats(dict(self.limits))
+        self._windows.clear()
+
     def check(self, chat_id: int, chat_type: str) -> int | None:
         """``retry_after`` seconds if a send to ``chat_id`` now would exceed a lane, else None."""
         if not self.enforce:

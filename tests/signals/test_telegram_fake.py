@@ -464,6 +464,8 @@ def test_per_chat_limit_gives_429_exactly_when_exceeded() -> None:
     # 6 sends to Ada at 5 per second cannot take less than one window
     assert stats.floor_s() == pytest.approx(1.0)
     assert stats.span_s() >= stats.floor_s()
+    tg.reset_flood()
+    assert tg.flood_stats().sends == [] and tg.flood_stats().rejected == {}
     assert stats.limits["private"].count == 5 and stats.limits["global"].count == 150
 
 
