@@ -228,6 +228,11 @@ class TelegramControl:
             new = self.state.add_chat(
                 Chat(new_id, "supergroup", old.title, members=copy.deepcopy(old.members))
             )
+            # invite links and pending join requests carry over to the supergroup
+            new.invite_links, old.invite_links = old.invite_links, {}
+            new.join_requests, old.join_requests = old.join_requests, {}
+            for link in new.invite_links.values():
+                link.chat_id = new_id
             old_msg = self.state.new_message(
                 old, self.state.bot.id, service={"migrate_to_chat_id": new_id}
             )

@@ -215,7 +215,10 @@ def test_429_fault_is_retry_after_and_blocked_is_forbidden(tg: TelegramBotApiSer
 def test_migrated_group_raises_chat_migrated_and_the_supergroup_works(
     tg: TelegramBotApiServer,
 ) -> None:
+    link = with_bot(tg, lambda bot: bot.create_chat_invite_link(GROUP)).invite_link
     new_id = tg.migrate_group(GROUP)
+    assert tg.user_joins(ADA, link) == "joined"  # the link now admits to the supergroup
+    assert tg.member_status(new_id, ADA) == "member"
 
     async def body(bot: telegram.Bot) -> None:
         with pytest.raises(ChatMigrated) as caught:
@@ -223,6 +226,7 @@ def test_migrated_group_raises_chat_migrated_and_the_supergroup_works(
         assert caught.value.new_chat_id == new_id
         moved = await bot.send_message(new_id, "to the new id")
         assert moved.chat.type == "supergroup" and moved.chat.id == new_id
+        assert (await bot.revoke_chat_invite_link(new_id, link)).is_revoked
 
     with_bot(tg, body)
     raw = httpx.post(f"{tg.base_url}{TOKEN}/sendMessage", json={"chat_id": GROUP, "text": "x"})
