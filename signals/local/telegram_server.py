@@ -55,7 +55,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from signals.local import telegram_members, telegram_methods  # noqa: F401  (register methods)
+from signals.local import (  # noqa: F401  (the method modules register their handlers)
+    telegram_interactions,
+    telegram_members,
+    telegram_methods,
+)
 from signals.local.telegram_control import RequestRecord, TelegramControl
 from signals.local.telegram_limits import FloodControl
 from signals.local.telegram_methods import METHODS, call
