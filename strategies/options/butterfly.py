@@ -9,11 +9,12 @@ from strategies.models import Book, MarketSnapshot, OrderIntent, Right, Side
 from strategies.options.common import OptionStrategy, check_common
 from strategies.options.orders import open_intent
 from strategies.options.selection import atm_strike_quote, choose_expiry, select_by_strike
+from strategies.options.vol_filters import VolFilters
 
 
 @dataclass(frozen=True, slots=True)
-class ButterflyConfig:
-    """Config of :class:`Butterfly`.
+class ButterflyConfig(VolFilters):
+    """Config of :class:`Butterfly` (plus the keyword-only :class:`VolFilters`).
 
     Attributes:
         underlying: Underlying symbol.
@@ -83,6 +84,9 @@ class Butterfly(OptionStrategy):
         intents, still_open = self.manage_exits(snapshot, book, chain)
         if intents or still_open or not self.may_open(book):
             return intents
+        size = self.entry_size(snapshot)
+        if not size:
+            return []
         cfg = self.config
         right = Right(cfg.right)
         expiry_dte = choose_expiry(chain, cfg.dte, cfg.dte_min, cfg.dte_max)
@@ -97,4 +101,4 @@ class Butterfly(OptionStrategy):
             return []  # only balanced wings, so the payoff never goes negative
         legs = [(lower, Side.BUY, 1), (body, Side.SELL, 2), (upper, Side.BUY, 1)]
         reason = f"butterfly {lower.strike:g}/{body.strike:g}/{upper.strike:g} dte {body.dte}"
-        return [open_intent(self.name, legs, cfg.contracts, cfg.limit_fraction, "fly", reason)]
+        return [open_intent(self.name, legs, size, cfg.limit_fraction, "fly", reason)]

@@ -9,6 +9,7 @@ from strategies.models import Book, MarketSnapshot, OrderIntent
 from strategies.options.chain import OptionChainView
 from strategies.options.exits import ExitRules, exit_reason, structures
 from strategies.options.orders import check_price_fraction, close_intent
+from strategies.options.vol_filters import VolFilters
 
 
 def check_common(config: Any) -> None:
@@ -25,6 +26,14 @@ def check_common(config: Any) -> None:
     if config.max_abs_delta is not None and not config.max_abs_delta > 0:
         raise ValueError(f"max_abs_delta must be > 0 or None, got {config.max_abs_delta}")
     exit_rules(config)  # ExitRules validates profit_target / stop_loss / exit_dte
+    if isinstance(config, VolFilters):
+        config.check_vol_filters()
+
+
+def check_no_sizing(config: Any, why: str) -> None:
+    """Refuse ``premium_scale`` on a family whose size is fixed by ``why``."""
+    if config.premium_scale is not None:
+        raise ValueError(f"premium_scale is not supported here: {why}; leave it None")
 
 
 def exit_rules(config: Any) -> ExitRules:
@@ -48,6 +57,17 @@ class OptionStrategy(Strategy):
         if cfg.max_drawdown is not None and book.drawdown > cfg.max_drawdown:
             return False
         return cfg.max_abs_delta is None or abs(book.greeks.delta) <= cfg.max_abs_delta
+
+    def entry_size(self, snapshot: MarketSnapshot) -> int:
+        """Contracts a new structure may open now: 0 while a vol filter forbids it, else
+        ``contracts`` (scaled by the IV - RV premium when the config sizes on it)."""
+        cfg = self.config
+        underlying, contracts = cfg.underlying, int(cfg.contracts)
+        if not isinstance(cfg, VolFilters):
+            return contracts
+        if cfg.vol_block(snapshot, underlying) is not None:
+            return 0
+        return cfg.vol_size(snapshot, underlying, contracts)
 
     def manage_exits(
         self, snapshot: MarketSnapshot, book: Book, chain: OptionChainView

@@ -15,14 +15,15 @@ from strategies.models import (
     Right,
     Side,
 )
-from strategies.options.common import OptionStrategy, check_common
+from strategies.options.common import OptionStrategy, check_common, check_no_sizing
 from strategies.options.orders import open_intent
 from strategies.options.selection import ContractTarget, select_by_delta
+from strategies.options.vol_filters import VolFilters
 
 
 @dataclass(frozen=True, slots=True)
-class CoveredCallConfig:
-    """Config of :class:`CoveredCall`.
+class CoveredCallConfig(VolFilters):
+    """Config of :class:`CoveredCall` (plus the keyword-only :class:`VolFilters`).
 
     Attributes:
         underlying: Underlying symbol.
@@ -56,6 +57,7 @@ class CoveredCallConfig:
 
     def __post_init__(self) -> None:
         check_common(self)
+        check_no_sizing(self, "the calls are sized to cover the shares held")
         self.target()
 
     def target(self) -> ContractTarget:
@@ -105,7 +107,7 @@ class CoveredCall(OptionStrategy):
                     reason=f"hold {need} shares to cover the calls",
                 )
             )
-        if intents or still_open or not self.may_open(book):
+        if intents or still_open or not self.may_open(book) or not self.entry_size(snapshot):
             return intents
         quote = select_by_delta(chain, cfg.target())
         if quote is not None:

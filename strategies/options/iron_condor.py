@@ -9,11 +9,13 @@ from strategies.models import Book, MarketSnapshot, OrderIntent, Right, Side
 from strategies.options.common import OptionStrategy, check_common
 from strategies.options.orders import open_intent
 from strategies.options.selection import ContractTarget, select_by_delta, select_by_strike
+from strategies.options.vol_filters import VolFilters
 
 
 @dataclass(frozen=True, slots=True)
-class IronCondorConfig:
-    """Config of :class:`IronCondor`.
+class IronCondorConfig(VolFilters):
+    """Config of :class:`IronCondor` (plus the keyword-only :class:`VolFilters`: IV rank,
+    contango and IV - RV premium sizing).
 
     Attributes:
         underlying: Underlying symbol.
@@ -70,13 +72,16 @@ class IronCondor(OptionStrategy):
 
     @classmethod
     def param_space(cls) -> ParamSpace:
-        """Short delta 0.10-0.30, wings 5-10, expiry 30-60 days, exits at 21 DTE or off."""
+        """Short delta 0.10-0.30, wings 5-10, expiry 30-60 days, exits at 21 DTE or off, an IV
+        rank floor of 0.5 or none, contango required or not."""
         return ParamSpace(
             (
                 Param("short_delta", values=(0.10, 0.16, 0.20, 0.30)),
                 Param("wing_width", values=(5.0, 10.0)),
                 Param("dte", values=(30, 45, 60)),
                 Param("exit_dte", values=(None, 21)),
+                Param("min_iv_rank", values=(None, 0.5)),
+                Param("require_contango", values=(False, True)),
             ),
             IronCondorConfig,
             predicate=lambda p: p.get("exit_dte") is None or p["exit_dte"] < p.get("dte", 45),
@@ -90,6 +95,9 @@ class IronCondor(OptionStrategy):
         intents, still_open = self.manage_exits(snapshot, book, chain)
         if intents or still_open or not self.may_open(book):
             return intents
+        size = self.entry_size(snapshot)
+        if not size:
+            return []
         cfg = self.config
         short_put = select_by_delta(chain, cfg.target(Right.PUT))
         short_call = select_by_delta(chain, cfg.target(Right.CALL))
@@ -115,4 +123,4 @@ class IronCondor(OptionStrategy):
             f"iron condor {long_put.strike:g}/{short_put.strike:g}/"
             f"{short_call.strike:g}/{long_call.strike:g} dte {short_put.dte}"
         )
-        return [open_intent(self.name, legs, cfg.contracts, cfg.limit_fraction, "condor", reason)]
+        return [open_intent(self.name, legs, size, cfg.limit_fraction, "condor", reason)]

@@ -12,11 +12,12 @@ from strategies.options.common import OptionStrategy, check_common
 from strategies.options.exits import structures
 from strategies.options.orders import close_intent, open_intent
 from strategies.options.selection import ContractTarget, select_by_delta
+from strategies.options.vol_filters import VolFilters
 
 
 @dataclass(frozen=True, slots=True)
-class MomentumOptionsConfig:
-    """Config of :class:`MomentumOptions`.
+class MomentumOptionsConfig(VolFilters):
+    """Config of :class:`MomentumOptions` (plus the keyword-only :class:`VolFilters`).
 
     Attributes:
         underlying: Underlying symbol.
@@ -116,13 +117,14 @@ class MomentumOptions(OptionStrategy):
             return intents
         if not np.isfinite(roc) or abs(roc) <= cfg.threshold or not self.may_open(book):
             return []
+        size = self.entry_size(snapshot)
+        if not size:
+            return []
         right = Right.CALL if roc > 0 else Right.PUT
         quote = select_by_delta(chain, cfg.target(right))
         if quote is None:
             return []
         reason = f"momentum {roc:+.2%}: long {quote.strike:g}{right.value} dte {quote.dte}"
         return [
-            open_intent(
-                self.name, [(quote, Side.BUY, 1)], cfg.contracts, cfg.limit_fraction, "long", reason
-            )
+            open_intent(self.name, [(quote, Side.BUY, 1)], size, cfg.limit_fraction, "long", reason)
         ]

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from strategies.base import Param, ParamSpace, register_strategy
 from strategies.models import OPTION_MULTIPLIER, Book, MarketSnapshot, OrderIntent, Right, Side
 from strategies.options.chain import OptionChainView
-from strategies.options.common import OptionStrategy, check_common
+from strategies.options.common import OptionStrategy, check_common, check_no_sizing
 from strategies.options.orders import open_intent
 from strategies.options.selection import ContractTarget, select_by_delta
+from strategies.options.vol_filters import VolFilters
 
 
 @dataclass(frozen=True, slots=True)
-class WheelConfig:
-    """Config of :class:`Wheel`.
+class WheelConfig(VolFilters):
+    """Config of :class:`Wheel` (plus the keyword-only :class:`VolFilters`).
 
     Attributes:
         underlying: Underlying symbol.
@@ -50,6 +51,7 @@ class WheelConfig:
 
     def __post_init__(self) -> None:
         check_common(self)
+        check_no_sizing(self, "the covered calls must cover the assigned put's shares")
         self.target(Right.PUT)
         self.target(Right.CALL)
 
@@ -69,13 +71,15 @@ class Wheel(OptionStrategy):
 
     @classmethod
     def param_space(cls) -> ParamSpace:
-        """Deltas 0.15-0.40, expiry 21-45 days, optional 50% profit target."""
+        """Deltas 0.15-0.40, expiry 21-45 days, optional 50% profit target, an IV rank floor of
+        0.5 or none."""
         return ParamSpace(
             (
                 Param("put_delta", values=(0.15, 0.20, 0.30, 0.40)),
                 Param("call_delta", values=(0.15, 0.20, 0.30, 0.40)),
                 Param("dte", values=(21, 30, 45)),
                 Param("profit_target", values=(None, 0.5)),
+                Param("min_iv_rank", values=(None, 0.5)),
             ),
             WheelConfig,
         )
@@ -91,6 +95,8 @@ class Wheel(OptionStrategy):
         shares = book.shares(self.config.underlying)
         if shares >= OPTION_MULTIPLIER * self.config.contracts:
             return self._covered_call(chain, book)
+        if not self.entry_size(snapshot):  # the vol filters gate a new cycle's put
+            return []
         return self._cash_secured_put(chain)
 
     def _cash_secured_put(self, chain: OptionChainView) -> list[OrderIntent]:
