@@ -169,6 +169,28 @@ def test_control_messages_in_a_data_frame_keep_their_place() -> None:
     assert conn._decode(b"\xc1") == b"\xc1"  # undecodable: alpaca-py raises its own error
 
 
+def test_bulk_times_are_the_exchange_times_to_the_microsecond() -> None:
+    """Timestamps decoded as integer nanoseconds become the same aware datetimes msgpack's
+    ``Timestamp.to_datetime`` gives (truncated to microseconds), for quotes and for the vendor
+    dicts handed on as events (an option trade here)."""
+    env = {"ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s", "ALPACA_OPTIONS_FEED": "indicative"}
+    sink = Recorder()
+    conn = AlpacaConnection(config_from_env(env), "options", sink, lambda s: None)  # type: ignore[arg-type]
+    ns = int(OPEN.timestamp()) * 10**9 + 123_456_789
+    t = msgpack.Timestamp.from_unix_nano(ns)
+    occ = "SPY240419C00500000"
+    quote = {"T": "q", "S": occ, "t": t, "bx": "C", "bp": 1.0, "bs": 5, "ax": "X", "ap": 1.1}
+    trade = {"T": "t", "S": occ, "t": t, "x": "C", "p": 1.05, "s": 2, "c": "I"}
+    assert conn._decode(msgpack.packb([quote | {"as": 7}, trade])) == msgpack.packb([DECODED_MSG])
+    (ch1, [q]), (ch2, [tr]) = sink.calls
+    assert (ch1, ch2) == ("quotes", "trades")
+    assert q.ts == t.to_datetime() == OPEN + timedelta(microseconds=123_456)
+    assert (q.symbol, q.bid, q.ask, q.bid_size, q.ask_size, q.bid_exchange) == (
+        occ, 1.0, 1.1, 5.0, 7.0, "C",
+    )  # fmt: skip
+    assert tr["t"] == t.to_datetime() and tr["t"].tzinfo is not None and tr["p"] == 1.05
+
+
 OUTCOME_BARS = st.lists(
     st.tuples(
         st.sampled_from(["AAPL", "MSFT", "SPY", "QQQ"]),
