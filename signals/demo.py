@@ -86,7 +86,7 @@ def _wait(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
 def _serving(svc: SignalsService, timeout_s: float = 60.0) -> Iterator[str]:
     config = uvicorn.Config(
         svc.asgi(), host=svc.options.host, port=svc.options.port, log_level="warning",
-        access_log=False, lifespan="on",
+        access_log=False, lifespan="on", timeout_graceful_shutdown=3,
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name="signals-serve")

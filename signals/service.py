@@ -320,9 +320,11 @@ def serve(home: Path, options: ServiceOptions, environ: Mapping[str, str] | None
     import uvicorn
 
     svc = build_service(home, options, environ)
+    # the dashboard's event streams stay open: give them 3 s at shutdown, not uvicorn's forever
     config = uvicorn.Config(
-        svc.asgi(), host=options.host, port=options.port, log_level="warning", access_log=False
-    )
+        svc.asgi(), host=options.host, port=options.port, log_level="warning",
+        access_log=False, timeout_graceful_shutdown=3,
+    )  # fmt: skip
     print(
         f"signals service: {svc.public_url}  (dashboard {svc.public_url}/dashboard/, "
         f"health {svc.public_url}/health)",
