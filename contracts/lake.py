@@ -96,6 +96,12 @@ TABLES: tuple[LakeTable, ...] = (
     _session("live_positions", "monitoring.assets", "live runner positions at the last session"),
     _session("live_pnl", "monitoring.assets", "live daily P&L marked to the lake's closes"),
     _session("live_replay", "monitoring.replay", "deployments replayed against the lake"),
+    _session(
+        "stress_scenarios", "risk.assets", "spot x vol scenario P&L grid per book (valuation day)"
+    ),
+    _session(
+        "stress_history", "risk.assets", "historical stress windows replayed per book, by day"
+    ),
     LakeTable(
         "backtest_runs",
         "family",
@@ -107,6 +113,12 @@ TABLES: tuple[LakeTable, ...] = (
         "family",
         (f"{_PIPELINES}.research.sweeps",),
         "every variant of each family's parameter sweep",
+    ),
+    LakeTable(
+        "factor_attribution",
+        "family",
+        (f"{_PIPELINES}.risk.attribution",),
+        "market beta (alpha, R2, t-stats) beside the Greek P&L split per family",
     ),
     LakeTable(
         "walk_forward",

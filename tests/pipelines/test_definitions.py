@@ -30,6 +30,8 @@ EXPECTED_ASSETS = {
     "option_chains",
     "vol_surface",
     "stream_reconciliation",  # issue 11: the stream vs the nightly REST bars
+    "stress_scenarios",  # issue 14: scenario grids and historical windows per book
+    "factor_attribution",  # issue 14: market beta beside the Greek split
 }
 EXPECTED_CHECKS = {
     ("stock_bars_1m", "pandera_schema"),
@@ -84,6 +86,7 @@ def test_every_asset_has_a_description_and_group(project_defs: dg.Definitions) -
             "options",
             "promotion",
             "monitoring",
+            "risk",
         }, key
 
 

@@ -1,0 +1,1 @@
+"""Risk assets: stress scenarios (grids and historical windows) and factor attribution."""
