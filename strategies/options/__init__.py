@@ -6,6 +6,7 @@ from strategies.options.covered_call import CoveredCall, CoveredCallConfig
 from strategies.options.exits import ExitRules, exit_reason, structures
 from strategies.options.iron_condor import IronCondor, IronCondorConfig
 from strategies.options.long_options import MomentumOptions, MomentumOptionsConfig
+from strategies.options.momentum_spreads import MomentumSpreads, MomentumSpreadsConfig
 from strategies.options.selection import ContractTarget, select_by_delta, select_by_strike
 from strategies.options.wheel import Wheel, WheelConfig
 
@@ -21,6 +22,8 @@ __all__ = [
     "IronCondorConfig",
     "MomentumOptions",
     "MomentumOptionsConfig",
+    "MomentumSpreads",
+    "MomentumSpreadsConfig",
     "OptionChainView",
     "Wheel",
     "WheelConfig",

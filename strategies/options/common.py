@@ -65,9 +65,7 @@ class OptionStrategy(Strategy):
         underlying, contracts = cfg.underlying, int(cfg.contracts)
         if not isinstance(cfg, VolFilters):
             return contracts
-        if cfg.vol_block(snapshot, underlying) is not None:
-            return 0
-        return cfg.vol_size(snapshot, underlying, contracts)
+        return cfg.entry_contracts(snapshot.vol_features.get(underlying), contracts)
 
     def manage_exits(
         self, snapshot: MarketSnapshot, book: Book, chain: OptionChainView

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from strategies.models import MarketSnapshot
+from strategies.options.vol_features import VolSurfaceFeatures
 
 MAX_SIZE_MULTIPLE = 2.0  # premium sizing never opens more than twice ``contracts``
 
@@ -60,11 +61,19 @@ class VolFilters:
 
     def vol_block(self, snapshot: MarketSnapshot, underlying: str) -> str | None:
         """Why the vol filters forbid opening now, or None when they allow it."""
+        feats = snapshot.vol_features.get(underlying)
+        return self.block_reason(feats, f"{underlying} on {snapshot.session}")
+
+    def vol_size(self, snapshot: MarketSnapshot, underlying: str, contracts: int) -> int:
+        """Contracts to open: ``contracts``, or scaled by the IV - RV premium (0: skip)."""
+        return self.size_for(snapshot.vol_features.get(underlying), contracts)
+
+    def block_reason(self, feats: VolSurfaceFeatures | None, where: str = "") -> str | None:
+        """:meth:`vol_block` on given features (None: none that session)."""
         if not self.filters_on:
             return None
-        feats = snapshot.vol_features.get(underlying)
         if feats is None:
-            return f"no vol features for {underlying} on {snapshot.session}"
+            return f"no vol features for {where}"
         rank = feats.iv_rank
         if self.min_iv_rank is not None and not rank >= self.min_iv_rank:  # NaN blocks
             return f"iv rank {rank:.2f} below {self.min_iv_rank:.2f}"
@@ -74,13 +83,18 @@ class VolFilters:
             return f"term structure not in contango (slope {feats.term_slope:+.4f})"
         return None
 
-    def vol_size(self, snapshot: MarketSnapshot, underlying: str, contracts: int) -> int:
-        """Contracts to open: ``contracts``, or scaled by the IV - RV premium (0: skip)."""
+    def size_for(self, feats: VolSurfaceFeatures | None, contracts: int) -> int:
+        """:meth:`vol_size` on given features (None: none that session)."""
         if self.premium_scale is None:
             return contracts
-        feats = snapshot.vol_features.get(underlying)
         premium = math.nan if feats is None else feats.iv_rv_premium
         if not math.isfinite(premium):
             return 0
         multiple = min(max(premium / self.premium_scale, 0.0), MAX_SIZE_MULTIPLE)
         return math.floor(contracts * multiple + 1e-9)
+
+    def entry_contracts(self, feats: VolSurfaceFeatures | None, contracts: int) -> int:
+        """Contracts a new structure may open on these features (0: filtered out)."""
+        if self.block_reason(feats) is not None:
+            return 0
+        return self.size_for(feats, contracts)
