@@ -2,7 +2,7 @@
 
 A :class:`signals.interfaces.Lane` says "at most ``rate`` sends per ``per`` seconds" for one key
 (Telegram: the bot's ~30/s overall, 1/s per private chat, 20/min per group). The book paces each
-lane evenly (one send per ``per / rate`` seconds, 1% wider) rather than in bursts, and keeps the
+lane evenly (one send per ``per / rate`` seconds, 3% wider) rather than in bursts, and keeps the
 start times of its last ``rate`` sends (a sliding-window log, so no window of ``per`` seconds
 ever holds more than ``rate`` sends, whatever the platform's window alignment). Pacing matters
 because the platform counts arrivals: a burst sent at the window's start can arrive late and the
@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from signals.interfaces import Lane
 
 # widen each window a little: the platform stamps a request on arrival, not when we sent it
-MARGIN = 0.01
+MARGIN = 0.03
 
 
 class _LaneState:
