@@ -57,6 +57,10 @@ class RiskLimits(BaseModel):
         max_drawdown: Fractional drawdown from peak equity that switches to HALTED.
         greeks: Portfolio Greek caps.
         max_quote_age_s: A reference quote older than this is stale.
+        max_stressed_loss: $ loss of the book after the order in its worst scenario of the
+            standard grid (spot +/-10% x implied vol +/-10 points, full revaluation; see
+            ``live.risk.stress``) above which an order that deepens it is refused (None = no
+            check; older manifests without it stay valid).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -72,6 +76,7 @@ class RiskLimits(BaseModel):
     max_drawdown: float | None = Field(default=0.5, gt=0, le=1)
     greeks: GreekLimits = GreekLimits()
     max_quote_age_s: float = Field(default=4 * 86_400.0, gt=0)
+    max_stressed_loss: float | None = Field(default=None, gt=0)
 
 
 class AccountLimits(RiskLimits):

@@ -10,6 +10,7 @@ from datetime import datetime
 from contracts.limits import AccountLimits, GreekLimits, RiskLimits
 from live.book import multiplier
 from live.orders.reports import OrderTicket, Quote
+from live.risk.stress import stressed_loss
 from strategies import occ
 from strategies.accounting import Account, Holding
 from strategies.models import AssetClass, Book, GreekExposure, OrderType
@@ -233,4 +234,5 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("options_rules", options_rules), ("price_sanity", price_sanity), ("order_size", order_size),
     ("position_size", position_size), ("concentration", concentration),
     ("open_orders", open_orders), ("greeks", greeks), ("buying_power", buying_power),
+    ("max_stressed_loss", stressed_loss),
 )  # fmt: skip

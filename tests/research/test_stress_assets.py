@@ -179,3 +179,13 @@ def test_backtest_book_and_factor_attribution(chain_home: Path, tmp_path: Path) 
     assert value["n"] == len(SESSIONS) - 1
     logged = {a.path for a in Tracker(home).client.list_artifacts(run)}
     assert "factor_attribution.parquet" in logged
+
+
+def test_an_approval_can_set_max_stressed_loss() -> None:
+    """The approver sets the optional limit; left unset, the approved limits carry no check."""
+    from alpaca_improved_pipelines.defs.promotion.approval import ApprovalConfig, approved_limits
+
+    capped = ApprovalConfig(family="wheel", approver="me", reason="r", max_stressed_loss=2_500.0)
+    assert approved_limits(capped, 500.0).max_stressed_loss == 2_500.0
+    plain = ApprovalConfig(family="wheel", approver="me", reason="r")
+    assert approved_limits(plain, 500.0).max_stressed_loss is None

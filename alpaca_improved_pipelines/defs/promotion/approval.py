@@ -85,6 +85,10 @@ class ApprovalConfig(dg.Config):
     max_theta: float | None = Field(
         default=None, gt=0, description="|Theta| in $ per day (default 0.2% of capital)"
     )
+    max_stressed_loss: float | None = Field(
+        default=None, gt=0, description="$ loss in the worst spot +/-10% x vol +/-10 pts "
+        "scenario after an order (default: no check)"
+    )  # fmt: skip
 
 
 def limit_overrides(config: ApprovalConfig) -> dict[str, Any]:
