@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from alpaca_improved_pipelines.backtesting.families import families, family
 from alpaca_improved_pipelines.defs.market_data.assets import stock_bars_1d, stock_bars_1m
@@ -120,6 +121,10 @@ class OptionsBacktestRunConfig(dg.Config):
     underlying: str = "SPY"
     params_json: str = "{}"
     initial_cash: float = 100_000.0
+    # a JSON list of parameter objects: sweep them (n_trials, DSR, walk-forward for the gates)
+    sweep_json: str = ""
+    walk_forward_train: int = 60
+    walk_forward_test: int = 20
 
 
 @dg.asset(
@@ -139,6 +144,8 @@ def options_backtest(
 
     from alpaca_improved_pipelines.defs.research.options_backtest import run_options_family
 
+    if config.sweep_json:
+        return _options_sweep(context, config, lake, tracking)
     out = run_options_family(
         config.family,
         config.underlying,
@@ -155,6 +162,47 @@ def options_backtest(
             "final_equity": round(out["final_equity"], 2),
             "sharpe_ratio": out.get("sharpe_ratio", float("nan")),
             "fills_by_kind": dg.MetadataValue.json(out["fills"]),
+            "mlflow_run_id": out["mlflow_run_id"],
+            "mlflow_run": dg.MetadataValue.url(tracking.tracker().run_url(out["mlflow_run_id"])),
+        }
+    )
+
+
+def _options_sweep(
+    context: dg.AssetExecutionContext,
+    config: OptionsBacktestRunConfig,
+    lake: LakeResource,
+    tracking: TrackingResource,
+) -> dg.MaterializeResult:
+    import json
+
+    from alpaca_improved_pipelines.defs.research.options_sweep import (
+        parse_points,
+        run_options_sweep,
+    )
+
+    out = run_options_sweep(
+        config.family,
+        config.underlying,
+        json.loads(config.params_json),
+        parse_points(config.sweep_json),
+        config.initial_cash,
+        Path(lake.home),
+        tracking.tracker(),
+        context.run_id,
+        context.asset_key.to_user_string(),
+        config.walk_forward_train,
+        config.walk_forward_test,
+    )
+    table = out["table"].with_columns(pl.col(pl.Float64).round(4)).to_pandas()
+    return dg.MaterializeResult(
+        metadata={
+            "sessions": out["sessions"],
+            "n_trials": out["n_trials"],
+            "best_params": out["best_params"],
+            "oos_sharpe": out["oos_sharpe"],
+            "final_equity": round(out["final_equity"], 2),
+            "sweep": dg.MetadataValue.md(table.to_markdown(index=False)),
             "mlflow_run_id": out["mlflow_run_id"],
             "mlflow_run": dg.MetadataValue.url(tracking.tracker().run_url(out["mlflow_run_id"])),
         }
