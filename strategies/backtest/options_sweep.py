@@ -5,9 +5,9 @@ An options family has no vectorbt form: each point of a sweep is one run of
 the same one live trading calls) over a prepared chain archive shared by all points. Vol-surface
 filters (``min_iv_rank``, ``require_contango``, ``premium_scale``...) are parameters like any
 other: a point names them, its row counts toward ``n_trials`` and the Deflated Sharpe deflates
-by all of them. :func:`options_walk_forward` picks the best in-sample point fold by fold and
-scores it out of sample, giving the row the promotion gates read (``oos_sharpe``, ``dsr``,
-``max_drawdown``, ``trades``).
+by all of them. ``returns`` (sessions x points) is what the pipelines' walk-forward chooses from
+fold by fold (``alpaca_improved_pipelines.defs.research.options_sweep``), so an options family
+reaches the leaderboard and the promotion gates like a signal family.
 """
 
 from __future__ import annotations
@@ -111,28 +111,3 @@ def _dsr(returns: np.ndarray) -> list[float | None]:
         dsr = analytics.deflated_sharpe_ratio(col, trial_srs=srs) if finite_sr else None
         out.append(None if dsr is None else float(dsr))
     return out
-
-
-def options_walk_forward(sweep: OptionsSweep, train: int, test: int) -> dict[str, Any]:
-    """Choose the best in-sample point (Sharpe) per rolling fold, score it out of sample.
-
-    Returns:
-        The gate row of the sweep's best point: its ``params``, ``dsr``, ``max_drawdown``,
-        ``trades``, ``n_trials``, plus ``oos_sharpe`` of the stitched test returns and
-        ``folds``.
-    """
-    splits = analytics.rolling_splits(sweep.returns.shape[0], train, test)
-    if not splits:
-        raise ValueError(
-            f"walk-forward train {train} + test {test} sessions exceed the sweep's "
-            f"{sweep.returns.shape[0]} sessions; shorten the windows"
-        )
-
-    def fit(window: np.ndarray) -> int:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sr = window.mean(axis=0) / window.std(axis=0, ddof=1)
-        return int(np.nanargmax(np.where(np.isfinite(sr), sr, -np.inf)))
-
-    wf = analytics.walk_forward_evaluate(sweep.returns, splits, fit, lambda k, w: w[:, k])
-    best = sweep.table.sort("sharpe_ratio", descending=True, nulls_last=True).row(0, named=True)
-    return {**best, "oos_sharpe": float(wf.metrics["sharpe_ratio"]), "folds": len(splits)}
