@@ -118,9 +118,15 @@ def test_live_book_grid_history_lake_mlflow_and_heatmap(chain_home: Path) -> Non
     tracker = Tracker(chain_home)
     run = meta["mlflow_run_id"]
     plots = {a.path for a in tracker.client.list_artifacts(run, "plots")}
-    assert {"plots/stress_dep-a.png", "plots/stress_dep-a.html"} <= plots
+    assert {"plots/stress_dep-a.png", "plots/stress_dep-a.html", "plots/windows_dep-a.png"} <= plots
+    assert meta["heatmaps"].count("data:image/png;base64,") == 2  # the grid and the windows
+    assert run_tags(tracker, run)["data.version.option_chains/session=" + LAST.isoformat()]
     files = {a.path for a in tracker.client.list_artifacts(run)}
     assert {"stress_grid.parquet", "stress_history.parquet"} <= files
+
+
+def run_tags(tracker: Tracker, run: str) -> dict[str, str]:
+    return dict(tracker.client.get_run(run).data.tags)
 
 
 def _backtest_run(home: Path, legs: pl.DataFrame) -> str:
@@ -179,6 +185,9 @@ def test_backtest_book_and_factor_attribution(chain_home: Path, tmp_path: Path) 
     assert value["n"] == len(SESSIONS) - 1
     logged = {a.path for a in Tracker(home).client.list_artifacts(run)}
     assert "factor_attribution.parquet" in logged
+    assert "data:image/png;base64," in meta["greek_split"]
+    plots = {a.path for a in Tracker(home).client.list_artifacts(run, "plots")}
+    assert "plots/attribution.png" in plots
 
 
 def test_an_approval_can_set_max_stressed_loss() -> None:

@@ -83,14 +83,22 @@ def factor_attribution(
     tracking: TrackingResource,
 ) -> dg.MaterializeResult:
     """Market beta (alpha, R2, t-stats) beside the delta/gamma/theta/vega split per family."""
+    from alpaca_improved_pipelines.defs.risk import plots
     from alpaca_improved_pipelines.defs.risk.attribution import run_attribution
 
     table = run_attribution(Path(lake.home), tracking.tracker(), config.benchmark)
     wide = table.pivot("component", index="family", values="value", aggregate_function="first")
+    charts = []
+    greeks = table.filter(pl.col("kind") == "greeks")
+    for (family,), part in greeks.partition_by("family", as_dict=True).items():
+        split = dict(zip(part["component"].to_list(), part["value"].to_list(), strict=True))
+        fig = plots.attribution_bars(split, f"{family}: P&L attribution")
+        charts.append(plots.markdown(fig, f"{family} attribution"))
     return dg.MaterializeResult(
         metadata={
             "families": wide.height,
             "attribution": dg.MetadataValue.md(wide.to_pandas().to_markdown(index=False)),
+            "greek_split": dg.MetadataValue.md("\n\n".join(charts)),
             "by_family": dg.MetadataValue.json(json.loads(wide.write_json())),
         }
     )

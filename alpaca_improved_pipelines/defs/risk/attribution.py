@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from alpaca_improved_pipelines.backtesting.research_tables import write_family
+from alpaca_improved_pipelines.defs.risk import plots as risk_plots
 from alpaca_improved_pipelines.defs.risk.books import latest_backtests
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
@@ -66,6 +67,9 @@ def attribute_family(
         pl.lit(run_id).alias("mlflow_run_id"),
     )  # fmt: skip
     tracker.log_frame(run_id, table, "factor_attribution.parquet")
+    if out.greeks:
+        fig = risk_plots.attribution_bars(out.greeks, f"{family}: P&L attribution")
+        tracker.log_file(run_id, risk_plots.save_png(fig, Path(tmp) / "attribution.png"), "plots")
     if out.market is not None:
         fit = out.market
         tracker.log(run_id, metrics={"beta": fit.beta, "beta_t": fit.beta_t,

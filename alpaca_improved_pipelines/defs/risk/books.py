@@ -103,6 +103,7 @@ class Market:
     session: dt.date
     chain: pl.DataFrame
     closes: dict[str, float]
+    version: str = ""  # content hash of the session's option_chains partition
 
 
 def market_at(lake: Path, symbols: set[str]) -> Market:
@@ -113,7 +114,8 @@ def market_at(lake: Path, symbols: set[str]) -> Market:
             "no option_chains in the lake to price the book; materialize option_chains first"
         )
     session = dt.date.fromisoformat(sessions[-1])
-    chain = storage.read_file(lake, storage.partition_path(lake, "option_chains", session))
+    path = storage.partition_path(lake, "option_chains", session)
+    chain = storage.read_file(lake, path)
     bars = storage.read_partitions(lake, "stock_bars_1d", [session], BAR_SCHEMA)
     closes = dict(zip(bars["symbol"].to_list(), bars["close"].to_list(), strict=True))
     underlyings = {occ.parse(s).root if _is_option(s) else s for s in symbols}
@@ -122,7 +124,7 @@ def market_at(lake: Path, symbols: set[str]) -> Market:
         if row.height:  # the chain's underlying price when the bars lack the symbol
             closes[u] = float(row["underlying_price"][0])
     chain = chain.filter(pl.col("contract").str.strip_prefix("O:").is_in(list(symbols)))
-    return Market(session, chain, closes)
+    return Market(session, chain, closes, storage.digest(lake, path))
 
 
 def _is_option(symbol: str) -> bool:

@@ -10,7 +10,6 @@ tables to one MLflow run, and returns the Markdown (inline PNG) the asset shows.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import tempfile
@@ -21,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from alpaca_improved_pipelines.backtesting import plots
+from alpaca_improved_pipelines.defs.risk import plots as risk_plots
 from alpaca_improved_pipelines.defs.risk.books import (
     BookPositions,
     Market,
@@ -99,30 +99,6 @@ def _replays(
     )
 
 
-def heatmap_markdown(grid: Any, title: str) -> str:
-    """The grid as an inline PNG heatmap (Markdown) for Dagster metadata."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=80)
-    limit = float(np.abs(grid.pnl).max()) or 1.0
-    im = ax.imshow(grid.pnl, aspect="auto", origin="lower", cmap="RdYlGn", vmin=-limit, vmax=limit)
-    ax.set_xticks(range(grid.vol_points.size), [f"{v:+g}" for v in grid.vol_points], fontsize=7)
-    ax.set_yticks(range(grid.spot_shocks.size), [f"{s:+.0%}" for s in grid.spot_shocks], fontsize=7)
-    ax.set_xlabel("vol shock (points)")
-    ax.set_ylabel("spot shock")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, label="P&L ($)")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
-
-
 def _grid_rows(b: BookPositions, grid: Any, session: dt.date) -> pl.DataFrame:
     spots, vols = np.meshgrid(grid.spot_shocks, grid.vol_points, indexing="ij")
     return pl.DataFrame(
@@ -179,13 +155,20 @@ def run_stress(
             "worst_pnl": round(worst, 2), "at_spot": at_spot, "at_vol_points": at_vol,
             "left_out": ", ".join(left_out),
         }  # fmt: skip
+        book_hist = []
         for w in windows:
             replay = _replays(book, w, closes, ivs, config.proxy)
-            hist.append(_history_rows(b, replay, market.session))
+            book_hist.append(_history_rows(b, replay, market.session))
             day, pnl = replay.worst_day
             row[f"{w.name}_worst_day"] = f"{day} {pnl:,.0f}"
+        hist += book_hist
         summary["books"].append(row)
-        summary["markdown"].append(heatmap_markdown(grid, f"{b.name} ({b.source}) P&L"))
+        title = f"{b.name} ({b.source})"
+        summary["markdown"].append(risk_plots.markdown(risk_plots.heatmap(grid, f"{title} P&L"),
+                                                       title))  # fmt: skip
+        if book_hist:
+            fig = risk_plots.window_paths(pl.concat(book_hist), f"{title}: historical windows")
+            summary["markdown"].append(risk_plots.markdown(fig, f"{title} windows"))
     grid_frame = pl.concat(grids)
     hist_frame = pl.concat(hist) if hist else pl.DataFrame()
     summary["windows"] = [(w.name, str(w.start), str(w.end)) for w in windows]
@@ -194,11 +177,18 @@ def run_stress(
     return grid_frame, hist_frame, summary, market
 
 
+def _by_book(frame: pl.DataFrame) -> list[tuple[tuple[Any, ...], pl.DataFrame]]:
+    if frame.is_empty():
+        return []
+    return list(frame.partition_by("book", as_dict=True, maintain_order=True).items())
+
+
 def _log(
     tracker: Tracker, grid: pl.DataFrame, hist: pl.DataFrame, summary: dict[str, Any],
     market: Market, run_id: str, asset_key: str,
 ) -> str:  # fmt: skip
-    tags = RunTags(run_id, asset_key, market.session.isoformat(), {})
+    versions = {f"option_chains/session={market.session}": market.version}
+    tags = RunTags(run_id, asset_key, market.session.isoformat(), versions)
     mlflow_run = tracker.start_run("stress", f"stress {market.session}", "stress", tags)
     worst = min(r["worst_pnl"] for r in summary["books"])
     tracker.log(mlflow_run, params={"session": market.session.isoformat(),
@@ -208,7 +198,7 @@ def _log(
     if hist.height:
         tracker.log_frame(mlflow_run, hist, "stress_history.parquet")
     with tempfile.TemporaryDirectory() as tmp:
-        for (book,), part in grid.partition_by("book", as_dict=True).items():
+        for (book,), part in _by_book(grid):
             spots = np.unique(part["spot_shock"].to_numpy())
             vols = np.unique(part["vol_points"].to_numpy())
             z = part.sort("spot_shock", "vol_points")["pnl"].to_numpy()
@@ -217,5 +207,9 @@ def _log(
                                       "vol shock (points)", "spot shock", f"{book} P&L",
                                       Path(tmp) / f"stress_{book}"):  # fmt: skip
                 tracker.log_file(mlflow_run, path, "plots")
+        for (book,), part in _by_book(hist):
+            fig = risk_plots.window_paths(part, f"{book}: historical windows")
+            png = risk_plots.save_png(fig, Path(tmp) / f"windows_{book}.png")
+            tracker.log_file(mlflow_run, png, "plots")
     tracker.finish(mlflow_run)
     return mlflow_run
