@@ -155,9 +155,11 @@ def _backtest_run(home: Path, legs: pl.DataFrame) -> str:
     for name, frame in (("daily", daily), ("positions", held), ("attribution", attribution)):
         tracker.log_frame(run, frame, f"{name}.parquet")
     tracker.finish(run)
-    row = pl.DataFrame({"family": ["wheel"], "mlflow_run_id": [run], "start": [SESSIONS[0]],
-                        "end": [LAST]})  # fmt: skip
-    write_family(home / "lake", "backtest_runs", "wheel", row)
+    rows = pl.DataFrame(  # a sweep's runner-up (rank 2, same window) must not be read
+        {"family": ["wheel"] * 2, "rank": [2, 1], "mlflow_run_id": ["not-a-run", run],
+         "start": [SESSIONS[0]] * 2, "end": [LAST] * 2}
+    )  # fmt: skip
+    write_family(home / "lake", "backtest_runs", "wheel", rows)
     return run
 
 

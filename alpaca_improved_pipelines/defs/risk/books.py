@@ -51,13 +51,14 @@ def live_books(lake: Path) -> list[BookPositions]:
 
 
 def latest_backtests(home: Path) -> list[tuple[str, str]]:
-    """``(family, mlflow_run_id)`` of each family's latest row in ``backtest_runs``."""
+    """``(family, mlflow_run_id)`` of each family's latest, best-ranked ``backtest_runs`` row."""
     con = lakehouse.connect(home, warn=False)
     if "backtest_runs" not in con.views:
         return []
     return con.sql(
         "SELECT family, mlflow_run_id FROM backtest_runs WHERE mlflow_run_id IS NOT NULL "
-        'QUALIFY row_number() OVER (PARTITION BY family ORDER BY "end" DESC) = 1 ORDER BY family'
+        'QUALIFY row_number() OVER (PARTITION BY family ORDER BY "end" DESC, rank) = 1 '
+        "ORDER BY family"
     ).fetchall()
 
 
