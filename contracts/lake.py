@@ -123,7 +123,7 @@ TABLES: tuple[LakeTable, ...] = (
     LakeTable(
         "walk_forward",
         "family",
-        (f"{_PIPELINES}.research.leaderboard",),
+        (f"{_PIPELINES}.research.leaderboard", f"{_PIPELINES}.research.options_sweep"),
         "walk-forward folds and out-of-sample Sharpe per family",
     ),
 )
