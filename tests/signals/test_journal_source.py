@@ -28,8 +28,9 @@ M1 = T0 + dt.timedelta(minutes=1)
 M2 = T0 + dt.timedelta(minutes=2)
 
 
-def write_journal(home: Path) -> tuple[Journal, str]:
-    j = Journal(journal_path(home))
+def write_journal(j: Journal) -> tuple[Journal, str]:
+    """Journal a deployment, a decision, its order's life, two fills, a halting cycle and a
+    deployment's risk reason through ``live.journal``'s own APIs (SQLite or Postgres)."""
     j.upsert_deployment(DEP, manifest(mlflow_run_id="run-42"), "f" * 64, T0)
     ticket = equity_ticket()
     cid = ticket.client_order_id
@@ -54,7 +55,7 @@ def write_journal(home: Path) -> tuple[Journal, str]:
 def setup(tmp_path: Path) -> tuple[sa.Engine, JournalSource, Journal, str]:
     engine = make_engine(tmp_path, environ={})
     add_plan(engine, Plan("all", "*", Tier("rt"), 100, telegram_chat_id=-100))
-    j, cid = write_journal(tmp_path)
+    j, cid = write_journal(Journal(journal_path(tmp_path)))
     return engine, JournalSource(engine, tmp_path), j, cid
 
 
