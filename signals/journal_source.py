@@ -206,7 +206,12 @@ class _Reader:
 
     def fills(self) -> list[SignalEvent]:
         last = self._int("journal:fills")
-        rows = self.j.rows("SELECT rowid AS rid, * FROM fills ORDER BY rowid")
+        # the history of the deployments with new fills only (their charts need it)
+        rows = self.j.rows(
+            "SELECT rowid AS rid, * FROM fills WHERE deployment_id IN "
+            "(SELECT DISTINCT deployment_id FROM fills WHERE rowid > ?) ORDER BY rowid",
+            last,
+        )
         history: dict[str, list[Any]] = {}
         out = []
         for r in rows:
