@@ -105,7 +105,11 @@ TABLES: tuple[LakeTable, ...] = (
     LakeTable(
         "backtest_runs",
         "family",
-        (f"{_PIPELINES}.research.sweeps", f"{_PIPELINES}.research.options_backtest"),
+        (
+            f"{_PIPELINES}.research.sweeps",
+            f"{_PIPELINES}.research.options_backtest",
+            f"{_PIPELINES}.research.options_sweep",
+        ),
         "each family's leaderboard of backtested variants",
     ),
     LakeTable(
