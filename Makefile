@@ -91,7 +91,9 @@ NUMERIC_TESTS := tests/strategies/test_pricing_*.py tests/strategies/test_analyt
   tests/strategies/test_indicators.py tests/strategies/test_options_engine.py \
   tests/strategies/test_signal_fastpath.py tests/strategies/test_lookahead.py \
   tests/strategies/test_strategies_options.py tests/strategies/test_strategies_equity.py \
-  tests/options/test_quality.py tests/options/test_surface.py tests/options/test_synthetic_chains.py
+  tests/options/test_quality.py tests/options/test_surface.py tests/options/test_synthetic_chains.py \
+  tests/strategies/test_stress.py tests/strategies/test_stress_history.py \
+  tests/strategies/test_factor_attribution.py
 NPY_NO_AVX512 := AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR
 test-numerics: install
 	NPY_DISABLE_CPU_FEATURES="$(NPY_NO_AVX512)" GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2,-FMA \
