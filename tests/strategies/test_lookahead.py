@@ -20,7 +20,14 @@ from strategies.equity import (
     RSIReversionConfig,
 )
 from strategies.models import NEW_YORK, Book, MarketSnapshot, OrderIntent, Position, Side
-from strategies.options import MomentumOptions, MomentumOptionsConfig, Wheel, WheelConfig
+from strategies.options import (
+    MomentumOptions,
+    MomentumOptionsConfig,
+    MomentumSpreads,
+    MomentumSpreadsConfig,
+    Wheel,
+    WheelConfig,
+)
 
 CUT = 40  # index of the last session whose decisions must stay fixed
 
@@ -72,8 +79,11 @@ def perturb_after(chains: pl.DataFrame, cut: date) -> pl.DataFrame:
         lambda: MomentumOptions(
             MomentumOptionsConfig("SPY", lookback=5, threshold=0.01, exit_dte=None, stop_loss=None)
         ),
+        lambda: MomentumSpreads(
+            MomentumSpreadsConfig("SPY", lookback=5, threshold=0.01, trend=10, dte=21, dte_min=7)
+        ),
     ],
-    ids=["wheel", "momentum_options"],
+    ids=["wheel", "momentum_options", "momentum_spreads"],
 )
 def test_engine_decisions_ignore_the_future(make) -> None:
     spots = 100 * np.exp(np.cumsum(np.r_[0.0, np.tile([0.012, 0.008, -0.004, 0.01], 20)[:79]]))
