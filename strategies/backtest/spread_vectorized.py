@@ -50,16 +50,29 @@ def _session_directions(
     return np.where(last >= 0, direction[np.maximum(last, 0)], 0).astype(np.int8)
 
 
-def _leg_quoted(archive: ChainArchive, contracts: tuple[str, str]) -> np.ndarray:
-    """Per archive session: both contracts quoted with a finite mid (``close_intent``'s need)."""
-    rows = (
-        archive.frame.filter(pl.col("contract").is_in(list(contracts)) & pl.col("mid").is_finite())
-        .group_by("session")
-        .agg(pl.col("contract").n_unique().alias("n"))
-        .filter(pl.col("n") == 2)
-    )
-    quoted = set(rows.get_column("session").to_list())
-    return np.array([s in quoted for s in archive.sessions], dtype=bool)
+def _has_chain(archive: ChainArchive, underlying: str) -> np.ndarray:
+    """Per archive session: the underlying has chain rows (``decide()`` needs its chain)."""
+    if underlying not in archive.underlyings:
+        return np.zeros(len(archive.sessions), dtype=bool)
+    rows = np.flatnonzero(archive.cols["und"] == archive.underlyings.index(underlying))
+    days = np.searchsorted(archive.day_start, rows, side="right") - 1
+    return np.bincount(days, minlength=len(archive.sessions)) > 0
+
+
+def _leg_quoted(
+    archive: ChainArchive, contracts: tuple[str, str], first: int, last: int
+) -> np.ndarray:
+    """Per archive session in ``[first, last]``: both contracts quoted with a finite mid
+    (``close_intent``'s need); False elsewhere."""
+    out = np.zeros(len(archive.sessions), dtype=bool)
+    if first > last:
+        return out
+    lo, hi = int(archive.day_start[first]), int(archive.day_start[last + 1])
+    names = archive.frame.get_column("contract").slice(lo, hi - lo)
+    rows = np.flatnonzero(names.is_in(list(contracts)).to_numpy()) + lo
+    rows = rows[np.isfinite(archive.cols["mid"][rows])]
+    days = np.searchsorted(archive.day_start, rows, side="right") - 1
+    return np.bincount(days, minlength=out.size) == 2
 
 
 def momentum_spread_trades(
@@ -93,9 +106,7 @@ def momentum_spread_trades(
     size = np.array(
         [cfg.entry_contracts(feats.get(s, {}).get(cfg.underlying), cfg.contracts) for s in sessions]
     )
-    has_chain = np.array(
-        [cfg.underlying in archive.chains(d) for d in range(len(sessions))], dtype=bool
-    )
+    has_chain = _has_chain(archive, cfg.underlying)
     candidates = np.flatnonzero((direction != 0) & (size > 0) & has_chain)
     days = np.array([(s - date(1970, 1, 1)).days for s in sessions])
     trades: list[tuple] = []
@@ -113,7 +124,8 @@ def momentum_spread_trades(
         rule = direction != d
         if cfg.exit_dte is not None:
             rule |= (expiry - days) <= cfg.exit_dte
-        quoted = _leg_quoted(archive, (long.contract, short.contract))
+        listed = int(np.searchsorted(days, expiry, side="right")) - 1  # no quotes after expiry
+        quoted = _leg_quoted(archive, (long.contract, short.contract), int(day) + 1, listed)
         closes = np.flatnonzero(later & rule & quoted)
         settles = np.flatnonzero(later & (days >= expiry))
         close_at = int(closes[0]) if closes.size else math.inf
