@@ -10,7 +10,7 @@ per underlying and session, a :class:`VolSurfaceFeatures`:
   ``atm_iv_90d - atm_iv_30d`` (vol per 60 days; positive = contango), ``contango`` its sign;
 - ``rr25`` / ``bf25``: the 30-day 25-delta risk reversal and butterfly;
 - ``realized_vol``: annualized close-to-close vol of the last ``rv_window`` log returns
-  (:func:`strategies.indicators.realized_vol`), and ``iv_rv_premium`` = ``atm_iv_30d -
+  (:func:`window_vol`), and ``iv_rv_premium`` = ``atm_iv_30d -
   realized_vol`` (the variance risk premium a premium seller harvests);
 - ``put_call_volume`` / ``put_call_oi``: put over call contract volume and open interest.
 
@@ -27,9 +27,8 @@ import math
 from dataclasses import dataclass, fields
 from datetime import date
 
+import numpy as np
 import polars as pl
-
-from strategies.indicators import realized_vol
 
 RV_WINDOW = 20
 NAN = float("nan")
@@ -101,16 +100,34 @@ def _surface_rows(surface: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def window_vol(close: np.ndarray, window: int) -> np.ndarray:
+    """Annualized sample std (ddof 1) of the last ``window`` daily log returns at each close
+    (NaN for the first ``window`` closes), each window computed on its own values only, so a
+    value never depends on how much history precedes it (the live snapshot holds 260
+    sessions, a sweep all of them). Same definition as
+    :func:`strategies.indicators.realized_vol`; tests compare the two."""
+    out = np.full(close.shape[0], np.nan)
+    if close.shape[0] > window:
+        returns = np.diff(np.log(close))
+        windows = np.lib.stride_tricks.sliding_window_view(returns, window)
+        out[window:] = windows.std(axis=1, ddof=1) * math.sqrt(252.0)
+    return out
+
+
 def _realized(bars: pl.DataFrame | None, window: int) -> pl.DataFrame:
     schema = {"underlying": pl.String(), "session": pl.Date(), "realized_vol": pl.Float64()}
+    if window < 2:
+        raise ValueError(f"rv_window must be >= 2, got {window}")
     if bars is None or bars.is_empty():
         return pl.DataFrame(schema=schema)
-    return (
-        bars.select(pl.col("symbol").alias("underlying"), pl.col("session").cast(pl.Date), "close")
-        .sort("underlying", "session")
-        .with_columns(realized_vol("close", window, by="underlying").alias("realized_vol"))
-        .select(list(schema))
-    )
+    frames = []
+    closes = bars.select(
+        pl.col("symbol").alias("underlying"), pl.col("session").cast(pl.Date), "close"
+    ).sort("underlying", "session")
+    for (_,), group in closes.group_by(["underlying"], maintain_order=True):
+        rv = window_vol(group.get_column("close").cast(pl.Float64).to_numpy(), window)
+        frames.append(group.with_columns(pl.Series("realized_vol", rv)))
+    return pl.concat(frames).select(list(schema)).cast(schema)  # type: ignore[arg-type]
 
 
 def option_flow(chains: pl.DataFrame | None) -> pl.DataFrame:

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from strategies.backtest.options_engine import run_options_backtest
+from strategies.indicators import realized_vol
 from strategies.models import NEW_YORK, Book, MarketSnapshot, OrderIntent
 from strategies.options import IronCondor, IronCondorConfig
 from strategies.options.vol_features import (
@@ -18,6 +19,7 @@ from strategies.options.vol_features import (
     VolSurfaceFeatures,
     vol_feature_frame,
     vol_features_asof,
+    window_vol,
 )
 from tests.strategies.vol_lake import spy_chains, vol_lake
 
@@ -110,6 +112,25 @@ def test_values_by_hand() -> None:
     assert math.isnan(early.term_slope) and early.contango is False and math.isnan(early.iv_rank)
     assert math.isnan(rows(frame)[("SPY", SESSIONS[5])].realized_vol)  # 5 returns < 20
     assert ("QQQ", SESSIONS[4]) not in rows(frame)
+
+
+def test_a_session_does_not_depend_on_how_much_history_precedes_it() -> None:
+    """The live snapshot holds the last 260 sessions, a sweep all of them: bit-identical."""
+    full = rows(vol_feature_frame(SURFACE, BARS, FLOWS))
+    for t in (25, 40, 59):
+        s = SESSIONS[t]
+        for keep in (21, 26):  # the realized-vol window needs 21 closes
+            recent = BARS.filter(pl.col("session").is_in(SESSIONS[t - keep + 1 : t + 1]))
+            for u, f in vol_features_asof(s, SURFACE, recent, FLOWS).items():
+                assert same(f, full[(u, s)]), (t, keep, u)
+
+
+def test_realized_vol_is_the_indicator_librarys() -> None:
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(9).normal(0, 0.02, 400)))
+    ours = window_vol(close, 20)
+    lib = pl.DataFrame({"c": close}).select(realized_vol("c", 20, by=None)).to_series()
+    np.testing.assert_allclose(ours, lib.to_numpy(), rtol=1e-12, equal_nan=True)
+    assert np.isnan(ours[:20]).all() and np.isfinite(ours[20:]).all()
 
 
 def test_a_bad_surface_names_the_missing_columns() -> None:
