@@ -221,3 +221,26 @@ def test_undecidable_probe_dead_letters_then_requeue_resends(engine: sa.Engine) 
     run(Dispatcher(engine, [MemorySender(clock)], clock=clock))
     (r,) = rows(engine)
     assert r.status == "sent" and r.attempts == 0
+
+
+def test_run_forever_delivers_what_arrives_and_stops(engine: sa.Engine) -> None:
+    add_plan(engine, realtime_plan(chat=-100, dm=False))
+    clock = FakeClock()
+    sender = MemorySender(clock)
+    dispatcher = Dispatcher(engine, [sender], clock=clock, poll=0.01)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(dispatcher.run_forever(stop))
+        await asyncio.sleep(0.05)
+        ingest(engine, event(1))  # the tailer adds rows while the dispatcher runs
+        for _ in range(200):
+            if sender.sent:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    dispatcher.close()
+    assert len(sender.sent) == 1 and {r.status for r in rows(engine)} == {"sent"}
