@@ -12,16 +12,18 @@ and turns its ``OrderIntent``s into backtrader orders.
 Works over any backtrader feed whose name is the symbol (``lake_feeds`` names them), not only
 the lake's. The conventions, each set to match ours (``reference_backtest`` / the sweeps):
 
-- A decision at bar t sees bars up to and including t (``snapshot.history``, ``ts`` = the
-  session's close) and its market orders fill at bar t's close: backtrader's cheat-on-close
-  (``set_coc(True)``), not its default fill at the next bar's open.
+- A decision at bar t sees bars up to and including t (``snapshot.history``, ``ts`` = 16:00
+  New York, when the live runner decides) and its market orders fill at bar t's close:
+  backtrader's cheat-on-close (``set_coc(True)``), not its default fill at the next bar's open.
 - Costs: ``fees`` is a percentage commission on each fill's notional (``setcommission``),
   ``slippage`` moves the fill price by that fraction against the order (``set_slippage_perc``
   with ``slip_out=True``, so it is never capped at the bar's high/low, as vectorbt does not).
 - backtrader executes a cheat-on-close order on its next broker cycle, which needs one more
   bar; an order decided on the last bar stays ``pending`` (vectorbt fills it at that close).
 - Limit orders are backtrader's: matched against the following bar's range (no cheat-on-close
-  for limits); ``day`` orders expire after that one bar.
+  for limits), filling at the limit or a better open; a ``day`` limit works that next session
+  only (Alpaca queues a day order placed after the close for the next session), ``gtc`` until
+  filled.
 - Only single-leg equity intents map to backtrader orders; an options or multi-leg intent
   raises :class:`AdapterError` (our options engine, ``strategies.backtest.options_engine``,
   runs those).
@@ -33,12 +35,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import polars as pl
-
-from contracts.calendar import session_open_close
+from contracts.calendar import next_session
 from research.backtrader_feed import import_backtrader
+from research.backtrader_history import history_for
 from strategies.base import Strategy, safe_decide
 from strategies.models import (
+    NEW_YORK,
     AssetClass,
     Book,
     MarketSnapshot,
@@ -50,9 +52,8 @@ from strategies.models import (
 )
 
 # DecideStrategy is made on first access (module __getattr__), so backtrader stays optional
+DECISION_TIME = dt.time(16)
 __all__ = ["AdapterError", "Costs", "configure_broker", "decide_strategy_class"]
-
-HISTORY_COLUMNS = ("session", "symbol", "open", "high", "low", "close", "volume")
 
 
 class AdapterError(RuntimeError):
@@ -82,36 +83,10 @@ def configure_broker(cerebro: Any, cash: float, costs: Costs = Costs()) -> None:
     broker.set_coc(True)
 
 
-class _History:
-    """One feed's bars so far, as columns (appended once per bar the feed delivers)."""
-
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
-        self.rows: dict[str, list[Any]] = {c: [] for c in HISTORY_COLUMNS if c != "symbol"}
-        self.seen = 0
-
-    def update(self, data: Any) -> bool:
-        """Append the feed's new bar; True when it delivered one this cycle."""
-        if len(data) == self.seen:
-            return False
-        self.seen = len(data)
-        self.rows["session"].append(data.datetime.date(0))
-        for col in ("open", "high", "low", "close", "volume"):
-            self.rows[col].append(float(getattr(data, col)[0]))
-        return True
-
-    def frame(self, lookback: int | None) -> pl.DataFrame:
-        cut = slice(-lookback, None) if lookback else slice(None)
-        cols = {c: v[cut] for c, v in self.rows.items()}
-        return pl.DataFrame({"symbol": self.symbol, **cols}, schema_overrides={"session": pl.Date})
-
-
-def _close_ts(session: dt.date, cache: dict[dt.date, dt.datetime]) -> dt.datetime:
-    """The session's close (UTC, early closes respected): the decision time."""
-    ts = cache.get(session)
-    if ts is None:
-        ts = cache[session] = session_open_close(session)[1].to_pydatetime()
-    return ts
+def decision_time(session: dt.date) -> dt.datetime:
+    """When the live runner decides on ``session``'s daily bar: 16:00 New York (its ``CLOSE``,
+    also on early-close days, as the options engine's ``MARKET_CLOSE``)."""
+    return dt.datetime.combine(session, DECISION_TIME, NEW_YORK)
 
 
 class _DecideMixin:
@@ -133,8 +108,15 @@ class _DecideMixin:
                 f"{strategy.name} decides on {strategy.timeframe} bars; the backtrader adapter "
                 "runs daily strategies (feed them stock_bars_1d)"
             )
-        self._histories = [_History(d._name) for d in self.datas]
-        self._close_cache: dict[dt.date, dt.datetime] = {}
+        bt = import_backtrader()
+        daily = [d._timeframe == bt.TimeFrame.Days for d in self.datas]
+        if not all(daily):
+            names = [d._name for d, ok in zip(self.datas, daily, strict=True) if not ok]
+            raise AdapterError(
+                f"feeds {names} are intraday; {strategy.name} decides once per session on "
+                "daily bars: feed it lake_feeds(home, symbols, '1d')"
+            )
+        self._history = history_for(self.datas, self.params.lookback, self.params.preload)
         self._peak = 0.0
         self.decided: list[dict[str, Any]] = []
         self.fills: list[dict[str, Any]] = []
@@ -143,16 +125,8 @@ class _DecideMixin:
         self._open: dict[int, dict[str, Any]] = {}
 
     def next(self) -> None:
-        fresh = [h.update(d) for h, d in zip(self._histories, self.datas, strict=True)]
-        session = max(h.rows["session"][-1] for h in self._histories if h.rows["session"])
-        frames = [h.frame(self.params.lookback) for h in self._histories if h.seen]
-        history = pl.concat(frames).sort("session", "symbol")
-        prices = {
-            h.symbol: h.rows["close"][-1]
-            for h, new in zip(self._histories, fresh, strict=True)
-            if new
-        }
-        snapshot = MarketSnapshot(_close_ts(session, self._close_cache), session, prices, history)
+        session, prices, history = self._history.update()
+        snapshot = MarketSnapshot(decision_time(session), session, prices, history)
         book = self._book()
         self.values.append((session, book.equity))
         for intent in safe_decide(self.params.decider, snapshot, book):
@@ -186,7 +160,10 @@ class _DecideMixin:
         }
         if limit:
             kwargs["price"] = intent.limit_price
-            kwargs["valid"] = bt.Order.DAY if intent.time_in_force is TimeInForce.DAY else None
+            # a day order placed after the close works the next session (as Alpaca queues it);
+            # backtrader's Order.DAY would expire it with the session it was placed in
+            day = intent.time_in_force is TimeInForce.DAY
+            kwargs["valid"] = dt.datetime.combine(next_session(session), dt.time()) if day else None
         buy = leg.side is Side.BUY
         order = self.buy(**kwargs) if buy else self.sell(**kwargs)  # type: ignore[attr-defined]
         row = {
@@ -233,7 +210,9 @@ def decide_strategy_class() -> type:
     importing this module never needs backtrader).
 
     Params: ``decider`` (a :class:`strategies.base.Strategy`), ``lookback`` (sessions of
-    history per symbol in the snapshot; None = all, as the sweeps' signals see).
+    history per symbol in the snapshot; None = all, as the sweeps' signals see; 260 = the live
+    runner's window), ``preload`` (slice the pandas feeds' frames instead of collecting each
+    bar: same frames, linear instead of quadratic time; see :mod:`research.backtrader_history`).
     """
     global _CLASS
     if _CLASS is None:
@@ -242,7 +221,7 @@ def decide_strategy_class() -> type:
         class DecideStrategy(_DecideMixin, bt.Strategy):  # type: ignore[misc,name-defined]
             """Runs ``params.strategy.decide()`` after every bar on backtrader's broker."""
 
-            params = (("decider", None), ("lookback", None))
+            params = (("decider", None), ("lookback", None), ("preload", True))
 
         _CLASS = DecideStrategy
     return _CLASS
