@@ -31,73 +31,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import fcntl
 import logging
 import os
 import random
-import signal
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from signals import outbox as ob
-from signals.errors import SignalsError
+from signals.dispatch_support import (
+    KILL_ENV,
+    Clock,
+    KillPoints,
+    SystemClock,
+    message_hash,
+    sqlite_dispatcher_lock,
+)
 from signals.interfaces import Delivered, DeliveryError, OutboundMessage, Sender
 from signals.lanes import LaneBook
-from signals.model import Channel, SignalEvent, payload_hash
+from signals.model import Channel, SignalEvent
+
+__all__ = ["KILL_ENV", "Clock", "Dispatcher", "SystemClock", "message_hash"]
 
 log = logging.getLogger(__name__)
-KILL_ENV = "ALPACA_IMPROVED_SIGNALS_KILL_AT"
-KILL_POINTS = ("after_claim", "after_send", "after_record")
 Renderer = Callable[[SignalEvent, ob.Row], OutboundMessage]
-
-
-class Clock(Protocol):
-    """The dispatcher's only view of time (tests pass a simulated one)."""
-
-    def now(self) -> dt.datetime: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    """Wall-clock UTC time and ``asyncio.sleep``."""
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-
-class KillPoints:
-    """The crash-test knob (module docstring): SIGKILL at the N-th pass of one point."""
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        spec = (os.environ if environ is None else environ).get(KILL_ENV, "")
-        point, _, count = spec.partition(":")
-        if point and point not in KILL_POINTS:
-            raise SignalsError(f"{KILL_ENV}={spec!r}: use one of {KILL_POINTS}, optionally :N")
-        self.point, self.left = point, int(count or 1)
-
-    def hit(self, name: str) -> None:
-        if name == self.point:
-            self.left -= 1
-            if self.left <= 0:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-
-def message_hash(msg: OutboundMessage) -> str:
-    """The payload hash recorded with a send: text, buttons, address, and the image bytes."""
-    payload = {
-        "channel": msg.channel.value, "target_kind": msg.target_kind.value, "target": msg.target,
-        "text": msg.text, "buttons": [[b.label, b.callback_data, b.url] for b in msg.buttons],
-    }  # fmt: skip
-    return payload_hash(payload, msg.image)
 
 
 def _default_renderer() -> Renderer:
@@ -164,24 +124,8 @@ class Dispatcher:
         if self._started:
             return
         if self.engine.dialect.name == "sqlite":
-            self._take_file_lock()
+            self._lock_fd = sqlite_dispatcher_lock(self.engine)
         self._started = True
-
-    def _take_file_lock(self) -> None:
-        db = self.engine.url.database or ""
-        path = Path(f"{db}.dispatcher.lock") if db and db != ":memory:" else None
-        if path is None:
-            return
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SignalsError(
-                f"another dispatcher is running on {db} (lock {path}); stop it first, or set "
-                "ALPACA_IMPROVED_DATABASE_URL to run several dispatchers on Postgres"
-            ) from None
-        self._lock_fd = fd
 
     def close(self) -> None:
         """Release the SQLite file lock (the process exit releases it too)."""
