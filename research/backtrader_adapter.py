@@ -53,7 +53,14 @@ from strategies.models import (
 
 # DecideStrategy is made on first access (module __getattr__), so backtrader stays optional
 DECISION_TIME = dt.time(16)
-__all__ = ["AdapterError", "Costs", "configure_broker", "decide_strategy_class"]
+__all__ = [
+    "AdapterError",
+    "Costs",
+    "configure_broker",
+    "decide_strategy_class",
+    "decision_time",
+    "run_decide",
+]
 
 
 class AdapterError(RuntimeError):
@@ -90,7 +97,18 @@ def decision_time(session: dt.date) -> dt.datetime:
 
 
 class _DecideMixin:
-    """The adapter's logic; :func:`decide_strategy_class` mixes it into ``bt.Strategy``."""
+    """The adapter's logic; :func:`decide_strategy_class` mixes it into ``bt.Strategy``.
+
+    After a run the strategy instance holds, as lists of dicts (``session`` = decision session):
+
+    - ``decided``: every intent turned into an order (``symbol, side, qty, order_type,
+      reason``);
+    - ``fills``: completed orders with ``fill_session, size, price, fees``;
+    - ``rejected``: orders the broker refused or expired, with backtrader's ``status``
+      (``Margin`` when the cash does not cover a buy plus its costs);
+    - ``pending``: orders still open when the data ended;
+    - ``values``: ``(session, equity)`` as each decision's book saw it.
+    """
 
     params: Any
     datas: list[Any]
@@ -200,6 +218,24 @@ class _DecideMixin:
     def pending(self) -> list[dict[str, Any]]:
         """Decided orders still open at the end of the data (decided on the last bar)."""
         return list(self._open.values())
+
+
+def run_decide(
+    feeds: list[Any],
+    strategy: Strategy,
+    cash: float,
+    costs: Costs = Costs(),
+    lookback: int | None = None,
+) -> Any:
+    """Run ``strategy`` over ``feeds`` (e.g. :func:`research.backtrader_feed.lake_feeds`) on a
+    fresh cerebro configured by :func:`configure_broker`; the finished ``DecideStrategy``."""
+    bt = import_backtrader()
+    cerebro = bt.Cerebro(stdstats=False)
+    for feed in feeds:
+        cerebro.adddata(feed)
+    configure_broker(cerebro, cash, costs)
+    cerebro.addstrategy(decide_strategy_class(), decider=strategy, lookback=lookback)
+    return cerebro.run()[0]
 
 
 _CLASS: type | None = None

@@ -17,14 +17,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-import backtrader as bt
 import numpy as np
 import polars as pl
 import pytest
 
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_closes
 from alpaca_improved_pipelines.backtesting.reference import reference_backtest
-from research.backtrader_adapter import AdapterError, Costs, DecideStrategy, configure_broker
+from research.backtrader_adapter import AdapterError, Costs, run_decide
 from research.backtrader_feed import lake_feeds
 from strategies.base import Strategy, create_strategy
 
@@ -51,14 +50,9 @@ def data(home: Path) -> CloseMatrix:
 
 
 def run_bt(home: Path, strategy: Strategy, symbols: list[str], cash: float, costs: Costs):
-    cerebro = bt.Cerebro(stdstats=False)
-    for feed in lake_feeds(home, symbols, "1d"):
-        cerebro.adddata(feed)
-    configure_broker(cerebro, cash, costs)
-    cerebro.addstrategy(DecideStrategy, decider=strategy)
-    run = cerebro.run()[0]
+    run = run_decide(lake_feeds(home, symbols, "1d"), strategy, cash, costs)
     assert run.rejected == [], run.rejected  # every decided order was accepted and filled
-    return run, cerebro.broker.getvalue()
+    return run, run.broker.getvalue()
 
 
 def _vbt(close: np.ndarray, strategy: Strategy, cash: float, costs: Costs, **kw):
