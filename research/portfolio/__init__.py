@@ -9,6 +9,7 @@ from research.portfolio.allocation import (
     Method,
     allocate,
     constraint_report,
+    parse_method,
 )
 from research.portfolio.backtest import AllocationBacktest, walk_forward_allocation
 from research.portfolio.correlation import CorrelationReport, correlation_report, cov_to_corr
@@ -24,5 +25,6 @@ __all__ = [
     "constraint_report",
     "correlation_report",
     "cov_to_corr",
+    "parse_method",
     "walk_forward_allocation",
 ]

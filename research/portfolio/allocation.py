@@ -186,6 +186,16 @@ def constraint_report(
     return tuple(checks)
 
 
+def parse_method(method: Method | str) -> Method:
+    """``method`` as a :class:`Method`, or ValueError naming it and the choices."""
+    try:
+        return Method(method)
+    except ValueError:
+        raise ValueError(
+            f"unknown allocation method {method!r}; choose one of {[m.value for m in Method]}"
+        ) from None
+
+
 def allocate(
     returns: pd.DataFrame, method: Method | str, constraints: Constraints | None = None
 ) -> Allocation:
@@ -199,12 +209,7 @@ def allocate(
     Raises:
         ValueError: bad returns, an unknown method, or constraints that cannot all hold.
     """
-    try:
-        method = Method(method)
-    except ValueError:
-        raise ValueError(
-            f"unknown allocation method {method!r}; choose one of {[m.value for m in Method]}"
-        ) from None
+    method = parse_method(method)
     c = constraints or Constraints()
     x = check_returns(returns)
     assets = [str(a) for a in x.columns]

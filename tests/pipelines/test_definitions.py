@@ -32,6 +32,7 @@ EXPECTED_ASSETS = {
     "stream_reconciliation",  # issue 11: the stream vs the nightly REST bars
     "stress_scenarios",  # issue 14: scenario grids and historical windows per book
     "factor_attribution",  # issue 14: market beta beside the Greek split
+    "portfolio_allocation",  # issue 14: risk parity / min variance / HRP across strategies
 }
 EXPECTED_CHECKS = {
     ("stock_bars_1m", "pandera_schema"),
