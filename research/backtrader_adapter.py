@@ -1,6 +1,7 @@
 """Run our ``Strategy.decide()`` on backtrader's broker: a ``bt.Strategy`` that, after every
-daily bar, builds the ``MarketSnapshot`` and ``Book`` the live runner builds, calls ``decide()``
-and turns its ``OrderIntent``s into backtrader orders.
+daily bar (every minute bar for a ``timeframe = "1m"`` strategy), builds the ``MarketSnapshot``
+and ``Book`` the live runner builds, calls ``decide()`` and turns its ``OrderIntent``s into
+backtrader orders.
 
     >>> cerebro = bt.Cerebro()
     >>> for feed in lake_feeds(home, ["SPY", "AAPL"], "1d"):
@@ -13,7 +14,8 @@ Works over any backtrader feed whose name is the symbol (``lake_feeds`` names th
 the lake's. The conventions, each set to match ours (``reference_backtest`` / the sweeps):
 
 - A decision at bar t sees bars up to and including t (``snapshot.history``, ``ts`` = 16:00
-  New York, when the live runner decides) and its market orders fill at bar t's close:
+  New York, when the live runner decides; minute strategies: :mod:`research.backtrader_intraday`)
+  and its market orders fill at bar t's close:
   backtrader's cheat-on-close (``set_coc(True)``), not its default fill at the next bar's open.
 - Costs: ``fees`` is a percentage commission on each fill's notional (``setcommission``),
   ``slippage`` moves the fill price by that fraction against the order (``set_slippage_perc``
@@ -35,9 +37,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.calendar import next_session
+from contracts.calendar import next_session, session_open_close
 from research.backtrader_feed import import_backtrader
 from research.backtrader_history import history_for
+from research.backtrader_intraday import IntradaySnapshots
 from strategies.base import Strategy, safe_decide
 from strategies.models import (
     NEW_YORK,
@@ -96,6 +99,16 @@ def decision_time(session: dt.date) -> dt.datetime:
     return dt.datetime.combine(session, DECISION_TIME, NEW_YORK)
 
 
+def _day_end(snapshot: MarketSnapshot) -> dt.datetime:
+    """Until when a day order decided on ``snapshot`` works (naive New York, as the feeds):
+    a minute strategy's until its session's close; a daily strategy's, decided after the
+    close, through the next session (Alpaca queues it for that session)."""
+    if snapshot.intraday is not None:
+        close = session_open_close(snapshot.session)[1].tz_convert(NEW_YORK)
+        return close.to_pydatetime().replace(tzinfo=None)
+    return dt.datetime.combine(next_session(snapshot.session), dt.time())
+
+
 class _DecideMixin:
     """The adapter's logic; :func:`decide_strategy_class` mixes it into ``bt.Strategy``.
 
@@ -121,20 +134,14 @@ class _DecideMixin:
                 "DecideStrategy needs decider=<a strategies.base.Strategy instance>, got "
                 f"{strategy!r}"
             )
-        if strategy.timeframe != "1d":
-            raise AdapterError(
-                f"{strategy.name} decides on {strategy.timeframe} bars; the backtrader adapter "
-                "runs daily strategies (feed them stock_bars_1d)"
-            )
-        bt = import_backtrader()
-        daily = [d._timeframe == bt.TimeFrame.Days for d in self.datas]
-        if not all(daily):
-            names = [d._name for d, ok in zip(self.datas, daily, strict=True) if not ok]
-            raise AdapterError(
-                f"feeds {names} are intraday; {strategy.name} decides once per session on "
-                "daily bars: feed it lake_feeds(home, symbols, '1d')"
-            )
-        self._history = history_for(self.datas, self.params.lookback, self.params.preload)
+        self._check_feeds(strategy)
+        if strategy.timeframe == "1m":
+            try:
+                self._intraday = IntradaySnapshots(self.datas, self.params.daily)
+            except ValueError as exc:
+                raise AdapterError(str(exc)) from None
+        else:
+            self._history = history_for(self.datas, self.params.lookback, self.params.preload)
         self._peak = 0.0
         self.decided: list[dict[str, Any]] = []
         self.fills: list[dict[str, Any]] = []
@@ -142,13 +149,30 @@ class _DecideMixin:
         self.values: list[tuple[dt.date, float]] = []
         self._open: dict[int, dict[str, Any]] = {}
 
+    def _check_feeds(self, strategy: Strategy) -> None:
+        """AdapterError unless every feed has the strategy's bars (daily, or 1-minute)."""
+        bt = import_backtrader()
+        minute = strategy.timeframe == "1m"
+        want = (bt.TimeFrame.Minutes, 1) if minute else (bt.TimeFrame.Days, 1)
+        wrong = [d._name for d in self.datas if (d._timeframe, d._compression) != want]
+        if wrong:
+            table = "stock_bars_1m" if minute else "stock_bars_1d"
+            raise AdapterError(
+                f"feeds {wrong} do not hold {table} bars; {strategy.name} decides on "
+                f"{strategy.timeframe} bars: feed it lake_feeds(home, symbols, "
+                f"'{strategy.timeframe}')"
+            )
+
     def next(self) -> None:
-        session, prices, history = self._history.update()
-        snapshot = MarketSnapshot(decision_time(session), session, prices, history)
+        if self.params.decider.timeframe == "1m":
+            snapshot = self._intraday.update()
+        else:
+            session, prices, history = self._history.update()
+            snapshot = MarketSnapshot(decision_time(session), session, prices, history)
         book = self._book()
-        self.values.append((session, book.equity))
+        self.values.append((snapshot.session, book.equity))
         for intent in safe_decide(self.params.decider, snapshot, book):
-            self._submit(intent, session)
+            self._submit(intent, snapshot)
 
     def _book(self) -> Book:
         positions = []
@@ -160,7 +184,7 @@ class _DecideMixin:
         self._peak = book.peak_equity
         return book
 
-    def _submit(self, intent: OrderIntent, session: dt.date) -> None:
+    def _submit(self, intent: OrderIntent, snapshot: MarketSnapshot) -> None:
         bt = import_backtrader()
         leg = intent.legs[0]
         if len(intent.legs) != 1 or leg.asset_class is not AssetClass.US_EQUITY:
@@ -181,11 +205,12 @@ class _DecideMixin:
             # a day order placed after the close works the next session (as Alpaca queues it);
             # backtrader's Order.DAY would expire it with the session it was placed in
             day = intent.time_in_force is TimeInForce.DAY
-            kwargs["valid"] = dt.datetime.combine(next_session(session), dt.time()) if day else None
+            kwargs["valid"] = _day_end(snapshot) if day else None
         buy = leg.side is Side.BUY
         order = self.buy(**kwargs) if buy else self.sell(**kwargs)  # type: ignore[attr-defined]
         row = {
-            "session": session,
+            "ts": snapshot.ts,
+            "session": snapshot.session,
             "symbol": leg.symbol,
             "side": leg.side.value,
             "qty": float(intent.qty),
@@ -248,7 +273,9 @@ def decide_strategy_class() -> type:
     Params: ``decider`` (a :class:`strategies.base.Strategy`), ``lookback`` (sessions of
     history per symbol in the snapshot; None = all, as the sweeps' signals see; 260 = the live
     runner's window), ``preload`` (slice the pandas feeds' frames instead of collecting each
-    bar: same frames, linear instead of quadratic time; see :mod:`research.backtrader_history`).
+    bar: same frames, linear instead of quadratic time; see :mod:`research.backtrader_history`),
+    ``daily`` (minute strategies: the daily bars their snapshots' ``history`` holds, e.g.
+    ``read_bars``' frames; see :mod:`research.backtrader_intraday`).
     """
     global _CLASS
     if _CLASS is None:
@@ -257,7 +284,7 @@ def decide_strategy_class() -> type:
         class DecideStrategy(_DecideMixin, bt.Strategy):  # type: ignore[misc,name-defined]
             """Runs ``params.strategy.decide()`` after every bar on backtrader's broker."""
 
-            params = (("decider", None), ("lookback", None), ("preload", True))
+            params = (("decider", None), ("lookback", None), ("preload", True), ("daily", None))
 
         _CLASS = DecideStrategy
     return _CLASS

@@ -5,10 +5,10 @@
     >>> for feed in lake_feeds(home, ["SPY", "AAPL"], "1h"):
     ...     cerebro.adddata(feed)                       # feed._name == "SPY", ...
 
-The bars come from the lake's bar tables (``stock_bars_1d``, ``stock_bars_1h``,
-``stock_bars_5m``, ``stock_bars_1m``) through the read-only DuckDB views of
-:mod:`research.lakehouse`, so a backtrader run reads exactly the files every other reader reads
-and can never write the lake.
+The bars come from the lake's bar tables (``stock_bars_1d``, ``stock_bars_1h``, ``stock_bars_5m``,
+``stock_bars_1m``) through the read-only DuckDB views of :mod:`research.lakehouse`, so a
+backtrader run reads exactly the files every other reader reads and can never write the lake.
+Each feed is a ``PandasData`` with two more lines, ``vwap`` and ``trade_count``.
 
 Timestamps are exchange time (naive ``America/New_York``, as backtrader expects):
 
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import polars as pl
 
 from contracts.calendar import session_open_close
 from contracts.errors import ContractError
@@ -69,7 +70,8 @@ TIMEFRAMES: dict[str, BarTimeframe] = {
     "5m": BarTimeframe("stock_bars_5m", 5, "Minutes", 5),
     "1m": BarTimeframe("stock_bars_1m", 1, "Minutes", 1),
 }
-FEED_COLUMNS = ("open", "high", "low", "close", "volume")
+FEED_COLUMNS = ("open", "high", "low", "close", "volume", "vwap", "trade_count")
+_FEED_CLASS: type | None = None
 
 
 def import_backtrader() -> Any:
@@ -130,7 +132,7 @@ def read_bars(
                 f"{symbol} has no {spec.table} bars between {start or 'the first session'} and "
                 f"{end or 'the last'}; backfill it or drop it from the symbols"
             )
-        pdf = rows.select(FEED_COLUMNS).to_pandas()
+        pdf = rows.select(pl.col(FEED_COLUMNS).cast(pl.Float64)).to_pandas()
         pdf.index = pd.DatetimeIndex(_stamps(rows, spec), name="datetime")
         out[symbol] = pdf
     return out
@@ -150,11 +152,29 @@ def _stamps(rows: Any, spec: BarTimeframe) -> list[dt.datetime]:
     ]
 
 
+def feed_class() -> type:
+    """``LakeData``: ``bt.feeds.PandasData`` with the lake's ``vwap`` and ``trade_count`` as two
+    more lines (``data.vwap[0]``), built on first use."""
+    global _FEED_CLASS
+    if _FEED_CLASS is None:
+        bt = import_backtrader()
+
+        class LakeData(bt.feeds.PandasData):  # type: ignore[misc,name-defined]
+            """A lake bar table's bars: OHLCV plus vwap and trade_count."""
+
+            lines = ("vwap", "trade_count")
+            params = (("vwap", -1), ("trade_count", -1))
+
+        _FEED_CLASS = LakeData
+    return _FEED_CLASS
+
+
 def pandas_feed(frame: pd.DataFrame, symbol: str, timeframe: str = "1d") -> Any:
-    """A ``bt.feeds.PandasData`` over ``frame`` (as :func:`read_bars` returns) named ``symbol``."""
+    """A :func:`feed_class` feed over ``frame`` (as :func:`read_bars` returns) named
+    ``symbol``."""
     bt = import_backtrader()
     spec = timeframe_of(timeframe)
-    return bt.feeds.PandasData(
+    return feed_class()(
         dataname=frame,
         name=symbol,
         timeframe=getattr(bt.TimeFrame, spec.bt_timeframe),

@@ -136,7 +136,7 @@ def test_what_cannot_be_mapped_fails_clearly(home: Path) -> None:
     intent = OrderIntent("spy_recorder", (option,), 1, OrderType.LIMIT, limit_price=1.0)
     with pytest.raises(AdapterError, match="single-leg equity orders only"):
         _run(home, ["SPY"], decider=_Spy(_Config(((SESSIONS[0], intent),))))
-    with pytest.raises(AdapterError, match=r"feeds \['SPY'\] are intraday"):
+    with pytest.raises(AdapterError, match=r"feeds \['SPY'\] do not hold stock_bars_1d bars"):
         _run(home, ["SPY"], "1h")
     with pytest.raises(AdapterError, match="needs decider=<a strategies.base.Strategy"):
         _run(home, ["SPY"], decider="ma_crossover")
