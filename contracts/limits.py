@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from strategies.models import TimeInForce
 
@@ -87,11 +87,35 @@ class AccountLimits(RiskLimits):
             which polls and reconciliation also spend).
         option_tifs: Time-in-force values allowed for option orders (Alpaca: ``day``; GTC now
             supported too).
+        max_underlying_share: Highest share of the account's exposure (its gross exposure
+            after the order, or its equity when larger) in one underlying, across all
+            deployments (None = no check). Definitions in ``live.risk.account_rules``.
+        buckets: Underlying -> sector or factor bucket, for ``max_bucket_share``.
+        max_bucket_share: Highest share of the account's exposure in one bucket.
+        correlation_clusters: Deployment id -> correlation cluster (e.g. the
+            ``portfolio_allocation`` asset's ``correlation_clusters.json``).
+        max_cluster_share: Highest share of the account's exposure held by the deployments of
+            one correlation cluster together.
     """
 
     max_open_orders: int = Field(default=200, ge=1)
     max_submits_per_minute: int = Field(default=60, ge=1, le=ALPACA_REQUESTS_PER_MINUTE)
     option_tifs: frozenset[TimeInForce] = frozenset({TimeInForce.DAY, TimeInForce.GTC})
+    max_underlying_share: float | None = Field(default=None, gt=0, le=1)
+    buckets: dict[str, str] = Field(default_factory=dict)
+    max_bucket_share: float | None = Field(default=None, gt=0, le=1)
+    correlation_clusters: dict[str, str] = Field(default_factory=dict)
+    max_cluster_share: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _caps_have_their_maps(self) -> AccountLimits:
+        if self.max_bucket_share is not None and not self.buckets:
+            raise ValueError("max_bucket_share needs buckets (underlying -> bucket name)")
+        if self.max_cluster_share is not None and not self.correlation_clusters:
+            raise ValueError(
+                "max_cluster_share needs correlation_clusters (deployment id -> cluster name)"
+            )
+        return self
 
 
 def derived_risk_limits(capital: float, reference_price: float) -> RiskLimits:

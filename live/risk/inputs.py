@@ -15,6 +15,7 @@ from datetime import datetime
 from contracts.limits import AccountLimits, RiskLimits
 from live.book import Ledger, multiplier
 from live.orders.reports import AccountReport, OrderTicket, Quote
+from live.risk.account_rules import after
 from live.risk.rules import RiskContext, greek_delta
 from strategies.models import Book, GreekExposure
 
@@ -40,6 +41,9 @@ class RiskInputs:
         self.open_by_dep = open_by_dep
         self.capital, self.peaks = capital, peaks
         self.positions = ledger.totals()
+        self.by_deployment: dict[str, dict[str, float]] = {}
+        for (dep, symbol), (qty, _, _) in ledger.positions_map().items():
+            self.by_deployment.setdefault(dep, {})[symbol] = qty
         self.greeks = account_greeks(self.positions, quotes)
         self._books: dict[str, Book] = {}
 
@@ -59,7 +63,7 @@ class RiskInputs:
         return RiskContext(
             dep_id, limits, self.account_limits, self.book(dep_id), self.positions, self.greeks,
             equity, self.open_by_dep[dep_id], sum(self.open_by_dep.values()), self.quotes,
-            self.now)  # fmt: skip
+            self.now, self.by_deployment)  # fmt: skip
 
     def sent(self, ticket: OrderTicket) -> None:
         """Count an order that went out (positions, Greeks, open orders, the book)."""
@@ -71,6 +75,7 @@ class RiskInputs:
         for leg in ticket.intent.legs:
             positions[leg.symbol] = positions.get(leg.symbol, 0.0) + leg.sign * leg.ratio_qty * qty
         self.positions = positions
+        self.by_deployment[dep] = after(self.by_deployment.get(dep, {}), ticket)
         add = greek_delta(ticket, self.quotes)
         g = self.greeks
         self.greeks = replace(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.limits import AccountLimits, GreekLimits, RiskLimits
 from live.book import multiplier
 from live.orders.reports import OrderTicket, Quote
+from live.risk.account_rules import account_exposure
 from live.risk.stress import stressed_loss
 from strategies import occ
 from strategies.accounting import Account, Holding
@@ -33,6 +34,8 @@ class RiskContext:
     account_open_orders: int
     quotes: Mapping[str, Quote]
     now: datetime
+    # every deployment's own positions (deployment -> symbol -> qty), for the cluster cap
+    deployment_positions: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def _legs(ticket: OrderTicket) -> list[tuple[str, float, str]]:
@@ -234,5 +237,5 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("options_rules", options_rules), ("price_sanity", price_sanity), ("order_size", order_size),
     ("position_size", position_size), ("concentration", concentration),
     ("open_orders", open_orders), ("greeks", greeks), ("buying_power", buying_power),
-    ("max_stressed_loss", stressed_loss),
+    ("max_stressed_loss", stressed_loss), ("account_exposure", account_exposure),
 )  # fmt: skip
