@@ -251,15 +251,17 @@ def run_decide(
     cash: float,
     costs: Costs = Costs(),
     lookback: int | None = None,
+    daily: pl.DataFrame | None = None,
 ) -> Any:
     """Run ``strategy`` over ``feeds`` (e.g. :func:`research.backtrader_feed.lake_feeds`) on a
-    fresh cerebro configured by :func:`configure_broker`; the finished ``DecideStrategy``."""
+    fresh cerebro configured by :func:`configure_broker`; the finished ``DecideStrategy``
+    (``lookback`` and ``daily`` are its params)."""
     bt = import_backtrader()
     cerebro = bt.Cerebro(stdstats=False)
     for feed in feeds:
         cerebro.adddata(feed)
     configure_broker(cerebro, cash, costs)
-    cerebro.addstrategy(decide_strategy_class(), decider=strategy, lookback=lookback)
+    cerebro.addstrategy(decide_strategy_class(), decider=strategy, lookback=lookback, daily=daily)
     return cerebro.run()[0]
 
 

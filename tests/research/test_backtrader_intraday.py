@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import ClassVar
 
+import polars as pl
 import pytest
 
 from alpaca_improved_pipelines.lake import storage
+from contracts.calendar import session_open_close
 from contracts.lake_columns import BAR_SCHEMA
 from research.backtrader_adapter import AdapterError, Costs, run_decide
 from research.backtrader_feed import lake_feeds
 from strategies.equity import VWAPReversion, VWAPReversionConfig
+from strategies.models import INTRADAY_COLUMNS, Book, MarketSnapshot, OrderIntent
 from tests.intraday_steps import step_round_trips
 
 from .backtrader_lake import INTRADAY, SYMBOLS, build_lake
@@ -51,3 +55,34 @@ def test_a_minute_strategy_needs_minute_feeds(home: Path) -> None:
     strategy = VWAPReversion(VWAPReversionConfig(symbols=("SPY",)))
     with pytest.raises(AdapterError, match=r"do not hold stock_bars_1m bars.*'1m'"):
         run_decide(lake_feeds(home, ["SPY"], "5m"), strategy, 100_000.0)
+
+
+class _MinuteSpy(VWAPReversion):
+    """vwap_reversion that also records every snapshot it is shown."""
+
+    seen: ClassVar[list[MarketSnapshot]] = []
+
+    def decide(self, snapshot: MarketSnapshot, book: Book) -> list[OrderIntent]:
+        type(self).seen.append(snapshot)
+        return super().decide(snapshot, book)
+
+
+def test_minute_snapshots_hold_the_closed_minutes_and_the_daily_history(home: Path) -> None:
+    daily = pl.read_parquet(home / "lake" / "stock_bars_1d" / "*" / "part.parquet")
+    daily = daily.select("session", "symbol", "open", "high", "low", "close", "volume")
+    _MinuteSpy.seen = []
+    spy = _MinuteSpy(VWAPReversionConfig(symbols=SYMBOLS))
+    bt_run = run_decide(lake_feeds(home, SYMBOLS, "1m"), spy, 100_000.0, daily=daily)
+    seen = _MinuteSpy.seen
+    assert len(seen) == 390 + 210 and bt_run.rejected == []
+    minutes = storage.read_partitions(home / "lake", "stock_bars_1m", list(INTRADAY), BAR_SCHEMA)
+    for snap in seen[::37] + seen[-1:]:
+        opn, cls = session_open_close(snap.session)
+        assert snap.features == {"session_open": opn, "session_close": cls}
+        want = minutes.filter((pl.col("ts") < snap.ts) & (pl.col("ts") >= opn))
+        want = want.select(INTRADAY_COLUMNS).sort("ts", "symbol")
+        assert snap.intraday is not None and snap.intraday.equals(want)
+        before = daily.filter(pl.col("session") < snap.session).sort("session", "symbol")
+        assert snap.history.equals(before)
+        last = want.filter(pl.col("ts") == snap.ts - MINUTE)
+        assert dict(snap.prices) == dict(last.select("symbol", "close").iter_rows())
