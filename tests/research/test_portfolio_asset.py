@@ -19,6 +19,7 @@ from alpaca_improved_pipelines.defs.research.portfolio import portfolio_allocati
 from alpaca_improved_pipelines.defs.research.portfolio_returns import strategy_returns
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.tracking.mlflow_store import RunTags, Tracker
+from contracts.limits import AccountLimits
 from research.portfolio import Method, walk_forward_allocation
 from tests.live.helpers import deploy
 from tests.research_lake import quiet, resources_for
@@ -110,6 +111,12 @@ def test_asset_logs_weights_and_out_of_sample_to_mlflow(home: Path) -> None:
     names = {a.path for a in Tracker(home).client.list_artifacts(run.info.run_id)}
     assert {"weights.parquet", "equity.parquet", "correlation.parquet", "fold_weights.parquet",
             "constraints.parquet", "plots"} <= names  # fmt: skip
+    local = Tracker(home).client.download_artifacts(run.info.run_id, "correlation_clusters.json")
+    clusters = json.loads(Path(local).read_text())
+    assert set(clusters["strategy_clusters"]) == {"fam_a", "fam_b", "fam_c", "opt_x", "live:dep-a"}
+    dep_cluster = clusters["correlation_clusters"]
+    assert dep_cluster == {"dep-a": clusters["strategy_clusters"]["live:dep-a"]}
+    AccountLimits(correlation_clusters=dep_cluster, max_cluster_share=0.5)  # what the runner takes
     x, _ = strategy_returns(home, Tracker(home), include_deployments=True)
     for method in ("risk_parity", "min_variance", "hrp"):
         w = {s: float(run.data.params[f"weight.{method}.{s}"]) for s in x.columns}

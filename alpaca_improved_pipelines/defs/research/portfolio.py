@@ -88,6 +88,7 @@ def portfolio_allocation(
             "strategies": len(returns.columns),
             "sessions": len(returns),
             "shrinkage": round(result.correlation.shrinkage, 4),
+            "clusters": dg.MetadataValue.json(result.clusters()),
             "constraints_not_met": dg.MetadataValue.json(violated),
             "note": result.note,
             "left_out": dg.MetadataValue.json(left_out),

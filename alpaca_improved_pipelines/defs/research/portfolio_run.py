@@ -9,6 +9,7 @@ backtest is skipped with a note, so the research job does not fail on a short la
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 import polars as pl
 
 from alpaca_improved_pipelines.backtesting import plots
+from alpaca_improved_pipelines.defs.research.portfolio_returns import LIVE_PREFIX
 from alpaca_improved_pipelines.tracking.mlflow_store import RunTags, Tracker
 from research.portfolio import (
     Allocation,
@@ -43,6 +45,16 @@ class PortfolioResult:
     backtests: dict[str, AllocationBacktest] = field(default_factory=dict)
     note: str = ""
     mlflow_run_id: str = ""
+
+    def clusters(self) -> dict[str, dict[str, str]]:
+        """Cluster names per strategy, and per deployment id as ``AccountLimits`` takes them
+        (``correlation_clusters``, for the risk engine's ``max_cluster_share``)."""
+        corr = self.correlation
+        names = {a: f"cluster-{c}" for a, c in zip(corr.assets, corr.clusters, strict=True)}
+        deployments = {
+            a.removeprefix(LIVE_PREFIX): c for a, c in names.items() if a.startswith(LIVE_PREFIX)
+        }
+        return {"strategy_clusters": names, "correlation_clusters": deployments}
 
     def weights(self) -> pl.DataFrame:
         """``strategy`` plus one weight column per method."""
@@ -112,6 +124,7 @@ def log_portfolio(
     tracker.log_frame(run_id, result.correlation.table("pearson"), "correlation.parquet")
     tracker.log_frame(run_id, result.correlation.table("shrunk"), "correlation_shrunk.parquet")
     tracker.log_frame(run_id, result.weights(), "weights.parquet")
+    tracker.log_text(run_id, json.dumps(result.clusters(), indent=2), "correlation_clusters.json")
     reports = [a.report_table().with_columns(pl.lit(m).alias("method"))
                for m, a in result.allocations.items()]  # fmt: skip
     tracker.log_frame(run_id, pl.concat(reports), "constraints.parquet")
