@@ -204,6 +204,8 @@ class Dispatcher:
             return 0
         with self.engine.begin() as conn:
             rows = ob.claim(conn, now, self.worker, min(self.batch, room))
+            lapsed = ob.drop_lapsed(conn, self.worker, rows, now)
+            rows = [r for r in rows if r.id not in lapsed]
             missing = {r.event_id for r in rows} - self._events.keys()
             self._events.update(ob.load_events(conn, missing))
         if not rows:

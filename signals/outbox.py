@@ -65,6 +65,7 @@ class Row:
     next_attempt_at: dt.datetime
     claimed_at: dt.datetime | None
     claimed_by: str | None
+    created_at: dt.datetime | None = None
 
     @classmethod
     def of(cls, r: Any) -> Row:
@@ -72,6 +73,7 @@ class Row:
             r.id, r.idem_key, r.event_id, Channel(r.channel), TargetKind(r.target_kind),
             r.target, r.plan_id, r.subscriber_id, utc(r.not_before), int(r.attempts),
             utc(r.next_attempt_at), utc(r.claimed_at) if r.claimed_at else None, r.claimed_by,
+            utc(r.created_at) if r.created_at else None,
         )  # fmt: skip
 
 
@@ -163,6 +165,33 @@ def claim(conn: Connection, now: dt.datetime, worker: str, limit: int) -> list[R
     rows = [Row.of(r) for r in conn.execute(stmt)]
     rows.sort(key=lambda r: (r.next_attempt_at, r.id))
     return rows
+
+
+def drop_lapsed(conn: Connection, worker: str, rows: Sequence[Row], now: dt.datetime) -> set[int]:
+    """Dead-letter claimed DMs whose subscriber is no longer entitled to the row's plan (a
+    delayed tier's DM, or one that waited on retries, checked again when it is due); returns
+    their ids. Rows fanned out in the last minute were checked at fan-out and are not re-read."""
+    from signals.db import subscriptions
+    from signals.entitlements import is_entitled, load_plans
+
+    stale = utc(now) - dt.timedelta(seconds=60)
+    dms = [r for r in rows if r.subscriber_id and r.created_at is not None and r.created_at < stale]
+    if not dms:
+        return set()
+    grace = {p.plan_id: p.grace_days for p in load_plans(conn, active_only=False)}
+    pairs = {(r.subscriber_id, r.plan_id) for r in dms}
+    q = sa.select(subscriptions).where(
+        sa.tuple_(subscriptions.c.subscriber_id, subscriptions.c.plan_id).in_(list(pairs))
+    )
+    ok = {(s.subscriber_id, s.plan_id) for s in conn.execute(q)
+          if is_entitled(s.status, s.past_due_since, grace.get(s.plan_id, 0), now)}  # fmt: skip
+    dropped = set()
+    for r in dms:
+        if (r.subscriber_id, r.plan_id) not in ok:
+            dead_letter(conn, worker, r, f"skipped: {r.subscriber_id} no longer entitled to "
+                                         f"{r.plan_id} when the message was due")  # fmt: skip
+            dropped.add(r.id)
+    return dropped
 
 
 def _guard(worker: str) -> Any:

@@ -244,3 +244,19 @@ def test_run_forever_delivers_what_arrives_and_stops(engine: sa.Engine) -> None:
     asyncio.run(scenario())
     dispatcher.close()
     assert len(sender.sent) == 1 and {r.status for r in rows(engine)} == {"sent"}
+
+
+def test_delayed_dm_to_a_lapsed_subscriber_is_skipped(engine: sa.Engine) -> None:
+    eod = Plan("eod", "*", Tier("eod", end_of_day=True), 500, dm=True)
+    add_plan(engine, eod)
+    subs = add_subscribers(engine, "eod", 2)
+    ingest(engine, event())
+    with engine.begin() as conn:  # the first one cancels before the close
+        conn.execute(sa.text("UPDATE subscriptions SET status='canceled' WHERE subscriber_id=:s"),
+                     {"s": subs[0]})  # fmt: skip
+    clock = FakeClock()
+    sender = MemorySender(clock)
+    run(Dispatcher(engine, [sender], clock=clock), settle=86_400)
+    got = {r.subscriber_id: r for r in rows(engine)}
+    assert got[subs[0]].status == "dead" and got[subs[0]].last_error.startswith("skipped")
+    assert got[subs[1]].status == "sent" and [t for _, t, _ in sender.sent] == ["10001"]
