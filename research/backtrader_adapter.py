@@ -37,6 +37,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+
 from contracts.calendar import next_session, session_open_close
 from research.backtrader_feed import import_backtrader
 from research.backtrader_history import history_for
