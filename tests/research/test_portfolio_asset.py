@@ -185,4 +185,20 @@ def test_flat_strategies_and_young_deployments_are_left_out(tmp_path: Path) -> N
     x, notes = strategy_returns(home, Tracker(home), include_deployments=True)
     assert list(x.columns) == ["fam_a", "fam_b"] and len(x) == len(SESSIONS)
     assert notes == ["fam_flat: constant returns (never traded)",
-                     "live:dep-a: 5 sessions shared (< 20)"]  # fmt: skip
+                     "live:dep-a: would leave 5 common sessions (< 20)"]  # fmt: skip
+
+
+def test_a_short_history_does_not_cut_the_others(tmp_path: Path) -> None:
+    """With 141 sessions needed (train 120 + test 21), an options backtest over the last 30
+    sessions is left out, not joined: the two families keep their 252 sessions."""
+    home = tmp_path / "home"
+    rng = np.random.default_rng(6)
+    for name in ("fam_a", "fam_b"):
+        _signal_family(home, name, rng.normal(0.0, 0.01, len(SESSIONS)))
+    short = SESSIONS[-30:]
+    _options_family(home, "opt_y", 1e5 * np.cumprod(1 + rng.normal(0, 0.01, 30)), short)
+    x, notes = strategy_returns(home, Tracker(home), include_deployments=False, min_sessions=141)
+    assert list(x.columns) == ["fam_a", "fam_b"] and len(x) == len(SESSIONS)
+    assert notes == ["opt_y: would leave 29 common sessions (< 141)"]
+    y, _ = strategy_returns(home, Tracker(home), include_deployments=False)  # floor 20: joined
+    assert list(y.columns) == ["fam_a", "fam_b", "opt_y"] and len(y) == 29

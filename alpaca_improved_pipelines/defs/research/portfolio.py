@@ -56,7 +56,9 @@ def portfolio_allocation(
     from research.portfolio import Constraints
 
     home, tracker = Path(lake.home), tracking.tracker()
-    returns, left_out = strategy_returns(home, tracker, config.include_deployments)
+    returns, left_out = strategy_returns(
+        home, tracker, config.include_deployments, config.train + config.test
+    )
     constraints = Constraints(
         config.min_weight, config.max_weight, dict(config.buckets), dict(config.bucket_caps)
     )

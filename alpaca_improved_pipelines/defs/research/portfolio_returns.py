@@ -112,27 +112,35 @@ def deployment_returns(home: Path) -> list[pd.Series]:
 
 
 def strategy_returns(
-    home: Path, tracker: Tracker, include_deployments: bool
+    home: Path, tracker: Tracker, include_deployments: bool, min_sessions: int = MIN_SESSIONS
 ) -> tuple[pd.DataFrame, list[str]]:
     """Sessions x strategies on the sessions every strategy has, and what was left out.
 
-    A strategy with constant returns (a variant that never traded) is left out; so is a
-    deployment that shares fewer than ``MIN_SESSIONS`` sessions with the candidates (a young
-    deployment would otherwise cut everyone's history to its own).
+    Strategies join longest history first (candidates, then deployments). One that would
+    leave fewer than ``min_sessions`` common sessions is left out (a young deployment or a
+    short options backtest would otherwise cut everyone's history to its own); once the common
+    span is already below ``min_sessions``, the floor is ``MIN_SESSIONS``. A strategy with
+    constant returns (a variant that never traded) is left out too. Each is named in the notes.
 
     Raises:
         ConfigError: fewer than two strategies with returns (names the assets to materialize).
     """
     notes: list[str] = []
-    series = [s for s in candidate_returns(home, tracker) if _varies(s, notes)]
-    if series and include_deployments:
-        common = pd.concat(series, axis=1, join="inner").index
-        for dep in deployment_returns(home):
-            shared = common.intersection(dep.index)
-            if len(shared) < MIN_SESSIONS:
-                notes.append(f"{dep.name}: {len(shared)} sessions shared (< {MIN_SESSIONS})")
-            elif _varies(dep, notes):
-                series.append(dep)
+    ranked = sorted(candidate_returns(home, tracker), key=lambda r: (-len(r), str(r.name)))
+    if include_deployments:
+        ranked += sorted(deployment_returns(home), key=lambda r: (-len(r), str(r.name)))
+    series: list[pd.Series] = []
+    common: pd.Index | None = None
+    for s in ranked:
+        if not _varies(s, notes):
+            continue
+        shared = s.index if common is None else common.intersection(s.index)
+        floor = MIN_SESSIONS if common is None or len(common) < min_sessions else min_sessions
+        if len(shared) < floor:
+            notes.append(f"{s.name}: would leave {len(shared)} common sessions (< {floor})")
+            continue
+        series.append(s)
+        common = shared
     if len(series) < 2:
         raise ConfigError(
             f"{len(series)} strategies have daily returns; allocation needs at least 2: "
