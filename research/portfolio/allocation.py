@@ -147,9 +147,11 @@ def _estimator(method: Method, c: Constraints, assets: list[str]) -> object:
     solver = {"solver": "CLARABEL"}
     groups: dict[str, object] = {}
     if c.bucket_caps:
+        # skfolio parses constraint strings: name buckets g0, g1, ... (any user name is safe)
+        label = {b: f"g{k}" for k, b in enumerate(sorted(set(c.buckets.values())))}
         groups = {
-            "groups": {a: [c.buckets.get(a, f"_none_{a}")] for a in assets},
-            "linear_constraints": [f"{b} <= {cap!r}" for b, cap in c.bucket_caps.items()],
+            "groups": {a: [label[c.buckets[a]] if a in c.buckets else "none"] for a in assets},
+            "linear_constraints": [f"{label[b]} <= {cap!r}" for b, cap in c.bucket_caps.items()],
         }
     if method is Method.RISK_PARITY:
         return RiskBudgeting(risk_measure=RiskMeasure.VARIANCE, **bounds, **groups, **solver)
