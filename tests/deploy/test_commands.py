@@ -113,7 +113,7 @@ def test_live_runner_args_and_probe_as_rendered(tmp_path: Path, helm_bin: str) -
         )
     )
     sts = named(render((), (str(values),)), "StatefulSet", "-live-paper")
-    (c,) = containers(sts)
+    c = next(c for c in containers(sts) if c["name"] == "live-runner")  # + signals sidecar
     env = {e["name"]: e["value"] for e in c["env"]}
     for name, path in env.items():  # the Secret's keys, as the kubelet would mount them
         if name.endswith("_FILE"):
