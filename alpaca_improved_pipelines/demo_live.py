@@ -306,4 +306,3 @@ def run_signals_demo(settings: Settings, console: Console) -> None:
     if out.returncode != 0:
         raise ConfigError(f"signals demo failed: {out.stderr.strip()[-800:]}")
     console.print(out.stdout.rstrip(), markup=False, highlight=False)
-
