@@ -13,6 +13,15 @@ half day): entries only while ``warmup <= c <= n - last_entry``; a forced exit o
 ``c >= n - flat_before`` (on every minute, with or without a new bar, so a position is closed
 even if the symbol stops printing). ``decide()`` reads the open and close from
 ``snapshot.features["session_open"]`` / ``["session_close"]`` (the snapshot has no calendar).
+
+Optional daily-regime gate (``regime_sma``, off by default): entries only on sessions whose
+daily regime is up, i.e. the last *closed* daily bar's close is above the SMA of the last
+``regime_sma`` daily closes (:func:`~strategies.indicators.timeframes.trend_signal`, read by the
+as-of rule of :mod:`strategies.indicators.timeframes`: today's daily bar is still forming, so a
+session is gated by the sessions before it). Exits are never gated. The vectorized form takes
+the daily closes from the panel's own session closes (the panel's first ``regime_sma`` sessions
+stay closed: warm-up); ``decide()`` from ``snapshot.history``; the two agree when the daily bars
+are the minute bars' sessions.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 from numba import njit
 
 from strategies.base import Param, ParamSpace, register_strategy
@@ -33,6 +43,7 @@ from strategies.equity.intraday import (
     session_bounds,
 )
 from strategies.equity.signal import SignalStrategy, check_allocation, check_symbols
+from strategies.indicators.timeframes import trend_signal
 from strategies.models import Book, MarketSnapshot, OrderIntent, Side
 
 
@@ -102,6 +113,8 @@ class VWAPReversionConfig:
         last_entry: No new entry within this many minutes of the close (> ``flat_before``).
         flat_before: Exit every position this many minutes before the session's close (>= 1).
         allocation: Fraction of equity split across symbols.
+        regime_sma: Daily-regime gate: enter only when the last closed daily close is above
+            the SMA of this many daily closes (>= 2); 0 (the default) disables the gate.
     """
 
     symbols: tuple[str, ...] = ("SPY",)
@@ -112,6 +125,7 @@ class VWAPReversionConfig:
     last_entry: int = 60
     flat_before: int = 15
     allocation: float = 1.0
+    regime_sma: int = 0
 
     def __post_init__(self) -> None:
         check_symbols(self.symbols)
@@ -129,10 +143,35 @@ class VWAPReversionConfig:
                 f"got {self.last_entry} <= {self.flat_before}"
             )
         check_allocation(self.allocation)
+        if self.regime_sma != 0 and self.regime_sma < 2:
+            raise ValueError(f"regime_sma must be 0 (off) or >= 2 sessions, got {self.regime_sma}")
 
     def lookback_bars(self) -> int:
-        """Sessions of history before the first signal: none, the VWAP restarts every session."""
-        return 0
+        """Sessions of history before the first signal: none, the VWAP restarts every session
+        (the daily-regime gate's ``regime_sma`` sessions when it is on)."""
+        return self.regime_sma
+
+
+def daily_regime_up(closes: np.ndarray, n: int) -> np.ndarray:
+    """Per daily close: is the regime up after that session, ``close > SMA(n)`` (False during
+    the SMA's warm-up). Row ``k`` reads closes ``<= k`` only."""
+    if closes.size == 0:
+        return np.zeros(0, dtype=np.bool_)
+    frame = pl.DataFrame({"symbol": "_", "close": np.asarray(closes, dtype=np.float64)})
+    value = frame.select(trend_signal(n).expr()).to_series()
+    return (value > 0.0).fill_null(False).to_numpy().astype(np.bool_)
+
+
+def session_gate(panel: MinutePanel, column: int, n: int) -> np.ndarray:
+    """Per panel row: the daily regime of the sessions before the row's session (the as-of
+    rule: a session's own daily bar is not closed while it trades)."""
+    last = panel.session_last_rows
+    up = daily_regime_up(panel.close[last, column], n)  # regime after each complete session
+    prior = panel.session_index - 1
+    known = (prior >= 0) & (prior < up.size)
+    gate = np.zeros(panel.session_index.size, dtype=np.bool_)
+    gate[known] = up[prior[known]]
+    return gate
 
 
 @register_strategy
@@ -162,10 +201,29 @@ class VWAPReversion(SignalStrategy):
         raise TypeError(f"{self.name} trades minute bars: call signals(MinutePanel)")
 
     def signals(self, close: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Entries and exits, shape ``(rows, symbols)``, over a :class:`MinutePanel`."""
+        """Entries and exits, shape ``(rows, symbols)``, over a :class:`MinutePanel` (entries
+        gated by the daily regime of the panel's prior sessions when ``regime_sma`` is on)."""
         if not isinstance(close, MinutePanel):
             raise TypeError(f"{self.name} needs a MinutePanel of minute bars, got {type(close)}")
-        panel, c = close, self.config
+        entries, exits = self.ungated_signals(close)
+        if self.config.regime_sma:
+            for j in range(entries.shape[1]):
+                entries[:, j] &= session_gate(close, j, self.config.regime_sma)
+        return entries, exits
+
+    def _regime_up(self, snapshot: MarketSnapshot, symbol: str) -> bool:
+        """The daily regime at the decision: of the last daily bar in ``history`` (the
+        sessions before today's; a symbol without enough history is not up)."""
+        daily = snapshot.history.filter(
+            (pl.col("symbol") == symbol) & (pl.col("session") < snapshot.session)
+        ).sort("session")
+        closes = daily.get_column("close").cast(pl.Float64).to_numpy()
+        up = daily_regime_up(closes, self.config.regime_sma)
+        return bool(up[-1]) if up.size else False
+
+    def ungated_signals(self, panel: MinutePanel) -> tuple[np.ndarray, np.ndarray]:
+        """The kernel's entries and exits over ``panel``, without the daily-regime gate."""
+        c = self.config
         entries = np.zeros(panel.close.shape, dtype=np.bool_)
         exits = np.zeros(panel.close.shape, dtype=np.bool_)
         for j in range(panel.close.shape[1]):
@@ -232,10 +290,12 @@ class VWAPReversion(SignalStrategy):
         if closed < 1:
             return intents
         panel = MinutePanel.build(intraday_bars(snapshot), symbols, [(opn, cls)]).head(closed)
-        entries, exits = self.signals(panel)
+        entries, exits = self.ungated_signals(panel)
         for j, symbol in enumerate(symbols):
             if not panel.has_bar[-1, j]:
                 continue  # no bar closed this minute for the symbol: nothing new to act on
+            if self.config.regime_sma and not self._regime_up(snapshot, symbol):
+                entries[-1, j] = False  # daily regime down (or unknown): no new entry
             held = book.shares(symbol)
             entry, exit_ = bool(entries[-1, j]), bool(exits[-1, j])
             if held > 0 and exit_ and not entry:
