@@ -2,13 +2,14 @@
 read as of a time ``t`` without look-ahead, and combined across timeframes by an explicit rule.
 
 Bars. Hourly and daily bars are built from minute bars exactly as the lake builds
-``stock_bars_1h`` / ``stock_bars_1d`` (:func:`~strategies.indicators.resample.resample_bars`:
-hourly windows on clock hours, the 09:30 open falling in the 09:00 bar; one daily bar per
-session), restricted to each session's regular hours. ``ts`` stays the bar's start (the lake's
-stamp); each bar also gets ``available_at``, the moment it is complete:
+``stock_bars_1h`` / ``stock_bars_1d`` (the aggregations of
+:func:`~strategies.indicators.resample.resample_bars`; hourly windows counted from the session's
+open, 09:30-10:30 ... 15:30-16:00, 12:30-13:00 on a half day, like ``stock_bars_1h``; one daily
+bar per session), restricted to each session's regular hours. ``ts`` stays the bar's start
+(the lake's stamp); each bar also gets ``available_at``, the moment it is complete:
 
 - ``1m``: ``ts + 1 minute``;
-- ``1h``: the end of its clock hour, or the session's close if that is earlier;
+- ``1h``: the end of its hour, or the session's close if that is earlier;
 - ``1d``: the session's close (16:00 New York, 13:00 on a half day).
 
 The session bounds come in as data (``session, open, close``; tz-aware), so this module reads no
@@ -156,15 +157,28 @@ def bars_at(minute: pl.DataFrame, timeframe: TimeframeName, sessions: pl.DataFra
             .with_columns(available_at=pl.col("ts") + pl.duration(minutes=1))
             .sort("symbol", "ts")
         )
-    out = resample_bars(
-        inside.drop("session_open", "session_close"), timeframe, by_session=True
-    ).join(bounds, on="session")
     if timeframe == "1d":
-        ready = pl.col("session_close")
-    else:
-        ready = pl.min_horizontal(pl.col("ts") + pl.duration(hours=1), pl.col("session_close"))
+        out = resample_bars(
+            inside.drop("session_open", "session_close"), "1d", by_session=True
+        ).join(bounds, on="session")
+        return (
+            out.with_columns(available_at=pl.col("session_close"))
+            .drop("session_open", "session_close")
+            .sort("symbol", "ts")
+        )
+    # Hours counted from the session's open (09:30-10:30, ..., 15:30-16:00; 12:30-13:00 on a
+    # half day), as the lake's stock_bars_1h: shift each minute back by the open's offset past
+    # the clock hour, aggregate clock hours, shift the stamps forward again.
+    offset = pl.col("session_open") - pl.col("session_open").dt.truncate("1h")
+    shifted = inside.with_columns(pl.col("ts") - offset).drop("session_open", "session_close")
+    out = resample_bars(shifted, "1h", by_session=True).join(bounds, on="session")
     return (
-        out.with_columns(available_at=ready)
+        out.with_columns(pl.col("ts") + offset)
+        .with_columns(
+            available_at=pl.min_horizontal(
+                pl.col("ts") + pl.duration(hours=1), pl.col("session_close")
+            )
+        )
         .drop("session_open", "session_close")
         .sort("symbol", "ts")
     )

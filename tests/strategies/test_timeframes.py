@@ -77,6 +77,7 @@ def minute_path(seed: int, drop: float = 0.1) -> pl.DataFrame:
                         "low": px * 0.999,
                         "close": px,
                         "volume": float(rng.integers(1, 1000)),
+                        "vwap": px,
                     }
                 )
     return pl.DataFrame(rows, schema_overrides={"ts": pl.Datetime("us", "UTC")})
@@ -122,17 +123,18 @@ def test_hourly_and_daily_bars_close_on_their_last_minute(tiny: pl.DataFrame) ->
     sessions = session_frame(SESSIONS[2:])
     hourly = bars_at(tiny, "1h", sessions)
     half = hourly.filter(pl.col("session") == dt.date(2024, 11, 29))
-    # 09:30-10:00 is the 09:00 bar; a half day's last hourly bar is 12:00-13:00
-    assert half.get_column("ts").dt.convert_time_zone("America/New_York").dt.hour().to_list() == [
-        9,
-        10,
-        11,
-        12,
+    # hours from the open, like stock_bars_1h: 09:30-10:30, ..., a half day's last is 12:30-13:00
+    day = dt.date(2024, 11, 29)
+    assert half.get_column("ts").to_list() == [
+        ny(day, h, 30).astimezone(dt.UTC) for h in (9, 10, 11, 12)
     ]
-    # close of each hour = close of its last minute: minutes 29, 89, 149, 209 since the open
-    assert half.get_column("close").to_list() == [29.0, 89.0, 149.0, 209.0]
+    # close of each hour = close of its last minute: minutes 59, 119, 179, 209 since the open
+    assert half.get_column("close").to_list() == [59.0, 119.0, 179.0, 209.0]
     assert half.get_column("available_at").to_list() == [
-        ny(dt.date(2024, 11, 29), h).astimezone(dt.UTC) for h in (10, 11, 12, 13)
+        ny(day, 10, 30).astimezone(dt.UTC),
+        ny(day, 11, 30).astimezone(dt.UTC),
+        ny(day, 12, 30).astimezone(dt.UTC),
+        ny(day, 13).astimezone(dt.UTC),
     ]
     daily = bars_at(tiny, "1d", sessions)
     assert daily.get_column("close").to_list() == [209.0, 209.0 + 390.0]
@@ -157,12 +159,12 @@ def test_daily_value_is_invisible_until_the_close_incl_half_days(tiny: pl.DataFr
         ny(monday, 16),
     )
     got = values_at(tiny, level(), ("1m", "1h", "1d"), session_frame(SESSIONS[2:]), times)
-    # 12:59:59: the 12:58 minute is the last closed one; the 11:00 hour; no daily bar yet
-    # 13:00 on the half day: its daily bar (and its 12:00 hour) just closed
-    # 15:59:59 Monday: the daily value is still Friday's; the hour is 14:00-15:00 (close minute
-    # 329 of the day = 209 + 1 + 329)
+    # 12:59:59: the 12:58 minute is the last closed one; the 11:30 hour; no daily bar yet
+    # 13:00 on the half day: its daily bar (and its 12:30-13:00 hour) just closed
+    # 15:59:59 Monday: the daily value is still Friday's; the hour is 14:30-15:30 (its last
+    # minute is minute 359 of the day = 209 + 1 + 359)
     assert got.get_column("value_1m").to_list() == [208.0, 209.0, 209.0 + 389.0, 209.0 + 390.0]
-    assert got.get_column("value_1h").to_list() == [149.0, 209.0, 209.0 + 330.0, 209.0 + 390.0]
+    assert got.get_column("value_1h").to_list() == [179.0, 209.0, 209.0 + 360.0, 209.0 + 390.0]
     assert got.get_column("value_1d").to_list() == [None, 209.0, 209.0, 209.0 + 390.0]
 
 
@@ -171,6 +173,34 @@ def test_bars_outside_regular_hours_are_ignored() -> None:
     minutes = bars_at(bars, "1m", session_frame()).join(session_frame(), on="session")
     assert (minutes.get_column("ts") >= minutes.get_column("open_right")).all()
     assert minutes.height == bars.height - 3 * len(SESSIONS) * len(SYMBOLS)
+
+
+def test_hourly_bars_are_the_lakes_stock_bars_1h() -> None:
+    """bars_at(.., "1h") on regular-hours minutes = the pipeline's resample_minutes (the code
+    that writes stock_bars_1h), bar for bar; the daily bar's close is the session's last."""
+    from alpaca_improved_pipelines.lake.resample import resample_minutes
+
+    minutes = bars_at(minute_path(5), "1m", session_frame()).drop("available_at")
+    lake_input = minutes.with_columns(
+        trade_count=pl.lit(1, pl.Int64),
+        source=pl.lit("synthetic"),
+        adjustment=pl.lit("raw"),
+        filled=pl.lit(False),
+    )
+    lake = resample_minutes(lake_input, "1h")
+    ours = bars_at(minute_path(5), "1h", session_frame())
+    cols = ["symbol", "ts", "session", "open", "high", "low", "close", "volume"]
+    assert ours.select(cols).equals(lake.select(cols).sort("symbol", "ts"))
+    np.testing.assert_allclose(
+        ours.get_column("vwap").to_numpy(), lake.get_column("vwap").to_numpy(), atol=5e-5
+    )
+    daily = bars_at(minute_path(5), "1d", session_frame())
+    last = minutes.group_by("symbol", "session").agg(pl.col("close").last())
+    assert (
+        daily.join(last, on=["symbol", "session"])
+        .select((pl.col("close") == pl.col("close_right")).all())
+        .item()
+    )
 
 
 def test_combine_rules_by_hand() -> None:
