@@ -152,34 +152,28 @@ def bars_at(minute: pl.DataFrame, timeframe: TimeframeName, sessions: pl.DataFra
         .filter(pl.col("ts") < pl.col("session_close"))
     )
     if timeframe == "1m":
-        return (
-            inside.drop("session_open", "session_close")
-            .with_columns(available_at=pl.col("ts") + pl.duration(minutes=1))
-            .sort("symbol", "ts")
-        )
-    if timeframe == "1d":
+        out = inside.with_columns(available_at=pl.col("ts") + pl.duration(minutes=1))
+    elif timeframe == "1d":
         out = resample_bars(
             inside.drop("session_open", "session_close"), "1d", by_session=True
         ).join(bounds, on="session")
-        return (
-            out.with_columns(available_at=pl.col("session_close"))
-            .drop("session_open", "session_close")
-            .sort("symbol", "ts")
+        out = out.with_columns(available_at=pl.col("session_close"))
+    else:
+        # Hours counted from the session's open (09:30-10:30, ..., 15:30-16:00; 12:30-13:00 on
+        # a half day), as the lake's stock_bars_1h: shift each minute back by the open's offset
+        # past the clock hour, aggregate clock hours, shift the stamps forward again.
+        offset = pl.col("session_open") - pl.col("session_open").dt.truncate("1h")
+        shifted = inside.with_columns(pl.col("ts") - offset).drop("session_open", "session_close")
+        out = (
+            resample_bars(shifted, "1h", by_session=True)
+            .join(bounds, on="session")
+            .with_columns(pl.col("ts") + offset)
         )
-    # Hours counted from the session's open (09:30-10:30, ..., 15:30-16:00; 12:30-13:00 on a
-    # half day), as the lake's stock_bars_1h: shift each minute back by the open's offset past
-    # the clock hour, aggregate clock hours, shift the stamps forward again.
-    offset = pl.col("session_open") - pl.col("session_open").dt.truncate("1h")
-    shifted = inside.with_columns(pl.col("ts") - offset).drop("session_open", "session_close")
-    out = resample_bars(shifted, "1h", by_session=True).join(bounds, on="session")
+        ends = pl.min_horizontal(pl.col("ts") + pl.duration(hours=1), pl.col("session_close"))
+        out = out.with_columns(available_at=ends)
     return (
-        out.with_columns(pl.col("ts") + offset)
-        .with_columns(
-            available_at=pl.min_horizontal(
-                pl.col("ts") + pl.duration(hours=1), pl.col("session_close")
-            )
-        )
-        .drop("session_open", "session_close")
+        out.drop("session_open", "session_close")
+        .with_columns(pl.col("available_at").dt.cast_time_unit(unit.time_unit))
         .sort("symbol", "ts")
     )
 
