@@ -157,7 +157,8 @@ class Dispatcher:
             now = self.clock.now()
             if nxt is None or (nxt - now).total_seconds() > settle:
                 return
-            await self.clock.sleep(max(0.0, (nxt - now).total_seconds()))
+            # due now yet nothing moved (a claim held back, a probe to retry): poll, never spin
+            await self.clock.sleep(max((nxt - now).total_seconds(), self.poll))
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish what is on the wire and record it."""
@@ -198,6 +199,8 @@ class Dispatcher:
         now = self.clock.now()
         now_ts = now.timestamp()
         room = self.max_concurrency - len(self._active)
+        if not self._active:
+            self._backlog_until = 0.0  # nothing scheduled: nothing ahead of the clock
         if self._careful:  # after a 429: one message at a time until one gets through
             room = 0 if self._active else 1
         if room <= 0 or self._backlog_until > now_ts + self.horizon / 2:
