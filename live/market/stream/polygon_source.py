@@ -180,6 +180,8 @@ class PolygonConnection:
             self._set(FeedState.STOPPED, f"{self.name} closed")
 
     async def _process(self, raw: str | bytes) -> None:
+        if self._stopping:  # evicted or closing: nothing more counts (and the state stays put)
+            return
         ws = self.client.websocket
         if ws is not None and ws is not self._ws:  # the client (re)connected: a new socket
             self._ws = ws
@@ -213,6 +215,8 @@ class PolygonConnection:
         state = event.get("status")
         if state == "max_connections":
             self._stopping = True
+            # if the close lands before the cancel below, the client must not reconnect either
+            self.client.max_reconnects = 0
             self._set(
                 FeedState.EVICTED,
                 f"{self.name}: evicted by a newer connection on this key (max_connections); "
