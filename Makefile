@@ -111,7 +111,7 @@ secret-baseline: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy alpaca_improved_pipelines contracts research strategies live
+	$(VENV)/bin/mypy alpaca_improved_pipelines contracts research strategies live signals
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
