@@ -168,6 +168,8 @@ class Dispatcher:
             progressed = await self._turn(startup=self._last_recover < -1e17)
             if not progressed:
                 await self._wait(self.poll)
+            else:  # a turn that awaited nothing must still let the loop run (tailer, stop)
+                await asyncio.sleep(0)
         while self._active:
             await self._wait(self.poll)
         self._flush()
@@ -175,6 +177,7 @@ class Dispatcher:
     async def _wait(self, timeout: float) -> None:
         self._wake.clear()
         if self._done:
+            await asyncio.sleep(0)  # yield even when there is work: never starve the loop
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
