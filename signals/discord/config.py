@@ -24,11 +24,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from signals.env import secret_from_env
 from signals.errors import ConfigError
 
 DEFAULT_API_URL = "https://discord.com/api/v10"
@@ -56,17 +56,7 @@ class DiscordConfig:
 
 
 def _token(env: Mapping[str, str]) -> str:
-    path = env.get("DISCORD_BOT_TOKEN_FILE", "").strip()
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"DISCORD_BOT_TOKEN_FILE={path} cannot be read ({type(exc).__name__}); mount "
-                "the token there or unset DISCORD_BOT_TOKEN_FILE to use DISCORD_BOT_TOKEN"
-            ) from None
-    else:
-        value = env.get("DISCORD_BOT_TOKEN", "").strip()
+    value = secret_from_env(env, "DISCORD_BOT_TOKEN") or ""
     if not value:
         raise ConfigError(
             "set DISCORD_BOT_TOKEN (Developer Portal > your app > Bot > Reset Token) or mount "

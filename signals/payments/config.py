@@ -9,30 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from signals.errors import ConfigError
 from signals.payments.base import PaymentProvider
 
 PUBLIC_URL_ENV = "ALPACA_IMPROVED_SIGNALS_PUBLIC_URL"  # where the service's pages are reachable
-
-
-def secret_from_env(environ: Mapping[str, str], name: str) -> str | None:
-    """``<name>_FILE``'s contents (stripped), else ``<name>``, else None; never echoes a value."""
-    path = environ.get(f"{name}_FILE")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as err:
-            raise ConfigError(
-                f"{name}_FILE={path} cannot be read ({err.strerror}); mount the secret file there"
-            ) from None
-        if not value:
-            raise ConfigError(f"{name}_FILE={path} is empty; put the secret in it")
-        return value
-    return environ.get(name) or None
 
 
 def make_provider(

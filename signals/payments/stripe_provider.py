@@ -30,6 +30,7 @@ from typing import Any
 
 import stripe
 
+from signals.env import secret_from_env
 from signals.errors import ConfigError
 from signals.interfaces import CheckoutLink
 from signals.model import Plan
@@ -42,7 +43,7 @@ from signals.payments.base import (
     ProviderSubscription,
     WebhookError,
 )
-from signals.payments.config import PUBLIC_URL_ENV, secret_from_env
+from signals.payments.config import PUBLIC_URL_ENV
 
 log = logging.getLogger(__name__)
 TOLERANCE_S = 300

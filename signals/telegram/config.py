@@ -27,11 +27,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from contracts.logs import SecretRedactor
+from signals.env import secret_from_env
 from signals.errors import ConfigError
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
@@ -56,23 +56,6 @@ class TelegramConfig:
 
     def is_operator(self, user_id: int | str) -> bool:
         return str(user_id).lstrip("-").isdigit() and int(user_id) in self.operator_ids
-
-
-def _secret(var: str, env: Mapping[str, str]) -> str | None:
-    """``<var>_FILE``'s contents, else ``<var>``, else None (messages never hold the value)."""
-    path = env.get(f"{var}_FILE")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{var}_FILE={path} cannot be read ({type(exc).__name__}); mount the secret "
-                f"there or unset {var}_FILE to use {var}"
-            ) from None
-        if not value:
-            raise ConfigError(f"{var}_FILE={path} is empty; write the secret into it")
-        return value
-    return env.get(var, "").strip() or None
 
 
 def _operator_ids(raw: str) -> frozenset[int]:
@@ -112,7 +95,7 @@ def load_config(env: Mapping[str, str] | None = None) -> TelegramConfig:
         ConfigError: one line naming the bad variable and the fix (never a secret's value).
     """
     env = os.environ if env is None else env
-    token = _secret("TELEGRAM_BOT_TOKEN", env)
+    token = secret_from_env(env, "TELEGRAM_BOT_TOKEN")
     if token is None:
         raise ConfigError(
             "set TELEGRAM_BOT_TOKEN (the token @BotFather gave the bot) or mount it as a file "
@@ -127,7 +110,7 @@ def load_config(env: Mapping[str, str] | None = None) -> TelegramConfig:
     if mode not in ("polling", "webhook"):
         raise ConfigError(f"TELEGRAM_MODE={mode!r} is not a mode; use polling or webhook")
     webhook_url = env.get("TELEGRAM_WEBHOOK_URL", "").strip() or None
-    secret = _secret("TELEGRAM_WEBHOOK_SECRET", env)
+    secret = secret_from_env(env, "TELEGRAM_WEBHOOK_SECRET")
     if secret is not None and not _SECRET.fullmatch(secret):
         raise ConfigError(
             "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
