@@ -7,6 +7,9 @@ operators are, and whether the operator console's audit chain is intact.
   user).
 - ``audit verify``: exit 0 with ``audit chain OK: N entries``, or exit 1 naming the first bad
   seq and why (:func:`signals.audit.verify`, the anchor file included). ``audit tail [-n N]``.
+- ``outbox status | dead | requeue``: rows per delivery status, the dead letters with their
+  reasons, and the dead-letter runbook's last step (:func:`signals.outbox.requeue_dead`), which
+  is audited like a role change.
 
 Bad input is one ``error:`` line naming the option, exit 2. The pipelines' CLI execs this
 module (``python -m signals.cli``) for ``alpaca-improved signals|subscribers|audit``: no Dagster
@@ -27,8 +30,9 @@ import typer
 from sqlalchemy.engine import Engine
 
 from contracts import paths
+from signals import outbox as outbox_rows
 from signals.audit import AuditLog, verify
-from signals.db import access, make_engine, subscribers, subscriptions
+from signals.db import access, make_engine, outbox, subscribers, subscriptions
 from signals.db import plans as plans_table
 from signals.entitlements import grace_until, is_entitled, plan_from_json
 from signals.errors import SignalsError
@@ -41,8 +45,10 @@ app = typer.Typer(
 )
 subscribers_app = typer.Typer(no_args_is_help=True, help="Subscribers and operator roles.")
 audit_app = typer.Typer(no_args_is_help=True, help="The operator console's hash-chained audit log.")
+outbox_app = typer.Typer(no_args_is_help=True, help="The delivery outbox: status, dead letters.")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(audit_app, name="audit")
+app.add_typer(outbox_app, name="outbox")
 
 HomeOpt = Annotated[
     Path | None, typer.Option(help="ALPACA_IMPROVED_HOME (default: env or ./.alpaca_improved).")
@@ -278,6 +284,83 @@ def audit_tail(
             f"#{e.seq} {e.ts.isoformat(timespec='seconds')} {e.platform}:{e.user_id} "
             f"{e.command}{args} {verdict}: {e.outcome} [{e.hash[:12]}]"
         )
+
+
+@outbox_app.command("status")
+def outbox_status(home: HomeOpt = None) -> None:
+    """Outbox rows per delivery status (pending, sending, sent, dead, skipped)."""
+    _, engine = _engine(home)
+    with engine.connect() as conn:
+        by_status = outbox_rows.counts(conn)
+    if not by_status:
+        typer.echo("outbox is empty")
+    for status, n in sorted(by_status.items()):
+        typer.echo(f"{status:<10} {n}")
+
+
+@outbox_app.command("dead")
+def outbox_dead(
+    n: Annotated[int, typer.Option("-n", "--lines", help="How many, newest first.")] = 50,
+    home: HomeOpt = None,
+) -> None:
+    """The dead letters, newest first: id, channel, target, attempts and the reason."""
+    if n < 1:
+        _fail(f"-n {n}: must be 1 or more")
+    _, engine = _engine(home)
+    q = (
+        sa.select(
+            outbox.c.id,
+            outbox.c.channel,
+            outbox.c.target,
+            outbox.c.event_id,
+            outbox.c.attempts,
+            outbox.c.last_error,
+        )  # fmt: skip
+        .where(outbox.c.status == outbox_rows.DEAD)
+        .order_by(outbox.c.id.desc())
+        .limit(n)
+    )
+    with engine.connect() as conn:
+        rows = list(conn.execute(q))
+    if not rows:
+        typer.echo("no dead letters")
+    for r in rows:
+        typer.echo(
+            f"#{r.id} {r.channel}:{r.target} {r.event_id} attempts={r.attempts} {r.last_error}"
+        )
+
+
+@outbox_app.command("requeue")
+def outbox_requeue(
+    ids: Annotated[
+        list[int] | None, typer.Option("--id", help="A dead row's id (repeat for several).")
+    ] = None,
+    reason_like: Annotated[
+        str, typer.Option(help="Only rows whose last error contains this text.")
+    ] = "",
+    all_dead: Annotated[
+        bool, typer.Option("--all", help="Every dead row (or every one matching --reason-like).")
+    ] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Put dead letters back to pending (attempts reset, due now, never before the tier's
+    delay). Name rows with --id, or pass --all; blocked chats stay blocked."""
+    if not ids and not all_dead:
+        _fail("name the rows with --id N (repeatable) or pass --all (with --reason-like to filter)")
+    if ids and all_dead:
+        _fail("--id and --all exclude each other")
+    if ids and any(i < 1 for i in ids):
+        _fail(f"--id {min(ids)}: outbox ids are 1 or more")
+    _, engine = _engine(home)
+    with engine.begin() as conn:
+        n = outbox_rows.requeue_dead(
+            conn, datetime.now(UTC), ids=ids or None, reason_like=reason_like
+        )
+    args = " ".join([*(f"--id {i}" for i in ids or ()), *(["--all"] if all_dead else [])])
+    if reason_like:
+        args += f" --reason-like {reason_like!r}"
+    _audit_cli(engine, home, "outbox requeue", args.strip())
+    typer.echo(f"requeued {n} dead letter{'s' if n != 1 else ''}")
 
 
 @app.command("serve")
