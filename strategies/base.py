@@ -247,6 +247,7 @@ def register_strategy(cls: _S) -> _S:
 def strategy_registry() -> dict[str, type[Strategy]]:
     """Family name -> class for every built-in (and registered) strategy."""
     import strategies.equity  # noqa: F401  (registers the built-ins)
+    import strategies.ml  # noqa: F401
     import strategies.options  # noqa: F401
 
     return dict(_REGISTRY)

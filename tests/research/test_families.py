@@ -40,8 +40,10 @@ def test_every_registered_signal_family_is_swept_walked_forward_and_gated() -> N
     from alpaca_improved_pipelines.defs.promotion.assets import candidates
     from alpaca_improved_pipelines.defs.research.assets import leaderboard, walk_forward
 
-    signal = {n for n, c in strategy_registry().items() if issubclass(c, SignalStrategy)}
-    assert "momentum" in signal
+    registry = strategy_registry()
+    signal = {n for n, c in registry.items() if issubclass(c, SignalStrategy) and c.sweep}
+    assert "momentum" in signal and "gbm_signal" in registry  # trained, not swept (sweep=False)
+    assert "gbm_signal" not in signal
     upstream = walk_forward.asset_deps[dg.AssetKey("walk_forward")]
     for name in sorted(signal):
         assert dg.AssetKey(f"{name}_sweep") in upstream, f"{name} has no sweep asset"
