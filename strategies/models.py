@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 if TYPE_CHECKING:
+    from strategies.indicators.session_features import IntradayFeatures
     from strategies.options.chain import OptionChainView
     from strategies.options.vol_features import VolSurfaceFeatures
 
@@ -410,6 +411,10 @@ class MarketSnapshot:
         vol_features: Vol-surface features per underlying
             (:class:`~strategies.options.vol_features.VolSurfaceFeatures`) of a session on or
             before ``session``; an underlying without a surface that session is absent.
+        intraday_features: Session-level intraday features per symbol
+            (:class:`~strategies.indicators.session_features.IntradayFeatures`) of a session on
+            or before ``session``, from its minute bars closed by ``ts`` (daily decisions: of
+            ``session`` itself); a symbol without minute bars that session is absent.
     """
 
     ts: datetime
@@ -420,6 +425,7 @@ class MarketSnapshot:
     features: Mapping[str, Any] = field(default_factory=dict)
     intraday: pl.DataFrame | None = None
     vol_features: Mapping[str, VolSurfaceFeatures] = field(default_factory=dict)
+    intraday_features: Mapping[str, IntradayFeatures] = field(default_factory=dict)
     # memo of close_array(); many deployments deciding on one snapshot share the extraction
     _closes: dict[str, np.ndarray] = field(
         default_factory=dict, init=False, repr=False, compare=False
@@ -453,6 +459,15 @@ class MarketSnapshot:
                     f"after the snapshot session {self.session}"
                 )
         object.__setattr__(self, "vol_features", MappingProxyType(dict(self.vol_features)))
+        for symbol, day in self.intraday_features.items():
+            if day.session > self.session:
+                raise ValueError(
+                    f"intraday_features[{symbol!r}] are of {day.session}, "
+                    f"after the snapshot session {self.session}"
+                )
+        object.__setattr__(
+            self, "intraday_features", MappingProxyType(dict(self.intraday_features))
+        )
 
     def chain(self, underlying: str) -> OptionChainView:
         """Typed access to the option chain of ``underlying`` (KeyError naming it if absent)."""

@@ -1,4 +1,6 @@
-"""Time-series momentum with an optional trend filter."""
+"""Time-series momentum with an optional trend filter and an optional intraday gate (enter
+only after a session whose own minute bars confirm the move; see
+:mod:`strategies.equity.intraday_gate`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import numpy as np
 
 from strategies.base import Param, ParamSpace, register_strategy
 from strategies.equity._kernels import momentum_signals, rate_of_change, rolling_mean
+from strategies.equity.intraday_gate import OFF, check_gate
 from strategies.equity.signal import SignalStrategy, check_allocation, check_symbols
 
 
@@ -23,6 +26,9 @@ class MomentumConfig:
         leave: Exit while the ROC is below this; must be < ``enter``.
         trend: SMA window of the trend filter (enter only above it, exit below it); 0 disables.
         allocation: Fraction of equity split across symbols.
+        intraday_gate: Enter only when the decision session's intraday features pass this gate
+            (``"above_vwap"``, ``"last_hour_up"``, ``"orb_up"``; missing minute data: no
+            entry); ``"off"`` (the default) disables it. Exits are never gated.
     """
 
     symbols: tuple[str, ...] = ("SPY",)
@@ -31,6 +37,7 @@ class MomentumConfig:
     leave: float = -0.02
     trend: int = 200
     allocation: float = 1.0
+    intraday_gate: str = OFF
 
     def __post_init__(self) -> None:
         check_symbols(self.symbols)
@@ -41,6 +48,7 @@ class MomentumConfig:
         if self.trend < 0 or self.trend == 1:
             raise ValueError(f"trend must be 0 (off) or >= 2, got {self.trend}")
         check_allocation(self.allocation)
+        check_gate(self.intraday_gate)
 
     def lookback_bars(self) -> int:
         """Bars before the first possible signal: the ROC lookback or the trend SMA's window."""
@@ -57,13 +65,15 @@ class Momentum(SignalStrategy):
 
     @classmethod
     def param_space(cls) -> ParamSpace:
-        """Lookback 21-252, thresholds around zero, trend off/100/200."""
+        """Lookback 21-252, thresholds around zero, trend off/100/200, intraday gate off, close
+        above the session VWAP, or last hour up."""
         return ParamSpace(
             (
                 Param("lookback", values=(21, 63, 126, 252)),
                 Param("enter", values=(0.0, 0.02, 0.05)),
                 Param("leave", values=(-0.05, -0.02, 0.0)),
                 Param("trend", values=(0, 100, 200)),
+                Param("intraday_gate", values=(OFF, "above_vwap", "last_hour_up")),
             ),
             MomentumConfig,
         )

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from strategies.base import Strategy, strategy_registry
+from strategies.equity.intraday_gate import OFF, DailyInputs, gate_mask, gate_open
+from strategies.indicators.session_features import IntradayFeatureMatrix
 from strategies.models import AssetClass, Book, Leg, MarketSnapshot, OrderIntent, Side
 
 
@@ -55,6 +57,12 @@ class SignalStrategy(Strategy):
       ``(close, [kernel_point(config), ...], fees=, slippage=, init_cash=, threads=)``) and
       maps a validated config to the kernel's tuple in :meth:`kernel_point`;
     - ``sweep``: set it False to register a family the pipeline does not sweep.
+
+    A daily family may gate its entries on the session's intraday features
+    (:mod:`strategies.equity.intraday_gate`): a config field ``intraday_gate`` (``"off"`` by
+    default) listed in its ``param_space``. The pipeline then loads the features with the closes
+    and passes :class:`~strategies.equity.intraday_gate.DailyInputs` to ``signals()`` and the
+    fast path (:meth:`uses_intraday_features`).
     """
 
     sweep: ClassVar[bool] = True
@@ -72,6 +80,16 @@ class SignalStrategy(Strategy):
             missing.append("lookback_bars()")
         if missing:
             raise TypeError(f"{cls.name}: {cls.config_cls.__name__} lacks {', '.join(missing)}")
+
+    @classmethod
+    def uses_intraday_features(cls) -> bool:
+        """True when the family's parameter space sweeps an ``intraday_gate``."""
+        return any(p.name == "intraday_gate" for p in cls.param_space().params)
+
+    @property
+    def intraday_gate(self) -> str:
+        """The config's intraday gate (``"off"`` for a family without one)."""
+        return str(getattr(self.config, "intraday_gate", OFF))
 
     @classmethod
     def lookback(cls, params: Mapping[str, Any]) -> int:
@@ -103,9 +121,16 @@ class SignalStrategy(Strategy):
         """
         from strategies.backtest import signal_fastpath as fp
 
+        if isinstance(close, DailyInputs):
+            return cls._gated_fast_path(
+                close, points, fees=fees, slippage=slippage, init_cash=init_cash, threads=threads
+            )
         if cls.fused_kernel is not None:
             kernel = getattr(fp, cls.fused_kernel)
             configs = [cls.param_space().validate(p) for p in points]
+            for config in configs:  # the kernels know no gate: never drop one silently
+                if getattr(config, "intraday_gate", OFF) != OFF:
+                    cls(config).require_features(None)
             frame = kernel(
                 close,
                 [cls.kernel_point(c) for c in configs],
@@ -116,12 +141,67 @@ class SignalStrategy(Strategy):
             )
             return fp.per_point(frame, len(points))
 
-        arr = as_2d(close)
+        return cls._signals_fast_path(
+            close, points, fees=fees, slippage=slippage, init_cash=init_cash, threads=threads
+        )
+
+    @classmethod
+    def _gated_fast_path(
+        cls, inputs: DailyInputs, points: Sequence[Mapping[str, Any]], **costs: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ungated points on the closes (the family's usual path, fused kernel included),
+        gated ones through their masked signals; rows in ``points`` order."""
+        gated = [
+            getattr(cls.param_space().validate(p), "intraday_gate", OFF) != OFF for p in points
+        ]
+        n_sym = inputs.close.shape[1]
+        ret = np.empty((len(points), n_sym))
+        trades = np.empty((len(points), n_sym), dtype=np.int64)
+        for flag in (False, True):
+            idx = [k for k, g in enumerate(gated) if g is flag]
+            if not idx:
+                continue
+            subset = [points[k] for k in idx]
+            if flag:
+                r, t = cls._signals_fast_path(inputs, subset, **costs)
+            else:
+                r, t = cls.sweep_fast_path(inputs.close, subset, **costs)
+            ret[idx], trades[idx] = r, t
+        return ret, trades
+
+    @classmethod
+    def _signals_fast_path(
+        cls, close: Any, points: Sequence[Mapping[str, Any]], **costs: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each point's :meth:`signals` on ``close`` (an array or DailyInputs) through the
+        compiled ``from_signals`` state machine."""
+        arr = as_2d(close.close if isinstance(close, DailyInputs) else close)
+        return cls.simulate_points(
+            arr, close if isinstance(close, DailyInputs) else arr, points, **costs
+        )
+
+    @classmethod
+    def simulate_points(
+        cls,
+        prices: np.ndarray,
+        source: Any,
+        points: Sequence[Mapping[str, Any]],
+        *,
+        fees: float,
+        slippage: float,
+        init_cash: float,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Total return and trades per (point, symbol) of each point's ``signals(source)``
+        filled at ``prices`` (rows x symbols) by the compiled ``from_signals`` state machine."""
+        from strategies.backtest import signal_fastpath as fp
+
+        n_sym = prices.shape[1]
         if not points:
-            return np.empty((0, arr.shape[1])), np.empty((0, arr.shape[1]), dtype=np.int64)
-        sigs = [cls(cls.param_space().validate(p)).signals(arr) for p in points]
+            return np.empty((0, n_sym)), np.empty((0, n_sym), dtype=np.int64)
+        sigs = [cls(cls.param_space().validate(p)).signals(source) for p in points]
         ret, trades = fp.simulate_signals(
-            np.tile(arr, (1, len(points))),
+            np.tile(prices, (1, len(points))),
             np.hstack([e for e, _ in sigs]),
             np.hstack([x for _, x in sigs]),
             fees=fees,
@@ -129,23 +209,43 @@ class SignalStrategy(Strategy):
             init_cash=init_cash,
             threads=threads,
         )
-        return ret.reshape(len(points), arr.shape[1]), trades.reshape(len(points), arr.shape[1])
+        return ret.reshape(len(points), n_sym), trades.reshape(len(points), n_sym)
 
     @abstractmethod
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Entries and exits for one contiguous float64 close series."""
 
     def signals(self, close: Any) -> tuple[Any, Any]:
-        """Vectorized entries/exits for close prices (numpy 1-D/2-D or pandas), shaped alike.
+        """Vectorized entries/exits for close prices (numpy 1-D/2-D or pandas), shaped alike,
+        or for :class:`~strategies.equity.intraday_gate.DailyInputs` (2-D arrays; entries of
+        row ``t`` masked by session ``t``'s intraday gate when the config sets one).
 
         Row ``t`` depends only on rows ``<= t`` (no look-ahead).
+
+        Raises:
+            ValueError: the config sets an ``intraday_gate`` and ``close`` carries no features.
         """
+        inputs = close if isinstance(close, DailyInputs) else None
+        if inputs is not None:
+            close = inputs.close
         arr = as_2d(close)
         entries = np.zeros(arr.shape, dtype=np.bool_)
         exits = np.zeros(arr.shape, dtype=np.bool_)
         for j in range(arr.shape[1]):
             entries[:, j], exits[:, j] = self.column_signals(np.ascontiguousarray(arr[:, j]))
+        if self.intraday_gate != OFF:
+            entries &= gate_mask(self.require_features(inputs), self.intraday_gate)
         return like(entries, close), like(exits, close)
+
+    def require_features(self, inputs: DailyInputs | None) -> IntradayFeatureMatrix:
+        """The intraday features a gated variant reads (ValueError naming the fix without)."""
+        if inputs is None:
+            raise ValueError(
+                f"{self.name} intraday_gate={self.intraday_gate!r} needs the sessions' "
+                "intraday features: pass DailyInputs(close, IntradayFeatureMatrix) (the "
+                "pipeline's loaders do when the family sweeps intraday_gate)"
+            )
+        return inputs.intraday
 
     def decide(self, snapshot: MarketSnapshot, book: Book) -> list[OrderIntent]:
         """Buy on an entry when flat, sell everything on an exit when long (conflicts ignored,
@@ -157,6 +257,9 @@ class SignalStrategy(Strategy):
                 continue
             entries, exits = self.column_signals(close)
             entry, exit_ = bool(entries[-1]), bool(exits[-1])
+            if entry and self.intraday_gate != OFF:
+                # the session's own minute bars (all closed at the daily decision)
+                entry = gate_open(snapshot, symbol, self.intraday_gate)
             held = book.shares(symbol)
             if held > 0 and exit_ and not entry:
                 intents.append(self._order(symbol, Side.SELL, held, "exit signal"))

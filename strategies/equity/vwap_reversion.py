@@ -185,13 +185,15 @@ class VWAPReversion(SignalStrategy):
 
     @classmethod
     def param_space(cls) -> ParamSpace:
-        """Band 1.5-2.5 sigmas, exit at or short of the VWAP, warm-up 15/30 minutes."""
+        """Band 1.5-2.5 sigmas, exit at or short of the VWAP, warm-up 15/30 minutes, stop
+        off/4 sigmas, daily-regime gate off or above the 20-session SMA."""
         return ParamSpace(
             (
                 Param("band", values=(1.5, 2.0, 2.5)),
                 Param("exit_band", values=(0.0, 0.5)),
                 Param("warmup", values=(15, 30)),
                 Param("stop", values=(0.0, 4.0)),
+                Param("regime_sma", values=(0, 20)),
             ),
             VWAPReversionConfig,
         )
@@ -255,23 +257,16 @@ class VWAPReversion(SignalStrategy):
         threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Each point's minute signals through the compiled ``from_signals`` state machine."""
-        from strategies.backtest.signal_fastpath import simulate_signals
-
         panel: MinutePanel = close
-        n_sym = len(panel.symbols)
-        if not points:
-            return np.empty((0, n_sym)), np.empty((0, n_sym), dtype=np.int64)
-        sigs = [cls(cls.param_space().validate(p)).signals(panel) for p in points]
-        ret, trades = simulate_signals(
-            np.tile(panel.close, (1, len(points))),
-            np.hstack([e for e, _ in sigs]),
-            np.hstack([x for _, x in sigs]),
+        return cls.simulate_points(
+            panel.close,
+            panel,
+            points,
             fees=fees,
             slippage=slippage,
             init_cash=init_cash,
             threads=threads,
         )
-        return ret.reshape(len(points), n_sym), trades.reshape(len(points), n_sym)
 
     def decide(self, snapshot: MarketSnapshot, book: Book) -> list[OrderIntent]:
         """On a minute bar's close: the vectorized signal of that bar's row for every symbol,

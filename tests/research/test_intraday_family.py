@@ -123,7 +123,8 @@ def test_fast_path_equals_vectorbt_within_1e9(data: MinuteMatrix) -> None:
 def test_the_generated_sweep_asset_materializes_on_minute_bars(
     minute_home: Path, data: MinuteMatrix
 ) -> None:
-    """``vwap_reversion_sweep`` reads stock_bars_1m (not daily bars), sweeps the whole grid,
+    """``vwap_reversion_sweep`` reads stock_bars_1m (not daily bars), sweeps the whole grid
+    but the daily-regime points whose ``regime_sma`` needs more than half of the 8 sessions,
     verifies every point on the fast path, and records one return per session: the portfolio
     value at each session's last minute, as an independent vectorbt run gives it."""
     from alpaca_improved_pipelines.defs.research.assets import SWEEPS
@@ -142,7 +143,10 @@ def test_the_generated_sweep_asset_materializes_on_minute_bars(
     assert res.success
     path = minute_home / "lake" / "sweep_results" / "family=vwap_reversion" / "part.parquet"
     results = pl.read_parquet(path)
-    grid = list(VWAPReversion.param_space().grid())
+    everything = list(VWAPReversion.param_space().grid())
+    grid = [p for p in everything if VWAPReversion.lookback(p) < len(SESSIONS) // 2]
+    assert {p["regime_sma"] for p in everything} == {0, 20}
+    assert grid == [p for p in everything if p["regime_sma"] == 0]
     assert results.height == len(grid) and results["error"].is_null().all()
     assert (results["fastpath_abs_diff"] < 1e-9).all() and results["fastpath_trades_equal"].all()
     row = results.filter(pl.col("params") == json.dumps(grid[0], sort_keys=True)).row(0, named=True)
