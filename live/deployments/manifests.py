@@ -2,9 +2,11 @@
 
 A manifest is :class:`contracts.manifest.DeploymentManifest` (the promote-to-live sensor writes
 it): the strategy family, its interface version, params, capital, every risk limit, costs,
-versions and approval. The runner rescans the directory between cycles only; a changed manifest
-is applied once its deployment has no open orders (never mid-order), and an invalid one is
-reported and skipped (the previous version, if any, keeps running).
+versions and approval. A strategy that names a trained model (``gbm_signal``) gets exactly that
+model version, verified by its sha256, before it is returned (:mod:`live.models`). The runner
+rescans the directory between cycles only; a changed manifest is applied once its deployment has
+no open orders (never mid-order), and an invalid one is reported and skipped (the previous
+version, if any, keeps running).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from contracts.errors import ContractError
 from contracts.manifest import DeploymentManifest, parse_manifest
 from contracts.manifest import write_manifest as write_manifest_file
 from live.errors import ConfigError
+from live.models import home_of, load_model
 from strategies.base import Strategy, get_strategy_class
 
 
@@ -65,6 +68,7 @@ def load_manifest(path: Path) -> Deployment:
         strategy = cls.from_params(_tuples(manifest.params))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path.name}: invalid params for {manifest.strategy}: {exc}") from exc
+    load_model(strategy, path.name, home_of(path))  # an ML family's model, verified by hash
     dep_id = manifest.deployment_id or path.stem
     return Deployment(dep_id, manifest, strategy, hashlib.sha256(raw).hexdigest(), path)
 

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from research.ml.dataset import Dataset
 from strategies import analytics
 from strategies.analytics.purged_cv import purged_walk_forward
-from strategies.ml import FEATURE_NAMES, FEATURE_SET_VERSION
+from strategies.ml import FEATURE_NAMES, FEATURE_SET_VERSION, proba_predictor
 
 SCORES = ("log_loss", "accuracy", "auc")
 DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
@@ -86,11 +86,8 @@ def make_model(params: Mapping[str, Any], seed: int) -> HistGradientBoostingClas
 
 
 def up_probability(model: HistGradientBoostingClassifier, x: np.ndarray) -> np.ndarray:
-    """P(label 1) per row (the strategy's predictor)."""
-    classes = list(model.classes_)
-    if 1 not in classes:
-        return np.zeros(x.shape[0])
-    return np.asarray(model.predict_proba(x)[:, classes.index(1)], dtype=np.float64)
+    """P(label 1) per row: the strategy's predictor (:func:`strategies.ml.proba_predictor`)."""
+    return proba_predictor(model)(x)
 
 
 def _fold_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

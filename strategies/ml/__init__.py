@@ -13,6 +13,7 @@ from strategies.ml.registry import (
     bind_model,
     bound_predictor,
     is_bound,
+    proba_predictor,
     unbind_model,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "features",
     "is_bound",
     "labels",
+    "proba_predictor",
     "unbind_model",
 ]

@@ -62,3 +62,24 @@ def bound_predictor(sha256: str, model: str) -> Predictor:
             "load it through the live model loader or strategies.ml.bind_model(sha256, predictor)"
         )
     return predictor
+
+
+def proba_predictor(model: object) -> Predictor:
+    """A predictor of P(label 1) from a fitted scikit-learn-style classifier (duck-typed:
+    ``classes_`` and ``predict_proba``); TypeError when ``model`` is not one."""
+    classes = list(getattr(model, "classes_", ()))
+    predict_proba = getattr(model, "predict_proba", None)
+    if not callable(predict_proba) or not classes:
+        raise TypeError(f"{type(model).__name__} is not a fitted classifier with predict_proba")
+    if 1 not in classes:  # trained on one class only: never up
+
+        def never(x: np.ndarray) -> np.ndarray:
+            return np.zeros(x.shape[0])
+
+        return never
+    column = classes.index(1)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(predict_proba(x)[:, column], dtype=np.float64)
+
+    return predict
