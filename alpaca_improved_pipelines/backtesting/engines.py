@@ -25,6 +25,11 @@ What every engine guarantees (``tests/research/test_sweep_engines.py``):
   vectorbt, polars or sweep code differ from the driver's).
 * Each chunk is checkpointed exactly once by index: a task Dask re-runs after losing its worker
   yields one result for its index, so the trial count (which deflates the Sharpe) is exact.
+* A Dask task carries several chunks (up to ``MAX_CHUNKS_PER_TASK``, while a sweep still makes
+  ``TASKS_PER_WORKER`` tasks per worker), so the driver's per-task cost (the in-process scheduler,
+  the client, ~5 ms CPU a task) is paid once per batch; its results come back per chunk index.
+  numba's parallel kernels in a task are capped at the worker's threads (one for the
+  ``LocalCluster``'s workers), so N workers use N cores, not N x cores.
 * A sweep whose tasks are cancelled (a ``client.restart()``, a scheduler that went away) raises
   :class:`SweepInterrupted`; running it again resumes from the checkpoints, on either engine.
 """
@@ -50,6 +55,10 @@ SCHEDULER_ENV = "ALPACA_IMPROVED_DASK_SCHEDULER"
 ENGINES = ("local", "dask")
 SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler and see a worker before failing at start
+# Dask tasks: each carries up to MAX_CHUNKS_PER_TASK chunks, and a sweep makes at least
+# TASKS_PER_WORKER tasks per worker when it has the chunks for it (DaskEngine.batch_size)
+MAX_CHUNKS_PER_TASK = 16
+TASKS_PER_WORKER = 8
 
 # fn(spec, points, data) -> frame; the engine calls it on every chunk
 ChunkFn = Callable[[Any, list[dict[str, Any]], Any], Any]
@@ -162,6 +171,24 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _run_batch(
+    fn: ChunkFn, spec: Any, batch: list[tuple[int, list[dict[str, Any]]]], data: Any
+) -> list[tuple[int, Any]]:
+    """One Dask task: ``fn`` over several chunks, each result kept with its chunk index.
+
+    numba's parallel kernels are capped at the worker's thread count (a single-threaded worker
+    must not spread one chunk over every core: two workers on two cores would fight)."""
+    import numba
+    from distributed import get_worker
+
+    try:
+        nthreads = get_worker().state.nthreads
+    except ValueError:  # not on a worker (a test calling it directly)
+        nthreads = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(nthreads, numba.get_num_threads())))
+    return [(i, fn(spec, points, data)) for i, points in batch]
+
+
 def sweep_stack() -> dict[str, str | None]:
     """What decides a chunk's floats: library versions and a hash of the sweep's own code."""
     from importlib.metadata import PackageNotFoundError, version
@@ -261,6 +288,13 @@ class DaskEngine(SweepEngine):
                     "same lock and code on every worker, or results would not be reproducible"
                 )
 
+    def batch_size(self, n_chunks: int) -> int:
+        """Chunks per Dask task: enough tasks for ``TASKS_PER_WORKER`` per worker (load balance,
+        a lost worker loses little), at most ``MAX_CHUNKS_PER_TASK`` (the scheduler's and the
+        client's per-task cost, ~5 ms of the driver's CPU, is paid once per task)."""
+        workers = max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
+        return max(1, min(MAX_CHUNKS_PER_TASK, n_chunks // (TASKS_PER_WORKER * workers)))
+
     def map_chunks(
         self, fn: ChunkFn, spec: Any, data: Any, chunks: Mapping[int, list[dict[str, Any]]]
     ) -> Iterator[tuple[int, Any]]:
@@ -271,23 +305,36 @@ class DaskEngine(SweepEngine):
         token = uuid.uuid4().hex[:12]  # fresh keys: never a cancelled task of an earlier try
         # the data as a task, not scatter(): the scheduler can recompute it if its workers die
         data_fut = self.client.submit(_identity, data, key=f"sweep-data-{token}", pure=False)
-        keys = {f"sweep-{token}-chunk-{i:05d}": i for i in chunks}
+        order = list(chunks)
+        per = self.batch_size(len(order))
+        batches = {
+            f"sweep-{token}-chunk-{group[0]:05d}-{len(group)}": group
+            for group in (order[k : k + per] for k in range(0, len(order), per))
+        }
         futures = [
-            self.client.submit(fn, spec, chunks[i], data_fut, key=key, pure=False)
-            for key, i in keys.items()
+            self.client.submit(
+                _run_batch,
+                fn,
+                spec,
+                [(i, chunks[i]) for i in group],
+                data_fut,
+                key=key,
+                pure=False,
+            )
+            for key, group in batches.items()
         ]
         try:
             for fut in as_completed(futures):
                 try:
-                    frame = fut.result()
+                    results = fut.result()
                 except CancelledError:
                     raise SweepInterrupted(
-                        f"sweep chunk {keys[fut.key]} was cancelled on the Dask cluster "
+                        f"sweep chunks {batches[fut.key]} were cancelled on the Dask cluster "
                         f"({self.client.scheduler.address}: restarted or lost); the finished "
                         "chunks are checkpointed, rerun the sweep to resume"
                     ) from None
                 fut.release()
-                yield keys[fut.key], frame
+                yield from results
         finally:
             self.client.cancel(futures + [data_fut])
 

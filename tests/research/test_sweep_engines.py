@@ -210,6 +210,38 @@ def test_dask_equals_local_bit_for_bit(
 
 
 @pytest.mark.slow
+def test_dask_tasks_carry_batches_of_chunks_same_bits(
+    cluster: DaskEngine,
+    closes,
+    points,
+    reference,
+    small_chunks,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """10 chunks on 2 workers at 1 task per worker: 2 tasks of 5 chunks, each chunk
+    checkpointed once by its own index, the result bit for bit the local one."""
+    from alpaca_improved_pipelines.backtesting import engines
+
+    monkeypatch.setattr(engines, "TASKS_PER_WORKER", 1)
+    assert cluster.batch_size(10) == 5
+    seen = cluster.client.run_on_scheduler(transitions_to_processing)
+    out, resumed = sw.run_sweep(sw.SweepSpec(FAMILY, points), closes, tmp_path, engine=cluster)
+    tasks = {
+        k
+        for k, n in cluster.client.run_on_scheduler(transitions_to_processing).items()
+        if n > seen.get(k, 0)
+    }
+    assert len(tasks) == 2 and all(k.endswith("-5") for k in tasks), tasks
+    assert resumed == 0 and sorted(p.name for p in tmp_path.glob("chunk-*.parquet")) == [
+        f"chunk-{i:05d}.parquet" for i in range(10)
+    ]
+    assert out.height == len(points) and bits(out) == bits(reference)
+    monkeypatch.setattr(engines, "MAX_CHUNKS_PER_TASK", 3)
+    assert cluster.batch_size(10) == 3  # capped however few workers
+
+
+@pytest.mark.slow
 def test_killed_worker_mid_sweep_same_result_and_trial_count(
     cluster: DaskEngine, closes, points, reference, small_chunks, tmp_path: Path
 ) -> None:
