@@ -1,0 +1,269 @@
+"""Compiled, column-blocked indicator kernels on (bars, columns) float64 panels.
+
+Every kernel fills ``out[:, lo:hi]`` from ``x[:, lo:hi]`` walking time in the outer loop and the
+columns of the block in the inner loop: a C-contiguous (bars, columns) panel is read row by row
+(cache-friendly) and the inner loop has no dependency between columns, so LLVM vectorizes it
+(several symbols per instruction) where TA-Lib's per-series recursion cannot. Each column's
+arithmetic is the scalar recursion of TA-Lib (same seeds, same update order), so a column equals
+the 1-D result bit for bit whatever the block. Kernels release the GIL; :func:`run_blocks` splits
+the columns across threads (``threads`` as in :mod:`strategies.backtest.signal_fastpath`).
+
+Warm-up rows are NaN exactly where TA-Lib returns NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from numba import get_num_threads, njit
+
+# TA-Lib's TA_EPSILON (ta_utility.h): it treats |v| < 1e-14 as zero (RSI's 0/0, BBANDS' variance).
+TA_EPSILON = 1e-14
+
+
+def run_blocks(kernel: Any, n_cols: int, *args: Any, threads: int | None = None) -> None:
+    """Call ``kernel(*args, lo, hi)`` over column blocks covering ``0..n_cols``.
+
+    ``threads`` (default numba's ``get_num_threads()``) blocks run in a thread pool; 1 runs the
+    whole panel on the calling thread.
+    """
+    threads = max(1, min(threads or get_num_threads(), n_cols))
+    if threads == 1:
+        kernel(*args, 0, n_cols)
+        return
+    bounds = np.linspace(0, n_cols, threads + 1).astype(np.int64)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda k: kernel(*args, bounds[k], bounds[k + 1]), range(threads)))
+
+
+@njit(cache=True, nogil=True)
+def sma_block(x, w, out, lo, hi):  # noqa: ANN001, ANN201
+    """Simple moving average: running-sum update, first value at row ``w - 1``."""
+    n = x.shape[0]
+    out[: min(w - 1, n), lo:hi] = np.nan
+    if w > n:
+        return
+    acc = np.zeros(hi - lo)
+    for t in range(w):
+        for j in range(lo, hi):
+            acc[j - lo] += x[t, j]
+    for j in range(lo, hi):
+        out[w - 1, j] = acc[j - lo] / w
+    for t in range(w, n):
+        for j in range(lo, hi):
+            acc[j - lo] += x[t, j] - x[t - w, j]
+            out[t, j] = acc[j - lo] / w
+
+
+@njit(cache=True, nogil=True)
+def ema_block(x, w, alpha, seed_at, out, lo, hi):  # noqa: ANN001, ANN201
+    """TA-Lib's seeded EMA: the mean of the ``w`` values ending at ``seed_at``, then
+    ``y = (x - y) * alpha + y``; NaN before ``seed_at``."""
+    n = x.shape[0]
+    out[: min(seed_at, n), lo:hi] = np.nan
+    if seed_at >= n:
+        return
+    y = np.zeros(hi - lo)
+    for t in range(seed_at - w + 1, seed_at + 1):
+        for j in range(lo, hi):
+            y[j - lo] += x[t, j]
+    for j in range(lo, hi):
+        y[j - lo] /= w
+        out[seed_at, j] = y[j - lo]
+    for t in range(seed_at + 1, n):
+        for j in range(lo, hi):
+            y[j - lo] = (x[t, j] - y[j - lo]) * alpha + y[j - lo]
+            out[t, j] = y[j - lo]
+
+
+@njit(cache=True, nogil=True)
+def macd_block(x, fast, slow, signal, line, sig, hist, lo, hi):  # noqa: ANN001, ANN201
+    """TA-Lib's MACD in one pass: both EMAs seeded at row ``slow - 1`` (each with the mean of its
+    own window ending there), the signal EMA seeded with the mean of the first ``signal`` MACD
+    values; all three NaN before row ``slow + signal - 2``."""
+    n = x.shape[0]
+    s0, start = slow - 1, slow + signal - 2
+    for out in (line, sig, hist):
+        out[: min(start, n), lo:hi] = np.nan
+    if start >= n:
+        return
+    kf, ks, kg = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1)
+    m = hi - lo
+    f, s, g = np.zeros(m), np.zeros(m), np.zeros(m)
+    for t in range(s0 + 1):
+        for j in range(lo, hi):
+            s[j - lo] += x[t, j]
+            if t > s0 - fast:
+                f[j - lo] += x[t, j]
+    for j in range(lo, hi):
+        f[j - lo] /= fast
+        s[j - lo] /= slow
+        g[j - lo] = f[j - lo] - s[j - lo]
+    for t in range(s0 + 1, start + 1):
+        for j in range(lo, hi):
+            f[j - lo] = (x[t, j] - f[j - lo]) * kf + f[j - lo]
+            s[j - lo] = (x[t, j] - s[j - lo]) * ks + s[j - lo]
+            g[j - lo] += f[j - lo] - s[j - lo]
+    for j in range(lo, hi):
+        g[j - lo] /= signal
+        line[start, j] = f[j - lo] - s[j - lo]
+        sig[start, j] = g[j - lo]
+        hist[start, j] = line[start, j] - g[j - lo]
+    for t in range(start + 1, n):
+        for j in range(lo, hi):
+            f[j - lo] = (x[t, j] - f[j - lo]) * kf + f[j - lo]
+            s[j - lo] = (x[t, j] - s[j - lo]) * ks + s[j - lo]
+            d = f[j - lo] - s[j - lo]
+            g[j - lo] = (d - g[j - lo]) * kg + g[j - lo]
+            line[t, j] = d
+            sig[t, j] = g[j - lo]
+            hist[t, j] = d - g[j - lo]
+
+
+@njit(cache=True, nogil=True)
+def _rsi_value(gain: float, loss: float) -> float:
+    total = gain + loss
+    return 0.0 if abs(total) < TA_EPSILON else 100.0 * gain / total
+
+
+@njit(cache=True, nogil=True)
+def rsi_block(x, w, out, lo, hi):  # noqa: ANN001, ANN201
+    """Wilder's RSI as TA-Lib computes it: first value at row ``w`` from the plain means of the
+    first ``w`` changes, then ``avg = (avg * (w - 1) + change) / w``; 0 when both averages are
+    (near) zero."""
+    n = x.shape[0]
+    out[: min(w, n), lo:hi] = np.nan
+    if w >= n:
+        return
+    gain, loss = np.zeros(hi - lo), np.zeros(hi - lo)
+    for t in range(1, w + 1):
+        for j in range(lo, hi):
+            d = x[t, j] - x[t - 1, j]
+            gain[j - lo] += d if d > 0 else 0.0
+            loss[j - lo] -= d if d <= 0 else 0.0
+    for j in range(lo, hi):
+        gain[j - lo] /= w
+        loss[j - lo] /= w
+        out[w, j] = _rsi_value(gain[j - lo], loss[j - lo])
+    for t in range(w + 1, n):
+        for j in range(lo, hi):
+            d = x[t, j] - x[t - 1, j]
+            gain[j - lo] = (gain[j - lo] * (w - 1) + (d if d > 0 else 0.0)) / w
+            loss[j - lo] = (loss[j - lo] * (w - 1) + (-d if d < 0 else 0.0)) / w
+            out[t, j] = _rsi_value(gain[j - lo], loss[j - lo])
+
+
+@njit(cache=True, nogil=True)
+def _true_range(h: float, lo: float, prev: float) -> float:
+    # TA-Lib's TRANGE: the widest of high-low, |prev close - high| and |prev close - low|.
+    widest = h - lo
+    up, down = abs(prev - h), abs(prev - lo)
+    if up > widest:
+        widest = up
+    if down > widest:
+        widest = down
+    return widest
+
+
+@njit(cache=True, nogil=True)
+def true_range_block(high, low, close, out, lo, hi):  # noqa: ANN001, ANN201
+    """True range from row 1 (NaN on row 0, which has no previous close)."""
+    out[:1, lo:hi] = np.nan
+    for t in range(1, high.shape[0]):
+        for j in range(lo, hi):
+            out[t, j] = _true_range(high[t, j], low[t, j], close[t - 1, j])
+
+
+@njit(cache=True, nogil=True)
+def atr_block(high, low, close, w, out, lo, hi):  # noqa: ANN001, ANN201
+    """TA-Lib's ATR: the mean of the true ranges of rows ``1..w`` at row ``w``, then
+    ``atr = (atr * (w - 1) + tr) / w``."""
+    n = high.shape[0]
+    out[: min(w, n), lo:hi] = np.nan
+    if w >= n:
+        return
+    a = np.zeros(hi - lo)
+    for t in range(1, w + 1):
+        for j in range(lo, hi):
+            a[j - lo] += _true_range(high[t, j], low[t, j], close[t - 1, j])
+    for j in range(lo, hi):
+        a[j - lo] /= w
+        out[w, j] = a[j - lo]
+    for t in range(w + 1, n):
+        for j in range(lo, hi):
+            tr = _true_range(high[t, j], low[t, j], close[t - 1, j])
+            a[j - lo] = (a[j - lo] * (w - 1) + tr) / w
+            out[t, j] = a[j - lo]
+
+
+@njit(cache=True, nogil=True)
+def _window_m2(x, t, w, mean, dev, lo, hi):  # noqa: ANN001, ANN202
+    """Exact (two-pass) sum of squared deviations of rows ``t - w + 1 .. t`` around ``mean``."""
+    dev[:] = 0.0
+    for i in range(t - w + 1, t + 1):
+        for j in range(lo, hi):
+            d = x[i, j] - mean[j - lo]
+            dev[j - lo] += d * d
+
+
+@njit(cache=True, nogil=True)
+def rolling_std_block(x, w, first, ddof, eps, k, bands, upper, middle, lower, lo, hi):  # noqa: ANN001, ANN201, E501
+    """Rolling mean and std of the ``w`` rows ending at each row from ``first + w - 1`` on
+    (earlier rows NaN): ``middle`` the mean, ``upper``/``lower`` = mean +/- ``k`` * std, where
+    std = sqrt(M2 / (w - ddof)), 0 when the variance is below ``eps``. Without ``bands``,
+    ``upper`` is just ``k`` * std (``middle`` and ``lower`` are not written).
+
+    The mean is the running sum over ``w`` (TA-Lib's SMA, bit for bit). M2 is updated as one
+    value leaves and one enters and recomputed exactly (two-pass) every ``w`` rows, so rounding
+    cannot pile up over a long series (TA-Lib's running sum of squares loses digits when the
+    level is large and the variance small; this stays as close to exact as it is)."""
+    n = x.shape[0]
+    top = first + w - 1
+    upper[: min(top, n), lo:hi] = np.nan
+    if bands:
+        middle[: min(top, n), lo:hi] = np.nan
+        lower[: min(top, n), lo:hi] = np.nan
+    if top >= n:
+        return
+    m = hi - lo
+    acc, mean, dev = np.zeros(m), np.empty(m), np.empty(m)
+    for t in range(first, top + 1):
+        for j in range(lo, hi):
+            acc[j - lo] += x[t, j]
+    for t in range(top, n):
+        if t == top or (t - top) % w == 0:
+            for j in range(lo, hi):
+                if t > top:
+                    acc[j - lo] += x[t, j] - x[t - w, j]
+                mean[j - lo] = acc[j - lo] / w
+            _window_m2(x, t, w, mean, dev, lo, hi)
+        else:
+            for j in range(lo, hi):
+                step = x[t, j] - x[t - w, j]
+                a = acc[j - lo] + step
+                new = a / w
+                d = dev[j - lo] + step * (x[t, j] - new + x[t - w, j] - mean[j - lo])
+                acc[j - lo], mean[j - lo] = a, new
+                dev[j - lo] = max(d, 0.0)  # rounding can dip below 0 on a flat stretch
+        for j in range(lo, hi):
+            var = dev[j - lo] / (w - ddof)
+            width = k * math.sqrt(var) if var >= eps else 0.0
+            if bands:
+                middle[t, j] = mean[j - lo]
+                upper[t, j] = mean[j - lo] + width
+                lower[t, j] = mean[j - lo] - width
+            else:
+                upper[t, j] = width
+
+
+@njit(cache=True, nogil=True)
+def roc_block(x, lookback, out, lo, hi):  # noqa: ANN001, ANN201
+    """``x[t] / x[t - lookback] - 1`` (TA-Lib's ROCR minus one), NaN for ``lookback`` rows."""
+    n = x.shape[0]
+    out[: min(lookback, n), lo:hi] = np.nan
+    for t in range(lookback, n):
+        for j in range(lo, hi):
+            out[t, j] = x[t, j] / x[t - lookback, j] - 1.0
