@@ -3,7 +3,10 @@
 A family's data need follows from its ``timeframe``: daily families get the session closes of
 ``stock_bars_1d``; minute families (``"1m"``) get ``stock_bars_1m`` on the session minute grid
 (:class:`MinuteMatrix`), whose returns the sweep reads at each session's last minute, so
-walk-forward, significance and gates see one return per session for every family alike.
+walk-forward, significance and gates see one return per session for every family alike. A daily
+family that sweeps an ``intraday_gate`` also gets each session's intraday features from
+``stock_bars_1m`` (:class:`GatedCloseMatrix`; a session without minute bars has NaN features,
+which close the gate).
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
 from contracts.calendar import session_open_close
 from strategies.equity.intraday import MinutePanel
+from strategies.equity.intraday_gate import DailyInputs
+from strategies.indicators.session_features import (
+    FEATURE_SCHEMA,
+    IntradayFeatureMatrix,
+    intraday_feature_frame,
+)
 from strategies.models import Timeframe
 
 
@@ -88,6 +97,43 @@ class MinuteMatrix(CloseMatrix):
     @property
     def row_ts(self) -> np.ndarray | None:
         return self.panel.ts
+
+
+@dataclass(frozen=True)
+class GatedCloseMatrix(CloseMatrix):
+    """Daily closes plus each session's intraday features on the same grid (the input of a
+    daily family gating on them); ``data_versions`` name the minute partitions read too."""
+
+    intraday: IntradayFeatureMatrix
+
+    @property
+    def signal_input(self) -> object:
+        return DailyInputs(self.close, self.intraday)
+
+
+def with_intraday_features(lake: Path, data: CloseMatrix, batch: int = 20) -> GatedCloseMatrix:
+    """``data`` with the intraday features of its sessions from ``stock_bars_1m`` (read
+    ``batch`` partitions at a time; sessions without a partition get NaN features)."""
+    have = set(storage.existing_sessions(lake, "stock_bars_1m"))
+    present = [d for d in data.sessions if d.isoformat() in have]
+    frames = []
+    for i in range(0, len(present), batch):
+        days = present[i : i + batch]
+        bars = storage.read_partitions(lake, "stock_bars_1m", days, BAR_SCHEMA)
+        bounds = [session_open_close(d) for d in days]
+        sessions = pl.DataFrame(
+            {
+                "session": days,
+                "open": [o.to_pydatetime() for o, _ in bounds],
+                "close": [c.to_pydatetime() for _, c in bounds],
+            }
+        )
+        bars = bars.filter(pl.col("symbol").is_in(data.symbols))
+        frames.append(intraday_feature_frame(bars, sessions))
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=FEATURE_SCHEMA)
+    matrix = IntradayFeatureMatrix.from_frame(frame, data.sessions, data.symbols)
+    versions = {**data.data_versions, **_versions(lake, "stock_bars_1m", present)}
+    return GatedCloseMatrix(data.sessions, data.symbols, data.close, versions, matrix)
 
 
 def load_for(

@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from alpaca_improved_pipelines.backtesting.data import BAR_TABLE, CloseMatrix, load_for
+from alpaca_improved_pipelines.backtesting.data import (
+    BAR_TABLE,
+    CloseMatrix,
+    load_for,
+    with_intraday_features,
+)
 from strategies.equity.signal import SignalStrategy, signal_families
 from strategies.models import Timeframe
 
@@ -47,9 +52,19 @@ class Family:
     def load(
         self, lake: Path, start: dt.date | None = None, end: dt.date | None = None
     ) -> CloseMatrix:
-        """The lake data this family is swept on: ``stock_bars_1d`` closes, or ``stock_bars_1m``
-        on the session minute grid for a minute family."""
-        return load_for(self.timeframe, lake, start, end)
+        """The lake data this family is swept on: ``stock_bars_1d`` closes (with each
+        session's intraday features from ``stock_bars_1m`` when the family sweeps an
+        ``intraday_gate``), or ``stock_bars_1m`` on the session minute grid for a minute
+        family."""
+        data = load_for(self.timeframe, lake, start, end)
+        if self.uses_intraday_features:
+            return with_intraday_features(lake, data)
+        return data
+
+    @property
+    def uses_intraday_features(self) -> bool:
+        """A daily family sweeping an ``intraday_gate``: its sweep reads stock_bars_1m too."""
+        return self.timeframe == "1d" and self.strategy.uses_intraday_features()
 
     def lookback(self, params: Mapping[str, Any]) -> int:
         """Bars before the first possible signal of ``params`` (ValueError when invalid)."""

@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_closes
+from alpaca_improved_pipelines.backtesting.data import (
+    CloseMatrix,
+    GatedCloseMatrix,
+    load_closes,
+    with_intraday_features,
+)
 from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.errors import ConfigError
 from contracts import paths
@@ -32,6 +37,7 @@ from contracts.manifest import (
     parse_manifest,
     read_manifest,
 )
+from strategies.equity.intraday_gate import DailyInputs
 
 ORDER_KEY = ["session", "symbol", "side"]
 
@@ -76,7 +82,10 @@ def reference_backtest(
     cols = [data.symbols.index(s) for s in symbols]
     close = data.close[:, cols]
     point = {k: v for k, v in params.items() if k not in ("symbols", "allocation")}
-    entries, exits = family(strategy).signals(point, symbols, close)
+    inputs: object = close
+    if isinstance(data, GatedCloseMatrix):  # an intraday-gated variant reads the features too
+        inputs = DailyInputs(close, data.intraday.columns(cols))
+    entries, exits = family(strategy).signals(point, symbols, inputs)
     sessions = np.array(data.sessions)
     inside = (sessions >= start) & (sessions <= end)
     if not inside.any():
@@ -134,6 +143,8 @@ def deployment_reference(
         raise ConfigError(f"{m.manifest_id}: {m.strategy} needs signal costs, has {m.costs.kind}")
     symbols = list(m.params.get("symbols") or []) or None
     data = load_closes(paths.lake_dir(home), end=end, symbols=symbols)
+    if m.params.get("intraday_gate", "off") != "off":  # the variant gates on intraday features
+        data = with_intraday_features(paths.lake_dir(home), data)
     return reference_backtest(
         m.strategy,
         m.params,

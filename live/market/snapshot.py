@@ -6,7 +6,11 @@ present, ``<home>/lake/option_chains/session=YYYY-MM-DD/part.parquet`` and
 ``<home>/lake/vol_surface/...``. A session's bar is only visible once that session closed (16:00
 New York), so a decision never sees a future bar. ``vol_features`` are those of the snapshot's
 session (``strategies.options.vol_features.vol_features_asof``: the definition sweeps use),
-absent for an underlying whose surface that session is not in the lake.
+absent for an underlying whose surface that session is not in the lake. ``intraday_features``
+are those of the snapshot's session from its ``stock_bars_1m`` partition (all its minutes are
+closed once the daily bar is visible; ``strategies.indicators.session_features``: the
+definition sweeps use), absent for a symbol without minute bars that session (an intraday gate
+then stays closed).
 
 With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` it reads the bucket through
 ``contracts.lake_store`` (the same store the pipelines write): one LIST per table and cycle gives
@@ -29,10 +33,12 @@ from typing import Any
 import polars as pl
 
 from contracts import lake_store, paths
+from contracts.calendar import session_open_close
 from contracts.greeks import chain_to_position_units
 from live.clock import NEW_YORK
 from live.errors import ConfigError
 from live.orders.reports import Quote
+from strategies.indicators.session_features import IntradayFeatures, intraday_features_asof
 from strategies.models import CHAIN_COLUMNS, MarketSnapshot
 from strategies.options.vol_features import VolSurfaceFeatures, vol_features_asof
 
@@ -107,7 +113,7 @@ class LakeSnapshotProvider(SnapshotProvider):
         self._paths: dict[tuple[str, date], Path] = {}
         self._listing: dict[str, tuple[int, list[date]]] = {}
         self._history: tuple[tuple[Any, ...], pl.DataFrame, dict[str, float]] | None = None
-        self._vol: tuple[tuple[Any, ...], dict[str, VolSurfaceFeatures]] | None = None
+        self._features: dict[str, tuple[tuple[Any, ...], Any]] = {}  # by kind: (key, features)
 
     def _remote_sessions(self, table: str) -> list[date]:
         """Sessions and ETags of ``table`` in the bucket (one LIST; no object is opened)."""
@@ -245,7 +251,23 @@ class LakeSnapshotProvider(SnapshotProvider):
         last = sessions[-1]
         chains = self._chains(last)
         vol = self._vol_features(last, history)
-        return MarketSnapshot(now, last, prices, history, chains, vol_features=vol)
+        intraday = self._intraday_features(last)
+        return MarketSnapshot(
+            now, last, prices, history, chains, vol_features=vol, intraday_features=intraday
+        )
+
+    def _intraday_features(self, session: date) -> dict[str, IntradayFeatures]:
+        """The intraday features of ``session`` (empty without its stock_bars_1m partition)."""
+        if session not in self._sessions("stock_bars_1m"):
+            return {}
+        minute = self._read("stock_bars_1m", session)
+        opn, cls = (t.to_pydatetime() for t in session_open_close(session))
+        return self._derived(
+            "intraday",
+            (session, id(minute)),
+            lambda: intraday_features_asof(session, minute, opn, cls),
+            self._path("stock_bars_1m", session),
+        )
 
     def _vol_features(self, session: date, history: pl.DataFrame) -> dict[str, VolSurfaceFeatures]:
         """The vol-surface features of ``session`` (empty without its vol_surface partition)."""
@@ -255,16 +277,25 @@ class LakeSnapshotProvider(SnapshotProvider):
         chain = None
         if session in self._sessions("option_chains"):
             chain = self._read("option_chains", session)  # the cached frame _chains read
-        key = (session, id(surface), id(chain), id(history))
-        if self._vol is None or self._vol[0] != key:
+        return self._derived(
+            "vol",
+            (session, id(surface), id(chain), id(history)),
+            lambda: vol_features_asof(session, surface, history, chain),
+            self._path("vol_surface", session),
+        )
+
+    def _derived(self, kind: str, key: tuple[Any, ...], compute: Any, path: Path) -> Any:
+        """Features computed from partitions, kept while ``key`` (the session and the cached
+        frames' identities) holds; a partition that cannot give them is a LakeDataError."""
+        hit = self._features.get(kind)
+        if hit is None or hit[0] != key:
             try:
-                self._vol = (key, vol_features_asof(session, surface, history, chain))
+                hit = self._features[kind] = (key, compute())
             except (ValueError, pl.exceptions.PolarsError) as exc:
-                path = self._path("vol_surface", session)
                 raise LakeDataError(
-                    path, f"{path} cannot give vol features ({exc}); " + _rematerialize(path)
+                    path, f"{path} cannot give {kind} features ({exc}); " + _rematerialize(path)
                 ) from None
-        return self._vol[1]
+        return hit[1]
 
     def _chains(self, session: date) -> dict[str, pl.DataFrame]:
         if session not in self._sessions("option_chains"):

@@ -20,11 +20,14 @@ import polars as pl
 import pytest
 
 from alpaca_improved_pipelines.backtesting.data import load_closes
+from alpaca_improved_pipelines.backtesting.families import family
+from contracts.calendar import session_open_close
 from strategies import analytics
 from strategies.base import Param, ParamSpace, strategy_registry
 from strategies.equity import Momentum, MomentumConfig, SignalStrategy
 from strategies.equity._kernels import rolling_mean
 from strategies.equity.signal import check_allocation, check_symbols
+from strategies.indicators.session_features import intraday_features_asof
 from strategies.models import NEW_YORK, Book, MarketSnapshot, Position, Side
 
 from .conftest import SYMBOLS, quiet, resources_for
@@ -75,7 +78,7 @@ def test_momentum_sweep_equals_an_independent_vectorbt_run(swept) -> None:
 
     home, _ = swept
     ok = _momentum_results(home)
-    data = load_closes(home / "lake")
+    data = family("momentum").load(home / "lake")  # closes + intraday features (gated points)
     # year lake: 252 sessions; points needing >= 126 bars of warm-up are not swept
     expected = [p for p in Momentum.param_space().grid() if Momentum.lookback(p) < 126]
     assert sorted(ok["params"].to_list()) == sorted(json.dumps(p, sort_keys=True) for p in expected)
@@ -84,7 +87,7 @@ def test_momentum_sweep_equals_an_independent_vectorbt_run(swept) -> None:
     n_sym = len(data.symbols)
     for row in ok.iter_rows(named=True):
         params = json.loads(row["params"])
-        entries, exits = Momentum(MomentumConfig(**params)).signals(data.close)
+        entries, exits = Momentum(MomentumConfig(**params)).signals(data.signal_input)
         pf = vbt.Portfolio.from_signals(
             data.close,
             entries,
@@ -110,12 +113,19 @@ def _bars(data, symbol: str) -> pl.DataFrame:
     return pl.DataFrame({"session": data.sessions, "symbol": symbol, **prices, "volume": 1.0})
 
 
-def _snapshot(bars: pl.DataFrame, t: int) -> MarketSnapshot:
-    """What the live runner sees after session ``t``'s close: bars up to ``t``, nothing later."""
+def _snapshot(bars: pl.DataFrame, t: int, lake: Path | None = None) -> MarketSnapshot:
+    """What the live runner sees after session ``t``'s close: bars up to ``t``, nothing later
+    (and, given the lake, the intraday features of session ``t``'s minute bars)."""
     seen = bars.head(t + 1)
     session, symbol, close = seen["session"][t], seen["symbol"][t], seen["close"][t]
     ts = datetime.combine(session, datetime.min.time(), NEW_YORK)
-    return MarketSnapshot(ts, session, {symbol: float(close)}, seen)
+    feats = {}
+    if lake is not None:
+        minute = pl.read_parquet(lake / "stock_bars_1m" / f"session={session}" / "part.parquet")
+        opn, cls = (x.to_pydatetime() for x in session_open_close(session))
+        feats = intraday_features_asof(session, minute.filter(pl.col("symbol") == symbol), opn, cls)
+        ts = cls
+    return MarketSnapshot(ts, session, {symbol: float(close)}, seen, intraday_features=feats)
 
 
 def test_best_momentum_variant_trades_when_decide_would(swept, tmp_path: Path) -> None:
@@ -143,7 +153,7 @@ def test_best_momentum_variant_trades_when_decide_would(swept, tmp_path: Path) -
         bars, held, entered = _bars(data, symbol), 0, None
         for t, session in enumerate(data.sessions):
             book = Book.build(CASH, (Position(symbol, held, 1.0, 1.0),) if held else ())
-            for intent in strategy.decide(_snapshot(bars, t), book):
+            for intent in strategy.decide(_snapshot(bars, t, home / "lake"), book):
                 if intent.legs[0].side is Side.BUY:
                     held, entered = int(intent.qty), session
                 else:
@@ -177,7 +187,7 @@ def test_momentum_becomes_a_candidate_with_a_backtest_to_hold_it_to(swept, tmp_p
     momentum = next(c for c in cands if c["family"] == "momentum")
     assert momentum["passed"] and momentum["oos_sharpe"] is not None and momentum["trades"] > 0
     params = {**json.loads(momentum["params"]), "symbols": list(SYMBOLS)}
-    data = load_closes(home / "lake")
+    data = family("momentum").load(home / "lake")  # a gated variant reads the features too
     window = (date(2024, 7, 1), date(2024, 12, 31))
     ref = reference_backtest("momentum", params, data, *window, fees=FEES, slippage=SLIPPAGE)
     assert ref.returns.height > 100 and ref.returns["ret"].abs().sum() > 0

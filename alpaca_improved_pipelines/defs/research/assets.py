@@ -24,6 +24,8 @@ def sweep_asset(name: str) -> dg.AssetsDefinition:
     """The ``<name>_sweep`` asset of registered signal family ``name``."""
     fam = family(name)
     bars = BARS[fam.timeframe]
+    # a daily family gating on intraday features reads each session's minute bars too
+    deps = [bars, stock_bars_1m] if fam.uses_intraday_features else [bars]
 
     @dg.asset(  # type: ignore[call-overload]
         name=f"{name}_sweep",
@@ -34,7 +36,7 @@ def sweep_asset(name: str) -> dg.AssetsDefinition:
             "search of its declared parameter space, every point re-simulated on the compiled "
             "fast path, tracked in MLflow."
         ),
-        deps=[bars],
+        deps=deps,
         **COMMON,
     )
     def _sweep(
