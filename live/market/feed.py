@@ -220,6 +220,7 @@ class StreamFeed(MarketFeed):
             features,
             intraday=frame,
             vol_features=dict(base.vol_features),  # the last closed session's, like the chains
+            intraday_features=dict(base.intraday_features),  # likewise
         )
 
     def marks(

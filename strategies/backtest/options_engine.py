@@ -28,6 +28,7 @@ from strategies.backtest.holding import ChainHolding
 from strategies.backtest.results import OptionsBacktestResult, Recorder
 from strategies.backtest.settlement import early_assign, expire
 from strategies.base import Strategy, safe_decide
+from strategies.indicators.session_features import features_by_session as intraday_by_session
 from strategies.models import NEW_YORK, MarketSnapshot, OrderIntent
 from strategies.options.vol_features import features_by_session
 
@@ -51,6 +52,7 @@ class OptionsEngine:
         config: OptionsBacktestConfig,
         bars: pl.DataFrame,
         vol_features: pl.DataFrame | None = None,
+        intraday_features: pl.DataFrame | None = None,
     ) -> None:
         missing = [c for c in _BAR_COLUMNS if c not in bars.columns]
         if missing:
@@ -67,6 +69,7 @@ class OptionsEngine:
         self.order_id = 0
         # a session's features are computed from data up to that session only (proven in tests)
         self.vol = {} if vol_features is None else features_by_session(vol_features)
+        self.intraday = {} if intraday_features is None else intraday_by_session(intraday_features)
 
     def run(self, days: Sequence[int]) -> OptionsBacktestResult:
         """Step through archive session indices ``days`` (ascending) and return the results."""
@@ -151,6 +154,7 @@ class OptionsEngine:
             history,
             self.archive.chains(day),
             vol_features=self.vol.get(session, {}),
+            intraday_features=self.intraday.get(session, {}),
         )
 
     def _execute(self, intent: OrderIntent, day: int, session: date, att: list[float]) -> None:
@@ -272,6 +276,7 @@ def run_options_backtest(
     end: date | None = None,
     expected_sessions: Sequence[date] | None = None,
     vol_features: pl.DataFrame | None = None,
+    intraday_features: pl.DataFrame | None = None,
 ) -> OptionsBacktestResult:
     """Backtest ``strategy`` day by day over an option chain archive.
 
@@ -288,6 +293,10 @@ def run_options_backtest(
             (for example the exchange calendar); a missing one raises ValueError naming it.
         vol_features: A :func:`~strategies.options.vol_features.vol_feature_frame`; each
             session's rows become that snapshot's ``vol_features`` (None: no features).
+        intraday_features: A :func:`~strategies.indicators.session_features.
+            intraday_feature_frame` (each session's features from its minute bars up to its
+            close); each session's rows become that snapshot's ``intraday_features`` (None:
+            none, so an intraday gate stays closed).
 
     Returns:
         The daily, positions, fills, orders and attribution frames.
@@ -311,7 +320,7 @@ def run_options_backtest(
         if gaps:
             raise ValueError(f"chain archive misses {len(gaps)} sessions, first {gaps[:5]}")
     history = bars if bars is not None else bars_from_chains(archive)
-    engine = OptionsEngine(strategy, archive, config, history, vol_features)
+    engine = OptionsEngine(strategy, archive, config, history, vol_features, intraday_features)
     return engine.run(days)
 
 

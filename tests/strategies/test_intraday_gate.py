@@ -7,6 +7,7 @@ with the gate on (and everything is unchanged with it off)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -19,16 +20,20 @@ from alpaca_improved_pipelines import calendar as cal
 from alpaca_improved_pipelines.sources.synthetic_bars import daily_bars, minute_bars
 from contracts.calendar import session_open_close
 from strategies.backtest import signal_fastpath as fp
+from strategies.backtest.options_engine import run_options_backtest
+from strategies.backtest.synthetic import synthetic_chains
+from strategies.base import ParamSpace, Strategy
 from strategies.equity import Momentum, MomentumConfig
 from strategies.equity.intraday_gate import GATES, DailyInputs, gate_mask
 from strategies.indicators.session_features import (
     FEATURE_COLUMNS,
     IntradayFeatureMatrix,
     IntradayFeatures,
+    features_by_session,
     intraday_feature_frame,
     intraday_features_asof,
 )
-from strategies.models import Book, MarketSnapshot, Position, Side
+from strategies.models import Book, MarketSnapshot, OrderIntent, Position, Side
 
 NY = ZoneInfo("America/New_York")
 SYMBOLS = ("AAPL", "SPY", "XOM")
@@ -309,3 +314,44 @@ def test_a_fused_kernel_never_drops_a_gate_silently(lake) -> None:
             slippage=0.0,
             init_cash=1.0,
         )
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    seen: list = field(default_factory=list)
+
+
+class Probe(Strategy):
+    """Records each snapshot's intraday features; trades nothing."""
+
+    name = "probe"
+    config_cls = ProbeConfig
+
+    @classmethod
+    def param_space(cls) -> ParamSpace:
+        return ParamSpace((), ProbeConfig)
+
+    def decide(self, snapshot: MarketSnapshot, book: Book) -> list[OrderIntent]:
+        self.config.seen.append((snapshot.session, dict(snapshot.intraday_features)))
+        return []
+
+
+def test_the_stepped_backtest_engine_hands_each_session_its_features() -> None:
+    """``run_options_backtest(intraday_features=frame)``: each session's snapshot carries that
+    session's rows of the frame, nothing of another session (a session left out of the frame
+    gives none)."""
+    days = [dt.date(2024, 12, d) for d in (2, 3, 4, 5, 6)]
+    minute = pl.concat([minute_bars(7, ("SPY",), d) for d in days])
+    frame = intraday_feature_frame(minute, session_frame(days))
+    archive = synthetic_chains("SPY", start=days[0], sessions=len(days))
+    probe = Probe(ProbeConfig())
+    run_options_backtest(
+        probe, archive, intraday_features=frame.filter(pl.col("session") != days[2])
+    )
+    seen = dict(probe.config.seen)
+    assert list(seen) == days
+    assert seen[days[2]] == {}
+    expected = features_by_session(frame)
+    for day in (d for d in days if d != days[2]):
+        assert seen[day]["SPY"].session == day
+        assert same_features(seen[day]["SPY"], expected[day]["SPY"])
