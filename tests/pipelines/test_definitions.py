@@ -33,6 +33,7 @@ EXPECTED_ASSETS = {
     "stress_scenarios",  # issue 14: scenario grids and historical windows per book
     "factor_attribution",  # issue 14: market beta beside the Greek split
     "portfolio_allocation",  # issue 14: risk parity / min variance / HRP across strategies
+    "gbm_signal_model",  # issue 14: the ML signal family's trained, registered model
 }
 EXPECTED_CHECKS = {
     ("stock_bars_1m", "pandera_schema"),
@@ -50,6 +51,7 @@ EXPECTED_CHECKS = {
     ("option_chains", "put_call_parity"),
     ("vol_surface", "pandera_schema"),
     ("live_replay", "replay_matches_backtest"),
+    ("gbm_signal_model", "registered_model_hash"),
 }
 
 

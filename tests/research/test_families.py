@@ -50,7 +50,10 @@ def test_every_registered_signal_family_is_swept_walked_forward_and_gated() -> N
     upstream = walk_forward.asset_deps[dg.AssetKey("walk_forward")]
     for name in sorted(signal):
         assert dg.AssetKey(f"{name}_sweep") in upstream, f"{name} has no sweep asset"
-    assert leaderboard.asset_deps[leaderboard.key] == {walk_forward.key}
+    assert leaderboard.asset_deps[leaderboard.key] == {
+        walk_forward.key,
+        dg.AssetKey("gbm_signal_model"),
+    }
     assert candidates.asset_deps[candidates.key] == {leaderboard.key}
 
 

@@ -1,0 +1,113 @@
+"""``gbm_signal_model`` on a synthetic lake, a real MLflow store and a Dagster instance: trains,
+backtests out of sample, logs and registers the model; the candidate row flows through
+candidates and approval into a manifest naming the model, which the live loader loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from alpaca_improved_pipelines.backtesting.data import load_for
+from alpaca_improved_pipelines.backtesting.research_tables import read_family
+from alpaca_improved_pipelines.defs.ml.assets import REGISTERED_HASH, gbm_signal_model
+from alpaca_improved_pipelines.defs.ml.training import oos_backtest, split_row
+from alpaca_improved_pipelines.defs.promotion.assets import approved_manifest, candidates
+from alpaca_improved_pipelines.defs.research.assets import leaderboard
+from alpaca_improved_pipelines.lake import storage
+from alpaca_improved_pipelines.sources.synthetic_bars import daily_bars
+from alpaca_improved_pipelines.tracking.mlflow_store import Tracker
+from contracts import paths
+from contracts.manifest import read_manifest
+from live.deployments.manifests import load_manifest, write_manifest
+from strategies.ml import FEATURE_SET_VERSION, GBMSignal, GBMSignalConfig, unbind_model
+from tests.research_lake import SESSIONS, SYMBOLS, quiet, resources_for
+
+pytestmark = pytest.mark.slow  # one Dagster run with MLflow: ~20 s under load
+
+GRID = {"max_depth": [2, 3], "max_iter": [20]}
+TRAIN = {"grid_json": json.dumps(GRID), "n_folds": 4, "enter": 0.5, "leave": 0.48}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    home = tmp_path_factory.mktemp("ml") / "home"
+    for s in SESSIONS:
+        storage.write_partition(daily_bars(7, SYMBOLS, s), home / "lake", "stock_bars_1d", s,
+                                fsync=False)  # fmt: skip
+    with dg.instance_for_test() as instance:
+        res = dg.materialize(
+            [gbm_signal_model, leaderboard, candidates, approved_manifest],
+            resources=resources_for(home),
+            instance=instance,
+            run_config=quiet({"ops": {
+                "gbm_signal_model": {"config": TRAIN},
+                "candidates": {"config": {"require_quality_checks": False}},
+                "approved_manifest": {"config": {"family": "gbm_signal", "approver": "t",
+                                                 "reason": "test", "allow_failed_gates": True}},
+            }}),
+        )  # fmt: skip
+        assert res.success
+        yield home, res
+    board = read_family(home / "lake", "backtest_runs", "gbm_signal")
+    unbind_model(json.loads(board["params"][0])["model_sha256"])
+
+
+def test_the_asset_logs_registers_and_checks_the_model(trained: Any) -> None:
+    home, res = trained
+    meta = res.asset_materializations_for_node("gbm_signal_model")[0].metadata
+    (check,) = res.get_asset_check_evaluations()
+    assert check.check_name == REGISTERED_HASH and check.passed
+    assert meta["n_trials"].value == 2 and meta["model"].value == "models:/gbm_signal/1"
+    tracker = Tracker(home)
+    run = tracker.client.get_run(str(meta["mlflow_run_id"].value))
+    params, tags = run.data.params, run.data.tags
+    assert params["seed"] == "7" and params["feature_set"] == FEATURE_SET_VERSION
+    assert params["horizon"] == "5" and params["features"].startswith("ret_1,ret_5")
+    assert {"hp.max_depth", "hp.max_iter"} <= set(params)
+    assert any(k.startswith("data.version.stock_bars_1d") for k in tags)
+    assert {"n_trials", "cv_log_loss", "cv_auc", "dsr", "oos_sharpe_ratio"} <= set(run.data.metrics)
+    mv = tracker.client.get_model_version("gbm_signal", "1")
+    assert mv.tags["model_sha256"] == meta["model_sha256"].value and mv.run_id == run.info.run_id
+    model_dir = Path(run.info.artifact_uri.removeprefix("file://")) / "model"
+    assert {"MLmodel", "model.pkl", "input_example.json"} <= {p.name for p in model_dir.iterdir()}
+    assert "signature" in (model_dir / "MLmodel").read_text()
+
+
+def test_the_candidate_row_is_the_out_of_sample_backtest(trained: Any) -> None:
+    home, _ = trained
+    row = read_family(home / "lake", "backtest_runs", "gbm_signal").row(0, named=True)
+    params = json.loads(row["params"])
+    assert row["n_trials"] == 2 and 0.0 <= row["dsr"] <= 1.0
+    # re-run the out-of-sample backtest from the row's params: same Sharpe, same trades
+    data = load_for("1d", home / "lake")
+    cut = split_row(len(data.sessions), 0.3, 5)
+    strategy = GBMSignal(GBMSignalConfig(symbols=tuple(data.symbols), **params))
+    oos = oos_backtest(strategy, data, cut, 0.001, 0.0005)
+    assert oos["trades"] == row["trades"]
+    np.testing.assert_allclose(oos["metrics"]["sharpe_ratio"], row["sharpe_ratio"], rtol=1e-12)
+    wf = read_family(home / "lake", "walk_forward", "gbm_signal")
+    assert wf.height == 2 and wf["oos_sharpe"].unique().to_list() == [row["sharpe_ratio"]]
+    # the tail is out of sample: every training label ended before the tail's first bar
+    assert cut == len(data.sessions) - round(len(data.sessions) * 0.3)
+
+
+def test_the_approved_manifest_names_the_model_and_live_loads_it(trained: Any) -> None:
+    home, _ = trained
+    (path,) = paths.manifests_dir(home).glob("gbm_signal-*.json")
+    manifest = read_manifest(path)
+    board = read_family(home / "lake", "backtest_runs", "gbm_signal")
+    sha = json.loads(board["params"][0])["model_sha256"]
+    assert manifest.params["model_name"] == "gbm_signal"
+    assert manifest.params["model_version"] == "1" and manifest.params["model_sha256"] == sha
+    unbind_model(sha)  # as in a fresh runner process
+    dep = load_manifest(write_manifest(paths.deployments_dir(home), "gbm", manifest))
+    close = load_for("1d", home / "lake").close[:, 0]
+    probs = dep.strategy.probabilities(close)  # type: ignore[attr-defined]
+    assert np.isfinite(probs[-1]) and 0.0 <= probs[-1] <= 1.0
+    assert pl.Series(probs).is_nan().sum() == 63  # only the feature warm-up is unscored
