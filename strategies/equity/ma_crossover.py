@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from strategies.base import Param, ParamSpace, register_strategy
-from strategies.equity._kernels import cross_signals, rolling_mean
+from strategies.equity._kernels import cross_panel, cross_signals, rolling_mean
 from strategies.equity.signal import SignalStrategy, check_allocation, check_symbols
+from strategies.indicators import panel
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +73,8 @@ class MACrossover(SignalStrategy):
         fast = rolling_mean(close, self.config.fast)
         slow = rolling_mean(close, self.config.slow)
         return cross_signals(fast, slow)
+
+    def panel_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Crossings on every column at once (the same values as :meth:`column_signals`)."""
+        fast = panel.sma(close, self.config.fast, threads=1)
+        return cross_panel(fast, panel.sma(close, self.config.slow, threads=1))

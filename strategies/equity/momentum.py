@@ -10,9 +10,15 @@ from typing import Any
 import numpy as np
 
 from strategies.base import Param, ParamSpace, register_strategy
-from strategies.equity._kernels import momentum_signals, rate_of_change, rolling_mean
+from strategies.equity._kernels import (
+    momentum_panel,
+    momentum_signals,
+    rate_of_change,
+    rolling_mean,
+)
 from strategies.equity.intraday_gate import OFF, check_gate
 from strategies.equity.signal import SignalStrategy, check_allocation, check_symbols
+from strategies.indicators import panel
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +99,10 @@ class Momentum(SignalStrategy):
         else:
             trend = np.zeros_like(close)
         return momentum_signals(close, roc, trend, self.config.enter, self.config.leave)
+
+    def panel_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Momentum on every column at once (the same values as :meth:`column_signals`)."""
+        c = self.config
+        roc = panel.rate_of_change(close, c.lookback, threads=1)
+        trend = panel.sma(close, c.trend, threads=1) if c.trend else np.zeros_like(close)
+        return momentum_panel(close, roc, trend, c.enter, c.leave)

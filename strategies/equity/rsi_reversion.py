@@ -10,6 +10,7 @@ import numpy as np
 from strategies.base import Param, ParamSpace, register_strategy
 from strategies.equity._kernels import band_signals, rsi_wilder
 from strategies.equity.signal import SignalStrategy, check_allocation, check_symbols
+from strategies.indicators import panel
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +77,8 @@ class RSIReversion(SignalStrategy):
         """RSI band signals."""
         rsi = rsi_wilder(close, self.config.window)
         return band_signals(rsi, self.config.lower, self.config.upper)
+
+    def panel_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """RSI bands on every column at once (the same values as :meth:`column_signals`)."""
+        rsi = panel.rsi(close, self.config.window, threads=1)
+        return rsi < self.config.lower, rsi > self.config.upper

@@ -13,19 +13,14 @@ import pandas as pd
 
 from strategies.base import Strategy, strategy_registry
 from strategies.equity.intraday_gate import OFF, DailyInputs, gate_mask, gate_open
+from strategies.indicators.panel import as_panel
 from strategies.indicators.session_features import IntradayFeatureMatrix
 from strategies.models import AssetClass, Book, Leg, MarketSnapshot, OrderIntent, Side
 
 
 def as_2d(close: Any) -> np.ndarray:
     """Close prices as a C-contiguous float64 (bars, columns) array."""
-    arr = close.to_numpy() if isinstance(close, pd.Series | pd.DataFrame) else np.asarray(close)
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"close must be 1-D or 2-D, got {arr.ndim} dimensions")
-    return np.ascontiguousarray(arr)
+    return as_panel(close)
 
 
 def like(result: np.ndarray, close: Any) -> Any:
@@ -215,6 +210,17 @@ class SignalStrategy(Strategy):
     def column_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Entries and exits for one contiguous float64 close series."""
 
+    def panel_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Entries and exits for a C-contiguous float64 (bars, columns) panel: each column's
+        :meth:`column_signals`. A family overrides it with its panel kernels
+        (:mod:`strategies.indicators.panel`, all columns in one compiled pass) returning the
+        same values."""
+        entries = np.zeros(close.shape, dtype=np.bool_)
+        exits = np.zeros(close.shape, dtype=np.bool_)
+        for j in range(close.shape[1]):
+            entries[:, j], exits[:, j] = self.column_signals(np.ascontiguousarray(close[:, j]))
+        return entries, exits
+
     def signals(self, close: Any) -> tuple[Any, Any]:
         """Vectorized entries/exits for close prices (numpy 1-D/2-D or pandas), shaped alike,
         or for :class:`~strategies.equity.intraday_gate.DailyInputs` (2-D arrays; entries of
@@ -228,11 +234,7 @@ class SignalStrategy(Strategy):
         inputs = close if isinstance(close, DailyInputs) else None
         if inputs is not None:
             close = inputs.close
-        arr = as_2d(close)
-        entries = np.zeros(arr.shape, dtype=np.bool_)
-        exits = np.zeros(arr.shape, dtype=np.bool_)
-        for j in range(arr.shape[1]):
-            entries[:, j], exits[:, j] = self.column_signals(np.ascontiguousarray(arr[:, j]))
+        entries, exits = self.panel_signals(as_2d(close))
         if self.intraday_gate != OFF:
             entries &= gate_mask(self.require_features(inputs), self.intraday_gate)
         return like(entries, close), like(exits, close)

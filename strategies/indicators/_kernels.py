@@ -201,8 +201,15 @@ def atr_block(high, low, close, w, out, lo, hi):  # noqa: ANN001, ANN201
 
 @njit(cache=True, nogil=True)
 def _window_m2(x, t, w, mean, dev, lo, hi):  # noqa: ANN001, ANN202
-    """Exact (two-pass) sum of squared deviations of rows ``t - w + 1 .. t`` around ``mean``."""
+    """Exact mean (``mean``) and two-pass sum of squared deviations (``dev``) of the rows
+    ``t - w + 1 .. t``."""
+    mean[:] = 0.0
     dev[:] = 0.0
+    for i in range(t - w + 1, t + 1):
+        for j in range(lo, hi):
+            mean[j - lo] += x[i, j]
+    for j in range(lo, hi):
+        mean[j - lo] /= w
     for i in range(t - w + 1, t + 1):
         for j in range(lo, hi):
             d = x[i, j] - mean[j - lo]
@@ -216,10 +223,11 @@ def rolling_std_block(x, w, first, ddof, eps, k, bands, upper, middle, lower, lo
     std = sqrt(M2 / (w - ddof)), 0 when the variance is below ``eps``. Without ``bands``,
     ``upper`` is just ``k`` * std (``middle`` and ``lower`` are not written).
 
-    The mean is the running sum over ``w`` (TA-Lib's SMA, bit for bit). M2 is updated as one
-    value leaves and one enters and recomputed exactly (two-pass) every ``w`` rows, so rounding
-    cannot pile up over a long series (TA-Lib's running sum of squares loses digits when the
-    level is large and the variance small; this stays as close to exact as it is)."""
+    ``middle`` is the running sum over ``w`` (TA-Lib's SMA, bit for bit with :func:`sma_block`).
+    M2 is updated as one value leaves and one enters (around its own mean) and recomputed
+    exactly (two-pass, mean re-summed) every ``w`` rows, so rounding cannot pile up over a long
+    series: it stays about as close to the exact std as TA-Lib's running sum of squares, and
+    closer when the level is large and the variance small."""
     n = x.shape[0]
     top = first + w - 1
     upper[: min(top, n), lo:hi] = np.nan
@@ -234,27 +242,26 @@ def rolling_std_block(x, w, first, ddof, eps, k, bands, upper, middle, lower, lo
         for j in range(lo, hi):
             acc[j - lo] += x[t, j]
     for t in range(top, n):
-        if t == top or (t - top) % w == 0:
+        if t > top:
             for j in range(lo, hi):
-                if t > top:
-                    acc[j - lo] += x[t, j] - x[t - w, j]
-                mean[j - lo] = acc[j - lo] / w
+                acc[j - lo] += x[t, j] - x[t - w, j]
+        if (t - top) % w == 0:
             _window_m2(x, t, w, mean, dev, lo, hi)
         else:
             for j in range(lo, hi):
                 step = x[t, j] - x[t - w, j]
-                a = acc[j - lo] + step
-                new = a / w
+                new = mean[j - lo] + step / w
                 d = dev[j - lo] + step * (x[t, j] - new + x[t - w, j] - mean[j - lo])
-                acc[j - lo], mean[j - lo] = a, new
+                mean[j - lo] = new
                 dev[j - lo] = max(d, 0.0)  # rounding can dip below 0 on a flat stretch
         for j in range(lo, hi):
             var = dev[j - lo] / (w - ddof)
             width = k * math.sqrt(var) if var >= eps else 0.0
             if bands:
-                middle[t, j] = mean[j - lo]
-                upper[t, j] = mean[j - lo] + width
-                lower[t, j] = mean[j - lo] - width
+                sma = acc[j - lo] / w
+                middle[t, j] = sma
+                upper[t, j] = sma + width
+                lower[t, j] = sma - width
             else:
                 upper[t, j] = width
 
