@@ -25,6 +25,7 @@ from alpaca_improved_pipelines.tracking.mlflow_store import Tracker
 from contracts import paths
 from contracts.manifest import read_manifest
 from live.deployments.manifests import load_manifest, write_manifest
+from strategies.backtest.signal_fastpath import simulate_signals
 from strategies.ml import FEATURE_SET_VERSION, GBMSignal, GBMSignalConfig, unbind_model
 from tests.research_lake import SESSIONS, SYMBOLS, quiet, resources_for
 
@@ -91,6 +92,14 @@ def test_the_candidate_row_is_the_out_of_sample_backtest(trained: Any) -> None:
     oos = oos_backtest(strategy, data, cut, 0.001, 0.0005)
     assert oos["trades"] == row["trades"]
     np.testing.assert_allclose(oos["metrics"]["sharpe_ratio"], row["sharpe_ratio"], rtol=1e-12)
+    # an independent engine (the compiled state machine sweeps check vectorbt against) on the
+    # same tail signals: equal capital per symbol, so the book's return is the columns' mean
+    entries, exits = strategy.signals(data.close)
+    cash = 100_000.0 / len(data.symbols)
+    tail = (data.close[cut:], entries[cut:], exits[cut:])
+    ret, trades = simulate_signals(*tail, fees=0.001, slippage=0.0005, init_cash=cash)
+    assert int(trades.sum()) == row["trades"] > 0
+    np.testing.assert_allclose(ret.mean(), row["total_return"], rtol=1e-9, atol=1e-12)
     wf = read_family(home / "lake", "walk_forward", "gbm_signal")
     assert wf.height == 2 and wf["oos_sharpe"].unique().to_list() == [row["sharpe_ratio"]]
     # the tail is out of sample: every training label ended before the tail's first bar

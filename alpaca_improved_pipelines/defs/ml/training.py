@@ -151,7 +151,10 @@ def run_training(
     """Train, backtest out of sample, log and register; returns what the asset reports."""
     lake = paths.lake_dir(home)
     data = load_for("1d", lake, _date(settings.start, "start"), _date(settings.end, "end"))
-    GBMSignalConfig(enter=settings.enter, leave=settings.leave, horizon=settings.horizon)
+    try:
+        GBMSignalConfig(enter=settings.enter, leave=settings.leave, horizon=settings.horizon)
+    except ValueError as exc:
+        raise ConfigError(f"gbm_signal_model config: {exc}") from None
     cut = split_row(len(data.sessions), settings.holdout, settings.horizon)
     result = train(build_dataset(data.close, settings.horizon, stop=cut), settings.training())
     data_version = repro.combined_version(data.data_versions)
