@@ -92,7 +92,10 @@ class PanelLayout:
 
     def column(self, panels: list[np.ndarray]) -> np.ndarray:
         """Panels (as :meth:`panels` returned them) back to one frame-ordered column."""
-        flat = np.concatenate([p.ravel() for p in panels]) if panels else np.empty(0)
+        if len(panels) == 1:
+            flat = panels[0].ravel()  # a view: one panel needs no concatenation
+        else:
+            flat = np.concatenate([p.ravel() for p in panels]) if panels else np.empty(0)
         if self.identity:
             return flat
         out = np.empty_like(flat)
