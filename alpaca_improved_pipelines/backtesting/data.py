@@ -110,6 +110,11 @@ class GatedCloseMatrix(CloseMatrix):
     def signal_input(self) -> object:
         return DailyInputs(self.close, self.intraday)
 
+    @property
+    def sessions_without_minutes(self) -> int:
+        """Sessions with no ``stock_bars_1m`` partition (gated variants never enter on them)."""
+        return len(self.sessions) - sum(k.startswith("stock_bars_1m/") for k in self.data_versions)
+
 
 def with_intraday_features(lake: Path, data: CloseMatrix, batch: int = 20) -> GatedCloseMatrix:
     """``data`` with the intraday features of its sessions from ``stock_bars_1m`` (read

@@ -82,6 +82,7 @@ def test_the_gated_family_loads_intraday_features_with_its_closes(gate_home: Pat
     assert not gate_mask(data.intraday, "above_vwap")[t, j]
     assert np.isfinite(data.intraday.values["vwap_distance"][t + 1 :, j]).all()
     assert sum(k.startswith("stock_bars_1m/") for k in data.data_versions) == len(SESSIONS)
+    assert data.sessions_without_minutes == 0
     assert dg.AssetKey("stock_bars_1m") in SWEEPS["momentum"].asset_deps[SWEEPS["momentum"].key]
     ma = SWEEPS["ma_crossover"]
     assert dg.AssetKey("stock_bars_1m") not in ma.asset_deps[ma.key]
@@ -160,3 +161,23 @@ def test_vwap_reversion_regime_points_sweep_like_any_parameter(gate_home: Path) 
     trades = dict(zip(rows["params"], rows["trades"], strict=True))
     n_off, n_on = trades[json.dumps(off, sort_keys=True)], trades[json.dumps(on, sort_keys=True)]
     assert 0 < n_on < n_off
+
+
+def test_a_lake_without_minute_bars_closes_every_gate(tmp_path: Path) -> None:
+    """Daily bars only: the gated family still loads (ungated points sweep as before), every
+    feature is NaN, the gates are closed everywhere and the loader counts the missing sessions
+    (the sweep asset logs a warning naming the backfill)."""
+    for s in SESSIONS[:10]:
+        storage.write_partition(
+            daily_bars(7, SYMBOLS, s), tmp_path / "lake", "stock_bars_1d", s, fsync=False
+        )
+    data = family("momentum").load(tmp_path / "lake")
+    assert isinstance(data, GatedCloseMatrix) and data.sessions_without_minutes == 10
+    assert all(np.isnan(v).all() for v in data.intraday.values.values())
+    assert not gate_mask(data.intraday, "last_hour_up").any()
+    gated = Momentum(
+        MomentumConfig(symbols=tuple(data.symbols), intraday_gate="above_vwap", **FAST)
+    )
+    entries, _ = gated.signals(data.signal_input)
+    plain, _ = Momentum(MomentumConfig(symbols=tuple(data.symbols), **FAST)).signals(data.close)
+    assert plain.any() and not entries.any()

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from alpaca_improved_pipelines.backtesting import research_tables
 from alpaca_improved_pipelines.backtesting.checkpoints import Checkpoints
+from alpaca_improved_pipelines.backtesting.data import GatedCloseMatrix
 from alpaca_improved_pipelines.backtesting.engines import SweepEngine, open_engine
 from alpaca_improved_pipelines.backtesting.families import family
 from alpaca_improved_pipelines.backtesting.logging import log_sweep
@@ -128,6 +129,11 @@ def _run_family_sweep(
     data = family(name).load(
         paths.lake_dir(home), _date(config.start, "start"), _date(config.end, "end")
     )
+    if isinstance(data, GatedCloseMatrix) and data.sessions_without_minutes:
+        context.log.warning(
+            f"{name}: {data.sessions_without_minutes} of {len(data.sessions)} sessions have no "
+            "stock_bars_1m; intraday-gated points do not enter on them (backfill minute bars)"
+        )
     spec = SweepSpec(
         name,
         _points(name, config, len(data.sessions)),
