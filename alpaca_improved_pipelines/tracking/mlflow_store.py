@@ -203,14 +203,17 @@ class Tracker:
             count += 1
         return count
 
-    def trials_so_far(self, family: str, exclude_key: str | None = None) -> int:
-        """The trial ledger: every variant ever evaluated for ``family`` across all sweeps.
+    def trials_so_far(
+        self, family: str, exclude_key: str | None = None, kind: str = "sweep"
+    ) -> int:
+        """The trial ledger: every variant ever evaluated for ``family`` across all searches
+        (runs of ``kind``: ``sweep``, or ``ml_model`` for a model family's trainings).
 
-        A sweep repeated on the same points and data (same ``sweep.key`` tag, e.g. a resumed
-        one) counts once; ``exclude_key`` leaves out the sweep being run now.
+        A search repeated on the same points and data (same ``sweep.key`` tag, e.g. a resumed
+        one) counts once; ``exclude_key`` leaves out the search being run now.
         """
         exp = self.experiment_id(family)
-        runs = self.client.search_runs([exp], f"tags.`{KIND_TAG}` = 'sweep'", max_results=50000)
+        runs = self.client.search_runs([exp], f"tags.`{KIND_TAG}` = '{kind}'", max_results=50000)
         per_key: dict[str, float] = {}
         for r in runs:
             key = r.data.tags.get(SWEEP_KEY_TAG) or r.info.run_id

@@ -16,7 +16,13 @@ import pytest
 from alpaca_improved_pipelines.backtesting.data import load_for
 from alpaca_improved_pipelines.backtesting.research_tables import read_family
 from alpaca_improved_pipelines.defs.ml.assets import REGISTERED_HASH, gbm_signal_model
-from alpaca_improved_pipelines.defs.ml.training import oos_backtest, split_row
+from alpaca_improved_pipelines.defs.ml.training import (
+    GBMTrainConfig,
+    oos_backtest,
+    run_training,
+    significance,
+    split_row,
+)
 from alpaca_improved_pipelines.defs.promotion.assets import approved_manifest, candidates
 from alpaca_improved_pipelines.defs.research.assets import leaderboard
 from alpaca_improved_pipelines.lake import storage
@@ -120,3 +126,27 @@ def test_the_approved_manifest_names_the_model_and_live_loads_it(trained: Any) -
     probs = dep.strategy.probabilities(close)  # type: ignore[attr-defined]
     assert np.isfinite(probs[-1]) and 0.0 <= probs[-1] <= 1.0
     assert pl.Series(probs).is_nan().sum() == 63  # only the feature warm-up is unscored
+
+
+def test_the_deflated_sharpe_counts_every_training_search_on_record(trained: Any) -> None:
+    """A second search (another grid) deflates by 2 + 3 trials; rerunning that same search on the
+    same data counts once; the DSR falls as the ledger grows (same returns, more trials)."""
+    home, res = trained
+    first = res.asset_materializations_for_node("gbm_signal_model")[0].metadata
+    tracker = Tracker(home)
+    grid = {"max_depth": [2, 3, 4], "max_iter": [20]}
+    settings = GBMTrainConfig(**{**TRAIN, "grid_json": json.dumps(grid)})
+    second = run_training(settings, home, tracker, ("test-run", "gbm_signal_model"))
+    again = run_training(settings, home, tracker, ("test-run-2", "gbm_signal_model"))
+    for out in (second, again):
+        assert out["result"].n_trials == 3
+        assert out["board"]["n_trials"][0] == 2 + 3
+        run = tracker.client.get_run(out["run_id"])
+        assert run.data.metrics["trials_ledger"] == 5.0 and run.data.metrics["n_trials"] == 3.0
+    assert second["significance"]["dsr"] == again["significance"]["dsr"]
+    # the same returns and trial variance deflated by 3 instead of 5 trials: a higher DSR
+    fewer = significance(second["oos"]["returns"], second["result"], 3)["dsr"]
+    assert second["significance"]["dsr"] < fewer
+    assert float(first["n_trials"].value) == 2
+    for out in (second, again):
+        unbind_model(out["model"].sha256)

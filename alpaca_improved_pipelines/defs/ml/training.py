@@ -7,6 +7,7 @@ Deflated Sharpe over the search's trials → MLflow run, registered model versio
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +25,7 @@ from alpaca_improved_pipelines.defs.ml.registry import log_and_register
 from alpaca_improved_pipelines.defs.research.sweeps import LEADERBOARD_COLUMNS
 from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.tracking import repro
-from alpaca_improved_pipelines.tracking.mlflow_store import RunTags, Tracker
+from alpaca_improved_pipelines.tracking.mlflow_store import SWEEP_KEY_TAG, RunTags, Tracker
 from contracts import paths
 from contracts.manifest import SignalCosts
 from research.ml import TrainingConfig, TrainingResult, build_dataset, train
@@ -40,6 +41,7 @@ from strategies.ml import (
 )
 
 FAMILY = GBMSignal.name
+KIND = "ml_model"  # the MLflow run kind of a training (its trials feed the family's ledger)
 INIT_CASH = 100_000.0
 
 
@@ -118,9 +120,13 @@ def oos_backtest(
     }
 
 
-def significance(returns: np.ndarray, result: TrainingResult) -> dict[str, float]:
-    """PSR, and the DSR deflated by every search trial (variance of their walk-forward CV
-    Sharpe ratios, ``n_trials`` = the number of trials)."""
+def significance(
+    returns: np.ndarray, result: TrainingResult, n_trials: int | None = None
+) -> dict[str, float]:
+    """PSR, and the DSR deflated by every search trial: the variance of this search's
+    walk-forward CV Sharpe ratios, and ``n_trials`` = the trial ledger (every trial of every
+    training of the family on record, this one's included; default this search's trials)."""
+    n_trials = result.n_trials if n_trials is None else n_trials
     sr = float(analytics.sharpe_ratio(returns)) / np.sqrt(252)
     trial_srs = result.trials["cv_sharpe"].to_numpy()
     out = {"psr": float(analytics.probabilistic_sharpe_ratio(returns)), "dsr": float("nan")}
@@ -130,7 +136,7 @@ def significance(returns: np.ndarray, result: TrainingResult) -> dict[str, float
             analytics.deflated_sharpe_ratio(
                 sr,
                 float(np.var(finite, ddof=1)),
-                max(result.n_trials, 2),
+                max(n_trials, 2),
                 returns.size,
                 float(stats.skew(returns)),
                 float(stats.kurtosis(returns, fisher=False)),
@@ -158,12 +164,18 @@ def run_training(
     cut = split_row(len(data.sessions), settings.holdout, settings.horizon)
     result = train(build_dataset(data.close, settings.horizon, stop=cut), settings.training())
     data_version = repro.combined_version(data.data_versions)
+    # the search's identity: the same search on the same data (a retry) counts its trials once
+    key = hashlib.sha256(
+        json.dumps([settings.model_dump(mode="json"), data_version], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    ledger = tracker.trials_so_far(FAMILY, exclude_key=key, kind=KIND) + result.n_trials
     run_id = tracker.start_run(
-        FAMILY, f"{FAMILY} training", "ml_model",
+        FAMILY, f"{FAMILY} training", KIND,
         RunTags(tags[0], tags[1], data.partition_range, {data.table: data_version}),
+        extra_tags={SWEEP_KEY_TAG: key},
     )  # fmt: skip
     try:
-        out = _evaluate_and_log(settings, data, cut, result, tracker, run_id, data_version)
+        out = _evaluate_and_log(settings, data, cut, result, tracker, run_id, data_version, ledger)
         research_tables.write_family(lake, "backtest_runs", FAMILY, out["board"])
         research_tables.write_family(lake, "walk_forward", FAMILY, out["walk_forward"])
     except BaseException:
@@ -181,6 +193,7 @@ def _evaluate_and_log(
     tracker: Tracker,
     run_id: str,
     data_version: str,
+    ledger: int,
 ) -> dict[str, Any]:
     example = build_dataset(data.close, settings.horizon, stop=cut).x[:5]
     mv = log_and_register(tracker, run_id, result.model, settings.model_name, example)
@@ -196,7 +209,7 @@ def _evaluate_and_log(
         leave=settings.leave,
     )
     oos = oos_backtest(GBMSignal(config), data, cut, settings.fees, settings.slippage)
-    sig = significance(oos["returns"], result)
+    sig = {**significance(oos["returns"], result, ledger), "trials_ledger": float(ledger)}
     _log_run(tracker, run_id, settings, result, data, cut, oos, sig)
     board = _board_row(config, oos, sig, result, data, run_id, data_version, settings)
     return {"model": mv, "result": result, "oos": oos, "significance": sig, "run_id": run_id,
@@ -269,7 +282,7 @@ def _board_row(
         "trades": oos["trades"],
         "psr": sig["psr"],
         "dsr": sig["dsr"],
-        "n_trials": result.n_trials,
+        "n_trials": int(sig["trials_ledger"]),
         "mlflow_run_id": run_id,
         "sweep_run_id": run_id,
         "start": data.sessions[0],
