@@ -246,6 +246,26 @@ def test_live_runner_is_one_pod_per_account_with_a_journal(objs: tuple[Obj, ...]
         assert "--live" not in c["args"]  # the examples trade paper only
         svc = named(objs, "Service", sts["spec"]["serviceName"].removeprefix(f"{RELEASE}-"))
         assert svc["spec"]["clusterIP"] == "None"
+        _loads_models_from_the_tracking_server(objs, sts, c)
+
+
+def _loads_models_from_the_tracking_server(objs: tuple[Obj, ...], sts: Obj, c: Obj) -> None:
+    """With MLflow in the release, the runner reaches it (for an ML deployment's model) with
+    the client login as a mounted file, never a value."""
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    mlflow = [w for w in workloads(objs) if component(w) == "mlflow"]
+    if not mlflow:
+        assert "ALPACA_IMPROVED_MLFLOW_TRACKING_URI" not in env
+        return
+    svc = next(o for o in by_kind(objs, "Service") if o["metadata"]["name"].endswith("-mlflow"))
+    port = svc["spec"]["ports"][0]["port"]
+    assert env["ALPACA_IMPROVED_MLFLOW_TRACKING_URI"] == f"http://{svc['metadata']['name']}:{port}"
+    assert "MLFLOW_TRACKING_PASSWORD" not in env
+    pw_dir = env["MLFLOW_TRACKING_PASSWORD_FILE"].rsplit("/", 1)[0]
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == pw_dir)
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod_spec(sts)["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["items"] == [{"key": "password", "path": "password"}]
 
 
 def test_network_policies_deny_by_default_and_select_every_pod(objs: tuple[Obj, ...]) -> None:
