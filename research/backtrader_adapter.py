@@ -44,6 +44,7 @@ from research.backtrader_feed import import_backtrader
 from research.backtrader_history import history_for
 from research.backtrader_intraday import IntradaySnapshots
 from strategies.base import Strategy, safe_decide
+from strategies.indicators.session_features import features_by_session
 from strategies.models import (
     NEW_YORK,
     AssetClass,
@@ -144,6 +145,8 @@ class _DecideMixin:
                 raise AdapterError(str(exc)) from None
         else:
             self._history = history_for(self.datas, self.params.lookback, self.params.preload)
+        frame = self.params.intraday_features
+        self._session_features = {} if frame is None else features_by_session(frame)
         self._peak = 0.0
         self.decided: list[dict[str, Any]] = []
         self.fills: list[dict[str, Any]] = []
@@ -170,7 +173,10 @@ class _DecideMixin:
             snapshot = self._intraday.update()
         else:
             session, prices, history = self._history.update()
-            snapshot = MarketSnapshot(decision_time(session), session, prices, history)
+            feats = self._session_features.get(session, {})  # the session's own minutes
+            snapshot = MarketSnapshot(
+                decision_time(session), session, prices, history, intraday_features=feats
+            )
         book = self._book()
         self.values.append((snapshot.session, book.equity))
         for intent in safe_decide(self.params.decider, snapshot, book):
@@ -254,16 +260,23 @@ def run_decide(
     costs: Costs = Costs(),
     lookback: int | None = None,
     daily: pl.DataFrame | None = None,
+    intraday_features: pl.DataFrame | None = None,
 ) -> Any:
     """Run ``strategy`` over ``feeds`` (e.g. :func:`research.backtrader_feed.lake_feeds`) on a
     fresh cerebro configured by :func:`configure_broker`; the finished ``DecideStrategy``
-    (``lookback`` and ``daily`` are its params)."""
+    (``lookback``, ``daily`` and ``intraday_features`` are its params)."""
     bt = import_backtrader()
     cerebro = bt.Cerebro(stdstats=False)
     for feed in feeds:
         cerebro.adddata(feed)
     configure_broker(cerebro, cash, costs)
-    cerebro.addstrategy(decide_strategy_class(), decider=strategy, lookback=lookback, daily=daily)
+    cerebro.addstrategy(
+        decide_strategy_class(),
+        decider=strategy,
+        lookback=lookback,
+        daily=daily,
+        intraday_features=intraday_features,
+    )
     return cerebro.run()[0]
 
 
@@ -279,7 +292,10 @@ def decide_strategy_class() -> type:
     runner's window), ``preload`` (slice the pandas feeds' frames instead of collecting each
     bar: same frames, linear instead of quadratic time; see :mod:`research.backtrader_history`),
     ``daily`` (minute strategies: the daily bars their snapshots' ``history`` holds, e.g.
-    ``read_bars``' frames; see :mod:`research.backtrader_intraday`).
+    ``read_bars``' frames; see :mod:`research.backtrader_intraday`), ``intraday_features``
+    (daily strategies: an ``intraday_feature_frame``, e.g.
+    :func:`research.timeframes.lake_intraday_features`; each session's rows become its
+    snapshot's ``intraday_features``; None: none, so an intraday gate stays closed).
     """
     global _CLASS
     if _CLASS is None:
@@ -288,7 +304,13 @@ def decide_strategy_class() -> type:
         class DecideStrategy(_DecideMixin, bt.Strategy):  # type: ignore[misc,name-defined]
             """Runs ``params.strategy.decide()`` after every bar on backtrader's broker."""
 
-            params = (("decider", None), ("lookback", None), ("preload", True), ("daily", None))
+            params = (
+                ("decider", None),
+                ("lookback", None),
+                ("preload", True),
+                ("daily", None),
+                ("intraday_features", None),
+            )
 
         _CLASS = DecideStrategy
     return _CLASS

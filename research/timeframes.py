@@ -21,6 +21,7 @@ import polars as pl
 
 from contracts.calendar import session_open_close, sessions_between
 from contracts.errors import ContractError
+from strategies.indicators.session_features import intraday_feature_frame
 from strategies.indicators.timeframes import (
     TIMEFRAMES,
     Rule,
@@ -103,4 +104,22 @@ def lake_multi_timeframe(
     return multi_timeframe(minutes, signal, sessions, times, rule, timeframes)
 
 
-__all__ = ["LakeTimeframeError", "lake_minutes", "lake_multi_timeframe", "session_bounds"]
+def lake_intraday_features(
+    home: Path | str, symbols: Sequence[str], start: dt.date, end: dt.date
+) -> pl.DataFrame:
+    """Session-level intraday features
+    (:func:`~strategies.indicators.session_features.intraday_feature_frame`) of ``symbols``
+    for the sessions ``[start, end]`` from the lake's minute bars: what a stepped run of a
+    daily strategy gating on them hands its snapshots (e.g. ``run_decide(...,
+    intraday_features=...)``); a (symbol, session) without minute bars has no row."""
+    minutes = lake_minutes(home, symbols, start, end)
+    return intraday_feature_frame(minutes, session_bounds(sessions_between(start, end)))
+
+
+__all__ = [
+    "LakeTimeframeError",
+    "lake_intraday_features",
+    "lake_minutes",
+    "lake_multi_timeframe",
+    "session_bounds",
+]
