@@ -12,10 +12,12 @@ One switch, ``ALPACA_IMPROVED_LAKE_URI``:
 
 The layout is the same on both: ``<lake>/<table>/<key>=<value>/part.parquet`` (``contracts.lake``).
 
-Research's DuckDB views read the bucket through :func:`lake_filesystem` (an fsspec filesystem
-on the store's boto3 client with an ETag-checked in-memory cache) registered with DuckDB: the
-locked DuckDB 2.0 cannot load ``httpfs`` offline, and through s3fs the same view ran ~130x
-slower than on local files (~60 ms per object request on the moto server).
+Research's DuckDB views read local copies of the bucket's objects, fetched by the ETag each
+statement's LIST returns (``contracts.lake_cache``); with ``ALPACA_IMPROVED_LAKE_CACHE=off``
+they read the bucket through :func:`lake_filesystem` (an fsspec filesystem on the store's boto3
+client with an ETag-checked in-memory cache) registered with DuckDB: the locked DuckDB 2.0
+cannot load ``httpfs`` offline, and through s3fs the same view ran ~130x slower than on local
+files (~60 ms per object request on the moto server).
 
 Why plain Parquet with one PUT per partition, not Delta Lake (measured in
 ``benchmarks/bench_lake_s3.py`` against the moto server; numbers below):
@@ -259,6 +261,7 @@ class S3Store(LakeStore):
         self._local = threading.local()
         self._seen: dict[str, tuple[str | None, float]] = {}
         self._seen_lock = threading.Lock()
+        self._client_lock = threading.Lock()
         self._scanned: dict[str, ObjectInfo] = {}
 
     def __repr__(self) -> str:  # never the credentials
@@ -270,10 +273,35 @@ class S3Store(LakeStore):
         """A boto3 S3 client (one per thread: boto3 clients are not shared across threads)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            import boto3
-            from botocore.config import Config
+            client = self._local.client = self._new_client(raw_times=False)
+        return client
 
-            client = boto3.client(
+    @property
+    def lister(self) -> Any:
+        """A client for LIST only, whose ``LastModified`` stay ISO strings: botocore's timestamp
+        parsing (dateutil, per object) was ~1.5 ms of a 30-object LIST on the moto server, which
+        every view statement pays (``research.lakehouse``)."""
+        client = getattr(self._local, "lister", None)
+        if client is None:
+            client = self._local.lister = self._new_client(raw_times=True)
+        return client
+
+    def _new_client(self, raw_times: bool) -> Any:
+        import boto3
+        import botocore.session
+        from botocore.config import Config
+
+        with self._client_lock:  # a boto3 session is not thread-safe; the clients it makes are
+            if not raw_times:
+                session: Any = boto3
+            else:
+                session = getattr(self, "_raw_session", None)
+                if session is None:
+                    core = botocore.session.get_session()
+                    parsers = core.get_component("response_parser_factory")
+                    parsers.set_parser_defaults(timestamp_parser=str)
+                    session = self._raw_session = boto3.session.Session(botocore_session=core)
+            return session.client(
                 "s3",
                 endpoint_url=self.endpoint,
                 region_name=self.region,
@@ -290,8 +318,6 @@ class S3Store(LakeStore):
                     response_checksum_validation="when_required",
                 ),
             )
-            self._local.client = client
-        return client
 
     # -- paths -----------------------------------------------------------------------------
     @property
@@ -391,13 +417,13 @@ class S3Store(LakeStore):
         cut = len(self.prefix) + 1 if self.prefix else 0
         out: dict[str, ObjectInfo] = {}
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
+            pages = self.lister.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
             )
             for page in pages:
                 for o in page.get("Contents", ()):
                     out[o["Key"][cut:]] = ObjectInfo(
-                        o["ETag"], int(o["Size"]), o["LastModified"].timestamp()
+                        o["ETag"], int(o["Size"]), _timestamp(o["LastModified"])
                     )
         except ClientError as exc:
             raise self._error(exc, f"LIST {self.url(Path(rel_prefix))}/") from None
@@ -406,13 +432,14 @@ class S3Store(LakeStore):
     def _keys(self, rel_prefix: str) -> list[str]:
         return list(self.listing(rel_prefix))
 
-    def scan(self, name: str) -> layout.TableScan:
+    def scan(self, name: str, listed: dict[str, ObjectInfo] | None = None) -> layout.TableScan:
+        """``name``'s partitions from one LIST (or from ``listed``, a ``listing(name)``)."""
         spec = layout.table(name)
         prefix = f"{spec.key}="
         files: dict[str, Path] = {}
         rejected: dict[str, layout.Rejected] = {}
         strays: list[layout.Rejected] = []
-        listed = self.listing(name)
+        listed = self.listing(name) if listed is None else listed
         self._scanned.update(listed)
         for rel in listed:
             parts = rel.split("/")[1:]  # below the table
@@ -572,6 +599,14 @@ class S3Store(LakeStore):
                 f"{self.endpoint or '(AWS default)'} cannot be reached ({type(exc).__name__}); "
                 f"fix {ENDPOINT_ENV} or the network"
             ) from None
+
+
+def _timestamp(text: str) -> float:
+    """An S3 ``LastModified`` (ISO 8601, ``Z`` for UTC) as POSIX seconds."""
+    import datetime as dt
+
+    when = dt.datetime.fromisoformat(text)
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _precondition(exc: Exception) -> bool:

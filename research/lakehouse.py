@@ -17,10 +17,14 @@ DuckDB never holds the only copy of anything and never takes a write lock on a s
 notebooks, the CLI and concurrent Dagster runs can all query while partitions are being written.
 Notebooks that want to write use polars on the files, like the pipelines do.
 
-With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` the views read the bucket through
-``contracts.lake_store.lake_filesystem`` registered with DuckDB (the locked DuckDB cannot load
-``httpfs`` offline), with the same columns, and the connection is confined to
-``s3://bucket/prefix/`` the same way.
+With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` the views read local copies of the
+bucket's partition objects (``contracts.lake_cache``: shared, bounded, verified by sha256), with
+the same columns: before each statement, every table whose view it names is LISTed and, if a
+partition was added, replaced or removed, its view is remade over the versions now listed, so a
+statement sees every partition committed before it started. The connection is confined to
+``s3://bucket/prefix/`` and its own cache directory. With ``ALPACA_IMPROVED_LAKE_CACHE=off``
+the views read the bucket through ``contracts.lake_store.lake_filesystem`` registered with
+DuckDB (the locked DuckDB cannot load ``httpfs`` offline).
 """
 
 from __future__ import annotations
@@ -28,13 +32,15 @@ from __future__ import annotations
 import re
 import tempfile
 import warnings
-from collections.abc import Iterable
-from pathlib import Path
+import weakref
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
 
 import duckdb
 
 from contracts import lake as layout
-from contracts import lake_store, paths
+from contracts import lake_cache, lake_store, paths
+from contracts.errors import ContractError
 from contracts.lake import LakeWarning, Rejected
 from research.readonly import LakeConnection, QueryRefused
 
@@ -73,11 +79,22 @@ def _broken(
 
 
 class _Plan:
-    """The files one view reads, and what it skips."""
+    """The files one view reads, and what it skips.
 
-    def __init__(self, store: lake_store.LakeStore, name: str) -> None:
+    With ``mirror`` (the lake on S3 with its local cache, ``contracts.lake_cache``) the view
+    reads the cached copies of exactly the object versions ``scan`` listed, by their paths;
+    ``stale`` are the cache links of the view this one replaces.
+    """
+
+    def __init__(
+        self,
+        store: lake_store.LakeStore,
+        name: str,
+        mirror: lake_cache.LakeMirror | None = None,
+        scan: layout.TableScan | None = None,
+    ) -> None:
         self.store = store
-        scan = store.scan(name)
+        scan = scan if scan is not None else store.scan(name)
         self.spec = scan.table
         self.problems: list[Rejected] = [*scan.rejected, *scan.strays]
         self.files: dict[str, Path] = {}
@@ -91,6 +108,14 @@ class _Plan:
         # written after it was opened); by the exact list of good files otherwise
         self.glob = not scan.rejected and len(self.files) == len(scan.files)
         self.root = store.base / name
+        self.local = mirror is not None
+        self.stale: list[Path] = []
+        if mirror is not None:
+            listed = mirror.listed(self.files.values())
+            cached, self.stale = mirror.files(name, listed)
+            rel = {key: PurePosixPath(path).as_posix() for key, path in self.files.items()}
+            self.files = {key: cached[r] for key, r in rel.items() if r in cached}
+            self.glob = False
 
     def drop_unreadable(self) -> bool:
         """Drop the files whose footer pyarrow cannot read; True when one was dropped."""
@@ -99,7 +124,8 @@ class _Plan:
         dropped = False
         for key, path in list(self.files.items()):
             try:
-                pq.read_metadata(self.store.open(path) if self.store.remote else path)
+                remote = self.store.remote and not self.local
+                pq.read_metadata(self.store.open(path) if remote else path)
             except Exception as exc:  # pyarrow raises several types for a damaged footer
                 del self.files[key]
                 self.problems.append(_broken(path, self.spec, key, str(exc).splitlines()[0]))
@@ -111,7 +137,8 @@ class _Plan:
             glob = self.root / f"{self.spec.key}=*" / layout.PART_FILE
             source = _quote(self.store.url(glob))
         else:
-            source = "[" + ", ".join(_quote(self.store.url(p)) for p in self.files.values()) + "]"
+            url = str if self.local else self.store.url
+            source = "[" + ", ".join(_quote(url(p)) for p in self.files.values()) + "]"
         hive_type = "DATE" if self.spec.key == "session" else "VARCHAR"
         return (
             f"CREATE OR REPLACE VIEW {self.spec.name} AS SELECT * FROM read_parquet({source}, "
@@ -147,16 +174,17 @@ def _make_view(con: duckdb.DuckDBPyConnection, plan: _Plan) -> bool:
     return False
 
 
-def lock(con: duckdb.DuckDBPyConnection, lake: Path | str) -> None:
+def lock(con: duckdb.DuckDBPyConnection, lake: Path | str, also: Iterable[Path] = ()) -> None:
     """Confine ``con`` to reading under ``lake`` (a directory or ``s3://bucket/prefix``) and
-    freeze its configuration.
+    ``also`` (the lake cache's directory of this connection) and freeze its configuration.
 
     A query too big for memory spills to the system's temp directory, not the working one.
     """
     spill = Path(tempfile.gettempdir()) / "alpaca-improved-duckdb"
+    allowed = ", ".join(_quote(str(d) + "/") for d in (lake, *also))
     for statement in (
         f"SET temp_directory = {_quote(str(spill))}",
-        f"SET allowed_directories = [{_quote(str(lake) + '/')}]",
+        f"SET allowed_directories = [{allowed}]",
         "SET enable_external_access = false",
         "SET autoinstall_known_extensions = false",
         "SET autoload_known_extensions = false",
@@ -192,18 +220,82 @@ def connect(
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    before_statement = lake_store.register_duckdb(con, store)
+    mirror = lake_cache.mirror_for(store)
+    streamed = None if mirror else lake_store.register_duckdb(con, store)
     views, problems = [], []
+    listed: dict[str, tuple] = {}
     for name in VIEWS:
-        plan = _Plan(store, name)
+        if mirror is None:
+            plan = _Plan(store, name)
+        else:
+            listing = mirror.store.listing(name)
+            plan = _Plan(store, name, mirror, mirror.store.scan(name, listing))
+            listed[name] = _versions(listing)
         if _make_view(con, plan):
             views.append(name)
         problems += plan.problems
-    lock(con, store.root_url if store.remote else lake)
+    lock(con, store.root_url if store.remote else lake, [mirror.reader] if mirror else [])
     if warn:
         for problem in problems:
             warnings.warn(LakeWarning(str(problem)), stacklevel=2)
-    return LakeConnection(con, lake, tuple(views), tuple(problems), before_statement)
+    before: Callable[[str], None] | None = None
+    if mirror is not None:
+        before = _Refresh(con, mirror, listed, views)
+    elif streamed is not None:
+        fresh_listing = streamed
+        before = lambda _query: fresh_listing()  # noqa: E731
+    connection = LakeConnection(
+        con,
+        lake,
+        tuple(views),
+        tuple(problems),
+        before,
+        on_close=mirror.close if mirror else None,
+    )
+    if mirror is not None:  # a connection dropped without close() releases its links too
+        weakref.finalize(connection, mirror.close)
+    return connection
+
+
+def _versions(listing: dict[str, lake_store.ObjectInfo]) -> tuple:
+    """Every object a LIST of a table returned, with its version (ETag)."""
+    return tuple((rel, info.etag) for rel, info in listing.items())
+
+
+class _Refresh:
+    """Before each statement (the lake on S3 with its cache): LIST every table whose view the
+    statement names and, when a partition was added, replaced or removed since the view was
+    made, remake the view over the cached copies of the versions now listed (new ones fetched
+    concurrently). So a statement sees every partition committed before it started, as a local
+    lake's glob does, and one that changed nothing costs one LIST per view it names."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        mirror: lake_cache.LakeMirror,
+        listed: dict[str, tuple],
+        views: list[str],
+    ) -> None:
+        self.con, self.mirror, self.listed = con, mirror, listed
+        self.names = {name: re.compile(rf"\b{name}\b", re.I) for name in views}
+
+    def __call__(self, query: str) -> None:
+        store = self.mirror.store
+        for name, pattern in self.names.items():
+            if not pattern.search(query):
+                continue
+            listing = store.listing(name)
+            versions = _versions(listing)
+            if versions == self.listed[name]:
+                continue  # nothing added, replaced or removed: the view stands
+            plan = _Plan(store, name, self.mirror, store.scan(name, listing))
+            if not _make_view(self.con, plan):
+                why = plan.problems[-1] if plan.problems else f"{name} has no partitions left"
+                raise ContractError(
+                    f"the {name} view cannot be remade over the lake as it is now: {why}"
+                )
+            self.mirror.release(plan.stale)
+            self.listed[name] = versions
 
 
 def damaged_files(con: LakeConnection, query: str) -> list[Rejected]:

@@ -95,19 +95,23 @@ class LakeConnection:
         lake: Path,
         views: tuple[str, ...],
         problems: tuple[Rejected, ...],
-        before_statement: Callable[[], None] | None = None,
+        before_statement: Callable[[str], None] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._con = con
         self.lake = lake
         self.views = views
         self.problems = problems
-        # the lake on S3: a fresh listing per statement (contracts.lake_store.lake_filesystem)
-        self._before = before_statement or (lambda: None)
+        # the lake on S3: a fresh listing of the views a statement names, before it runs
+        # (research.lakehouse); on_close releases what the connection holds (its cache links)
+        self._before = before_statement or (lambda _query: None)
+        self._on_close = on_close
 
     def sql(self, query: str, *, alias: str = "", params: object = None) -> duckdb.DuckDBPyRelation:
         """A relation over one SELECT statement (``QueryRefused`` for anything else)."""
-        self._before()
-        relation = self._con.sql(checked(self._con, query), alias=alias, params=params)
+        statement = checked(self._con, query)
+        self._before(query)
+        relation = self._con.sql(statement, alias=alias, params=params)
         assert relation is not None  # a SELECT always has a result
         return relation
 
@@ -115,8 +119,9 @@ class LakeConnection:
 
     def execute(self, query: str, parameters: object = None) -> LakeConnection:
         """Run one SELECT statement; read its result with the ``fetch*`` methods."""
-        self._before()
-        self._con.execute(checked(self._con, query), parameters)
+        statement = checked(self._con, query)
+        self._before(query)
+        self._con.execute(statement, parameters)
         return self
 
     def fetchall(self) -> list[Any]:
@@ -146,7 +151,7 @@ class LakeConnection:
 
     def view(self, name: str) -> duckdb.DuckDBPyRelation:
         """A relation over one lake view."""
-        self._before()
+        self._before(name)
         return self._con.view(name)
 
     table = view
@@ -162,6 +167,9 @@ class LakeConnection:
 
     def close(self) -> None:
         self._con.close()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
 
     def __enter__(self) -> LakeConnection:
         return self

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -41,6 +42,7 @@ class S3Server:
 
     proc: subprocess.Popen[bytes]
     port: int
+    cache: Path  # the lake cache of this server's readers (ALPACA_IMPROVED_LAKE_CACHE)
 
     @property
     def endpoint(self) -> str:
@@ -55,10 +57,11 @@ class S3Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        server = cls(proc, port)
+        server = cls(proc, port, Path(tempfile.mkdtemp(prefix="lake-cache-")))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                server.stop()
                 raise RuntimeError(f"moto_server exited with {proc.returncode} on port {port}")
             try:
                 urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=1).close()
@@ -69,6 +72,7 @@ class S3Server:
         raise RuntimeError(f"moto_server did not answer on {server.endpoint} in {timeout} s")
 
     def stop(self) -> None:
+        shutil.rmtree(self.cache, ignore_errors=True)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -85,6 +89,7 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": SECRET,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": self.endpoint,
+            "ALPACA_IMPROVED_LAKE_CACHE": str(self.cache),
         }
 
     def client(self) -> object:

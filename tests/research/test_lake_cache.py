@@ -1,0 +1,247 @@
+"""The lake cache (``contracts.lake_cache``) behind the DuckDB views over S3, on the moto server.
+
+Each test proves one property a cache could break: a statement still sees a partition another
+process committed after the connection was made (no stale reads); a corrupted or truncated
+cache entry is deleted and fetched again, never served; processes sharing the cache directory,
+with a bound so small that every download evicts, read whole versions while a writer replaces
+partitions; objects are evicted only when no open connection reads them; bad knobs are one line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from contracts import lake_cache
+from contracts.lake_store import LakeStoreError, S3Store
+from research import lakehouse
+from tests.s3_server import S3Server
+
+ROOT = Path(__file__).resolve().parents[2]
+SQL = "SELECT session, max(marker), count(*) FROM stock_bars_1d GROUP BY 1 ORDER BY 1"
+
+
+def _version(marker: int, rows: int) -> pl.DataFrame:
+    return pl.DataFrame({"symbol": [f"S{i}" for i in range(rows)], "marker": [marker] * rows})
+
+
+def _write(store: S3Store, day: str, marker: int, rows: int) -> None:
+    store.write(_version(marker, rows).to_arrow(), store.partition("stock_bars_1d", day))
+
+
+def _run(code: str, env: dict[str, str], timeout: float = 120) -> str:
+    """Run ``code`` in another Python process (this repository importable) with ``env``."""
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+@pytest.fixture
+def lake(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[S3Store, dict[str, str]]:
+    """A fresh bucket with two sessions, the environment pointing the lake and cache at it."""
+    uri = f"s3://{s3_server.bucket()}/lake"
+    env = {**s3_server.env(uri), "ALPACA_IMPROVED_LAKE_CACHE": str(tmp_path / "cache")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ALPACA_IMPROVED_LAKE_CACHE_MB", raising=False)
+    store = S3Store(uri, env)
+    _write(store, "2024-01-02", 1, 50)
+    _write(store, "2024-01-03", 1, 50)
+    return store, env
+
+
+def _objects(env: dict[str, str]) -> list[Path]:
+    return sorted(Path(env["ALPACA_IMPROVED_LAKE_CACHE"]).glob("*/objects/**/*.parquet"))
+
+
+def test_views_read_local_files_and_see_another_process_commit(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path
+) -> None:
+    store, env = lake
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        assert con.sql(SQL).fetchall() == [
+            (dt.date(2024, 1, 2), 1, 50),
+            (dt.date(2024, 1, 3), 1, 50),
+        ]
+        # the view reads the cache's files, not the bucket
+        query = "SELECT sql FROM duckdb_views() WHERE view_name = 'stock_bars_1d'"
+        files = re.findall(r"'([^']+[.]parquet)'", con.sql(query).fetchall()[0][0])
+        assert files and all(Path(f).is_file() for f in files)
+        assert all(f.startswith(env["ALPACA_IMPROVED_LAKE_CACHE"]) for f in files)
+        # another process adds one partition and replaces another
+        _run(
+            """
+            import polars as pl
+            from contracts.lake_store import from_env
+            from pathlib import Path
+            store = from_env(Path("unused"))
+            for day, marker, rows in (("2024-01-04", 2, 60), ("2024-01-02", 3, 70)):
+                frame = pl.DataFrame({"symbol": [f"S{i}" for i in range(rows)],
+                                      "marker": [marker] * rows})
+                store.write(frame.to_arrow(), store.partition("stock_bars_1d", day))
+            """,
+            env,
+        )
+        assert con.sql(SQL).fetchall() == [
+            (dt.date(2024, 1, 2), 3, 70),
+            (dt.date(2024, 1, 3), 1, 50),
+            (dt.date(2024, 1, 4), 2, 60),
+        ]
+        # a removed partition disappears from the next statement too
+        store.delete(store.partition("stock_bars_1d", "2024-01-03"))
+        assert [r[0] for r in con.sql(SQL).fetchall()] == [dt.date(2024, 1, 2), dt.date(2024, 1, 4)]
+        reader = Path(files[0]).parents[2]
+        # the replaced version's link is gone; the cache keeps both versions' objects
+        assert len(list(reader.rglob("*.parquet"))) == 2
+        assert len(_objects(env)) == 4
+    assert not reader.exists()  # close() removed this connection's links
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_a_damaged_cache_entry_is_fetched_again_never_served(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path, damage: str
+) -> None:
+    store, env = lake
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        expected = con.sql(SQL).fetchall()
+    (victim, *_) = _objects(env)
+    good = victim.read_bytes()
+    os.chmod(victim, 0o644)
+    if damage == "flipped":  # same size, different bytes: only the sha256 tells
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 0xFF
+        victim.write_bytes(bytes(bad))
+    else:
+        victim.write_bytes(good[: len(good) // 2])
+    # a leftover of a crashed download is never read either
+    (victim.parent / f".{victim.name}.dead.tmp").write_bytes(b"garbage")
+    # a fresh process (nothing remembered as verified) reads through the damaged cache
+    out = _run(
+        f"""
+        from research import lakehouse
+        with lakehouse.connect("home", warn=False) as con:
+            print(repr(con.sql({SQL!r}).fetchall()))
+        """,
+        env,
+    )
+    assert out.strip() == repr(expected)
+    assert victim.read_bytes() == good  # fetched again under its name, whole
+
+
+def test_processes_sharing_a_tiny_cache_read_whole_versions_while_a_writer_replaces(
+    lake: tuple[S3Store, dict[str, str]],
+) -> None:
+    """Three reader processes, a 0 MB bound (every download evicts what no one links) and a
+    writer replacing a partition between their statements: every result is one whole version
+    of each partition (count matches marker), and no reader fails."""
+    store, env = lake
+    env = {**env, "ALPACA_IMPROVED_LAKE_CACHE_MB": "0"}
+    reader = f"""
+        from research import lakehouse
+        bad = 0
+        with lakehouse.connect("home", warn=False) as con:
+            for _ in range(25):
+                day2 = con.sql({SQL!r}).fetchall()[0]
+                bad += day2[2] != 50 + 10 * day2[1]  # version m has 50 + 10 m rows
+        print("bad", bad)
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(reader)],
+            env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    try:
+        m = 0
+        while any(p.poll() is None for p in procs):
+            m += 1
+            _write(store, "2024-01-02", m % 5, 50 + 10 * (m % 5))
+    finally:
+        outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert out.split() == ["bad", "0"], out
+    assert m >= 3  # the partition really changed under the readers
+
+
+def test_eviction_spares_what_an_open_connection_reads(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, env = lake
+    monkeypatch.setenv("ALPACA_IMPROVED_LAKE_CACHE_MB", "0")
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        assert len(con.sql(SQL).fetchall()) == 2
+        _write(store, "2024-01-03", 2, 60)
+        with lakehouse.connect(tmp_path, warn=False) as other:  # downloads, then evicts
+            assert other.sql(SQL).fetchall()[1] == (dt.date(2024, 1, 3), 2, 60)
+        # the first connection still reads its own version until its next statement lists
+        # its 2 objects (linked) survived the other's eviction, beside the new version
+        assert len(_objects(env)) == 3
+        assert con.sql(SQL).fetchall()[1] == (dt.date(2024, 1, 3), 2, 60)
+    # nothing links anything now: the next download evicts every unlinked object
+    _write(store, "2024-01-04", 1, 50)
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        assert len(con.sql(SQL).fetchall()) == 3
+        assert len(_objects(env)) == 3  # exactly what this connection reads
+
+
+def test_dead_readers_links_are_removed(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path
+) -> None:
+    store, env = lake
+    out = _run(  # a process that dies without closing its connection (os._exit)
+        """
+        import os
+        from research import lakehouse
+        con = lakehouse.connect("home", warn=False)
+        con.sql("SELECT count(*) FROM stock_bars_1d").fetchall()
+        print(os.getpid(), flush=True)
+        os._exit(0)
+        """,
+        env,
+    )
+    pid = out.strip()
+    readers = Path(env["ALPACA_IMPROVED_LAKE_CACHE"]).glob(f"*/readers/*-{pid}-*")
+    assert list(readers)
+    with lakehouse.connect(tmp_path, warn=False):
+        readers = Path(env["ALPACA_IMPROVED_LAKE_CACHE"]).glob(f"*/readers/*-{pid}-*")
+        assert not list(readers)
+
+
+def test_cache_knobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert lake_cache.cache_dir({"ALPACA_IMPROVED_LAKE_CACHE": "off"}) is None
+    assert lake_cache.cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/alpaca-improved/lake")
+    assert lake_cache.cache_limit({}) == 4096 << 20
+    assert lake_cache.cache_limit({"ALPACA_IMPROVED_LAKE_CACHE_MB": "10"}) == 10 << 20
+    with pytest.raises(LakeStoreError) as err:
+        lake_cache.cache_limit({"ALPACA_IMPROVED_LAKE_CACHE_MB": "lots"})
+    assert str(err.value).startswith("ALPACA_IMPROVED_LAKE_CACHE_MB='lots'")
+    assert "\n" not in str(err.value)
+    store = S3Store("s3://b/lake", {})
+    with pytest.raises(LakeStoreError, match="^ALPACA_IMPROVED_LAKE_CACHE=.*'='"):
+        lake_cache.mirror_for(store, {"ALPACA_IMPROVED_LAKE_CACHE": str(tmp_path / "a=b")})
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(LakeStoreError, match="^ALPACA_IMPROVED_LAKE_CACHE=.*cannot be created"):
+        lake_cache.mirror_for(store, {"ALPACA_IMPROVED_LAKE_CACHE": str(blocker / "cache")})
