@@ -27,6 +27,7 @@ from alpaca_improved_pipelines.backtesting.checkpoints import Checkpoints
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix
 from alpaca_improved_pipelines.backtesting.engines import SweepEngine, open_engine
 from alpaca_improved_pipelines.backtesting.families import family
+from alpaca_improved_pipelines.backtesting.values import value_paths
 from contracts import parquet_io
 from strategies import analytics
 
@@ -62,20 +63,24 @@ def metrics_matrix(rets: np.ndarray, periods: float = 252.0) -> dict[str, np.nda
 
     Same conventions as ``strategies.analytics`` (empyrical's: ddof 1, 252 periods, wealth
     from 1 with the start as a peak); ``tests/research`` checks equality column by column.
+    The moments use products, not ``**3``/``**4``: numpy's ``power`` was 90% of the time here
+    (a SIMD kernel chosen by CPU, so not even the same bits on every machine), a product is one
+    IEEE rounding per step everywhere. ``std`` is numpy's own formula (mean, centred squares,
+    sum), written out once for both the sample and the population deviation.
     """
     n = rets.shape[0]
     mean = rets.mean(axis=0)
-    sd = rets.std(axis=0, ddof=1)
+    centered = rets - mean
+    sq = centered * centered
+    ss = sq.sum(axis=0)
+    sd = np.sqrt(ss / (n - 1))
     sd = np.where(rets.max(axis=0) == rets.min(axis=0), 0.0, sd)  # constant: exactly 0
+    pop_sd = np.sqrt(ss / n)
     downside = np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2, axis=0)) * np.sqrt(periods)
     wealth = np.vstack([np.ones(rets.shape[1]), np.cumprod(1.0 + rets, axis=0)])
     total = wealth[-1] - 1.0
-    max_dd = np.min(
-        (wealth - np.maximum.accumulate(wealth, axis=0)) / np.maximum.accumulate(wealth, axis=0),
-        axis=0,
-    )
-    centered = rets - mean
-    pop_sd = rets.std(axis=0)
+    peak = np.maximum.accumulate(wealth, axis=0)
+    max_dd = np.min((wealth - peak) / peak, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         annual = (1.0 + total) ** (periods / n) - 1.0
         calmar = np.where(max_dd < 0, annual / np.abs(max_dd), np.nan)
@@ -87,8 +92,8 @@ def metrics_matrix(rets: np.ndarray, periods: float = 252.0) -> dict[str, np.nda
             "max_drawdown": max_dd,
             "calmar_ratio": np.where(np.isinf(calmar), np.nan, calmar),
             "total_return": total,
-            "skew": np.mean(centered**3, axis=0) / pop_sd**3,
-            "kurtosis": np.mean(centered**4, axis=0) / pop_sd**4,  # raw kurtosis
+            "skew": np.mean(sq * centered, axis=0) / pop_sd**3,
+            "kurtosis": np.mean(sq * sq, axis=0) / pop_sd**4,  # raw kurtosis
         }
 
 
@@ -102,12 +107,17 @@ def _signals(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> tuple
 
 def _evaluate(
     spec: SweepSpec, points: list[dict[str, Any]], sigs: list[tuple], data: CloseMatrix
-) -> list[dict]:
-    """One vectorbt simulation for all ``points`` (columns = points x symbols)."""
+) -> pl.DataFrame:
+    """One vectorbt simulation for all ``points`` (columns = points x symbols); one row each.
+
+    Everything after the simulation works on whole (bars x columns) arrays: the value path
+    from the order records (:func:`values.value_paths`, vectorbt's ``value()`` bit for bit),
+    every metric across columns at once, and the frame built column by column.
+    """
     import vectorbt as vbt
 
-    n_sym = len(data.symbols)
-    close = np.tile(data.close, (1, len(points)))
+    n_sym, n_pts = len(data.symbols), len(points)
+    close = np.tile(data.close, (1, n_pts))
     pf = vbt.Portfolio.from_signals(
         close,
         np.hstack([e for e, _ in sigs]),
@@ -117,42 +127,39 @@ def _evaluate(
         freq="1D",
         init_cash=spec.init_cash / n_sym,
     )
-    asset_value = np.asarray(pf.asset_value())
-    value = np.asarray(pf.cash()) + asset_value  # what pf.value() computes, keeping both parts
-    total = value[-1] / (spec.init_cash / n_sym) - 1.0
-    trades = np.asarray(pf.trades.count(), dtype=np.int64)
-    invested = asset_value > 0
-    fast = None
-    if spec.verify:  # (points, symbols) arrays, symbols in data.symbols' column order
-        fast = family(spec.family).fast_path(
-            data.signal_input,
-            points,
-            fees=spec.fees,
-            slippage=spec.slippage,
-            init_cash=spec.init_cash / n_sym,
-            threads=1,
-        )
+    value, invested = value_paths(pf, close, spec.init_cash / n_sym)
+    total = (value[-1] / (spec.init_cash / n_sym) - 1.0).reshape(n_pts, n_sym)
+    trades = np.asarray(pf.trades.count(), dtype=np.int64).reshape(n_pts, n_sym)
     # each variant's portfolio: equal capital per symbol, values summed across its columns
-    values = value.reshape(value.shape[0], len(points), n_sym).sum(axis=2)[data.session_rows]
-    prev = np.vstack([np.full(len(points), spec.init_cash), values[:-1]])
+    values = value.reshape(value.shape[0], n_pts, n_sym).sum(axis=2)[data.session_rows]
+    prev = np.vstack([np.full(n_pts, spec.init_cash), values[:-1]])
     rets_all = values / prev - 1.0
-    metrics = metrics_matrix(rets_all)
-    rows = []
-    for k, point in enumerate(points):
-        cols = slice(k * n_sym, (k + 1) * n_sym)
-        row = {
-            "params": json.dumps(point, sort_keys=True),
-            **{name: float(m[k]) for name, m in metrics.items()},
-            "trades": int(trades[cols].sum()),
-            "exposure": float(invested[:, cols].any(axis=1).mean()),
-            "returns": rets_all[:, k].tolist(),
-            "error": None,
+    returns = pl.Series("returns", np.ascontiguousarray(rets_all.T)).cast(pl.List(pl.Float64))
+    frame = pl.DataFrame(
+        {
+            "params": [json.dumps(point, sort_keys=True) for point in points],
+            **metrics_matrix(rets_all),
+            "trades": trades.sum(axis=1),
+            "exposure": invested.reshape(-1, n_pts, n_sym).any(axis=2).mean(axis=0),
+            "returns": returns,
+            "error": pl.Series([None] * n_pts, dtype=pl.Null),
         }
-        if fast is not None:
-            row["fastpath_abs_diff"] = float(np.max(np.abs(fast[0][k] - total[cols])))
-            row["fastpath_trades_equal"] = bool((fast[1][k] == trades[cols]).all())
-        rows.append(row)
-    return rows
+    )
+    if not spec.verify:
+        return frame
+    # (points, symbols) arrays, symbols in data.symbols' column order
+    fast_ret, fast_trades = family(spec.family).fast_path(
+        data.signal_input,
+        points,
+        fees=spec.fees,
+        slippage=spec.slippage,
+        init_cash=spec.init_cash / n_sym,
+        threads=1,
+    )
+    return frame.with_columns(
+        fastpath_abs_diff=np.max(np.abs(fast_ret - total), axis=1),
+        fastpath_trades_equal=(fast_trades == trades).all(axis=1),
+    )
 
 
 def variant_trades(spec: SweepSpec, point: dict[str, Any], data: CloseMatrix) -> pl.DataFrame:
@@ -215,9 +222,12 @@ def evaluate_chunk(
                     "error": f"{type(exc).__name__}: {exc}",
                 }
             )
-    if good:
-        rows = _evaluate(spec, good, sigs, data) + rows
-    return pl.DataFrame(rows, infer_schema_length=None)
+    if not good:
+        return pl.DataFrame(rows, infer_schema_length=None)
+    frame = _evaluate(spec, good, sigs, data)
+    if not rows:
+        return frame
+    return pl.concat([frame, pl.DataFrame(rows)], how="diagonal_relaxed")
 
 
 def chunk_parquet(spec: SweepSpec, points: list[dict[str, Any]], data: CloseMatrix) -> bytes:
