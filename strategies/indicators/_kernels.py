@@ -27,16 +27,18 @@ TA_EPSILON = 1e-14
 def run_blocks(kernel: Any, n_cols: int, *args: Any, threads: int | None = None) -> None:
     """Call ``kernel(*args, lo, hi)`` over column blocks covering ``0..n_cols``.
 
-    ``threads`` (default numba's ``get_num_threads()``) blocks run in a thread pool; 1 runs the
-    whole panel on the calling thread.
+    ``threads`` (default numba's ``get_num_threads()``) blocks: the calling thread runs the first,
+    a thread pool the others; 1 runs the whole panel on the calling thread.
     """
     threads = max(1, min(threads or get_num_threads(), n_cols))
     if threads == 1:
         kernel(*args, 0, n_cols)
         return
     bounds = np.linspace(0, n_cols, threads + 1).astype(np.int64)
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda k: kernel(*args, bounds[k], bounds[k + 1]), range(threads)))
+    with ThreadPoolExecutor(threads - 1) as pool:
+        rest = pool.map(lambda k: kernel(*args, bounds[k], bounds[k + 1]), range(1, threads))
+        kernel(*args, bounds[0], bounds[1])  # the calling thread takes the first block
+        list(rest)
 
 
 @njit(cache=True, nogil=True)
@@ -200,20 +202,21 @@ def atr_block(high, low, close, w, out, lo, hi):  # noqa: ANN001, ANN201
 
 
 @njit(cache=True, nogil=True)
-def _window_m2(x, t, w, mean, dev, lo, hi):  # noqa: ANN001, ANN202
-    """Exact mean (``mean``) and two-pass sum of squared deviations (``dev``) of the rows
-    ``t - w + 1 .. t``."""
+def _ring_m2(ring, mean, dev):  # noqa: ANN001, ANN202
+    """Exact mean (``mean``) and two-pass sum of squared deviations (``dev``) of the window held
+    in ``ring`` (one row per bar)."""
+    w = ring.shape[0]
     mean[:] = 0.0
     dev[:] = 0.0
-    for i in range(t - w + 1, t + 1):
-        for j in range(lo, hi):
-            mean[j - lo] += x[i, j]
-    for j in range(lo, hi):
-        mean[j - lo] /= w
-    for i in range(t - w + 1, t + 1):
-        for j in range(lo, hi):
-            d = x[i, j] - mean[j - lo]
-            dev[j - lo] += d * d
+    for i in range(w):
+        for j in range(ring.shape[1]):
+            mean[j] += ring[i, j]
+    for j in range(ring.shape[1]):
+        mean[j] /= w
+    for i in range(w):
+        for j in range(ring.shape[1]):
+            d = ring[i, j] - mean[j]
+            dev[j] += d * d
 
 
 @njit(cache=True, nogil=True)
@@ -221,7 +224,8 @@ def rolling_std_block(x, w, first, ddof, eps, k, bands, upper, middle, lower, lo
     """Rolling mean and std of the ``w`` rows ending at each row from ``first + w - 1`` on
     (earlier rows NaN): ``middle`` the mean, ``upper``/``lower`` = mean +/- ``k`` * std, where
     std = sqrt(M2 / (w - ddof)), 0 when the variance is below ``eps``. Without ``bands``,
-    ``upper`` is just ``k`` * std (``middle`` and ``lower`` are not written).
+    ``upper`` is just ``k`` * std (``middle`` and ``lower`` are not written) and may be ``x``
+    itself (the window lives in a ring buffer, so the kernel can run in place).
 
     ``middle`` is the running sum over ``w`` (TA-Lib's SMA, bit for bit with :func:`sma_block`).
     M2 is updated as one value leaves and one enters (around its own mean) and recomputed
@@ -230,32 +234,38 @@ def rolling_std_block(x, w, first, ddof, eps, k, bands, upper, middle, lower, lo
     closer when the level is large and the variance small."""
     n = x.shape[0]
     top = first + w - 1
-    upper[: min(top, n), lo:hi] = np.nan
+    m = hi - lo
+    acc, mean, dev = np.zeros(m), np.empty(m), np.empty(m)
+    ring = np.empty((w, m))  # ring[(t - first) % w] holds row t of the current window
+    for t in range(first, min(top + 1, n)):
+        for j in range(lo, hi):
+            ring[t - first, j - lo] = x[t, j]
+            acc[j - lo] += x[t, j]
+    upper[: min(top, n), lo:hi] = np.nan  # after reading: upper may be x
     if bands:
         middle[: min(top, n), lo:hi] = np.nan
         lower[: min(top, n), lo:hi] = np.nan
     if top >= n:
         return
-    m = hi - lo
-    acc, mean, dev = np.zeros(m), np.empty(m), np.empty(m)
-    for t in range(first, top + 1):
-        for j in range(lo, hi):
-            acc[j - lo] += x[t, j]
+    inv_w, inv_den = 1.0 / w, 1.0 / (w - ddof)
     for t in range(top, n):
+        slot = (t - first) % w
+        reset = (t - top) % w == 0
         if t > top:
             for j in range(lo, hi):
-                acc[j - lo] += x[t, j] - x[t - w, j]
-        if (t - top) % w == 0:
-            _window_m2(x, t, w, mean, dev, lo, hi)
-        else:
-            for j in range(lo, hi):
-                step = x[t, j] - x[t - w, j]
-                new = mean[j - lo] + step / w
-                d = dev[j - lo] + step * (x[t, j] - new + x[t - w, j] - mean[j - lo])
-                mean[j - lo] = new
-                dev[j - lo] = max(d, 0.0)  # rounding can dip below 0 on a flat stretch
+                new, old = x[t, j], ring[slot, j - lo]
+                step = new - old
+                acc[j - lo] += step
+                ring[slot, j - lo] = new
+                if not reset:
+                    fresh = mean[j - lo] + step * inv_w
+                    d = dev[j - lo] + step * (new - fresh + old - mean[j - lo])
+                    mean[j - lo] = fresh
+                    dev[j - lo] = max(d, 0.0)  # rounding can dip below 0 on a flat stretch
+        if reset:
+            _ring_m2(ring, mean, dev)
         for j in range(lo, hi):
-            var = dev[j - lo] / (w - ddof)
+            var = dev[j - lo] * inv_den
             width = k * math.sqrt(var) if var >= eps else 0.0
             if bands:
                 sma = acc[j - lo] / w

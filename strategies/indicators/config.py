@@ -111,7 +111,8 @@ class IndicatorConfig:
 
 
 def indicator_exprs(config: IndicatorConfig, *, by: str = "symbol") -> list[pl.Expr]:
-    """The per-symbol expressions behind ``add_indicators``, in ``config.columns()`` order."""
+    """``add_indicators``' columns as per-symbol polars expressions (same values; composable in
+    a lazy query, slower), in ``config.columns()`` order."""
     p = config.price_col
     exprs = [sma(p, n, by=by) for n in config.sma_windows]
     exprs += [ema(p, n, by=by) for n in config.ema_windows]

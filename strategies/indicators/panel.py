@@ -140,11 +140,11 @@ def realized_vol(
     n = check_int("n", n, 2)
     scale = math.sqrt(check_positive("periods_per_year", periods_per_year))
     x = as_panel(close)
-    ret, out = np.empty_like(x), np.empty_like(x)
-    ret[0] = 0.0  # row 0 has no return
-    np.log(np.divide(x[1:], x[:-1], out=ret[1:]), out=ret[1:])  # SIMD log, into one buffer
-    # Windows of n returns start at row 1 (row 0 has none); sample std, no zero band.
-    args = (ret, n, 1, 1, 0.0, scale, False, out, out, out)
+    out = np.empty_like(x)
+    out[0] = 0.0  # row 0 has no return
+    np.log(np.divide(x[1:], x[:-1], out=out[1:]), out=out[1:])  # SIMD log, into the output
+    # Windows of n returns start at row 1; sample std, no zero band; in place over the returns.
+    args = (out, n, 1, 1, 0.0, scale, False, out, out, out)
     k.run_blocks(k.rolling_std_block, x.shape[1], *args, threads=threads)
     return _shaped(out, close)
 
