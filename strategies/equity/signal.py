@@ -257,8 +257,7 @@ class SignalStrategy(Strategy):
             close = snapshot.close_array(symbol)
             if close.size < 2:
                 continue
-            entries, exits = self.column_signals(close)
-            entry, exit_ = bool(entries[-1]), bool(exits[-1])
+            entry, exit_ = self.last_signals(snapshot, symbol, close)
             if entry and self.intraday_gate != OFF:
                 # the session's own minute bars (all closed at the daily decision)
                 entry = gate_open(snapshot, symbol, self.intraday_gate)
@@ -270,6 +269,15 @@ class SignalStrategy(Strategy):
                 if qty >= 1:
                     intents.append(self._order(symbol, Side.BUY, qty, "entry signal"))
         return intents
+
+    def last_signals(
+        self, snapshot: MarketSnapshot, symbol: str, close: np.ndarray
+    ) -> tuple[bool, bool]:
+        """Entry and exit at the snapshot's last bar: :meth:`column_signals` of ``close`` (the
+        symbol's history) at its last row. A family reading more of the snapshot than closes
+        overrides it, keeping it equal to its vectorized signal at that row."""
+        entries, exits = self.column_signals(close)
+        return bool(entries[-1]), bool(exits[-1])
 
     def _entry_qty(self, book: Book, price: float) -> int:
         budget = min(

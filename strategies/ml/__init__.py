@@ -2,11 +2,23 @@
 strategy, and the process-local registry binding a trained model to its content hash.
 
 Training lives in ``research.ml`` (scikit-learn); this package only scores bound predictors, so it
-imports nothing beyond numpy. Importing it registers ``gbm_signal``.
+imports nothing beyond numpy and polars. Importing it registers ``gbm_signal``.
 """
 
-from strategies.ml.features import FEATURE_NAMES, FEATURE_SET_VERSION, LOOKBACK, features, labels
+from strategies.ml.features import (
+    FEATURE_NAMES,
+    FEATURE_NAMES_V2,
+    FEATURE_SET_VERSION,
+    FEATURE_SETS,
+    LOOKBACK,
+    VOL_FEATURES,
+    feature_matrix,
+    features,
+    features_v2,
+    labels,
+)
 from strategies.ml.gbm_signal import GBMSignal, GBMSignalConfig
+from strategies.ml.inputs import MLInputs, snapshot_columns, vol_matrix
 from strategies.ml.registry import (
     ModelNotBoundError,
     Predictor,
@@ -19,17 +31,25 @@ from strategies.ml.registry import (
 
 __all__ = [
     "FEATURE_NAMES",
+    "FEATURE_NAMES_V2",
+    "FEATURE_SETS",
     "FEATURE_SET_VERSION",
     "LOOKBACK",
+    "VOL_FEATURES",
     "GBMSignal",
     "GBMSignalConfig",
+    "MLInputs",
     "ModelNotBoundError",
     "Predictor",
     "bind_model",
     "bound_predictor",
+    "feature_matrix",
     "features",
+    "features_v2",
     "is_bound",
     "labels",
     "proba_predictor",
+    "snapshot_columns",
     "unbind_model",
+    "vol_matrix",
 ]

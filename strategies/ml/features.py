@@ -20,6 +20,24 @@ Feature set ``v1`` (:data:`FEATURE_NAMES`, in column order):
 ``vol_21``     annualized std (ddof=1) of the last 21 daily log returns
 =============  ==================================================================
 
+Feature set ``v2`` (:data:`FEATURE_NAMES_V2`) is ``v1`` followed by
+
+===================  =============================================================
+``volume_ratio_20``  log(volume[t] / mean of the last 20 volumes), NaN without volume
+``iv_rank`` ...      the traded underlying's vol-surface features of session ``t``
+                     (:data:`VOL_FEATURES`, as
+                     :class:`~strategies.options.vol_features.VolSurfaceFeatures` names
+                     them): IV rank and percentile, 30/60/90-day ATM vol, term slope,
+                     25-delta risk reversal and butterfly, IV minus realized vol, put/call
+                     volume and open-interest ratios
+===================  =============================================================
+
+The vol-surface columns of row ``t`` are session ``t``'s own (NaN where the lake has no surface
+that session, never an older session's: the snapshot's ``vol_features`` rule), so they add no
+look-ahead and no dependence on how much history precedes ``t``. A ``v2`` row is scored when its
+``v1`` part is complete; the volume and vol-surface columns may be NaN (the model, scikit-learn's
+HistGradientBoosting, routes missing values natively).
+
 Labels: ``1`` when the forward ``h``-bar return ``close[t+h] / close[t] - 1`` is positive, else
 ``0``; the label ends at ``t1 = t + h`` (what purged CV purges on). Pure numpy: no I/O.
 """
@@ -41,6 +59,34 @@ FEATURE_NAMES: tuple[str, ...] = (
     "vol_21",
 )
 LOOKBACK = 63  # bars before the first complete feature row (ret_63)
+# the vol-surface features v2 reads, in column order (VolSurfaceFeatures attribute names)
+VOL_FEATURES: tuple[str, ...] = (
+    "iv_rank",
+    "iv_percentile",
+    "atm_iv_30d",
+    "atm_iv_60d",
+    "atm_iv_90d",
+    "term_slope",
+    "rr25",
+    "bf25",
+    "iv_rv_premium",
+    "put_call_volume",
+    "put_call_oi",
+)
+VOLUME_WINDOW = 20
+FEATURE_NAMES_V2: tuple[str, ...] = (*FEATURE_NAMES, "volume_ratio_20", *VOL_FEATURES)
+FEATURE_SETS: dict[str, tuple[str, ...]] = {"v1": FEATURE_NAMES, "v2": FEATURE_NAMES_V2}
+
+
+def check_feature_set(feature_set: str) -> tuple[str, ...]:
+    """The feature names of ``feature_set``; ValueError naming the known sets otherwise."""
+    names = FEATURE_SETS.get(feature_set)
+    if names is None:
+        raise ValueError(
+            f"feature_set {feature_set!r} is not one of this code's {sorted(FEATURE_SETS)}; "
+            "retrain the model on the current features"
+        )
+    return names
 
 
 def _windowed(x: np.ndarray, window: int, how: str) -> np.ndarray:
@@ -93,9 +139,54 @@ def features(close: np.ndarray) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def volume_ratio(volume: np.ndarray | None, bars: int) -> np.ndarray:
+    """``log(volume[t] / mean(volume[t-19..t]))`` (NaN while the window is incomplete or holds
+    a missing or non-positive volume; all NaN when ``volume`` is None)."""
+    if volume is None:
+        return np.full(bars, np.nan)
+    v = np.asarray(volume, dtype=np.float64)
+    if v.shape != (bars,):
+        raise ValueError(f"volume has shape {v.shape}, the closes ({bars},)")
+    v = np.where(v > 0, v, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(v / _windowed(v, VOLUME_WINDOW, "mean"))
+
+
+def features_v2(
+    close: np.ndarray, volume: np.ndarray | None = None, vol: np.ndarray | None = None
+) -> np.ndarray:
+    """Feature matrix ``(bars, len(FEATURE_NAMES_V2))`` of one symbol: :func:`features` of the
+    closes, the volume ratio, and ``vol`` ``(bars, len(VOL_FEATURES))``, row ``t`` = session
+    ``t``'s vol-surface features (NaN where none; None: all NaN), copied as they are."""
+    x = features(close)
+    bars = x.shape[0]
+    if vol is None:
+        surf = np.full((bars, len(VOL_FEATURES)), np.nan)
+    else:
+        surf = np.asarray(vol, dtype=np.float64)
+        if surf.shape != (bars, len(VOL_FEATURES)):
+            raise ValueError(
+                f"vol features have shape {surf.shape}, need ({bars}, {len(VOL_FEATURES)}): "
+                "one row per close, columns VOL_FEATURES"
+            )
+    return np.column_stack([x, volume_ratio(volume, bars), surf])
+
+
+def feature_matrix(
+    feature_set: str,
+    close: np.ndarray,
+    volume: np.ndarray | None = None,
+    vol: np.ndarray | None = None,
+) -> np.ndarray:
+    """The features of ``feature_set`` for one symbol (``v1`` ignores volume and vol)."""
+    check_feature_set(feature_set)
+    return features(close) if feature_set == "v1" else features_v2(close, volume, vol)
+
+
 def complete_rows(x: np.ndarray) -> np.ndarray:
-    """Rows of a feature matrix with every feature finite (the rows a model may score)."""
-    return np.isfinite(x).all(axis=1)
+    """Rows a model may score: every ``v1`` (close) feature finite; the ``v2`` volume and
+    vol-surface columns may be NaN."""
+    return np.isfinite(x[:, : len(FEATURE_NAMES)]).all(axis=1)
 
 
 def labels(close: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
