@@ -141,7 +141,7 @@ def realized_vol(
     scale = math.sqrt(check_positive("periods_per_year", periods_per_year))
     x = as_panel(close)
     out = np.empty_like(x)
-    out[0] = 0.0  # row 0 has no return
+    out[:1] = 0.0  # row 0 has no return
     np.log(np.divide(x[1:], x[:-1], out=out[1:]), out=out[1:])  # SIMD log, into the output
     # Windows of n returns start at row 1; sample std, no zero band; in place over the returns.
     args = (out, n, 1, 1, 0.0, scale, False, out, out, out)

@@ -4,6 +4,7 @@ panel signals against their own per-column signals, and add_indicators' frame<->
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -192,3 +193,30 @@ def test_bad_panels_raise_one_clear_line() -> None:
         panel.rsi(np.ones(5), 0)
     with pytest.raises(ValueError, match="fast must be < slow"):
         panel.macd(np.ones(50), 26, 12)
+
+
+@pytest.mark.parametrize("bars", [0, 1, 5, 30])
+def test_short_histories_are_nan_where_talib_is(bars: int) -> None:
+    x = np.linspace(10.0, 12.0, bars)
+    pairs: list[tuple[np.ndarray, Callable[..., np.ndarray], tuple[int, ...]]] = [
+        (panel.sma(x, 20), talib.SMA, (20,)),
+        (panel.ema(x, 20), talib.EMA, (20,)),
+        (panel.rsi(x, 14), talib.RSI, (14,)),
+        (panel.macd(x)[1], lambda c: talib.MACD(c)[1], ()),
+        (panel.bollinger(x)[2], lambda c: talib.BBANDS(c, 20, 2.0, 2.0)[2], ()),
+        (panel.rate_of_change(x, 10), talib.ROCR, (10,)),
+        (panel.atr(x, x, x, 14), lambda c, n: talib.ATR(c, c, c, n), (14,)),
+    ]
+    for ours, ref, args in pairs:
+        assert ours.shape == (bars,)
+        if bars:  # TA-Lib refuses empty input
+            np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref(x, *args)))
+    assert np.isnan(panel.realized_vol(x, 20)).sum() == min(bars, 20)
+
+
+def test_add_indicators_on_an_empty_frame_adds_empty_columns() -> None:
+    schema = {"symbol": pl.String, "ts": pl.Int64} | dict.fromkeys(
+        ("high", "low", "close"), pl.Float64
+    )
+    out = add_indicators(pl.DataFrame(schema=schema))
+    assert out.height == 0 and out.columns[-1] == "rv_20" and out.schema["rsi_14"] == pl.Float64
