@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from research.ml.dataset import Dataset
 from strategies import analytics
 from strategies.analytics.purged_cv import purged_walk_forward
-from strategies.ml import FEATURE_NAMES, FEATURE_SET_VERSION, proba_predictor
+from strategies.ml import FEATURE_NAMES, FEATURE_SET_VERSION, FEATURE_SETS, proba_predictor
 
 SCORES = ("log_loss", "accuracy", "auc")
 DEFAULT_GRID: dict[str, tuple[Any, ...]] = {
@@ -168,6 +168,8 @@ def _train(ds: Dataset, config: TrainingConfig) -> TrainingResult:
         pl.DataFrame(cv_rows),
         trials.with_columns((pl.col("trial") == best).alias("chosen")),
         config.seed,
+        feature_names=FEATURE_SETS[ds.feature_set],
+        feature_set=ds.feature_set,
         seconds=time.perf_counter() - started,
     )
 

@@ -1,5 +1,6 @@
-"""The ML signal family's asset: train ``gbm_signal``'s model on the lake's daily bars, backtest
-it out of sample, log and register it in MLflow, and write the candidate row promotion reads."""
+"""The ML signal family's asset: train ``gbm_signal``'s model on the lake's daily bars (feature
+set ``v2``: and the vol surfaces), backtest it out of sample, log and register it in MLflow, and
+write the candidate row promotion reads."""
 
 import hashlib
 import tempfile
@@ -12,6 +13,7 @@ import polars as pl
 from alpaca_improved_pipelines.defs.market_data.assets import stock_bars_1d
 from alpaca_improved_pipelines.defs.ml.registry import MODEL_FILE, ModelVersion
 from alpaca_improved_pipelines.defs.ml.training import GBMTrainConfig, run_training
+from alpaca_improved_pipelines.defs.options.assets import vol_surface
 from alpaca_improved_pipelines.defs.resources import MLFLOW_POOL
 from alpaca_improved_pipelines.resources.lake import LakeResource
 from alpaca_improved_pipelines.resources.tracking import TrackingResource
@@ -22,7 +24,7 @@ REGISTERED_HASH = "registered_model_hash"
 
 @dg.asset(
     group_name="research",
-    deps=[stock_bars_1d],
+    deps=[stock_bars_1d, vol_surface],  # v2 reads the surfaces (and the chains' flows)
     kinds={"mlflow", "scikitlearn", "vectorbt"},
     pool=MLFLOW_POOL,
     check_specs=[dg.AssetCheckSpec(REGISTERED_HASH, asset="gbm_signal_model", blocking=True)],
@@ -67,6 +69,8 @@ def _metadata(out: dict[str, Any], tracker: Tracker) -> dict[str, Any]:
     return {
         "model": mv.uri,
         "model_sha256": mv.sha256,
+        "feature_set": result.feature_set,
+        "n_features": len(result.feature_names),
         "hyperparameters": dg.MetadataValue.json(result.params),
         "n_trials": result.n_trials,
         "cv_trials": dg.MetadataValue.md(trials.to_pandas().to_markdown(index=False)),

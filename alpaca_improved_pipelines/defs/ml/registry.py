@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from alpaca_improved_pipelines.tracking.mlflow_store import Tracker
-from strategies.ml import FEATURE_NAMES, FEATURE_SET_VERSION
+from strategies.ml import FEATURE_SET_VERSION, FEATURE_SETS
 
 MODEL_DIR = "model"
 MODEL_FILE = "model.pkl"
@@ -40,9 +40,11 @@ class ModelVersion:
         return f"models:/{self.name}/{self.version}"
 
 
-def save_model(model: Any, where: Path, example: np.ndarray) -> str:
-    """Save ``model`` as an MLflow sklearn model directory at ``where``; returns the sha256 of
-    its ``model.pkl``."""
+def save_model(
+    model: Any, where: Path, example: np.ndarray, feature_set: str = FEATURE_SET_VERSION
+) -> str:
+    """Save ``model`` (trained on ``feature_set``) as an MLflow sklearn model directory at
+    ``where``; returns the sha256 of its ``model.pkl``."""
     import mlflow.sklearn
     import sklearn
     from mlflow.models import infer_signature
@@ -54,7 +56,7 @@ def save_model(model: Any, where: Path, example: np.ndarray) -> str:
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
         signature=infer_signature(example, proba),
         input_example=example,
-        metadata={"feature_names": list(FEATURE_NAMES), "feature_set": FEATURE_SET_VERSION},
+        metadata={"feature_names": list(FEATURE_SETS[feature_set]), "feature_set": feature_set},
         # pinned, not inferred (inference shells out to uv/pip and takes seconds)
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"numpy=={np.__version__}"],
     )
@@ -62,14 +64,19 @@ def save_model(model: Any, where: Path, example: np.ndarray) -> str:
 
 
 def log_and_register(
-    tracker: Tracker, run_id: str, model: Any, name: str, example: np.ndarray
+    tracker: Tracker,
+    run_id: str,
+    model: Any,
+    name: str,
+    example: np.ndarray,
+    feature_set: str = FEATURE_SET_VERSION,
 ) -> ModelVersion:
     """Log ``model`` under the run's ``model/`` artifacts and register a new version of
     ``name`` from it, tagged with its sha256."""
     client = tracker.client
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / MODEL_DIR
-        sha = save_model(model, local, example)
+        sha = save_model(model, local, example, feature_set)
         client.log_artifacts(run_id, str(local), MODEL_DIR)
     try:
         client.get_registered_model(name)

@@ -1,4 +1,6 @@
-"""The work behind ``gbm_signal_model``: lake closes → purged-CV search and fit on the head →
+"""The work behind ``gbm_signal_model``: lake inputs of the feature set (closes; ``v2`` also
+volumes and vol surfaces, :mod:`~alpaca_improved_pipelines.defs.ml.inputs`) → purged-CV search
+and fit on the head →
 out-of-sample vectorbt backtest of the family's ``signals()`` on the held-out tail → Sharpe and
 Deflated Sharpe over the search's trials → MLflow run, registered model version → the
 ``backtest_runs`` / ``walk_forward`` rows the leaderboard, candidates and approval read.
@@ -21,6 +23,7 @@ from scipy import stats
 
 from alpaca_improved_pipelines.backtesting import research_tables
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_for
+from alpaca_improved_pipelines.defs.ml.inputs import example_rows, ml_inputs, table_versions
 from alpaca_improved_pipelines.defs.ml.registry import log_and_register
 from alpaca_improved_pipelines.defs.research.sweeps import LEADERBOARD_COLUMNS
 from alpaca_improved_pipelines.errors import ConfigError
@@ -28,11 +31,10 @@ from alpaca_improved_pipelines.tracking import repro
 from alpaca_improved_pipelines.tracking.mlflow_store import SWEEP_KEY_TAG, RunTags, Tracker
 from contracts import paths
 from contracts.manifest import SignalCosts
-from research.ml import TrainingConfig, TrainingResult, build_dataset, train
+from research.ml import Dataset, TrainingConfig, TrainingResult, build_dataset, train
 from research.ml.train import DEFAULT_GRID
 from strategies import analytics
 from strategies.ml import (
-    FEATURE_NAMES,
     FEATURE_SET_VERSION,
     GBMSignal,
     GBMSignalConfig,
@@ -52,6 +54,10 @@ class GBMTrainConfig(dg.Config):
     end: str | None = Field(default=None, description="Last session (default: lake end)")
     model_name: str = Field(default="gbm_signal", description="MLflow registered model name")
     horizon: int = Field(default=5, ge=1, description="label: sign of the h-bar forward return")
+    feature_set: str = Field(
+        default=FEATURE_SET_VERSION,
+        description="features: v1 (closes) or v2 (v1 + volume + the vol surface)",
+    )
     holdout: float = Field(default=0.3, description="tail fraction kept out of sample")
     seed: int = Field(default=7, description="random_state of every model")
     n_folds: int = Field(default=5, ge=3, description="purged walk-forward folds of the head")
@@ -94,13 +100,19 @@ def split_row(n_sessions: int, holdout: float, horizon: int) -> int:
 
 
 def oos_backtest(
-    strategy: GBMSignal, data: CloseMatrix, cut: int, fees: float, slippage: float
+    strategy: GBMSignal,
+    data: CloseMatrix,
+    cut: int,
+    fees: float,
+    slippage: float,
+    inputs: object | None = None,
 ) -> dict[str, Any]:
-    """vectorbt ``from_signals`` on the tail with the family's own ``signals()`` (computed on the
-    whole series: features at a tail bar read only bars up to it)."""
+    """vectorbt ``from_signals`` on the tail with the family's own ``signals()`` of ``inputs``
+    (default the closes; computed on the whole series: features at a tail bar read only bars
+    up to it)."""
     import vectorbt as vbt
 
-    entries, exits = strategy.signals(data.close)
+    entries, exits = strategy.signals(data.close if inputs is None else inputs)
     n_sym = len(data.symbols)
     pf = vbt.Portfolio.from_signals(
         data.close[cut:],
@@ -158,24 +170,31 @@ def run_training(
     lake = paths.lake_dir(home)
     data = load_for("1d", lake, _date(settings.start, "start"), _date(settings.end, "end"))
     try:
-        GBMSignalConfig(enter=settings.enter, leave=settings.leave, horizon=settings.horizon)
+        GBMSignalConfig(enter=settings.enter, leave=settings.leave, horizon=settings.horizon,
+                        feature_set=settings.feature_set)  # fmt: skip
     except ValueError as exc:
         raise ConfigError(f"gbm_signal_model config: {exc}") from None
     cut = split_row(len(data.sessions), settings.holdout, settings.horizon)
-    result = train(build_dataset(data.close, settings.horizon, stop=cut), settings.training())
-    data_version = repro.combined_version(data.data_versions)
+    inputs, versions = ml_inputs(lake, data, settings.feature_set)
+    ds = build_dataset(inputs, settings.horizon, stop=cut, feature_set=settings.feature_set)
+    result = train(ds, settings.training())
+    data_version = repro.combined_version(versions)
     # the search's identity: the same search on the same data (a retry) counts its trials once
-    key = hashlib.sha256(
-        json.dumps([settings.model_dump(mode="json"), data_version], sort_keys=True).encode()
-    ).hexdigest()[:16]
+    search = settings.model_dump(mode="json")
+    if search["feature_set"] == "v1":  # v1 searches keep the identity they had before v2
+        del search["feature_set"]
+    key = hashlib.sha256(json.dumps([search, data_version], sort_keys=True).encode()).hexdigest()
+    key = key[:16]
     ledger = tracker.trials_so_far(FAMILY, exclude_key=key, kind=KIND) + result.n_trials
     run_id = tracker.start_run(
         FAMILY, f"{FAMILY} training", KIND,
-        RunTags(tags[0], tags[1], data.partition_range, {data.table: data_version}),
+        RunTags(tags[0], tags[1], data.partition_range, table_versions(versions)),
         extra_tags={SWEEP_KEY_TAG: key},
     )  # fmt: skip
     try:
-        out = _evaluate_and_log(settings, data, cut, result, tracker, run_id, data_version, ledger)
+        out = _evaluate_and_log(
+            settings, (data, inputs, ds), cut, result, tracker, run_id, data_version, ledger
+        )
         research_tables.write_family(lake, "backtest_runs", FAMILY, out["board"])
         research_tables.write_family(lake, "walk_forward", FAMILY, out["walk_forward"])
     except BaseException:
@@ -187,7 +206,7 @@ def run_training(
 
 def _evaluate_and_log(
     settings: GBMTrainConfig,
-    data: CloseMatrix,
+    loaded: tuple[CloseMatrix, object, Dataset],
     cut: int,
     result: TrainingResult,
     tracker: Tracker,
@@ -195,8 +214,9 @@ def _evaluate_and_log(
     data_version: str,
     ledger: int,
 ) -> dict[str, Any]:
-    example = build_dataset(data.close, settings.horizon, stop=cut).x[:5]
-    mv = log_and_register(tracker, run_id, result.model, settings.model_name, example)
+    data, inputs, ds = loaded
+    mv = log_and_register(tracker, run_id, result.model, settings.model_name, example_rows(ds),
+                          feature_set=result.feature_set)  # fmt: skip
     tracker.log(run_id, params={"registered_model": mv.uri}, tags={"model_sha256": mv.sha256})
     bind_model(mv.sha256, proba_predictor(result.model))  # the backtest runs the logged model
     config = GBMSignalConfig(
@@ -204,11 +224,12 @@ def _evaluate_and_log(
         model_name=mv.name,
         model_version=mv.version,
         model_sha256=mv.sha256,
+        feature_set=settings.feature_set,
         horizon=settings.horizon,
         enter=settings.enter,
         leave=settings.leave,
     )
-    oos = oos_backtest(GBMSignal(config), data, cut, settings.fees, settings.slippage)
+    oos = oos_backtest(GBMSignal(config), data, cut, settings.fees, settings.slippage, inputs)
     sig = {**significance(oos["returns"], result, ledger), "trials_ledger": float(ledger)}
     _log_run(tracker, run_id, settings, result, data, cut, oos, sig)
     board = _board_row(config, oos, sig, result, data, run_id, data_version, settings)
@@ -233,8 +254,8 @@ def _log_run(
         params={
             **{f"hp.{k}": v for k, v in result.params.items()},
             "seed": result.seed,
-            "features": ",".join(FEATURE_NAMES),
-            "feature_set": FEATURE_SET_VERSION,
+            "features": ",".join(result.feature_names),
+            "feature_set": result.feature_set,
             "horizon": settings.horizon,
             "holdout": settings.holdout,
             "n_folds": settings.n_folds,
