@@ -1,10 +1,14 @@
 """Compiled indicator and signal kernels shared by the equity strategies and the fast path.
 
 The strategies' ``signals()`` and the fused sweep kernels call these same functions, so the fast
-path sees bit-identical indicator values and therefore identical signals.
+path sees bit-identical indicator values and therefore identical signals. The indicators are the
+panel kernels of :mod:`strategies.indicators._kernels` on one column, so a family's
+``panel_signals`` (all columns at once) equals its ``column_signals`` bit for bit.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -12,37 +16,35 @@ from numba import njit
 from strategies.indicators._kernels import roc_block, rsi_block, sma_block
 
 
+def _one_column(kernel: Any, x: np.ndarray, *params: Any) -> np.ndarray:
+    # A plain-Python bridge on purpose: a cached njit caller of a kernel in another module
+    # would keep the old compiled kernel after that module changed (numba's cache tracks
+    # only the caller's own file).
+    col = np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 1)
+    out = np.empty_like(col)
+    kernel(col, *params, out, 0, 1)
+    return out[:, 0]
+
+
+def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Simple moving average (NaN for the first ``window - 1`` bars), running-sum update."""
+    return _one_column(sma_block, x, window)
+
+
+def rsi_wilder(x: np.ndarray, window: int) -> np.ndarray:
+    """Wilder's RSI as TA-Lib computes it (NaN for the first ``window`` bars)."""
+    return _one_column(rsi_block, x, window)
+
+
+def rate_of_change(x: np.ndarray, lookback: int) -> np.ndarray:
+    """``x[t] / x[t - lookback] - 1`` (NaN for the first ``lookback`` bars)."""
+    return _one_column(roc_block, x, lookback)
+
+
 @njit(cache=True, nogil=True)
 def _column(x: np.ndarray) -> np.ndarray:
     """A 1-D series as a contiguous (bars, 1) panel."""
     return np.ascontiguousarray(x).reshape((x.shape[0], 1))
-
-
-@njit(cache=True, nogil=True)
-def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Simple moving average (NaN for the first ``window - 1`` bars), running-sum update."""
-    col = _column(x)
-    out = np.empty_like(col)
-    sma_block(col, window, out, 0, 1)
-    return out[:, 0]
-
-
-@njit(cache=True, nogil=True)
-def rsi_wilder(x: np.ndarray, window: int) -> np.ndarray:
-    """Wilder's RSI as TA-Lib computes it (NaN for the first ``window`` bars)."""
-    col = _column(x)
-    out = np.empty_like(col)
-    rsi_block(col, window, out, 0, 1)
-    return out[:, 0]
-
-
-@njit(cache=True, nogil=True)
-def rate_of_change(x: np.ndarray, lookback: int) -> np.ndarray:
-    """``x[t] / x[t - lookback] - 1`` (NaN for the first ``lookback`` bars)."""
-    col = _column(x)
-    out = np.empty_like(col)
-    roc_block(col, lookback, out, 0, 1)
-    return out[:, 0]
 
 
 @njit(cache=True, nogil=True)
