@@ -234,10 +234,11 @@ class Tracker:
         all_tags = {**tags.as_tags(), KIND_TAG: kind, **dict(extra_tags or {})}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id(family), run_name=name, tags=all_tags)
         diff = repro.git_diff()
+        if diff:  # a tag of the new run, not a write of its own
+            all_tags["git.dirty"] = "true"
+        run = self.client.create_run(self.experiment_id(family), run_name=name, tags=all_tags)
         if diff:
-            self.client.set_tag(run.info.run_id, "git.dirty", "true")
             self.log_text(run.info.run_id, diff, "code/uncommitted.diff")
         return run.info.run_id
 
