@@ -34,6 +34,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -71,14 +72,20 @@ def bits(frame: pl.DataFrame) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()[:16]
 
 
-def worker_cpu(engine: SweepEngine) -> float:
+def worker_cpus(engine: SweepEngine) -> dict[str, float]:
+    """CPU seconds each Dask worker process has used so far (all its threads)."""
     if isinstance(engine, DaskEngine):
-        return float(sum(engine.client.run(time.process_time).values()))
-    return 0.0
+        return {w: float(t) for w, t in engine.client.run(time.process_time).items()}
+    return {}
+
+
+def worker_cpu(engine: SweepEngine) -> float:
+    return sum(worker_cpus(engine).values())
 
 
 def timed(name: str, engine: SweepEngine, spec: sw.SweepSpec, data: CloseMatrix, root: Path):
-    load0, cpu0, own0 = os.getloadavg()[0], worker_cpu(engine), time.process_time()
+    load0, own0 = os.getloadavg()[0], time.process_time()
+    each0 = worker_cpus(engine)
     first: list[float] = []
 
     def mark(i: int, n: int) -> None:
@@ -89,7 +96,8 @@ def timed(name: str, engine: SweepEngine, spec: sw.SweepSpec, data: CloseMatrix,
     out, _ = sw.run_sweep(spec, data, root, engine=engine, on_chunk=mark)
     el = time.perf_counter() - t0
     own = time.process_time() - own0  # this process: checkpoints, assembly, the Dask client
-    cpu = worker_cpu(engine) - cpu0
+    each = {w: t - each0.get(w, 0.0) for w, t in worker_cpus(engine).items()}
+    cpu = sum(each.values())
     n = len(spec.points)
     trials = out.filter(pl.col("error").is_null()).height
     row = {
@@ -97,6 +105,8 @@ def timed(name: str, engine: SweepEngine, spec: sw.SweepSpec, data: CloseMatrix,
         "seconds": round(el, 1),
         "variants_per_s": round(n / el, 1),
         "worker_cpu_s": round(cpu, 1) if cpu else None,
+        "each_worker_cpu_s": [round(t, 1) for t in each.values()] or None,
+        "busy_cores": round((cpu + own) / el, 2),
         "driver_cpu_s": round(own, 1),
         "variants_per_cpu_s": round(n / cpu, 1) if cpu else None,
         "rows": out.height,
@@ -150,9 +160,14 @@ def main() -> None:
         n: max(r["variants_per_cpu_s"] or 0 for r in rows if r["engine"] == f"dask x{n}")
         for n in (1, 2)
     }
+    med = {
+        n: statistics.median(r["variants_per_s"] for r in rows if r["engine"] == f"dask x{n}")
+        for n in (1, 2)
+    }
     print(
         f"\n2-vs-1 Dask workers, best variants/s: {best[2]} / {best[1]} = "
-        f"{best[2] / best[1]:.2f}x (issue target 1.8x)"
+        f"{best[2] / best[1]:.2f}x, median {med[2]} / {med[1]} = {med[2] / med[1]:.2f}x "
+        "(issue target 1.8x)"
     )
     print(
         f"variants per worker CPU-second, 1 vs 2 workers: {cpu[1]} vs {cpu[2]} (2 free cores "

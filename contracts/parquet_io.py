@@ -108,11 +108,16 @@ def write_bytes_atomic(
     path: Path,
     fsync: bool = True,
     before_rename: Callable[[Path], None] | None = None,
+    clean: bool = True,
 ) -> None:
     """Put ``data`` (bytes already serialized, e.g. by :func:`serialize` in another process) at
-    ``path`` atomically: temporary file, flush, fsync, rename, directory fsync."""
+    ``path`` atomically: temporary file, flush, fsync, rename, directory fsync.
+
+    ``clean``: first remove killed writers' temporary files beside ``path`` (a scan of the
+    directory; a writer of many files into one directory cleans once, not per file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent)
+    if clean:
+        remove_stale_temps(path.parent)
     tmp = path.parent / f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
     try:
         with tmp.open("wb") as f:

@@ -26,6 +26,7 @@ class Checkpoints:
     def __init__(self, root: Path, store: LakeStore | None = None) -> None:
         self.root = Path(root)
         self.store = store if store is not None and store.remote else None
+        self._cleaned = False  # a killed driver's temporary files removed (first put)
 
     @classmethod
     def for_sweep(cls, home: Path, family: str, key: str) -> Checkpoints:
@@ -48,7 +49,10 @@ class Checkpoints:
     def put(self, i: int, blob: bytes) -> None:
         """Checkpoint chunk ``i`` (its Parquet bytes), atomically for any reader."""
         if self.store is None:
-            parquet_io.write_bytes_atomic(blob, self.path(i))
+            # the directory holds one file per chunk: scanning it for stale temporary files on
+            # every put was O(chunks^2) (~4.9M entries over a 100k-point sweep's 3,125 puts)
+            parquet_io.write_bytes_atomic(blob, self.path(i), clean=not self._cleaned)
+            self._cleaned = True
             return
         store = self.store
         key = store.key(self.path(i))  # type: ignore[attr-defined]  # an S3Store when remote

@@ -191,6 +191,27 @@ def test_unknown_engine_fails_the_sweep_before_any_run_or_checkpoint(
         assert db.execute("select count(*) from runs").fetchone() == (0,)
 
 
+def test_checkpoints_remove_a_killed_drivers_temp_files_once(tmp_path: Path) -> None:
+    """The first put of a (resumed) sweep removes stale temporary files; later puts do not scan
+    the directory again (a scan per put was O(chunks^2) for the driver)."""
+    import pyarrow as pa
+
+    from contracts import parquet_io
+
+    blob = parquet_io.serialize(pa.table({"x": [1, 2]}))[0].to_pybytes()
+    ck = Checkpoints(tmp_path)
+    stale = tmp_path / f"{parquet_io.TMP_PREFIX}999-dead"
+    stale.write_bytes(b"half a chunk")
+    ck.put(0, blob)
+    assert not stale.exists()
+    stale.write_bytes(b"half a chunk")
+    ck.put(1, blob)
+    assert stale.exists()  # not scanned for again by this sweep's later puts
+    assert ck.read(1)["x"].to_list() == [1, 2] and ck.exists(0)
+    Checkpoints(tmp_path).put(2, blob)  # the next run's first put cleans
+    assert not stale.exists()
+
+
 # ---- the cluster: identical results, exact trials, resume ---------------------------------------
 
 
