@@ -8,37 +8,29 @@ panel kernels of :mod:`strategies.indicators._kernels` on one column, so a famil
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numba import njit
 
-from strategies.indicators._kernels import roc_block, rsi_block, sma_block
+from strategies.indicators._kernels import roc_column, rsi_column, sma_column
 
-
-def _one_column(kernel: Any, x: np.ndarray, *params: Any) -> np.ndarray:
-    # A plain-Python bridge on purpose: a cached njit caller of a kernel in another module
-    # would keep the old compiled kernel after that module changed (numba's cache tracks
-    # only the caller's own file).
-    col = np.ascontiguousarray(x, dtype=np.float64).reshape(-1, 1)
-    out = np.empty_like(col)
-    kernel(col, *params, out, 0, 1)
-    return out[:, 0]
+# The 1-D kernels are the panel kernels' one-column forms, compiled in their own module: a
+# cached njit function here calling a kernel of another file would keep a stale compiled copy
+# after that file changed (numba's cache tracks only the caller's own file).
 
 
 def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average (NaN for the first ``window - 1`` bars), running-sum update."""
-    return _one_column(sma_block, x, window)
+    return sma_column(np.asarray(x, dtype=np.float64), window)
 
 
 def rsi_wilder(x: np.ndarray, window: int) -> np.ndarray:
     """Wilder's RSI as TA-Lib computes it (NaN for the first ``window`` bars)."""
-    return _one_column(rsi_block, x, window)
+    return rsi_column(np.asarray(x, dtype=np.float64), window)
 
 
 def rate_of_change(x: np.ndarray, lookback: int) -> np.ndarray:
     """``x[t] / x[t - lookback] - 1`` (NaN for the first ``lookback`` bars)."""
-    return _one_column(roc_block, x, lookback)
+    return roc_column(np.asarray(x, dtype=np.float64), lookback)
 
 
 @njit(cache=True, nogil=True)

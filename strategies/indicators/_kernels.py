@@ -284,3 +284,36 @@ def roc_block(x, lookback, out, lo, hi):  # noqa: ANN001, ANN201
     for t in range(lookback, n):
         for j in range(lo, hi):
             out[t, j] = x[t, j] / x[t - lookback, j] - 1.0
+
+
+@njit(cache=True, nogil=True)
+def _as_column(x):  # noqa: ANN001, ANN202
+    return np.ascontiguousarray(x).reshape((x.shape[0], 1))
+
+
+@njit(cache=True, nogil=True)
+def sma_column(x, w):  # noqa: ANN001, ANN201
+    """:func:`sma_block` on one 1-D series (compiled end to end: per-series callers pay one
+    dispatch)."""
+    col = _as_column(x)
+    out = np.empty_like(col)
+    sma_block(col, w, out, 0, 1)
+    return out[:, 0]
+
+
+@njit(cache=True, nogil=True)
+def rsi_column(x, w):  # noqa: ANN001, ANN201
+    """:func:`rsi_block` on one 1-D series."""
+    col = _as_column(x)
+    out = np.empty_like(col)
+    rsi_block(col, w, out, 0, 1)
+    return out[:, 0]
+
+
+@njit(cache=True, nogil=True)
+def roc_column(x, lookback):  # noqa: ANN001, ANN201
+    """:func:`roc_block` on one 1-D series."""
+    col = _as_column(x)
+    out = np.empty_like(col)
+    roc_block(col, lookback, out, 0, 1)
+    return out[:, 0]
