@@ -159,34 +159,38 @@ def _layout(df: pl.DataFrame) -> PanelLayout:
 
 
 def _panel_columns(
-    df: pl.DataFrame, config: IndicatorConfig, layout: PanelLayout
+    df: pl.DataFrame, config: IndicatorConfig, layout: PanelLayout, threads: int | None
 ) -> dict[str, list[np.ndarray]]:
     """Every ``config.columns()`` entry as panels (one per layout shape), NaN on warm-up rows."""
     inputs = {c: layout.panels(df[c].cast(pl.Float64).to_numpy()) for c in config.input_columns()}
     prices = inputs[config.price_col]
     out: dict[str, list[np.ndarray]] = {name: [] for name in config.columns()}
+    th = {"threads": threads}
     for k, x in enumerate(prices):
-        cols = {f"sma_{n}": panel.sma(x, n) for n in config.sma_windows}
-        cols |= {f"ema_{n}": panel.ema(x, n) for n in config.ema_windows}
-        cols |= {f"rsi_{n}": panel.rsi(x, n) for n in config.rsi_windows}
+        cols = {f"sma_{n}": panel.sma(x, n, **th) for n in config.sma_windows}
+        cols |= {f"ema_{n}": panel.ema(x, n, **th) for n in config.ema_windows}
+        cols |= {f"rsi_{n}": panel.rsi(x, n, **th) for n in config.rsi_windows}
         if config.include_macd:
-            lines = panel.macd(x, config.macd_fast, config.macd_slow, config.macd_signal)
+            fast, slow, signal = config.macd_fast, config.macd_slow, config.macd_signal
+            lines = panel.macd(x, fast, slow, signal, **th)
             cols |= dict(zip(("macd", "macd_signal", "macd_hist"), lines, strict=True))
         for n in config.bb_windows:
-            bands = panel.bollinger(x, n, config.bb_k)
+            bands = panel.bollinger(x, n, config.bb_k, **th)
             names = (f"bb_upper_{n}", f"bb_middle_{n}", f"bb_lower_{n}")
             cols |= dict(zip(names, bands, strict=True))
         if config.atr_windows:
             hlc = (inputs["high"][k], inputs["low"][k], inputs["close"][k])
-            cols |= {f"atr_{n}": panel.atr(*hlc, n) for n in config.atr_windows}
+            cols |= {f"atr_{n}": panel.atr(*hlc, n, **th) for n in config.atr_windows}
         ppy = config.periods_per_year
-        cols |= {f"rv_{n}": panel.realized_vol(x, n, ppy) for n in config.rv_windows}
+        cols |= {f"rv_{n}": panel.realized_vol(x, n, ppy, **th) for n in config.rv_windows}
         for name, values in cols.items():
             out[name].append(values)
     return out
 
 
-def add_indicators(df: pl.DataFrame, config: IndicatorConfig | None = None) -> pl.DataFrame:
+def add_indicators(
+    df: pl.DataFrame, config: IndicatorConfig | None = None, *, threads: int | None = 1
+) -> pl.DataFrame:
     """Add the standard indicator columns to a frame of bars, per symbol, without look-ahead.
 
     Rows keep their order (symbols may be interleaved); each indicator is computed over each
@@ -196,6 +200,8 @@ def add_indicators(df: pl.DataFrame, config: IndicatorConfig | None = None) -> p
     Args:
         df: Bars with ``symbol``, ``ts`` and the price columns (``open, high, low, close``).
         config: Which indicators to add; defaults to ``IndicatorConfig()``.
+        threads: Threads per indicator kernel (``None``: numba's count; see
+            :mod:`strategies.indicators.panel`); values do not depend on it.
 
     Returns:
         ``df`` with ``config.columns()`` appended.
@@ -209,7 +215,7 @@ def add_indicators(df: pl.DataFrame, config: IndicatorConfig | None = None) -> p
     # The compiled panel kernels (strategies.indicators.panel) on the symbols' columns; the
     # polars expressions (indicator_exprs) give the same values, an order of magnitude slower.
     layout = _layout(df)
-    panels = _panel_columns(df, config, layout)
+    panels = _panel_columns(df, config, layout, threads)
     return df.with_columns(
         pl.Series(name, layout.column(panels[name]), dtype=pl.Float64, nan_to_null=True)
         for name in config.columns()

@@ -8,8 +8,10 @@ pandas), returns float64 numpy arrays of the same shape, NaN on the warm-up rows
 TA-Lib returns NaN, and agrees with TA-Lib run column by column (``tests/strategies/
 test_indicator_panel.py``). NaN inputs propagate, as in TA-Lib.
 
-``threads`` splits the columns across threads (default numba's ``get_num_threads()``; 1 stays
-on the calling thread). Results do not depend on it.
+``threads`` splits the columns across that many threads (``None``: numba's
+``get_num_threads()``). The default is 1: the kernels are memory-bound and take a few ms on
+2,520 x 500, and two threads measured no faster on the 2-core machine (slower under load;
+``benchmarks/bench_signal_library.py`` reports both). Results do not depend on it.
 
 Example::
 
@@ -60,13 +62,13 @@ def _one_output(kernel: Any, close: Any, *params: Any, threads: int | None) -> n
     return _shaped(out, close)
 
 
-def sma(close: Any, n: int, *, threads: int | None = None) -> np.ndarray:
+def sma(close: Any, n: int, *, threads: int | None = 1) -> np.ndarray:
     """Simple moving average, as ``talib.SMA`` (NaN for the first ``n - 1`` rows)."""
     n = check_int("n", n, 1)
     return _one_output(k.sma_block, close, n, threads=threads)
 
 
-def ema(close: Any, n: int, *, threads: int | None = None) -> np.ndarray:
+def ema(close: Any, n: int, *, threads: int | None = 1) -> np.ndarray:
     """Exponential moving average, as ``talib.EMA``: ``alpha = 2 / (n + 1)``, seeded at row
     ``n - 1`` with the SMA of the first ``n`` values (NaN before)."""
     n = check_int("n", n, 1)
@@ -74,7 +76,7 @@ def ema(close: Any, n: int, *, threads: int | None = None) -> np.ndarray:
 
 
 def macd(
-    close: Any, fast: int = 12, slow: int = 26, signal: int = 9, *, threads: int | None = None
+    close: Any, fast: int = 12, slow: int = 26, signal: int = 9, *, threads: int | None = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MACD line, signal and histogram, as ``talib.MACD`` (its seeding quirks included; all
     three NaN for the first ``slow + signal - 2`` rows)."""
@@ -88,14 +90,14 @@ def macd(
     return _shaped(line, close), _shaped(sig, close), _shaped(hist, close)
 
 
-def rsi(close: Any, n: int = 14, *, threads: int | None = None) -> np.ndarray:
+def rsi(close: Any, n: int = 14, *, threads: int | None = 1) -> np.ndarray:
     """Wilder's RSI, as ``talib.RSI`` (NaN for the first ``n`` rows; 0 over a flat stretch)."""
     n = check_int("n", n, 1)
     return _one_output(k.rsi_block, close, n, threads=threads)
 
 
 def bollinger(
-    close: Any, n: int = 20, nbdev: float = 2.0, *, threads: int | None = None
+    close: Any, n: int = 20, nbdev: float = 2.0, *, threads: int | None = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Upper, middle and lower band, as ``talib.BBANDS(close, n, nbdev, nbdev, matype=0)``:
     SMA middle, population std (NaN for the first ``n - 1`` rows)."""
@@ -108,7 +110,7 @@ def bollinger(
     return _shaped(upper, close), _shaped(middle, close), _shaped(lower, close)
 
 
-def true_range(high: Any, low: Any, close: Any, *, threads: int | None = None) -> np.ndarray:
+def true_range(high: Any, low: Any, close: Any, *, threads: int | None = 1) -> np.ndarray:
     """True range, as ``talib.TRANGE`` (NaN on the first row)."""
     h, lo, c = _hlc(high, low, close)
     out = np.empty_like(c)
@@ -116,7 +118,7 @@ def true_range(high: Any, low: Any, close: Any, *, threads: int | None = None) -
     return _shaped(out, close)
 
 
-def atr(high: Any, low: Any, close: Any, n: int = 14, *, threads: int | None = None) -> np.ndarray:
+def atr(high: Any, low: Any, close: Any, n: int = 14, *, threads: int | None = 1) -> np.ndarray:
     """Average true range with Wilder smoothing, as ``talib.ATR`` (NaN for the first ``n``)."""
     n = check_int("n", n, 1)
     h, lo, c = _hlc(high, low, close)
@@ -125,14 +127,14 @@ def atr(high: Any, low: Any, close: Any, n: int = 14, *, threads: int | None = N
     return _shaped(out, close)
 
 
-def rate_of_change(close: Any, n: int, *, threads: int | None = None) -> np.ndarray:
+def rate_of_change(close: Any, n: int, *, threads: int | None = 1) -> np.ndarray:
     """``close[t] / close[t - n] - 1``: ``talib.ROCR`` minus one (NaN for the first ``n``)."""
     n = check_int("n", n, 1)
     return _one_output(k.roc_block, close, n, threads=threads)
 
 
 def realized_vol(
-    close: Any, n: int = 20, periods_per_year: float = 252, *, threads: int | None = None
+    close: Any, n: int = 20, periods_per_year: float = 252, *, threads: int | None = 1
 ) -> np.ndarray:
     """Annualized realized volatility: rolling sample std (ddof=1) of ``n`` log returns times
     ``sqrt(periods_per_year)`` (NaN for the first ``n`` rows). No TA-Lib function; equals

@@ -128,6 +128,9 @@ def test_threads_and_blocks_do_not_change_values(hlc: tuple) -> None:
         # A column alone equals its column of the panel, bit for bit.
         np.testing.assert_array_equal(fn(close[:, 4], 9), one[:, 4])
     np.testing.assert_array_equal(panel.macd(close, threads=2)[2], panel.macd(close)[2])
+    bands, one_thread = panel.bollinger(close, threads=None), panel.bollinger(close)
+    for a, b in zip(bands, one_thread, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_one_column_kernels_are_the_panel_kernels(hlc: tuple) -> None:
@@ -176,6 +179,7 @@ def test_add_indicators_on_ragged_shuffled_symbols_equals_the_polars_expressions
     bars = bars[rng.permutation(bars.height)].sort("ts", maintain_order=True)
     config = IndicatorConfig(sma_windows=(3, 50), rsi_windows=(2, 14), rv_windows=(5,))
     ours = add_indicators(bars, config)
+    assert add_indicators(bars, config, threads=2).equals(ours)
     ref = bars.lazy().with_columns(indicator_exprs(config)).collect()
     assert ours.select(bars.columns).equals(bars)
     for name in config.columns():
