@@ -85,6 +85,20 @@ def make_model(params: Mapping[str, Any], seed: int) -> HistGradientBoostingClas
     return HistGradientBoostingClassifier(random_state=seed, early_stopping=False, **params)
 
 
+def fit_model(
+    params: Mapping[str, Any], seed: int, x: np.ndarray, y: np.ndarray
+) -> HistGradientBoostingClassifier:
+    """:func:`make_model` fitted on ``(x, y)``. A column with no known value in ``x`` (``v2``
+    vol-surface columns before the lake's first surface) is fitted as the constant 0: a
+    constant gives the trees nothing to split on, exactly as an unknown column, and NaN there
+    at prediction then takes the same path (scikit-learn 1.9 fails to bin an all-NaN column)."""
+    empty = np.isnan(x).all(axis=0) if x.shape[0] else np.zeros(x.shape[1], dtype=np.bool_)
+    if empty.any():
+        x = x.copy()
+        x[:, empty] = 0.0
+    return make_model(params, seed).fit(x, y)
+
+
 def up_probability(model: HistGradientBoostingClassifier, x: np.ndarray) -> np.ndarray:
     """P(label 1) per row: the strategy's predictor (:func:`strategies.ml.proba_predictor`)."""
     return proba_predictor(model)(x)
@@ -115,7 +129,7 @@ def cross_validate(
         ds.t0, ds.t1, config.n_folds, config.embargo, config.min_train_folds
     )
     for fold, (train, test) in enumerate(splits):
-        model = make_model(params, config.seed).fit(ds.x[train], ds.y[train])
+        model = fit_model(params, config.seed, ds.x[train], ds.y[train])
         p = up_probability(model, ds.x[test])
         rows.append({"fold": fold, "n_train": train.size, "n_test": test.size,
                      **_fold_scores(ds.y[test], p)})  # fmt: skip
@@ -161,7 +175,7 @@ def _train(ds: Dataset, config: TrainingConfig) -> TrainingResult:
     trials = pl.DataFrame(trial_rows)
     best = int(trials["log_loss"].arg_min() or 0)
     params = config.points()[best]
-    model = make_model(params, config.seed).fit(ds.x, ds.y)
+    model = fit_model(params, config.seed, ds.x, ds.y)
     return TrainingResult(
         model,
         params,

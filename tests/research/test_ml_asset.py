@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
 
 from alpaca_improved_pipelines.backtesting.data import load_for
 from alpaca_improved_pipelines.backtesting.research_tables import read_family
-from alpaca_improved_pipelines.defs.ml.assets import REGISTERED_HASH, gbm_signal_model
+from alpaca_improved_pipelines.defs.ml.assets import REGISTERED_HASH
 from alpaca_improved_pipelines.defs.ml.training import (
     GBMTrainConfig,
     oos_backtest,
@@ -23,46 +22,27 @@ from alpaca_improved_pipelines.defs.ml.training import (
     significance,
     split_row,
 )
-from alpaca_improved_pipelines.defs.promotion.assets import approved_manifest, candidates
-from alpaca_improved_pipelines.defs.research.assets import leaderboard
-from alpaca_improved_pipelines.lake import storage
-from alpaca_improved_pipelines.sources.synthetic_bars import daily_bars
 from alpaca_improved_pipelines.tracking.mlflow_store import Tracker
 from contracts import paths
 from contracts.manifest import read_manifest
 from live.deployments.manifests import load_manifest, write_manifest
 from strategies.backtest.signal_fastpath import simulate_signals
 from strategies.ml import FEATURE_SET_VERSION, GBMSignal, GBMSignalConfig, unbind_model
-from tests.research_lake import SESSIONS, SYMBOLS, quiet, resources_for
+from tests.research.ml_run import daily_lake, trained_and_approved
+from tests.research_lake import SESSIONS, SYMBOLS, resources_for
 
 pytestmark = pytest.mark.slow  # one Dagster run with MLflow: ~20 s under load
 
 GRID = {"max_depth": [2, 3], "max_iter": [20]}
-TRAIN = {"grid_json": json.dumps(GRID), "n_folds": 4, "enter": 0.5, "leave": 0.48}
+TRAIN: dict[str, Any] = {"grid_json": json.dumps(GRID), "n_folds": 4, "enter": 0.5, "leave": 0.48}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Any:
     home = tmp_path_factory.mktemp("ml") / "home"
-    for s in SESSIONS:
-        storage.write_partition(daily_bars(7, SYMBOLS, s), home / "lake", "stock_bars_1d", s,
-                                fsync=False)  # fmt: skip
-    with dg.instance_for_test() as instance:
-        res = dg.materialize(
-            [gbm_signal_model, leaderboard, candidates, approved_manifest],
-            resources=resources_for(home),
-            instance=instance,
-            run_config=quiet({"ops": {
-                "gbm_signal_model": {"config": TRAIN},
-                "candidates": {"config": {"require_quality_checks": False}},
-                "approved_manifest": {"config": {"family": "gbm_signal", "approver": "t",
-                                                 "reason": "test", "allow_failed_gates": True}},
-            }}),
-        )  # fmt: skip
-        assert res.success
+    daily_lake(home, SYMBOLS, SESSIONS)
+    with trained_and_approved(home, resources_for(home), TRAIN) as res:
         yield home, res
-    board = read_family(home / "lake", "backtest_runs", "gbm_signal")
-    unbind_model(json.loads(board["params"][0])["model_sha256"])
 
 
 def test_the_asset_logs_registers_and_checks_the_model(trained: Any) -> None:

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 
 from research.ml import TrainingConfig, build_dataset, train, up_probability
+from research.ml.train import fit_model
 from strategies.ml import FEATURE_NAMES, FEATURE_NAMES_V2, VOL_FEATURES, MLInputs, labels
 
 SMALL = TrainingConfig(grid={"max_depth": (2, 3), "max_iter": (30,)}, n_folds=4)
 N, SYMBOLS, H, CUT = 500, 3, 5, 420
 
 
-def _inputs(seed: int = 0) -> MLInputs:
+def _inputs(seed: int = 0, first: int = 150) -> MLInputs:
     """Random-walk closes (nothing for v1 to learn) and a surface whose 25-delta risk reversal
     leans toward the sign of the next 5 sessions' return (as a skew that prices the move would);
-    no surface before session 150 nor on every 7th session."""
+    no surface before session ``first`` nor on every 7th session."""
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0.0, 0.01, (N, SYMBOLS)), axis=0))
     volume = rng.lognormal(13.0, 0.3, (N, SYMBOLS))
@@ -28,7 +29,7 @@ def _inputs(seed: int = 0) -> MLInputs:
         y, known = labels(close[:, j], H)
         lean = np.where(known, 2.0 * np.nan_to_num(y) - 1.0, 0.0)
         vol[:, j, VOL_FEATURES.index("rr25")] = 0.01 * lean + rng.normal(0.0, 0.01, N)
-    vol[:150] = np.nan
+    vol[:first] = np.nan
     vol[::7] = np.nan
     return MLInputs(close, volume, vol)
 
@@ -68,3 +69,17 @@ def test_v2_training_is_deterministic_for_a_seed() -> None:
     a, b = train(ds, SMALL), train(ds, SMALL, threads=2)
     np.testing.assert_array_equal(up_probability(a.model, ds.x), up_probability(b.model, ds.x))
     assert a.trials.drop("params").equals(b.trials.drop("params"))
+
+
+def test_a_surface_unknown_in_every_training_row_trains_and_is_ignored() -> None:
+    """The lake's surfaces start after the first folds' training rows end: those folds fit
+    (scikit-learn cannot bin an all-NaN column alone), and the column plays no part."""
+    ds = build_dataset(_inputs(first=380), H, stop=CUT, feature_set="v2")
+    result = train(ds, SMALL)
+    assert result.cv.height == 2 * (SMALL.n_folds - SMALL.min_train_folds)
+    early = ds.t0 < 380
+    model = fit_model({"max_depth": 3, "max_iter": 30}, 7, ds.x[early], ds.y[early])
+    x = ds.x[~early].copy()
+    before = up_probability(model, x)
+    x[:, len(FEATURE_NAMES) + 1 :] = 123.0  # any surface value: the model never split on it
+    np.testing.assert_array_equal(up_probability(model, x), before)
