@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from strategies.indicators._kernels import roc_column, rsi_column, sma_column
+from strategies.indicators._kernels import ROC, RSI, SMA, one_column
 
 # The 1-D kernels are the panel kernels' one-column forms, compiled in their own module: a
 # cached njit function here calling a kernel of another file would keep a stale compiled copy
@@ -20,17 +20,17 @@ from strategies.indicators._kernels import roc_column, rsi_column, sma_column
 
 def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average (NaN for the first ``window - 1`` bars), running-sum update."""
-    return sma_column(np.asarray(x, dtype=np.float64), window)
+    return one_column(SMA, np.asarray(x, dtype=np.float64), window)
 
 
 def rsi_wilder(x: np.ndarray, window: int) -> np.ndarray:
     """Wilder's RSI as TA-Lib computes it (NaN for the first ``window`` bars)."""
-    return rsi_column(np.asarray(x, dtype=np.float64), window)
+    return one_column(RSI, np.asarray(x, dtype=np.float64), window)
 
 
 def rate_of_change(x: np.ndarray, lookback: int) -> np.ndarray:
     """``x[t] / x[t - lookback] - 1`` (NaN for the first ``lookback`` bars)."""
-    return roc_column(np.asarray(x, dtype=np.float64), lookback)
+    return one_column(ROC, np.asarray(x, dtype=np.float64), lookback)
 
 
 @njit(cache=True, nogil=True)

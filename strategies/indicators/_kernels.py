@@ -286,34 +286,20 @@ def roc_block(x, lookback, out, lo, hi):  # noqa: ANN001, ANN201
             out[t, j] = x[t, j] / x[t - lookback, j] - 1.0
 
 
-@njit(cache=True, nogil=True)
-def _as_column(x):  # noqa: ANN001, ANN202
-    return np.ascontiguousarray(x).reshape((x.shape[0], 1))
+SMA, RSI, ROC = 0, 1, 2  # the one-column kernels of one_column
 
 
 @njit(cache=True, nogil=True)
-def sma_column(x, w):  # noqa: ANN001, ANN201
-    """:func:`sma_block` on one 1-D series (compiled end to end: per-series callers pay one
-    dispatch)."""
-    col = _as_column(x)
+def one_column(kind, x, w):  # noqa: ANN001, ANN201
+    """The ``kind`` kernel (``SMA``: :func:`sma_block`, ``RSI``: :func:`rsi_block`, ``ROC``:
+    :func:`roc_block`) on one 1-D series, compiled end to end so per-series callers pay one
+    dispatch."""
+    col = np.ascontiguousarray(x).reshape((x.shape[0], 1))
     out = np.empty_like(col)
-    sma_block(col, w, out, 0, 1)
-    return out[:, 0]
-
-
-@njit(cache=True, nogil=True)
-def rsi_column(x, w):  # noqa: ANN001, ANN201
-    """:func:`rsi_block` on one 1-D series."""
-    col = _as_column(x)
-    out = np.empty_like(col)
-    rsi_block(col, w, out, 0, 1)
-    return out[:, 0]
-
-
-@njit(cache=True, nogil=True)
-def roc_column(x, lookback):  # noqa: ANN001, ANN201
-    """:func:`roc_block` on one 1-D series."""
-    col = _as_column(x)
-    out = np.empty_like(col)
-    roc_block(col, lookback, out, 0, 1)
+    if kind == SMA:
+        sma_block(col, w, out, 0, 1)
+    elif kind == RSI:
+        rsi_block(col, w, out, 0, 1)
+    else:
+        roc_block(col, w, out, 0, 1)
     return out[:, 0]
