@@ -60,6 +60,7 @@ def test_the_run_logs_and_registers_the_v2_features(trained: Any) -> None:
     (check,) = out.get_asset_check_evaluations()
     assert check.check_name == REGISTERED_HASH and check.passed
     assert meta["feature_set"].value == "v2" and meta["n_features"].value == 20
+    assert meta["surface_coverage"].value == {"AAPL": 0.0, "SPY": round(50 / len(SESSIONS), 4)}
     run = Tracker(home).client.get_run(str(meta["mlflow_run_id"].value))
     assert run.data.params["feature_set"] == "v2"
     assert run.data.params["features"] == ",".join(FEATURE_NAMES_V2)

@@ -41,6 +41,11 @@ def gbm_signal_model(
         config, Path(lake.home), tracker, (context.run_id, context.asset_key.to_user_string())
     )
     mv: ModelVersion = out["model"]
+    if bare := sorted(s for s, share in out["surface_coverage"].items() if share == 0.0):
+        context.log.warning(
+            f"no vol surface in the lake for {bare}: their v2 vol-surface features are NaN; "
+            "add them to option_chains' underlyings and backfill options_job to use them"
+        )
     return dg.MaterializeResult(
         metadata=_metadata(out, tracker),
         check_results=[_hash_check(tracker, mv)],
@@ -71,6 +76,7 @@ def _metadata(out: dict[str, Any], tracker: Tracker) -> dict[str, Any]:
         "model_sha256": mv.sha256,
         "feature_set": result.feature_set,
         "n_features": len(result.feature_names),
+        "surface_coverage": dg.MetadataValue.json(out["surface_coverage"]),
         "hyperparameters": dg.MetadataValue.json(result.params),
         "n_trials": result.n_trials,
         "cv_trials": dg.MetadataValue.md(trials.to_pandas().to_markdown(index=False)),

@@ -23,7 +23,7 @@ from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
 from alpaca_improved_pipelines.tracking import repro
 from research.ml import Dataset
-from strategies.ml import MLInputs, vol_matrix
+from strategies.ml import VOL_FEATURES, MLInputs, vol_matrix
 
 SURFACE_TABLES = ("vol_surface", "option_chains")
 
@@ -77,3 +77,13 @@ def example_rows(ds: Dataset, n: int = 5) -> np.ndarray:
     rows before the lake's first surface are NaN there), else the first ``n``."""
     rows = np.flatnonzero(np.isfinite(ds.x).all(axis=1))[:n]
     return ds.x[rows] if rows.size else ds.x[:n]
+
+
+def surface_coverage(inputs: object, symbols: list[str]) -> dict[str, float]:
+    """Share of sessions with a vol surface (a known 30-day ATM vol) per symbol; empty for
+    ``v1`` inputs. A symbol at 0 is outside the option_chains universe: its v2 columns are NaN
+    in training and live alike."""
+    if not isinstance(inputs, MLInputs) or inputs.vol is None:
+        return {}
+    known = np.isfinite(inputs.vol[:, :, VOL_FEATURES.index("atm_iv_30d")])
+    return {s: round(float(known[:, j].mean()), 4) for j, s in enumerate(symbols)}

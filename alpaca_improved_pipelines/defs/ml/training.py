@@ -23,7 +23,12 @@ from scipy import stats
 
 from alpaca_improved_pipelines.backtesting import research_tables
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix, load_for
-from alpaca_improved_pipelines.defs.ml.inputs import example_rows, ml_inputs, table_versions
+from alpaca_improved_pipelines.defs.ml.inputs import (
+    example_rows,
+    ml_inputs,
+    surface_coverage,
+    table_versions,
+)
 from alpaca_improved_pipelines.defs.ml.registry import log_and_register
 from alpaca_improved_pipelines.defs.research.sweeps import LEADERBOARD_COLUMNS
 from alpaca_improved_pipelines.errors import ConfigError
@@ -201,7 +206,7 @@ def run_training(
         tracker.finish(run_id, "FAILED")
         raise
     tracker.finish(run_id)
-    return out
+    return {**out, "surface_coverage": surface_coverage(inputs, data.symbols)}
 
 
 def _evaluate_and_log(
