@@ -27,9 +27,9 @@ from alpaca_improved_pipelines.backtesting.checkpoints import Checkpoints
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix
 from alpaca_improved_pipelines.backtesting.engines import SweepEngine, open_engine
 from alpaca_improved_pipelines.backtesting.families import family
+from alpaca_improved_pipelines.backtesting.significance import add_significance as add_significance
 from alpaca_improved_pipelines.backtesting.values import value_paths
 from contracts import parquet_io
-from strategies import analytics
 
 CHUNK = 32
 
@@ -282,53 +282,3 @@ def run_sweep(
                     on_chunk(i, len(chunks))
     frames = [ck.read(i) for i in range(len(chunks))]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(), resumed
-
-
-def add_significance(results: pl.DataFrame, n_trials_total: int) -> pl.DataFrame:
-    """Per-variant PSR and DSR; DSR deflates by every trial in the family's ledger.
-
-    Undefined metrics (NaN, e.g. the Sharpe of a variant that never traded) become nulls so
-    that they rank last instead of first (polars sorts NaN above every number).
-    """
-    floats = [c for c, t in results.schema.items() if t == pl.Float64]
-    results = results.with_columns(pl.col(floats).fill_nan(None))
-    ok = results.filter(pl.col("error").is_null())
-    if ok.is_empty():
-        return results
-    srs = np.array([analytics.sharpe_ratio(np.asarray(r)) / np.sqrt(252) for r in ok["returns"]])
-    srs = np.where(np.isfinite(srs), srs, np.nan)
-    var = float(np.nanvar(srs, ddof=1)) if np.isfinite(srs).sum() > 1 else 0.0
-    dsr, psr = [], []
-    for sr, r in zip(srs, ok["returns"], strict=True):
-        arr = np.asarray(r)
-        if not np.isfinite(sr) or var <= 0:
-            dsr.append(float("nan"))
-            psr.append(float("nan"))
-            continue
-        dsr.append(
-            float(
-                analytics.deflated_sharpe_ratio(
-                    sr, var, max(n_trials_total, 2), len(arr), float(_skew(arr)), float(_kurt(arr))
-                )
-            )
-        )
-        psr.append(float(analytics.probabilistic_sharpe_ratio(arr)))
-    ok = ok.with_columns(
-        pl.Series("dsr", dsr),
-        pl.Series("psr", psr),
-        pl.lit(var).alias("sr_variance"),
-        pl.lit(n_trials_total).alias("n_trials"),
-    )
-    return pl.concat([ok, results.filter(pl.col("error").is_not_null())], how="diagonal_relaxed")
-
-
-def _skew(x: np.ndarray) -> float:
-    from scipy import stats
-
-    return float(stats.skew(x))
-
-
-def _kurt(x: np.ndarray) -> float:
-    from scipy import stats
-
-    return float(stats.kurtosis(x, fisher=False))
