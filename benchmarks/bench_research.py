@@ -1,10 +1,10 @@
 """Research benchmarks (issues 5, 14): our general sweep path vs raw vectorbt on the same grid,
-and logging a 10,000-point sweep to MLflow vs the bare MLflow calls of the same runs. Each side
+a 10,000-point sweep's significance, and logging it to MLflow vs bare MLflow calls. Each side
 runs in the same process, interleaved, ``--reps`` times; prints medians, ranges (min-max), the
 ratio of the medians and the median of the per-round ratios, with the load average (the machine
 is shared). Asserts nothing.
 
-    python benchmarks/bench_research.py [--reps 9] [--mlflow-reps 5]
+    python benchmarks/bench_research.py [--reps 9] [--mlflow-reps 5] [--significance-reps 2]
 
 What is compared:
 
@@ -13,6 +13,9 @@ What is compared:
   returns lists, the result frame), with and without the default fast-path re-simulation,
   against raw vectorbt (signals, ``Portfolio.from_signals``, ``value()``, ``total_return()``,
   ``trades.count()``). Target: at most +10%.
+* significance: ``add_significance`` (PSR and DSR of every variant, what the sweep asset runs
+  between the sweep and ``log_sweep``) of 10,000 variants x 2,516 sessions, against the
+  per-variant ``strategies.analytics`` calls it replaced (the same values, bit for bit).
 * MLflow: ``log_sweep`` of 10,000 points (parent with params, metrics, the results table and
   the Sharpe heatmap as PNG and HTML; 3 children with params, metrics, equity/drawdown plots,
   daily returns and trades) into a fresh SQLite store. The first round includes importing the
@@ -142,10 +145,15 @@ def bench_general_path(data: CloseMatrix, reps: int) -> None:
 
 
 def sweep_rows(data: CloseMatrix, n: int) -> pl.DataFrame:
+    """A finished ``n``-point sweep's results (before significance): 200 distinct return series
+    cycled over the points, so the variants' Sharpe ratios vary as a real sweep's do."""
     rng = np.random.default_rng(0)
-    rets = rng.normal(0.0003, 0.01, size=len(data.sessions))
+    series = [
+        rng.normal(rng.uniform(-2e-4, 8e-4), rng.uniform(0.005, 0.02), len(data.sessions))
+        for _ in range(200)
+    ]
     fast = rng.integers(1, 100, n)
-    rows = pl.DataFrame(
+    return pl.DataFrame(
         {
             "params": [f'{{"fast": {f}, "slow": {f + 1 + i % 150}}}' for i, f in enumerate(fast)],
             "sharpe_ratio": rng.normal(0.5, 0.4, n),
@@ -153,10 +161,31 @@ def sweep_rows(data: CloseMatrix, n: int) -> pl.DataFrame:
             "trades": rng.integers(1, 50, n),
             "fastpath_abs_diff": np.zeros(n),
             "error": [None] * n,
-            "returns": [rets.tolist()] * n,
+            "returns": [series[i % len(series)].tolist() for i in range(n)],
         }
     )
-    return add_significance(rows, n)
+
+
+def bench_significance(rows: pl.DataFrame, reps: int) -> pl.DataFrame:
+    """PSR/DSR of every variant: ``add_significance`` vs the per-variant analytics calls."""
+    from alpaca_improved_pipelines.backtesting import significance
+
+    returns = rows.get_column("returns")
+    print(f"significance (PSR, DSR) of {rows.height:,} variants, {reps} interleaved rounds")
+    wall, cpu = interleaved(
+        {
+            "ours": lambda: add_significance(rows, rows.height),
+            "rows": lambda: significance._row_by_row(returns, rows.height),
+        },
+        reps,
+    )
+    print(f"  ours (blocks of the returns matrix)          {summary(wall['ours'])}")
+    print(f"  per-variant strategies.analytics calls       {summary(wall['rows'])}")
+    print(
+        f"  {np.median(wall['rows']) / np.median(wall['ours']):.0f}x faster (medians; CPU "
+        f"{np.median(cpu['ours']):.2f} s vs {np.median(cpu['rows']):.2f} s)  ({load()})"
+    )
+    return add_significance(rows, rows.height)
 
 
 def ours_mlflow(rows: pl.DataFrame, data: CloseMatrix) -> float:
@@ -210,9 +239,8 @@ def bare_mlflow(rows: pl.DataFrame, data: CloseMatrix) -> float:
         return time.perf_counter() - t0
 
 
-def bench_mlflow(data: CloseMatrix, reps: int) -> None:
-    n = 10_000
-    rows = sweep_rows(data, n)
+def bench_mlflow(data: CloseMatrix, rows: pl.DataFrame, reps: int) -> None:
+    n = rows.height
     print(f"MLflow: a {n:,}-point sweep, {reps} interleaved rounds ({load()})")
     t: dict[str, list[float]] = {"ours": [], "bare": []}
     for r in range(reps):
@@ -234,10 +262,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=9, help="rounds of the sweep-path benchmark")
     parser.add_argument("--mlflow-reps", type=int, default=5, help="rounds of the MLflow one")
+    parser.add_argument(
+        "--significance-reps", type=int, default=2, help="rounds of PSR/DSR (~15 s each)"
+    )
     args = parser.parse_args()
     data = closes()
     bench_general_path(data, args.reps)
-    bench_mlflow(data, args.mlflow_reps)
+    rows = bench_significance(sweep_rows(data, 10_000), args.significance_reps)
+    bench_mlflow(data, rows, args.mlflow_reps)
 
 
 if __name__ == "__main__":
