@@ -9,8 +9,8 @@ view costs local files plus one LIST per table a statement names (``research.lak
 Knobs (read when a connection is made):
 
 * ``ALPACA_IMPROVED_LAKE_CACHE``: the directory (default ``$XDG_CACHE_HOME/alpaca-improved/lake``,
-  i.e. ``~/.cache/alpaca-improved/lake``); ``off`` reads the bucket through Python file objects
-  as before (``contracts.lake_store.lake_filesystem``).
+  i.e. ``~/.cache/alpaca-improved/lake``; if that cannot be created, no cache); ``off`` reads
+  the bucket through Python file objects as before (``contracts.lake_store.lake_filesystem``).
 * ``ALPACA_IMPROVED_LAKE_CACHE_MB``: the size bound (default 4096). Objects no reader uses are
   evicted least recently used first once the cache is bigger; what open connections read stays
   (their views need it), so the bound can be exceeded by their current partitions.
@@ -104,16 +104,27 @@ def cache_limit(environ: Mapping[str, str] | None = None) -> int:
 def mirror_for(store: LakeStore, environ: Mapping[str, str] | None = None) -> LakeMirror | None:
     """A cache reader for ``store`` (None for local files or with the cache off).
 
+    Without ``ALPACA_IMPROVED_LAKE_CACHE`` a default directory that cannot be created (a
+    read-only home in a container) means no cache: the views read the bucket as before.
+
     Raises:
-        LakeStoreError: the cache directory cannot be created or written, or its path holds
-            ``=`` (DuckDB would read it as a hive partition key); one line naming the variable.
+        LakeStoreError: the directory ``ALPACA_IMPROVED_LAKE_CACHE`` names cannot be created or
+            written, or its path holds ``=`` (DuckDB would read it as a hive partition key);
+            one line naming the variable.
     """
     if not isinstance(store, S3Store):
         return None
     root = cache_dir(environ)
     if root is None:
         return None
-    return LakeMirror(store, root, cache_limit(environ))
+    limit = cache_limit(environ)
+    env = os.environ if environ is None else environ
+    try:
+        return LakeMirror(store, root, limit)
+    except LakeStoreError:
+        if (env.get(CACHE_ENV) or "").strip():
+            raise
+        return None
 
 
 def _etag_hash(etag: str) -> str:

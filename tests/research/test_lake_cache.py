@@ -245,3 +245,6 @@ def test_cache_knobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(LakeStoreError, match="^ALPACA_IMPROVED_LAKE_CACHE=.*cannot be created"):
         lake_cache.mirror_for(store, {"ALPACA_IMPROVED_LAKE_CACHE": str(blocker / "cache")})
+    # the default place unusable (a read-only home): no cache, no error
+    assert lake_cache.mirror_for(store, {"XDG_CACHE_HOME": str(blocker)}) is None
+    assert lake_cache.mirror_for(store, {"XDG_CACHE_HOME": str(tmp_path / "ok")}) is not None
