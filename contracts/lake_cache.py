@@ -272,6 +272,13 @@ class LakeMirror:
             pass
         except FileNotFoundError:
             return None
+        except OSError:  # a file system without hard links: this reader's own copy
+            try:
+                tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
+                shutil.copyfile(obj, tmp)
+                os.replace(tmp, link)
+            except FileNotFoundError:
+                return None
         return link
 
     def _adopt(self, rel: str, etag: str, size: int) -> Path | None:

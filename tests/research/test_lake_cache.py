@@ -248,3 +248,19 @@ def test_cache_knobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # the default place unusable (a read-only home): no cache, no error
     assert lake_cache.mirror_for(store, {"XDG_CACHE_HOME": str(blocker)}) is None
     assert lake_cache.mirror_for(store, {"XDG_CACHE_HOME": str(tmp_path / "ok")}) is not None
+
+
+def test_without_hard_links_each_reader_reads_its_own_copy(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, env = lake
+
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # e.g. a volume without links
+
+    monkeypatch.setattr(lake_cache.os, "link", no_links)
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        assert [r[1] for r in con.sql(SQL).fetchall()] == [1, 1]
+        _write(store, "2024-01-02", 2, 60)
+        assert con.sql(SQL).fetchall()[0] == (dt.date(2024, 1, 2), 2, 60)
+    assert all(p.stat().st_nlink == 1 for p in _objects(env))
