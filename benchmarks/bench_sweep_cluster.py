@@ -26,8 +26,19 @@ faster meanwhile), 2 alternated rounds at a load average of 4-12 (other agents):
                                 driver 10.6-13.6)  2-vs-1 1.17-1.28x (median 1.17-1.21x)
 
 Our processes got 0.7-0.97 of the 2 cores in those runs (``busy_cores``), so the wall-clock
-ratio measures the other agents. Per worker CPU-second 2 workers do 1,648-1,847 variants against
-1,788-1,923 for one (4-8 % task overhead): about 1.9x with the workers on cores of their own.
+ratio measures the other agents. At a load of 2.8-3.8, 50,000 variants, 2 alternated rounds:
+
+    50,000 variants    dask x1  1,938-1,940 variants/s (worker 23.9-24.0 CPU-s, driver 4.6-5.0)
+                       dask x2  3,130-3,162 variants/s (workers 12.1-12.3 CPU-s each, driver
+                                4.2-4.3, 1.8 cores busy)  2-vs-1 1.62-1.63x
+
+Same run, 2 workers, old vs new (one task per chunk + a directory scan per checkpoint, against
+tasks of 16 chunks + one scan): 2,264-2,433 vs 3,250-3,266 variants/s, driver 9.7-10.1 vs
+3.9 CPU-s, workers 27.7-30.3 vs 23.5-23.9 CPU-s, identical sha256.
+
+Per worker CPU-second 2 workers do 1,648-1,847 (100k, loaded) / 2,046-2,062 (50k) variants
+against 1,788-1,923 / 2,085-2,092 for one (1.5-8 % task overhead): about 1.9x with the workers
+on cores of their own.
 The driver (in-process scheduler, client, result transfer, checkpoint writes, assembly) still
 needs ~9 CPU-s per 100k variants (instrumented: checkpoint puts 1.6 s, reading them back 1.3 s,
 footer checks 0.8 s, Dask's threads ~4.9 s). One worker runs 56 CPU-s with the driver beside it
