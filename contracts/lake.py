@@ -109,6 +109,7 @@ TABLES: tuple[LakeTable, ...] = (
             f"{_PIPELINES}.research.sweeps",
             f"{_PIPELINES}.research.options_backtest",
             f"{_PIPELINES}.research.options_sweep",
+            f"{_PIPELINES}.ml.training",
         ),
         "each family's leaderboard of backtested variants",
     ),
@@ -127,7 +128,11 @@ TABLES: tuple[LakeTable, ...] = (
     LakeTable(
         "walk_forward",
         "family",
-        (f"{_PIPELINES}.research.leaderboard", f"{_PIPELINES}.research.options_sweep"),
+        (
+            f"{_PIPELINES}.research.leaderboard",
+            f"{_PIPELINES}.research.options_sweep",
+            f"{_PIPELINES}.ml.training",
+        ),
         "walk-forward folds and out-of-sample Sharpe per family",
     ),
 )
