@@ -182,6 +182,17 @@ def test_s3_init_creates_the_buckets_the_stack_uses(compose: dict[str, Any]) -> 
     )
 
 
+def test_the_lake_read_cache_is_on_a_writable_tmpfs(compose: dict[str, Any]) -> None:
+    """Every service with the S3 lake has its read cache under a tmpfs (roots are read-only)."""
+    users = {n: s for n, s in compose["services"].items()
+             if "ALPACA_IMPROVED_LAKE_URI" in (s.get("environment") or {})}  # fmt: skip
+    assert {"dagster-code", "live-runner-paper"} <= set(users)
+    for name, svc in users.items():
+        cache = svc["environment"]["ALPACA_IMPROVED_LAKE_CACHE"]
+        assert svc.get("read_only") is True, name
+        assert any(cache.startswith(t.rstrip("/") + "/") for t in svc["tmpfs"]), (name, cache)
+
+
 def test_signals_service_shares_its_runners_journal_behind_auth(compose: dict[str, Any]) -> None:
     """One signals service per live runner: the runner's volume (its journal), the real
     command, the dashboard behind basic auth with a password file, published on loopback."""

@@ -404,6 +404,19 @@ def test_bundled_s3_gets_the_configured_buckets(helm_bin: str) -> None:
     assert "for b in ('my-lake', 'my-art'):" in code
 
 
+def test_the_lake_read_cache_is_on_each_app_pods_tmp_volume(objs: tuple[Obj, ...]) -> None:
+    """The app env puts the S3 lake's read cache under /tmp, which every container reading that
+    env mounts as a volume (root filesystems are read-only)."""
+    cache = named(objs, "ConfigMap", "-app-env")["data"]["ALPACA_IMPROVED_LAKE_CACHE"]
+    assert cache.startswith("/tmp/")
+    app = [c for w in workloads(objs) for c in containers(w)
+           if any(e.get("configMapRef", {}).get("name", "").endswith("-app-env")
+                  for e in c.get("envFrom", []))]  # fmt: skip
+    assert len(app) >= 3
+    for c in app:
+        assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, c["name"]
+
+
 def test_external_values_render_no_bundled_servers(helm_bin: str) -> None:
     objs = render((), EXTERNAL)
     comps = {component(w) for w in workloads(objs)}
