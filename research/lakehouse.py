@@ -19,9 +19,12 @@ Notebooks that want to write use polars on the files, like the pipelines do.
 
 With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` the views read local copies of the
 bucket's partition objects (``contracts.lake_cache``: shared, bounded, verified by sha256), with
-the same columns: before each statement, every table whose view it names is LISTed and, if a
-partition was added, replaced or removed, its view is remade over the versions now listed, so a
-statement sees every partition committed before it started. The connection is confined to
+the same columns: every table whose view a statement names is LISTed once the statement has
+started and, if a partition was added, replaced or removed, its view is remade over the versions
+now listed, so a statement sees every partition committed before it started. The LIST runs on a
+thread while DuckDB computes the result over the views as they are; that result is returned
+only when the LIST shows nothing changed, otherwise the statement runs again on the remade views
+(``research.readonly``: calls that stream rows LIST first, then run). The connection is confined to
 ``s3://bucket/prefix/`` and its own cache directory. With ``ALPACA_IMPROVED_LAKE_CACHE=off``
 the views read the bucket through ``contracts.lake_store.lake_filesystem`` registered with
 DuckDB (the locked DuckDB cannot load ``httpfs`` offline).
@@ -34,7 +37,9 @@ import tempfile
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import duckdb
 
@@ -239,8 +244,9 @@ def connect(
         for problem in problems:
             warnings.warn(LakeWarning(str(problem)), stacklevel=2)
     before: Callable[[str], None] | None = None
-    if mirror is not None:
-        before = _Refresh(con, mirror, listed, views)
+    refresh = _Refresh(con, mirror, listed, views) if mirror is not None else None
+    if refresh is not None:
+        before = refresh
     elif streamed is not None:
         fresh_listing = streamed
         before = lambda _query: fresh_listing()  # noqa: E731
@@ -250,10 +256,11 @@ def connect(
         tuple(views),
         tuple(problems),
         before,
-        on_close=mirror.close if mirror else None,
+        on_close=refresh.close if refresh else None,
+        validate=refresh.validate if refresh else None,
     )
-    if mirror is not None:  # a connection dropped without close() releases its links too
-        weakref.finalize(connection, mirror.close)
+    if refresh is not None:  # a connection dropped without close() releases its links too
+        weakref.finalize(connection, refresh.close)
     return connection
 
 
@@ -263,11 +270,18 @@ def _versions(listing: dict[str, lake_store.ObjectInfo]) -> tuple:
 
 
 class _Refresh:
-    """Before each statement (the lake on S3 with its cache): LIST every table whose view the
-    statement names and, when a partition was added, replaced or removed since the view was
-    made, remake the view over the cached copies of the versions now listed (new ones fetched
-    concurrently). So a statement sees every partition committed before it started, as a local
-    lake's glob does, and one that changed nothing costs one LIST per view it names."""
+    """The views' freshness (the lake on S3 with its cache): every table whose view a statement
+    names is LISTed after the statement started and, when a partition was added, replaced or
+    removed since the view was made, the view is remade over the cached copies of the versions
+    now listed (new ones fetched concurrently). So a statement sees every partition committed
+    before it started, as a local lake's glob does.
+
+    ``__call__`` LISTs before the statement runs (for calls that stream rows); ``validate``
+    LISTs on a thread while the statement runs on the views as they are (DuckDB and boto3's
+    socket reads both release the GIL) and keeps that result when nothing changed: S3's LIST
+    is strongly consistent and began after the statement did, so unchanged versions mean the
+    views already held every earlier commit. Otherwise the views are remade and the statement
+    runs again; only the second result (or error) is returned."""
 
     def __init__(
         self,
@@ -278,13 +292,45 @@ class _Refresh:
     ) -> None:
         self.con, self.mirror, self.listed = con, mirror, listed
         self.names = {name: re.compile(rf"\b{name}\b", re.I) for name in views}
+        self.pool: ThreadPoolExecutor | None = None  # the LIST thread, made on first use
+        # tests: called on the LIST thread, before each LIST of a view
+        self.on_list: Callable[[str], None] | None = None
+
+    def named(self, query: str) -> list[str]:
+        return [name for name, pattern in self.names.items() if pattern.search(query)]
+
+    def list(self, names: list[str]) -> dict[str, dict[str, lake_store.ObjectInfo]]:
+        out = {}
+        for name in names:
+            if self.on_list is not None:
+                self.on_list(name)
+            out[name] = self.mirror.store.listing(name)
+        return out
 
     def __call__(self, query: str) -> None:
-        store = self.mirror.store
-        for name, pattern in self.names.items():
-            if not pattern.search(query):
-                continue
-            listing = store.listing(name)
+        self.apply(self.list(self.named(query)))
+
+    def validate(self, query: str, run: Callable[[], Any]) -> Any:
+        names = self.named(query)
+        if not names:
+            return run()
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="lake-list")
+        listing = self.pool.submit(self.list, names)
+        try:
+            result, error = run(), None
+        except duckdb.Error as exc:  # perhaps only because a view is stale: decided below
+            result, error = None, exc
+        if self.apply(listing.result()):  # a LIST error is raised here, as before a statement
+            return run()
+        if error is not None:
+            raise error
+        return result
+
+    def apply(self, listings: dict[str, dict[str, lake_store.ObjectInfo]]) -> bool:
+        """Remake the views whose listing changed; True when one was remade."""
+        store, changed = self.mirror.store, False
+        for name, listing in listings.items():
             versions = _versions(listing)
             if versions == self.listed[name]:
                 continue  # nothing added, replaced or removed: the view stands
@@ -296,6 +342,14 @@ class _Refresh:
                 )
             self.mirror.release(plan.stale)
             self.listed[name] = versions
+            changed = True
+        return changed
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
+            self.pool = None
+        self.mirror.close()
 
 
 def damaged_files(con: LakeConnection, query: str) -> list[Rejected]:
