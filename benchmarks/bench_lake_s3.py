@@ -16,8 +16,9 @@ minute bars (N sessions x 10 symbols):
     python benchmarks/bench_lake_s3.py [--sessions 30] [--symbols 10]
 
 Prints the numbers and ratios; asserts nothing. Best of 3 for each measurement but the view
-query, which is timed in interleaved rounds (local, S3 through the local cache, S3 with the
-cache off) and reported as medians with their ranges.
+query, which is timed in interleaved rounds (local, S3 through the local cache with the LIST
+overlapping the query, the same with the LIST before the query as before the overlap, S3 with
+the cache off) and reported as medians with their ranges.
 """
 
 from __future__ import annotations
@@ -158,14 +159,17 @@ def bench_query(
     con_local = lakehouse.connect(local, warn=False)
     os.environ.update(server.env(store.uri))
     con_s3 = lakehouse.connect(tmp / "remote-home", warn=False)
+    con_serial = lakehouse.connect(tmp / "remote-home", warn=False)
+    con_serial._validate = None  # the serial LIST-then-query of before: a same-run A/B
     os.environ["ALPACA_IMPROVED_LAKE_CACHE"] = "off"  # the bucket through Python file objects
     con_streamed = lakehouse.connect(tmp / "remote-home", warn=False)
     os.environ["ALPACA_IMPROVED_LAKE_CACHE"] = str(tmp / "lake-cache")
     sql = DAILY_SQL.format(src="stock_bars_1m")
     assert con_s3.sql(sql).fetchall() == con_local.sql(sql).fetchall()
     assert con_streamed.sql(sql).fetchall() == con_local.sql(sql).fetchall()
-    runs: dict[str, list[float]] = {"local": [], "s3": [], "streamed": []}
-    cons = {"local": con_local, "s3": con_s3, "streamed": con_streamed}
+    assert con_serial.sql(sql).fetchall() == con_local.sql(sql).fetchall()
+    runs: dict[str, list[float]] = {"local": [], "s3": [], "serial": [], "streamed": []}
+    cons = {"local": con_local, "s3": con_s3, "serial": con_serial, "streamed": con_streamed}
     for _ in range(rounds):  # interleaved: the shared machine's load drifts between runs
         for name, con in cons.items():
             t0 = time.perf_counter()
@@ -199,6 +203,12 @@ def bench_query(
         f"ratio S3/local {t_s3 / t_local:.2f}x (target <= 1.5x; per round "
         f"{per_round[0]:.2f}-{per_round[-1]:.2f}x, median "
         f"{statistics.median(per_round):.2f}x)"
+    )
+    per_serial = sorted(s / loc for s, loc in zip(runs["serial"], runs["local"], strict=True))
+    print(
+        f"  the same, LIST before the query (serial)  {spread('serial')}  "
+        f"ratio {med['serial'] / t_local:.2f}x (per round {per_serial[0]:.2f}-"
+        f"{per_serial[-1]:.2f}x, median {statistics.median(per_serial):.2f}x)"
     )
     print(
         f"  the same, cache off (Python file objects) {spread('streamed')}  "

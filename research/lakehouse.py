@@ -227,6 +227,11 @@ def connect(
         con.execute(f"SET threads = {int(threads)}")
     mirror = lake_cache.mirror_for(store)
     streamed = None if mirror else lake_store.register_duckdb(con, store)
+    pool = None
+    if mirror is not None:  # the statements' LIST thread; its own S3 client is made meanwhile
+        pool = ThreadPoolExecutor(1, thread_name_prefix="lake-list")
+        s3 = mirror.store
+        pool.submit(lambda: s3.lister)
     views, problems = [], []
     listed: dict[str, tuple] = {}
     for name in VIEWS:
@@ -244,7 +249,7 @@ def connect(
         for problem in problems:
             warnings.warn(LakeWarning(str(problem)), stacklevel=2)
     before: Callable[[str], None] | None = None
-    refresh = _Refresh(con, mirror, listed, views) if mirror is not None else None
+    refresh = _Refresh(con, mirror, listed, views, pool) if mirror is not None else None
     if refresh is not None:
         before = refresh
     elif streamed is not None:
@@ -289,10 +294,11 @@ class _Refresh:
         mirror: lake_cache.LakeMirror,
         listed: dict[str, tuple],
         views: list[str],
+        pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self.con, self.mirror, self.listed = con, mirror, listed
         self.names = {name: re.compile(rf"\b{name}\b", re.I) for name in views}
-        self.pool: ThreadPoolExecutor | None = None  # the LIST thread, made on first use
+        self.pool = pool  # the LIST thread (made on first use if not given)
         # tests: called on the LIST thread, before each LIST of a view
         self.on_list: Callable[[str], None] | None = None
 
