@@ -95,7 +95,8 @@ class LakeConnection:
     ``sql``/``query`` return a lazy DuckDB relation (``.pl()``, ``.df()``, ``.fetchall()``,
     ``.limit(n)``…); ``execute`` runs a statement and the ``fetch*`` methods read its result,
     as on a DuckDB connection. ``register`` puts a notebook's DataFrame under a name (DuckDB's
-    implicit scan of Python variables is off once file access is locked).
+    implicit scan of Python variables is off once file access is locked). With ``validate``
+    (the lake on S3) the relation is a ``CheckedRelation`` that behaves as DuckDB's own.
 
     Attributes:
         lake: the lake directory the views read.
