@@ -50,6 +50,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
+from contracts import paths
 from contracts.lake_store import LakeStore, LakeStoreError, ObjectInfo, S3Store
 from contracts.parquet_io import file_sha256
 
@@ -75,8 +76,7 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
         return None
     if value:
         return Path(value).expanduser()
-    xdg = (env.get("XDG_CACHE_HOME") or "").strip()
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "alpaca-improved" / "lake"
+    return paths.user_lake_cache_dir(env)
 
 
 def cache_limit(environ: Mapping[str, str] | None = None) -> int:

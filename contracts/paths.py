@@ -104,3 +104,12 @@ def sim_broker_path(home: Path) -> Path:
 def replays_dir(home: Path) -> Path:
     """``<home>/live/replays``: one home per replayed window."""
     return live_dir(home) / "replays"
+
+
+def user_lake_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The default read cache of an S3 lake: outside any data root, in the user's cache
+    directory (``$XDG_CACHE_HOME/alpaca-improved/lake``, else ``~/.cache/...``), shared by every
+    process and data root of the user (entries are keyed by lake id, ETag and sha256)."""
+    env = os.environ if environ is None else environ
+    xdg = (env.get("XDG_CACHE_HOME") or "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "alpaca-improved" / "lake"
