@@ -39,6 +39,9 @@ def expect_visible(locator: Any) -> None:
 
 def test_asset_graph_renders(page: Any, webserver: str, location: str, shot: Path) -> None:
     """The market_data group's lineage graph draws a node per bar asset and the downstream one."""
+    # the graph only renders nodes inside the viewport, and the research assets downstream of the
+    # bars (sweeps, the ML model) make it taller than a laptop screen
+    page.set_viewport_size({"width": 1600, "height": 2400})
     page.goto(f"{webserver}/locations/{quote(location, safe='')}/asset-groups/market_data/lineage")
     for name in (*MARKET_DATA_ASSETS, "indicators_1d"):
         expect_visible(page.get_by_text(name, exact=True).first)
