@@ -13,7 +13,11 @@ minute bars (N sessions x 10 symbols):
   reads Delta only through ``DeltaTable.to_pyarrow_dataset()``);
 * a re-materialization: replacing one partition, ours vs Delta.
 
-    python benchmarks/bench_lake_s3.py [--sessions 30] [--symbols 10]
+    python benchmarks/bench_lake_s3.py [--sessions 30] [--symbols 10] [--rounds 15] [--rtt-ms 0]
+
+``--rtt-ms`` adds a network round trip (a sleep) to every LIST the views make per statement:
+the moto server on loopback answers a LIST with CPU on this machine's cores, a real bucket
+with latency, which the LIST overlapping the query hides.
 
 Prints the numbers and ratios; asserts nothing. Best of 3 for each measurement but the view
 query, which is timed in interleaved rounds (local, S3 through the local cache with the LIST
@@ -144,6 +148,7 @@ def bench_query(
     delta_uri: str,
     tmp: Path,
     rounds: int = 15,
+    rtt: float = 0.0,
 ) -> None:
     import duckdb
     from deltalake import DeltaTable
@@ -161,6 +166,10 @@ def bench_query(
     con_s3 = lakehouse.connect(tmp / "remote-home", warn=False)
     con_serial = lakehouse.connect(tmp / "remote-home", warn=False)
     con_serial._validate = None  # the serial LIST-then-query of before: a same-run A/B
+    if rtt:  # a LIST's network round trip, which the moto server on loopback does not have
+        stores = {id(s): s for s in (c._before.mirror.store for c in (con_s3, con_serial))}  # type: ignore[attr-defined]
+        for lister in stores.values():  # connections to one lake share its store
+            lister.listing = _delayed(lister.listing, rtt)
     os.environ["ALPACA_IMPROVED_LAKE_CACHE"] = "off"  # the bucket through Python file objects
     con_streamed = lakehouse.connect(tmp / "remote-home", warn=False)
     os.environ["ALPACA_IMPROVED_LAKE_CACHE"] = str(tmp / "lake-cache")
@@ -170,8 +179,10 @@ def bench_query(
     assert con_serial.sql(sql).fetchall() == con_local.sql(sql).fetchall()
     runs: dict[str, list[float]] = {"local": [], "s3": [], "serial": [], "streamed": []}
     cons = {"local": con_local, "s3": con_s3, "serial": con_serial, "streamed": con_streamed}
-    for _ in range(rounds):  # interleaved: the shared machine's load drifts between runs
-        for name, con in cons.items():
+    order = list(cons)
+    for r in range(rounds):  # interleaved: the shared machine's load drifts between runs
+        for name in order[r % 4 :] + order[: r % 4]:  # each goes first in a quarter of rounds
+            con = cons[name]
             t0 = time.perf_counter()
             con.sql(sql).fetchall()
             runs[name].append(time.perf_counter() - t0)
@@ -191,6 +202,7 @@ def bench_query(
     print(
         f"daily resample of the minute lake (DuckDB), {rounds} interleaved rounds: median "
         f"[min-max], load {os.getloadavg()[0]:.1f}"
+        + (f", every S3 LIST {rtt * 1e3:.0f} ms longer (a simulated round trip)" if rtt else "")
     )
 
     def spread(name: str) -> str:
@@ -232,6 +244,14 @@ def bench_query(
             os.environ[k] = v
 
 
+def _delayed(listing: Any, rtt: float) -> Any:
+    def delayed(name: str) -> Any:
+        time.sleep(rtt)  # waiting on the network: no CPU, the GIL released
+        return listing(name)
+
+    return delayed
+
+
 def bench_replace(
     server: S3Server, tables: dict[dt.date, pa.Table], store: S3Store, delta_uri: str
 ) -> None:
@@ -263,6 +283,9 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=30)
     ap.add_argument("--symbols", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=15, help="interleaved view timings")
+    ap.add_argument(
+        "--rtt-ms", type=float, default=0.0, help="add this round trip to every view-time LIST"
+    )
     args = ap.parse_args()
     symbols = DEFAULT_SYMBOLS[: args.symbols]
     sessions = cal.sessions_between(dt.date(2024, 1, 2), dt.date(2025, 6, 30))[: args.sessions]
@@ -272,7 +295,7 @@ def main() -> None:
         bucket = server.bucket()
         with tempfile.TemporaryDirectory() as tmp:
             store, delta_uri = bench_ingest(server, tables, bucket)
-            bench_query(server, tables, store, delta_uri, Path(tmp), args.rounds)
+            bench_query(server, tables, store, delta_uri, Path(tmp), args.rounds, args.rtt_ms / 1e3)
             bench_replace(server, tables, store, delta_uri)
     finally:
         server.stop()
