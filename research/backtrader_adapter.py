@@ -56,6 +56,7 @@ from strategies.models import (
     Side,
     TimeInForce,
 )
+from strategies.options.vol_features import features_by_session as vol_by_session
 
 # DecideStrategy is made on first access (module __getattr__), so backtrader stays optional
 DECISION_TIME = dt.time(16)
@@ -147,6 +148,8 @@ class _DecideMixin:
             self._history = history_for(self.datas, self.params.lookback, self.params.preload)
         frame = self.params.intraday_features
         self._session_features = {} if frame is None else features_by_session(frame)
+        vol = self.params.vol_features
+        self._session_vol = {} if vol is None else vol_by_session(vol)
         self._peak = 0.0
         self.decided: list[dict[str, Any]] = []
         self.fills: list[dict[str, Any]] = []
@@ -175,7 +178,12 @@ class _DecideMixin:
             session, prices, history = self._history.update()
             feats = self._session_features.get(session, {})  # the session's own minutes
             snapshot = MarketSnapshot(
-                decision_time(session), session, prices, history, intraday_features=feats
+                decision_time(session),
+                session,
+                prices,
+                history,
+                vol_features=self._session_vol.get(session, {}),  # the session's own surface
+                intraday_features=feats,
             )
         book = self._book()
         self.values.append((snapshot.session, book.equity))
@@ -261,10 +269,11 @@ def run_decide(
     lookback: int | None = None,
     daily: pl.DataFrame | None = None,
     intraday_features: pl.DataFrame | None = None,
+    vol_features: pl.DataFrame | None = None,
 ) -> Any:
     """Run ``strategy`` over ``feeds`` (e.g. :func:`research.backtrader_feed.lake_feeds`) on a
     fresh cerebro configured by :func:`configure_broker`; the finished ``DecideStrategy``
-    (``lookback``, ``daily`` and ``intraday_features`` are its params)."""
+    (``lookback``, ``daily``, ``intraday_features`` and ``vol_features`` are its params)."""
     bt = import_backtrader()
     cerebro = bt.Cerebro(stdstats=False)
     for feed in feeds:
@@ -276,6 +285,7 @@ def run_decide(
         lookback=lookback,
         daily=daily,
         intraday_features=intraday_features,
+        vol_features=vol_features,
     )
     return cerebro.run()[0]
 
@@ -295,7 +305,11 @@ def decide_strategy_class() -> type:
     ``read_bars``' frames; see :mod:`research.backtrader_intraday`), ``intraday_features``
     (daily strategies: an ``intraday_feature_frame``, e.g.
     :func:`research.timeframes.lake_intraday_features`; each session's rows become its
-    snapshot's ``intraday_features``; None: none, so an intraday gate stays closed).
+    snapshot's ``intraday_features``; None: none, so an intraday gate stays closed),
+    ``vol_features`` (daily strategies: a
+    :func:`~strategies.options.vol_features.vol_feature_frame`, e.g. the options sweeps'
+    ``load_vol_features``; each session's rows become its snapshot's ``vol_features``, as the
+    live runner's lake snapshot fills them; None: none, so a v2 ``gbm_signal`` sees NaN surfaces).
     """
     global _CLASS
     if _CLASS is None:
@@ -310,6 +324,7 @@ def decide_strategy_class() -> type:
                 ("preload", True),
                 ("daily", None),
                 ("intraday_features", None),
+                ("vol_features", None),
             )
 
         _CLASS = DecideStrategy
