@@ -91,7 +91,7 @@ def fetch_verified(uri: str, name: str, version: str, sha256: str, manifest: str
             raw = _download(uri, name, version, Path(tmp))
     except Exception as exc:  # noqa: BLE001 - MLflow raises its own hierarchy; name the input
         raise ConfigError(
-            f"{manifest}: cannot load model {label} from {_redacted(uri)} "
+            f"{manifest}: cannot load model {label} from {database.redact(uri)} "
             f"({type(exc).__name__}: {str(exc)[:200]}); register that version or fix the "
             "manifest's model_name/model_version"
         ) from None
@@ -135,12 +135,3 @@ def load_model(strategy: Strategy, manifest: str, home: Path | None) -> None:
             ) from None
         bind_model(sha, predictor)
         _LOADED.add(key)
-
-
-def _redacted(uri: str) -> str:
-    """``uri`` without a password (``scheme://user:***@host``)."""
-    head, sep, tail = uri.partition("://")
-    if sep and "@" in tail:
-        cred, _, rest = tail.rpartition("@")
-        return f"{head}://{cred.split(':', 1)[0]}:***@{rest}"
-    return uri

@@ -22,6 +22,7 @@ from alpaca_improved_pipelines.errors import ConfigError
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
 from contracts.calendar import session_open_close
+from research.timeframes import session_bounds
 from strategies.equity.intraday import MinutePanel
 from strategies.equity.intraday_gate import DailyInputs
 from strategies.indicators.session_features import (
@@ -125,16 +126,8 @@ def with_intraday_features(lake: Path, data: CloseMatrix, batch: int = 20) -> Ga
     for i in range(0, len(present), batch):
         days = present[i : i + batch]
         bars = storage.read_partitions(lake, "stock_bars_1m", days, BAR_SCHEMA)
-        bounds = [session_open_close(d) for d in days]
-        sessions = pl.DataFrame(
-            {
-                "session": days,
-                "open": [o.to_pydatetime() for o, _ in bounds],
-                "close": [c.to_pydatetime() for _, c in bounds],
-            }
-        )
         bars = bars.filter(pl.col("symbol").is_in(data.symbols))
-        frames.append(intraday_feature_frame(bars, sessions))
+        frames.append(intraday_feature_frame(bars, session_bounds(days)))
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=FEATURE_SCHEMA)
     matrix = IntradayFeatureMatrix.from_frame(frame, data.sessions, data.symbols)
     versions = {**data.data_versions, **_versions(lake, "stock_bars_1m", present)}

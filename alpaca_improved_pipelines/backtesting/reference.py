@@ -37,7 +37,7 @@ from contracts.manifest import (
     parse_manifest,
     read_manifest,
 )
-from strategies.equity.intraday_gate import DailyInputs
+from strategies.equity.intraday_gate import OFF, DailyInputs
 
 ORDER_KEY = ["session", "symbol", "side"]
 
@@ -143,7 +143,7 @@ def deployment_reference(
         raise ConfigError(f"{m.manifest_id}: {m.strategy} needs signal costs, has {m.costs.kind}")
     symbols = list(m.params.get("symbols") or []) or None
     data = load_closes(paths.lake_dir(home), end=end, symbols=symbols)
-    if m.params.get("intraday_gate", "off") != "off":  # the variant gates on intraday features
+    if m.params.get("intraday_gate", OFF) != OFF:  # the variant gates on intraday features
         data = with_intraday_features(paths.lake_dir(home), data)
     return reference_backtest(
         m.strategy,

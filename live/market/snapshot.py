@@ -261,12 +261,13 @@ class LakeSnapshotProvider(SnapshotProvider):
         if session not in self._sessions("stock_bars_1m"):
             return {}
         minute = self._read("stock_bars_1m", session)
-        opn, cls = (t.to_pydatetime() for t in session_open_close(session))
+
+        def compute() -> dict[str, IntradayFeatures]:  # the calendar only on a cache miss
+            opn, cls = (t.to_pydatetime() for t in session_open_close(session))
+            return intraday_features_asof(session, minute, opn, cls)
+
         return self._derived(
-            "intraday",
-            (session, id(minute)),
-            lambda: intraday_features_asof(session, minute, opn, cls),
-            self._path("stock_bars_1m", session),
+            "intraday", (session, id(minute)), compute, self._path("stock_bars_1m", session)
         )
 
     def _vol_features(self, session: date, history: pl.DataFrame) -> dict[str, VolSurfaceFeatures]:

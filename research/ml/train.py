@@ -116,7 +116,7 @@ def _fold_scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def _daily_returns(ds: Dataset, idx: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Equal-weight daily return of holding each symbol over the next bar while P(up) > 0.5."""
     pnl = np.where(p > 0.5, ds.next_return[idx], 0.0)
-    bars, inverse = np.unique(ds.t0[idx], return_inverse=True)
+    _, inverse = np.unique(ds.t0[idx], return_inverse=True)
     return np.bincount(inverse, weights=pnl) / np.bincount(inverse)
 
 
@@ -156,10 +156,11 @@ def _train(ds: Dataset, config: TrainingConfig) -> TrainingResult:
         raise ValueError(f"all {len(ds)} training labels are {int(ds.y[0])}; need both classes")
     started = time.perf_counter()
     cv_rows, trial_rows = [], []
-    for trial, params in enumerate(config.points()):
+    points = config.points()
+    for trial, params in enumerate(points):
         rows, returns = cross_validate(ds, params, config)
         cv_rows += [{"trial": trial, **r} for r in rows]
-        sharpe = float(analytics.sharpe_ratio(returns)) / np.sqrt(252)  # per period, for DSR
+        sharpe = float(analytics.sharpe_ratio(returns, annualization=1))  # per period, for DSR
         trial_rows.append(
             {
                 "trial": trial,
@@ -174,7 +175,7 @@ def _train(ds: Dataset, config: TrainingConfig) -> TrainingResult:
         )
     trials = pl.DataFrame(trial_rows)
     best = int(trials["log_loss"].arg_min() or 0)
-    params = config.points()[best]
+    params = points[best]
     model = fit_model(params, config.seed, ds.x, ds.y)
     return TrainingResult(
         model,

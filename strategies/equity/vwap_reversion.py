@@ -289,7 +289,7 @@ class VWAPReversion(SignalStrategy):
         for j, symbol in enumerate(symbols):
             if not panel.has_bar[-1, j]:
                 continue  # no bar closed this minute for the symbol: nothing new to act on
-            if self.config.regime_sma and not self._regime_up(snapshot, symbol):
+            if self.config.regime_sma and entries[-1, j] and not self._regime_up(snapshot, symbol):
                 entries[-1, j] = False  # daily regime down (or unknown): no new entry
             held = book.shares(symbol)
             entry, exit_ = bool(entries[-1, j]), bool(exits[-1, j])

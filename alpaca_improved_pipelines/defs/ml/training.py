@@ -41,6 +41,7 @@ from research.ml.train import DEFAULT_GRID
 from strategies import analytics
 from strategies.ml import (
     FEATURE_SET_VERSION,
+    LOOKBACK,
     GBMSignal,
     GBMSignalConfig,
     bind_model,
@@ -95,10 +96,11 @@ def split_row(n_sessions: int, holdout: float, horizon: int) -> int:
     if not 0.0 < holdout < 1.0:
         raise ConfigError(f"holdout must be a fraction in (0, 1), got {holdout}")
     cut = int(round(n_sessions * (1.0 - holdout)))
-    if n_sessions - cut < 20 or cut < 2 * (GBMSignalConfig().lookback_bars() + horizon):
+    min_head = 2 * (LOOKBACK + horizon)
+    if n_sessions - cut < 20 or cut < min_head:
         raise ConfigError(
             f"{n_sessions} sessions cannot be split {1 - holdout:.0%}/{holdout:.0%} into a "
-            f"training head of >= {2 * (GBMSignalConfig().lookback_bars() + horizon)} and a tail "
+            f"training head of >= {min_head} and a tail "
             "of >= 20 sessions; backfill more history or change holdout"
         )
     return cut
@@ -144,7 +146,7 @@ def significance(
     walk-forward CV Sharpe ratios, and ``n_trials`` = the trial ledger (every trial of every
     training of the family on record, this one's included; default this search's trials)."""
     n_trials = result.n_trials if n_trials is None else n_trials
-    sr = float(analytics.sharpe_ratio(returns)) / np.sqrt(252)
+    sr = float(analytics.sharpe_ratio(returns, annualization=1))  # per period, as DSR wants
     trial_srs = result.trials["cv_sharpe"].to_numpy()
     out = {"psr": float(analytics.probabilistic_sharpe_ratio(returns)), "dsr": float("nan")}
     finite = trial_srs[np.isfinite(trial_srs)]
