@@ -130,7 +130,7 @@ def with_intraday_features(lake: Path, data: CloseMatrix, batch: int = 20) -> Ga
         frames.append(intraday_feature_frame(bars, session_bounds(days)))
     frame = pl.concat(frames) if frames else pl.DataFrame(schema=FEATURE_SCHEMA)
     matrix = IntradayFeatureMatrix.from_frame(frame, data.sessions, data.symbols)
-    versions = {**data.data_versions, **_versions(lake, "stock_bars_1m", present)}
+    versions = {**data.data_versions, **partition_versions(lake, "stock_bars_1m", present)}
     return GatedCloseMatrix(data.sessions, data.symbols, data.close, versions, matrix)
 
 
@@ -158,7 +158,8 @@ def _chosen(lake: Path, table: str, start: dt.date | None, end: dt.date | None) 
     return chosen
 
 
-def _versions(lake: Path, table: str, chosen: list[dt.date]) -> dict[str, str]:
+def partition_versions(lake: Path, table: str, chosen: list[dt.date]) -> dict[str, str]:
+    """``"<table>/session=<d>" -> sha256`` of each chosen partition (the data versions)."""
     return {
         f"{table}/session={d.isoformat()}": storage.digest(
             lake, storage.partition_path(lake, table, d)
@@ -190,7 +191,7 @@ def load_minutes(
             "some symbols have no stock_bars_1m on some sessions; backfill the gaps first"
         )
     panel = MinutePanel.build(frame, names, [session_open_close(d) for d in chosen])
-    versions = _versions(lake, "stock_bars_1m", chosen)
+    versions = partition_versions(lake, "stock_bars_1m", chosen)
     return MinuteMatrix(chosen, names, panel.close, versions, panel)
 
 
@@ -213,7 +214,7 @@ def load_closes(
     names = sorted(c for c in wide.columns if c != "session")
     if wide.select(names).null_count().sum_horizontal().item() > 0:
         raise ConfigError("some symbols are missing on some sessions; backfill the gaps first")
-    versions = _versions(lake, "stock_bars_1d", chosen)
+    versions = partition_versions(lake, "stock_bars_1d", chosen)
     return CloseMatrix(chosen, names, wide.select(names).to_numpy().astype(np.float64), versions)
 
 

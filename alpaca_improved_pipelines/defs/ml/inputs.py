@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from alpaca_improved_pipelines.backtesting.data import CloseMatrix
+from alpaca_improved_pipelines.backtesting.data import CloseMatrix, partition_versions
 from alpaca_improved_pipelines.defs.research.options_backtest import load_vol_features
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.tables import BAR_SCHEMA
@@ -38,13 +38,7 @@ def ml_inputs(lake: Path, data: CloseMatrix, feature_set: str) -> tuple[object, 
     bars = bars.filter(pl.col("symbol").is_in(data.symbols))
     wide = bars.pivot(on="symbol", index="session", values="volume").sort("session")
     volume = wide.select(data.symbols).cast(pl.Float64).to_numpy()
-    frames = [
-        frame
-        for symbol in data.symbols
-        if (frame := load_vol_features(lake, symbol, bars.filter(pl.col("symbol") == symbol)))
-        is not None
-    ]
-    frame = pl.concat(frames) if frames else None
+    frame = load_vol_features(lake, data.symbols, bars)  # every symbol in one read
     vol = vol_matrix(frame, data.sessions, data.symbols)
     versions = {**data.data_versions, **surface_versions(lake, data.sessions)}
     return MLInputs(data.close, volume, vol), versions
@@ -53,13 +47,10 @@ def ml_inputs(lake: Path, data: CloseMatrix, feature_set: str) -> tuple[object, 
 def surface_versions(lake: Path, sessions: list[dt.date]) -> dict[str, str]:
     """``"<table>/session=<d>" -> sha256`` of the vol_surface and option_chains partitions the
     sessions have."""
-    wanted = {d.isoformat() for d in sessions}
-    out = {}
+    out: dict[str, str] = {}
     for table in SURFACE_TABLES:
-        for key in storage.existing_sessions(lake, table):
-            if key in wanted:
-                path = storage.partition_path(lake, table, key)
-                out[f"{table}/session={key}"] = storage.digest(lake, path)
+        present = set(storage.existing_sessions(lake, table))
+        out |= partition_versions(lake, table, [d for d in sessions if d.isoformat() in present])
     return out
 
 

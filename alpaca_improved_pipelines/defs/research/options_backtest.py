@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,18 @@ def load_chain_archive(lake: Path, underlying: str) -> tuple[pl.DataFrame, pl.Da
     return chains, bars.filter(pl.col("symbol") == underlying), versions
 
 
-def load_vol_features(lake: Path, underlying: str, bars: pl.DataFrame) -> pl.DataFrame | None:
-    """The vol-surface feature frame of ``underlying`` (``vol_surface`` partitions, ``bars``
-    for realized vol, the chains' volume and open interest), or None when the lake has no
-    vol_surface partitions (decisions then see no ``vol_features``)."""
+def load_vol_features(
+    lake: Path, underlying: str | Sequence[str], bars: pl.DataFrame
+) -> pl.DataFrame | None:
+    """The vol-surface feature frame of ``underlying`` (one, or several read in one pass over
+    the partitions; ``vol_surface`` partitions, ``bars`` for realized vol, the chains' volume
+    and open interest), or None when the lake has no vol_surface partitions (decisions then
+    see no ``vol_features``)."""
     sessions = storage.existing_sessions(lake, "vol_surface")
     if not sessions:
         return None
-    mine = pl.col("underlying") == underlying
+    wanted = [underlying] if isinstance(underlying, str) else list(underlying)
+    mine = pl.col("underlying").is_in(wanted)
     surface = pl.concat(
         [
             storage.read_file(lake, storage.partition_path(lake, "vol_surface", s)).filter(mine)
