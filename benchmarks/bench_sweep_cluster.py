@@ -11,39 +11,24 @@ kernels once: ~10-20 s per process here) and then timed, as a long-lived cluster
 pool is timed as a sweep runs it: its spawned processes start, import and compile inside the
 timing, every sweep; its time without that start-up is printed next to it.
 
-Measured 2026-12-06 on the shared 2-core machine, 502 sessions x 3 symbols, chunks of 32,
-identical sha256 and 100,000 trials on every engine. Before (one task per chunk, the checkpoint
-directory scanned for stale temporary files on every put):
+Measured 2026-12-06 on the 2-core machine (quiet, load 1-2.5), 502 sessions x 3 symbols,
+identical sha256 and exact trial counts on every engine (history: benchmarks/README.md):
 
-    100,000 variants   dask x1  805 variants/s (workers 89.8 CPU-s, driver 30.1 CPU-s)
-                       dask x2  952 variants/s (workers 94.5 CPU-s, driver 29.3 CPU-s)  1.18x
+    100,000 variants, chunks of 512, 2 alternated rounds
+        dask x1        3,023-3,113 variants/s (worker 32-33 CPU-s, driver 2.5-3.0)
+        dask x2        5,708-5,864 variants/s (workers 15.5-16.2 CPU-s each, driver 2.3,
+                       1.96-1.97 cores busy)          2-vs-1 1.88x best, 1.89x median
+        local pool x2  3,770 variants/s (spawn, import and compile inside the timing)
+    50,000 variants, 3 rounds: 2-vs-1 1.88x best, 1.85x median (1.82-1.88x per round)
 
-After (tasks of 16 chunks, the directory cleaned once per run; the workers' kernels also got
-faster meanwhile), 2 alternated rounds at a load average of 4-12 (other agents):
-
-    100,000 variants   dask x1  1,038-1,137 variants/s (worker 52-56 CPU-s, driver 11.9-13.9)
-                       dask x2  1,150-1,457 variants/s (workers 26.7-31.1 CPU-s each,
-                                driver 10.6-13.6)  2-vs-1 1.17-1.28x (median 1.17-1.21x)
-
-Our processes got 0.7-0.97 of the 2 cores in those runs (``busy_cores``), so the wall-clock
-ratio measures the other agents. At a load of 2.8-3.8, 50,000 variants, 2 alternated rounds:
-
-    50,000 variants    dask x1  1,938-1,940 variants/s (worker 23.9-24.0 CPU-s, driver 4.6-5.0)
-                       dask x2  3,130-3,162 variants/s (workers 12.1-12.3 CPU-s each, driver
-                                4.2-4.3, 1.8 cores busy)  2-vs-1 1.62-1.63x
-
-Same run, 2 workers, old vs new (one task per chunk + a directory scan per checkpoint, against
-tasks of 16 chunks + one scan): 2,264-2,433 vs 3,250-3,266 variants/s, driver 9.7-10.1 vs
-3.9 CPU-s, workers 27.7-30.3 vs 23.5-23.9 CPU-s, identical sha256.
-
-Per worker CPU-second 2 workers do 1,648-1,847 (100k, loaded) / 2,046-2,062 (50k) variants
-against 1,788-1,923 / 2,085-2,092 for one (1.5-8 % task overhead): about 1.9x with the workers
-on cores of their own.
-The driver (in-process scheduler, client, result transfer, checkpoint writes, assembly) still
-needs ~9 CPU-s per 100k variants (instrumented: checkpoint puts 1.6 s, reading them back 1.3 s,
-footer checks 0.8 s, Dask's threads ~4.9 s). One worker runs 56 CPU-s with the driver beside it
-on the other core; two share both cores with it, (57 + 9..12) / 2 = 33-35 s at best: 1.6-1.7x on
-2 free cores. 1.8x needs the driver off the workers' cores, as in a real cluster.
+What moved it from 1.64x (chunks of 32, tasks of 16 chunks): chunks of 512 points (a worker
+evaluates 2,900-3,100 points per CPU-second against 2,090: vectorbt's per-call cost), one
+checkpoint file per 512 points (16x fewer writes, fsyncs and reads for the driver), results
+decoded as they arrive instead of re-read at the end, the points of a task shipped as one
+object Dask does not walk, and a LocalCluster without the dashboard's feeds (stack sampling,
+system monitor, 20 ms ticks: idle CPU 27-38 -> 10 ms/s in the driver, 17-20 -> 4-5 per worker).
+The driver still burns ~2.3 CPU-s per 100k variants (the Dask client and in-process scheduler,
+decoding, checkpoint writes) on the cores the two workers use.
 """
 
 from __future__ import annotations
@@ -136,7 +121,8 @@ def timed(name: str, engine: SweepEngine, spec: sw.SweepSpec, data: CloseMatrix,
         "load_after": round(os.getloadavg()[0], 1),
     }
     if first:  # from the first checkpoint on (the local pool's worker start-up excluded)
-        row["after_first_chunk_per_s"] = round((n - sw.CHUNK) / (time.perf_counter() - first[0]), 1)
+        size = sw.chunk_size(n, int(data.close.size))
+        row["after_first_chunk_per_s"] = round((n - size) / (time.perf_counter() - first[0]), 1)
     print(row, flush=True)
     return row
 
@@ -153,9 +139,10 @@ def main() -> None:
     args = ap.parse_args()
     data = closes()
     spec = sw.SweepSpec("ma_crossover", grid(args.points, max_slow=len(data.sessions) - 1))
+    size = sw.chunk_size(len(spec.points), int(data.close.size))
     print(
         f"{len(spec.points)} ma_crossover variants, {len(data.sessions)} sessions x "
-        f"{len(SYMBOLS)} symbols, chunks of {sw.CHUNK}, {os.cpu_count()} cores, "
+        f"{len(SYMBOLS)} symbols, chunks of {size}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()}",
         flush=True,
     )

@@ -1,12 +1,13 @@
 """Where a sweep's chunk checkpoints live: beside the lake, on local disk or in its bucket.
 
-Local (the default): ``<home>/sweeps/<family>/<sweep key>/chunk-NNNNN.parquet``, each written
-atomically (temporary file, fsync, rename). With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix``
-the checkpoints go to the lake's bucket under ``<prefix>/_sweeps/<family>/<sweep key>/`` (the
-leading underscore keeps them out of every table scan), each one object written with one PUT,
-which S3 makes atomic: a sweep driven from another machine, or from a pod that was replaced,
-resumes from the same checkpoints. Only the process that runs ``run_sweep`` writes them, once per
-chunk index, whatever engine evaluated the chunk.
+Local (the default): ``<home>/sweeps/<family>/<sweep key>/chunk-<size>-NNNNN.parquet``, chunk
+NNNNN of ``size`` points (the size is in the name: a sweep chunked differently never misreads
+another's files), each written atomically (temporary file, fsync, rename). With
+``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` the checkpoints go to the lake's bucket under
+``<prefix>/_sweeps/<family>/<sweep key>/`` (the leading underscore keeps them out of every table
+scan), each one object written with one PUT, which S3 makes atomic: a sweep driven from another
+machine, or from a pod that was replaced, resumes from the same checkpoints. Only the process
+that runs ``run_sweep`` writes them, once per chunk index, whatever engine evaluated the chunk.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from contracts.lake_store import LakeStore
 class Checkpoints:
     """A sweep's chunk files: under ``root`` on disk, or under ``root`` in ``store``'s bucket."""
 
-    def __init__(self, root: Path, store: LakeStore | None = None) -> None:
+    def __init__(self, root: Path, store: LakeStore | None = None, size: int = 32) -> None:
         self.root = Path(root)
         self.store = store if store is not None and store.remote else None
+        self.size = size  # points per chunk
         self._cleaned = False  # a killed driver's temporary files removed (first put)
+
+    def sized(self, size: int) -> Checkpoints:
+        """The same place, for chunks of ``size`` points."""
+        return Checkpoints(self.root, self.store, size)
 
     @classmethod
     def for_sweep(cls, home: Path, family: str, key: str) -> Checkpoints:
@@ -37,7 +43,7 @@ class Checkpoints:
         return cls(paths.sweeps_dir(home) / family / key)
 
     def path(self, i: int) -> Path:
-        return self.root / f"chunk-{i:05d}.parquet"
+        return self.root / f"chunk-{self.size}-{i:05d}.parquet"
 
     def where(self) -> str:
         """Where the checkpoints are, for messages (a directory or an ``s3://`` URL)."""

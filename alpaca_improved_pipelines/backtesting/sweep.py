@@ -11,6 +11,7 @@ Dask cluster (``backtesting.engines``), with the same result either way.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -20,8 +21,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from alpaca_improved_pipelines.backtesting.checkpoints import Checkpoints
 from alpaca_improved_pipelines.backtesting.data import CloseMatrix
@@ -31,7 +30,17 @@ from alpaca_improved_pipelines.backtesting.significance import add_significance 
 from alpaca_improved_pipelines.backtesting.values import value_paths
 from contracts import parquet_io
 
+# Points per chunk (one vectorbt simulation, one checkpoint, the local pool's unit of work):
+# CHUNK for a small sweep, doubled while the sweep keeps at least MIN_CHUNKS chunks (load
+# balance over workers, little lost to a crash), up to MAX_CHUNK points and MAX_CHUNK_CELLS
+# simulated cells (points x bars x symbols: a chunk's arrays stay tens of MB). Measured on
+# 50k ma_crossover points: a worker evaluates 2,919 points per CPU-second in chunks of 512
+# against 2,089 in chunks of 32 (vectorbt's per-call cost), and the process that checkpoints
+# writes and reads 16x fewer files. Rows and floats do not depend on the chunk size.
 CHUNK = 32
+MAX_CHUNK = 512
+MIN_CHUNKS = 64
+MAX_CHUNK_CELLS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -240,6 +249,20 @@ def chunk_parquet(spec: SweepSpec, points: list[dict[str, Any]], data: CloseMatr
     return parquet_io.serialize(evaluate_chunk(spec, points, data).to_arrow())[0].to_pybytes()
 
 
+def chunk_size(n_points: int, cells_per_point: int = 1) -> int:
+    """Points per chunk for a sweep of ``n_points`` over data of ``cells_per_point`` closes
+    (bars x symbols): a power-of-two multiple of ``CHUNK``, fixed by the sweep's own size, so
+    a resumed sweep finds the chunks its first run checkpointed."""
+    size = CHUNK
+    while (
+        size * 2 <= MAX_CHUNK
+        and n_points >= size * 2 * MIN_CHUNKS
+        and size * 2 * cells_per_point <= MAX_CHUNK_CELLS
+    ):
+        size *= 2
+    return size
+
+
 def run_sweep(
     spec: SweepSpec,
     data: CloseMatrix,
@@ -257,14 +280,17 @@ def run_sweep(
     chunk is checkpointed here once by index and the result is assembled in chunk order, so the
     rows, their order and the trial count do not depend on the engine.
     """
-    chunks = [spec.points[i : i + CHUNK] for i in range(0, len(spec.points), CHUNK)]
-    ck = (
+    size = chunk_size(len(spec.points), int(data.close.size))
+    chunks = [spec.points[i : i + size] for i in range(0, len(spec.points), size)]
+    base = (
         checkpoint_root
         if isinstance(checkpoint_root, Checkpoints)
         else Checkpoints(checkpoint_root)
     )
+    ck = base.sized(size)
     todo = [i for i in range(len(chunks)) if not ck.exists(i)]
     resumed = len(chunks) - len(todo)
+    frames: dict[int, pl.DataFrame] = {}  # decoded as they arrive, while the workers go on
     if todo:
         # an engine passed in stays open (its owner closes it); one opened here is closed here
         with nullcontext(engine) if engine else open_engine(workers) as eng:
@@ -272,13 +298,14 @@ def run_sweep(
             # pickled into every one of 3,000 tasks was most of the driver's CPU)
             bare = replace(spec, points=[])
             for i, blob in eng.map_chunks(chunk_parquet, bare, data, {i: chunks[i] for i in todo}):
-                rows = pq.read_metadata(pa.BufferReader(blob)).num_rows
-                if rows != len(chunks[i]):  # one row per point, never two
+                frame = pl.read_parquet(io.BytesIO(blob))
+                if frame.height != len(chunks[i]):  # one row per point, never two
                     raise RuntimeError(
-                        f"sweep chunk {i} returned {rows} rows for {len(chunks[i])} points"
+                        f"sweep chunk {i} returned {frame.height} rows for {len(chunks[i])} points"
                     )
                 ck.put(i, blob)
+                frames[i] = frame
                 if on_chunk:
                     on_chunk(i, len(chunks))
-    frames = [ck.read(i) for i in range(len(chunks))]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(), resumed
+    ordered = [frames[i] if i in frames else ck.read(i) for i in range(len(chunks))]
+    return pl.concat(ordered, how="diagonal_relaxed") if ordered else pl.DataFrame(), resumed

@@ -191,6 +191,64 @@ def test_unknown_engine_fails_the_sweep_before_any_run_or_checkpoint(
         assert db.execute("select count(*) from runs").fetchone() == (0,)
 
 
+def test_chunk_size_grows_with_the_sweep_within_its_bounds() -> None:
+    """Small sweeps keep CHUNK points a chunk; big ones double it while they keep MIN_CHUNKS
+    chunks, up to MAX_CHUNK points and MAX_CHUNK_CELLS simulated closes a chunk."""
+    assert sw.chunk_size(40) == sw.CHUNK == 32
+    assert sw.chunk_size(64 * 64 - 1) == 32 and sw.chunk_size(64 * 64) == 64
+    assert sw.chunk_size(50_000, 502 * 3) == 512  # 97 chunks of 512
+    assert sw.chunk_size(10_000, 502 * 3) == 128  # 78 chunks of 128
+    assert sw.chunk_size(10**7, 502 * 3) == sw.MAX_CHUNK
+    # minute bars: 24,780 bars x 3 symbols a point; 64 points would simulate 4.8M closes
+    assert sw.chunk_size(100_000, 24_780 * 3) == 32
+    for n in (1, 100, 5_000, 33_333, 250_000):
+        for cells in (1, 1_506, 74_340):
+            size = sw.chunk_size(n, cells)
+            assert size % sw.CHUNK == 0 and (size == sw.CHUNK or size * cells <= sw.MAX_CHUNK_CELLS)
+
+
+def test_rows_and_floats_do_not_depend_on_the_chunk_size(
+    closes: CloseMatrix, points: list[dict], reference: pl.DataFrame, tmp_path: Path
+) -> None:
+    """The reference ran in chunks of 4; chunks of 8 and 40 give equal rows, bit for bit, in
+    their own checkpoint files (the size is in the name: neither run reads the other's)."""
+    spec = sw.SweepSpec(FAMILY, points)
+    for size in (8, 40):
+        old, sw.CHUNK = sw.CHUNK, size
+        try:
+            out, resumed = sw.run_sweep(spec, closes, tmp_path, engine=LocalEngine(1))
+        finally:
+            sw.CHUNK = old
+        assert resumed == 0 and out.height == len(points)
+        assert out.equals(reference)
+        for col in ("sharpe_ratio", "total_return", "max_drawdown"):
+            assert (out[col].to_numpy().view("u8") == reference[col].to_numpy().view("u8")).all(), (
+                col
+            )
+    assert sorted(p.name for p in tmp_path.glob("chunk-*.parquet")) == [
+        *(f"chunk-40-{i:05d}.parquet" for i in range(1)),
+        *(f"chunk-8-{i:05d}.parquet" for i in range(5)),
+    ]
+
+
+def test_the_local_cluster_runs_without_dashboard_feeds(closes, points) -> None:
+    """The LocalCluster the engine starts: single-threaded workers with no stack sampling and
+    slow health ticks (what only a dashboard reads); the sweep result is unchanged by it."""
+    import dask
+
+    from alpaca_improved_pipelines.backtesting.engines import LOCAL_CLUSTER_CONFIG
+
+    def settings(dask_worker) -> dict:  # Client.run hands the worker to this argument
+        return {k: dask.config.get(k) for k in LOCAL_CLUSTER_CONFIG} | {
+            "nthreads": dask_worker.state.nthreads
+        }
+
+    with DaskEngine.local_cluster(1) as engine:
+        (seen,) = engine.client.run(settings).values()
+    assert seen == {**LOCAL_CLUSTER_CONFIG, "nthreads": 1}
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # only inside it
+
+
 def test_checkpoints_remove_a_killed_drivers_temp_files_once(tmp_path: Path) -> None:
     """The first put of a (resumed) sweep removes stale temporary files; later puts do not scan
     the directory again (a scan per put was O(chunks^2) for the driver)."""
@@ -245,7 +303,7 @@ def test_dask_tasks_carry_batches_of_chunks_same_bits(
     from alpaca_improved_pipelines.backtesting import engines
 
     monkeypatch.setattr(engines, "TASKS_PER_WORKER", 1)
-    assert cluster.batch_size(10) == 5
+    assert cluster.batch_size(10, 4) == 5
     seen = cluster.client.run_on_scheduler(transitions_to_processing)
     out, resumed = sw.run_sweep(sw.SweepSpec(FAMILY, points), closes, tmp_path, engine=cluster)
     tasks = {
@@ -255,11 +313,12 @@ def test_dask_tasks_carry_batches_of_chunks_same_bits(
     }
     assert len(tasks) == 2 and all(k.endswith("-5") for k in tasks), tasks
     assert resumed == 0 and sorted(p.name for p in tmp_path.glob("chunk-*.parquet")) == [
-        f"chunk-{i:05d}.parquet" for i in range(10)
+        f"chunk-4-{i:05d}.parquet" for i in range(10)
     ]
     assert out.height == len(points) and bits(out) == bits(reference)
-    monkeypatch.setattr(engines, "MAX_CHUNKS_PER_TASK", 3)
-    assert cluster.batch_size(10) == 3  # capped however few workers
+    monkeypatch.setattr(engines, "MAX_POINTS_PER_TASK", 12)
+    assert cluster.batch_size(10, 4) == 3  # capped however few workers
+    assert cluster.batch_size(10, 512) == 1  # a big chunk is a task of its own
 
 
 @pytest.mark.slow
@@ -359,7 +418,7 @@ def test_checkpoints_in_the_lakes_bucket_resume(
     s3_lake: str, closes, points, reference, small_chunks, tmp_path: Path
 ) -> None:
     """With the lake on S3 the checkpoints are objects in its bucket; a rerun resumes from them."""
-    ck = Checkpoints.for_sweep(tmp_path, FAMILY, "k1")
+    ck = Checkpoints.for_sweep(tmp_path, FAMILY, "k1").sized(sw.chunk_size(len(points)))
     assert ck.where() == f"{s3_lake}/_sweeps/{FAMILY}/k1"
     spec = sw.SweepSpec(FAMILY, points)
 
