@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
@@ -10,7 +11,7 @@ import polars as pl
 
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.storage import WrittenPartition
-from contracts import paths
+from contracts import lake_store, paths
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -38,6 +39,12 @@ class LakeResource(dg.ConfigurableResource):
         return storage.write_partition(
             frame, self.root, table, session, fsync=self.fsync, lineage=lineage
         )
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Partitions written inside are committed together at its end (on S3: one commit
+        marker per table, which the DuckDB views HEAD per statement, not one per partition);
+        a step that writes many partitions wraps its loop in it."""
+        return lake_store.from_env(self.root).batch()
 
     def read(
         self,

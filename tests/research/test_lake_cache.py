@@ -15,7 +15,9 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -264,3 +266,94 @@ def test_without_hard_links_each_reader_reads_its_own_copy(
         _write(store, "2024-01-02", 2, 60)
         assert con.sql(SQL).fetchall()[0] == (dt.date(2024, 1, 2), 2, 60)
     assert all(p.stat().st_nlink == 1 for p in _objects(env))
+
+
+# ---- commits: one HEAD per statement, a LIST only when something was committed -----------------
+
+
+def _refresh(con: lakehouse.LakeConnection) -> Any:
+    return con._before  # the views' freshness check (lakehouse._Refresh)
+
+
+def test_a_statement_lists_a_table_only_after_a_commit(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _env = lake
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        reader = _refresh(con).mirror.store
+        lists: list[str] = []
+        listing = reader.listing
+        monkeypatch.setattr(reader, "listing", lambda name: lists.append(name) or listing(name))
+        con.sql(SQL).fetchall()  # no marker recorded yet: HEAD, then LIST
+        assert lists == ["stock_bars_1d"]
+        for _ in range(3):  # nothing committed since: the HEAD alone
+            assert len(con.sql(SQL).fetchall()) == 2
+        assert lists == ["stock_bars_1d"]
+        _write(store, "2024-01-04", 2, 60)  # another writer's commit: a new marker
+        assert len(con.sql(SQL).fetchall()) == 3
+        assert lists == ["stock_bars_1d"] * 2
+
+
+def test_a_batch_commits_once_at_its_end_and_its_own_process_reads_inside_it(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path
+) -> None:
+    store, env = lake
+    writer = S3Store(store.uri, env)  # another writer's store, as another process has
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        con.sql(SQL).fetchall()
+        before = store.commit_marker("stock_bars_1d")
+        assert before is not None
+        with writer.batch():
+            _write(writer, "2024-01-04", 2, 60)
+            with writer.batch():  # nested: committed by the outermost only
+                _write(writer, "2024-01-05", 2, 60)
+            assert writer.pending("stock_bars_1d")
+            assert writer.commit_marker("stock_bars_1d") == before
+            assert len(con.sql(SQL).fetchall()) == 2  # not committed yet: the view stands
+        assert not writer.pending("stock_bars_1d")
+        assert writer.commit_marker("stock_bars_1d") != before
+        assert len(con.sql(SQL).fetchall()) == 4
+        # the store this process's views use: its open batch is read through at once
+        own = _refresh(con).mirror.store
+        with own.batch():
+            _write(own, "2024-01-08", 3, 10)
+            assert own.pending("stock_bars_1d")
+            assert con.sql(SQL).fetchall()[-1] == (dt.date(2024, 1, 8), 3, 10)
+
+
+def test_a_batch_that_raises_still_commits_what_it_wrote(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path
+) -> None:
+    store, _env = lake
+    before = store.commit_marker("stock_bars_1d")
+    with pytest.raises(RuntimeError, match="the step failed"), store.batch():
+        _write(store, "2024-01-04", 2, 60)
+        raise RuntimeError("the step failed")
+    assert store.commit_marker("stock_bars_1d") not in (None, before)
+    assert not store.pending("stock_bars_1d")
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        assert len(con.sql(SQL).fetchall()) == 3
+
+
+def test_an_object_put_without_a_commit_is_seen_within_the_relist_bound(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path
+) -> None:
+    """A writer that died between its partition's PUT and the marker's (or `aws s3 cp`): the
+    next LIST finds it, at the latest ``relist_after`` seconds after the last one."""
+    import io
+
+    store, _env = lake
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        refresh = _refresh(con)
+        refresh.relist_after = 1.0
+        con.sql(SQL).fetchall()
+        buf = io.BytesIO()
+        _version(9, 5).write_parquet(buf)
+        key = store.key(store.partition("stock_bars_1d", "2024-01-04"))
+        store.client.put_object(Bucket=store.bucket, Key=key, Body=buf.getvalue())
+        start = time.monotonic()
+        while len(con.sql(SQL).fetchall()) == 2:
+            assert time.monotonic() - start < 10, "never seen"
+            time.sleep(0.1)
+        assert time.monotonic() - start < 1.0 + 5  # the bound (and a loaded machine's slack)
+        assert con.sql(SQL).fetchall()[-1] == (dt.date(2024, 1, 4), 9, 5)

@@ -50,7 +50,10 @@ def indicators_1d(
         for s, f in by_session.items()
     }
     guard_lineage(context, lake, "indicators_1d", planned)
-    written = [(s, lake.write("indicators_1d", s, f, planned[s])) for s, f in by_session.items()]
+    with lake.batch():
+        written = [
+            (s, lake.write("indicators_1d", s, f, planned[s])) for s, f in by_session.items()
+        ]
     frames = list(by_session.values())
     symbols = tuple(sorted(frames[-1].get_column("symbol").unique().to_list()))
     rep = pl.concat(frames).filter(pl.col("symbol") == symbols[0])

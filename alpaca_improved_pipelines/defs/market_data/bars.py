@@ -168,21 +168,22 @@ def fetch_and_write(
     written: list[tuple[dt.date, WrittenPartition]] = []
     gap_rows: list[dict[str, Any]] = []
     frame = pl.DataFrame()
-    for session in sessions:
-        frame = source.stock_bars(symbols, session, timeframe)
-        _stop_on_expected_empty(frame, source, table, session)
-        _require_symbols(frame, symbols, table, session, source.name)
-        if timeframe == "1Min":
-            gaps = minute_gaps(frame, session, list(symbols))
-            gap_rows += gaps.with_columns(
-                pl.col("session").cast(pl.String), pl.col("first_missing").cast(pl.String)
-            ).to_dicts()
-            if config.fill_gaps:
-                frame = fill_minute_gaps(frame, session, list(symbols))
-        if config.symbols:
-            frame = _merge_subset(lake, table, session, frame, symbols)
-        held = tuple(frame.get_column("symbol").unique().to_list()) if frame.height else symbols
-        written.append((session, lake.write(table, session, frame, lineage.bars(held, src))))
+    with lake.batch():  # one commit of the table for the step's partitions
+        for session in sessions:
+            frame = source.stock_bars(symbols, session, timeframe)
+            _stop_on_expected_empty(frame, source, table, session)
+            _require_symbols(frame, symbols, table, session, source.name)
+            if timeframe == "1Min":
+                gaps = minute_gaps(frame, session, list(symbols))
+                gap_rows += gaps.with_columns(
+                    pl.col("session").cast(pl.String), pl.col("first_missing").cast(pl.String)
+                ).to_dicts()
+                if config.fill_gaps:
+                    frame = fill_minute_gaps(frame, session, list(symbols))
+            if config.symbols:
+                frame = _merge_subset(lake, table, session, frame, symbols)
+            held = tuple(frame.get_column("symbol").unique().to_list()) if frame.height else symbols
+            written.append((session, lake.write(table, session, frame, lineage.bars(held, src))))
     rep = symbols[0]
     plot_src = frame if timeframe == "1Min" else lake.read(table, [s for s, _ in written])
     plot = line_plot_markdown(
@@ -213,10 +214,11 @@ def derive_and_write(
     # derived bars carry the lineage of the 1-minute partition they are resampled from
     planned = {s: lineage.stored(lake.root, "stock_bars_1m", s) or {} for s in sessions}
     guard_lineage(context, lake, table, planned)
-    for session in sessions:
-        bars = resample_minutes(lake.read("stock_bars_1m", [session], BAR_SCHEMA), every)
-        symbols |= set(bars.get_column("symbol").unique().to_list())
-        written.append((session, lake.write(table, session, bars, planned[session] or None)))
+    with lake.batch():
+        for session in sessions:
+            bars = resample_minutes(lake.read("stock_bars_1m", [session], BAR_SCHEMA), every)
+            symbols |= set(bars.get_column("symbol").unique().to_list())
+            written.append((session, lake.write(table, session, bars, planned[session] or None)))
     meta = _metadata(table, written, tuple(sorted(symbols)), "")
     return dg.MaterializeResult(
         metadata=meta, data_version=dg.DataVersion(str(meta["data_version"]))

@@ -79,10 +79,11 @@ def chains_for_run(
     yields = {u: dividend_yield(config, u) for u in underlyings}
     written: Written = []
     chain = pl.DataFrame(schema=OPTION_CHAIN_SCHEMA)
-    for session in sessions:
-        raw = fetch_chains(source, underlyings, session)
-        chain = enrich(raw, session, rates, yields, config.american_iv)
-        written.append((session, lake.write("option_chains", session, chain, planned[session])))
+    with lake.batch():  # one commit of the table for the step's partitions
+        for session in sessions:
+            raw = fetch_chains(source, underlyings, session)
+            chain = enrich(raw, session, rates, yields, config.american_iv)
+            written.append((session, lake.write("option_chains", session, chain, planned[session])))
     return underlyings, written, chain
 
 
@@ -133,13 +134,15 @@ def surfaces_for_run(
     history = load_history(lake, sessions[0], config.rank_window)
     written: Written = []
     surface = pl.DataFrame(schema=SURFACE_SCHEMA)
-    for session in sessions:
-        chain = lake.read("option_chains", [session], OPTION_CHAIN_SCHEMA)
-        rows: list[dict[str, Any]] = []
-        for (_,), group in chain.group_by(["underlying"], maintain_order=True):
-            rows += _with_rank(fit_underlying(group, config.min_quotes), history, session, config)
-        surface = surface_frame(rows) if rows else pl.DataFrame(schema=SURFACE_SCHEMA)
-        written.append((session, lake.write("vol_surface", session, surface, planned[session])))
-        latest = surface.select(HISTORY_COLUMNS).unique(["underlying", "session"])
-        history = pl.concat([history, latest], how="vertical")
+    with lake.batch():
+        for session in sessions:
+            chain = lake.read("option_chains", [session], OPTION_CHAIN_SCHEMA)
+            rows: list[dict[str, Any]] = []
+            for (_,), group in chain.group_by(["underlying"], maintain_order=True):
+                fits = fit_underlying(group, config.min_quotes)
+                rows += _with_rank(fits, history, session, config)
+            surface = surface_frame(rows) if rows else pl.DataFrame(schema=SURFACE_SCHEMA)
+            written.append((session, lake.write("vol_surface", session, surface, planned[session])))
+            latest = surface.select(HISTORY_COLUMNS).unique(["underlying", "session"])
+            history = pl.concat([history, latest], how="vertical")
     return written, surface
