@@ -98,6 +98,10 @@ SEEN_TTL_S = 3600.0
 # Per table, the object every commit rewrites: ``<prefix>/_commits/<table>`` (the underscore
 # keeps it out of every table scan, as ``_sweeps``)
 COMMITS_DIR = "_commits"
+# A reader that found a table's commit marker unchanged LISTs it anyway once its last LIST is
+# this old: a writer that died between its partition's PUT and the marker's, or a copy made
+# outside the platform (`aws s3 cp`), is seen within this many seconds
+RELIST_SECONDS = 60.0
 
 
 class LakeStoreError(ContractError):

@@ -284,12 +284,6 @@ class _Listed(NamedTuple):
     listing: dict[str, lake_store.ObjectInfo]
 
 
-# A view whose table's commit marker has not changed is LISTed again anyway once this old: a
-# writer that died between its partition's PUT and the marker's, or one that is not ours (an
-# `aws s3 cp`), is seen within this many seconds
-RELIST_SECONDS = 60.0
-
-
 class _Refresh:
     """The views' freshness (the lake on S3 with its cache): every table whose view a statement
     names is checked after the statement started and, when a partition was added, replaced or
@@ -301,17 +295,17 @@ class _Refresh:
     rewrites it after its partition is whole, a batch once at its end): when its ETag is the one
     read before the LIST that made the view, nothing was committed since and no LIST is needed.
     Otherwise (or with no marker yet, a batch of this process still open on the table, or the
-    last LIST ``RELIST_SECONDS`` old) the table is LISTed. The marker is read before the LIST,
-    so a commit racing with it is seen by the next statement. A HEAD costs what a LIST of a
-    handful of objects does and stays one request however many partitions the table has (a LIST
-    of 30 objects was ~7.5 ms of the moto server's and our CPU, one page per 1,000 objects).
+    last LIST ``lake_store.RELIST_SECONDS`` old) the table is LISTed. The marker is read before
+    the LIST, so a commit racing with it is seen by the next statement. A HEAD costs what a LIST
+    of a handful of objects does and stays one request however many partitions the table has (a
+    LIST of 30 objects was ~7.5 ms of the moto server's and our CPU, one page per 1,000 objects).
 
-    ``__call__`` LISTs before the statement runs (for calls that stream rows); ``validate``
-    LISTs on a thread while the statement runs on the views as they are (DuckDB and boto3's
-    socket reads both release the GIL) and keeps that result when nothing changed: S3's LIST
-    is strongly consistent and began after the statement did, so unchanged versions mean the
-    views already held every earlier commit. Otherwise the views are remade and the statement
-    runs again; only the second result (or error) is returned."""
+    ``__call__`` checks before the statement runs (for calls that stream rows); ``validate``
+    checks on a thread while the statement runs on the views as they are (DuckDB and boto3's
+    socket reads both release the GIL) and keeps that result when nothing changed: S3's HEAD and
+    LIST are strongly consistent and began after the statement did, so an unchanged marker or
+    unchanged versions mean the views already held every earlier commit. Otherwise the views are
+    remade and the statement runs again; only the second result (or error) is returned."""
 
     def __init__(
         self,
@@ -327,7 +321,7 @@ class _Refresh:
         # per view: the commit marker read before the LIST its view stands on, and when
         self.markers: dict[str, str | None] = {}
         self.listed_at: dict[str, float] = {}
-        self.relist_after = RELIST_SECONDS
+        self.relist_after = lake_store.RELIST_SECONDS
         # tests: called on the LIST thread, before each check of a view
         self.on_list: Callable[[str], None] | None = None
 

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
-from time import time_ns
+from time import monotonic, time_ns
 from typing import Any
 
 import polars as pl
@@ -112,14 +112,29 @@ class LakeSnapshotProvider(SnapshotProvider):
         self._etags: dict[tuple[str, date], str] = {}
         self._paths: dict[tuple[str, date], Path] = {}
         self._listing: dict[str, tuple[int, list[date]]] = {}
+        # S3: per table, the commit marker read before the LIST, when, and the sessions listed
+        self._remote: dict[str, tuple[str | None, float, list[date]]] = {}
         self._history: tuple[tuple[Any, ...], pl.DataFrame, dict[str, float]] | None = None
         self._features: dict[str, tuple[tuple[Any, ...], Any]] = {}  # by kind: (key, features)
 
     def _remote_sessions(self, table: str) -> list[date]:
-        """Sessions and ETags of ``table`` in the bucket (one LIST; no object is opened)."""
-        assert isinstance(self.store, lake_store.S3Store)
+        """Sessions and ETags of ``table`` in the bucket: a HEAD of its commit marker and, only
+        when a commit happened since the last cycle's LIST (or that LIST is
+        ``lake_store.RELIST_SECONDS`` old), one LIST; no object is opened."""
+        store = self.store
+        assert isinstance(store, lake_store.S3Store)
+        marker = store.commit_marker(table)
+        hit = self._remote.get(table)
+        if (
+            hit is not None
+            and marker is not None
+            and hit[0] == marker
+            and monotonic() - hit[1] < lake_store.RELIST_SECONDS
+        ):
+            return hit[2]
+        listed_at = monotonic()
         out = []
-        for key, info in self.store.listing(table).items():
+        for key, info in store.listing(table).items():
             parts = key.split("/")
             if len(parts) != 3 or parts[2] != "part.parquet" or "=" not in parts[1]:
                 continue
@@ -129,7 +144,8 @@ class LakeSnapshotProvider(SnapshotProvider):
                 continue
             self._etags[(table, session)] = info.etag
             out.append(session)
-        return sorted(out)
+        self._remote[table] = (marker, listed_at, sorted(out))
+        return self._remote[table][2]
 
     def _sessions(self, table: str) -> list[date]:
         if self.store.remote:

@@ -268,6 +268,34 @@ def test_live_snapshot_reader_reads_the_bucket_and_refetches_only_changed_partit
         store.client.put_object(Bucket=store.bucket, Key=store.key(part), Body=original)
 
 
+def test_live_snapshot_reader_lists_a_table_only_after_a_commit(
+    lakes: tuple[Path, Path, str], s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each cycle HEADs the tables' commit markers; a table is LISTed again only once a writer
+    committed it (a LIST is one request per 1,000 partitions, the HEAD one in all)."""
+    from live.market.snapshot import LakeSnapshotProvider
+
+    _local, remote, uri = lakes
+    for key, value in s3_server.env(uri).items():
+        monkeypatch.setenv(key, value)
+    now = dt.datetime(2024, 1, 5, 12, tzinfo=dt.UTC)
+    provider = LakeSnapshotProvider(remote)
+    store = provider.store
+    lists: list[str] = []
+    listing = store.listing
+    monkeypatch.setattr(store, "listing", lambda table: lists.append(table) or listing(table))
+    first = provider.latest(now)
+    assert first is not None and lists.count("stock_bars_1d") == 1
+    for _ in range(3):
+        assert provider.latest(now) is not None
+    assert lists.count("stock_bars_1d") == 1  # nothing committed: the HEADs alone
+    day = storage.read_partition(remote / "lake", "stock_bars_1d", "2024-01-04")
+    storage.write_partition(day, remote / "lake", "stock_bars_1d", "2024-01-04")  # a commit
+    again = provider.latest(now)
+    assert lists.count("stock_bars_1d") == 2
+    assert again is not None and again.prices == first.prices
+
+
 def test_each_view_statement_sees_partitions_written_after_connect(
     s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
