@@ -14,7 +14,8 @@ The layout is the same on both: ``<lake>/<table>/<key>=<value>/part.parquet`` (`
 
 Every write (and delete) then rewrites its table's commit marker, ``<prefix>/_commits/<table>``
 (a small JSON object; a new ETag each time), or, inside :meth:`LakeStore.batch`, once per table
-when the batch ends: a step that writes 252 partitions commits once. Research's DuckDB views
+when the batch ends: a step that writes 252 partitions commits once (a notice to readers, not
+an all-or-nothing transaction: each partition is whole once written). Research's DuckDB views
 HEAD the markers of the tables a statement names and LIST a table only when its marker changed
 (``research.lakehouse``): one request per table per statement, however many partitions it has,
 instead of a LIST of them all (one page per 1,000 objects). Readers of the views read local
@@ -73,6 +74,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -91,6 +93,7 @@ from contracts import lake as layout
 from contracts.errors import ContractError
 from contracts.parquet_io import WrittenPartition, file_sha256, serialize, write_table_atomic
 
+_log = logging.getLogger(__name__)
 LAKE_URI_ENV = "ALPACA_IMPROVED_LAKE_URI"
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 # How long a seen ETag stands for "this process read that partition" (then the write HEADs anew).
@@ -206,8 +209,10 @@ class LakeStore(ABC):
         """Fail now, with one line naming the variable and fix, if the store is unusable."""
 
     def batch(self) -> AbstractContextManager[None]:
-        """Writes of this thread inside are committed together when it ends (S3: one commit
-        marker per table written, not one per partition). Local files need no commit."""
+        """Readers are told of this thread's writes inside once, when it ends (S3: one commit
+        marker per table written, not one per partition). Not all-or-nothing: each partition
+        is whole in the bucket as soon as it is written, and a new reader LISTs it. Local files
+        need no commit."""
         return nullcontext()
 
     def commit_marker(self, table: str) -> str | None:
@@ -539,15 +544,19 @@ class S3Store(LakeStore):
         finally:
             dirty: set[str] = local.dirty
             local.dirty = None
+            errors: list[LakeStoreError] = []
             try:
-                for table in sorted(dirty):
+                for table in sorted(dirty):  # every table, whichever failed before
                     try:
                         self._commit(table)
-                    except LakeStoreError:
-                        if not failed:  # else the block's own error is the one to report
-                            raise
+                    except LakeStoreError as exc:
+                        errors.append(exc)
             finally:
                 self._unpend(dirty)
+            for error in errors:
+                _log.warning("%s", error)
+            if errors and not failed:  # else the block's own error is the one to report
+                raise errors[0]
 
     def _table(self, path: Path) -> str:
         return PurePosixPath(path).parts[0]
@@ -567,7 +576,7 @@ class S3Store(LakeStore):
     def _commit(self, table: str) -> None:
         """Rewrite ``table``'s commit marker (a new ETag: the body names a fresh commit id),
         after the partition objects it covers are whole in the bucket."""
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         body = {"table": table, "commit": uuid.uuid4().hex, "at": time.time()}
         key = f"{COMMITS_DIR}/{table}"
@@ -579,7 +588,13 @@ class S3Store(LakeStore):
                 ContentType="application/json",
             )
         except ClientError as exc:
-            raise self._error(exc, f"PUT {self.url(Path(key))}") from None
+            raise self._error(exc, f"PUT {self.url(Path(key))} (the commit marker)") from None
+        except BotoCoreError as exc:
+            raise LakeStoreError(
+                f"{LAKE_URI_ENV}={self.uri}: PUT {self.url(Path(key))} (the commit marker) "
+                f"failed ({type(exc).__name__}); the partitions are written, and readers that "
+                f"cached the table see them within {RELIST_SECONDS:g} s or when it is written again"
+            ) from None
 
     def _unpend(self, tables: set[str]) -> None:
         with self._pending_lock:

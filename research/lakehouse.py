@@ -335,11 +335,13 @@ class _Refresh:
         for name in names:
             if self.on_list is not None:
                 self.on_list(name)
+            # before the HEAD: a batch of this process committing in between shows a new marker
+            busy = store.pending(name)
             marker = store.commit_marker(name)
             if (
                 marker is not None
                 and marker == self.markers.get(name)
-                and not store.pending(name)
+                and not busy
                 and time.monotonic() - self.listed_at.get(name, 0.0) < self.relist_after
             ):
                 continue  # nothing committed since the LIST the view stands on

@@ -13,14 +13,15 @@ methods (``write_parquet``, ``to_csv``…) are a notebook author's deliberate ca
 that the CLI passes on, so they are not wrapped.
 
 With a ``validate`` hook (the lake on S3 with its cache, ``research.lakehouse``) a statement
-runs optimistically: its result is computed on the views as they are while the hook LISTs the
-tables it names, and only a result the LIST proves current is handed back (else the views are
-remade and the statement runs again). So only calls that compute a whole result before
-returning go that way: ``execute`` and, on a relation from ``sql``/``view``, ``fetchall``,
-``df``, ``pl``, ``fetch_arrow_table``, ``fetchnumpy``, ``to_dicts``… Calls that hand rows over
-as they are produced (``to_arrow_reader``, ``iter_rows``, ``show``, a lazy ``pl(lazy=True)``,
-the Arrow stream protocol, and any other method not known only to build a relation) LIST first,
-then run, as every statement does without the hook.
+runs optimistically: its result is computed on the views as they are while the hook checks the
+tables it names (their commit markers, a LIST when one changed), and only a result the check
+proves current is handed back (else the views are remade and the statement runs again). So only
+calls that compute a whole result before returning go that way: ``execute`` and, on a relation
+from ``sql``/``view``, ``fetchall``, ``df``, ``pl``, ``fetch_arrow_table``, ``fetchnumpy``,
+``to_dicts``… Calls that hand rows over as they are produced (``to_arrow_reader``,
+``iter_rows``, ``show``, a lazy ``pl(lazy=True)``, the Arrow stream protocol, and any other
+method not known only to build a relation) check first, then run, as every statement does
+without the hook.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from contracts.errors import ContractError
 from contracts.lake import Rejected
 
 T = TypeVar("T")
-# ``validate(query, run)``: run() on the views as they are, LIST what ``query`` names meanwhile,
-# remake changed views and run() again; returns the result of the run the LIST validated
+# ``validate(query, run)``: run() on the views as they are, check what ``query`` names meanwhile,
+# remake changed views and run() again; returns the result of the run the check validated
 Validate = Callable[[str, Callable[[], Any]], Any]
 
 ALLOWED = "SELECT (WITH … SELECT, FROM …, DESCRIBE, SUMMARIZE, SHOW, EXPLAIN SELECT)"

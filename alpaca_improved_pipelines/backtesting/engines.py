@@ -18,11 +18,12 @@ not work inside one step.
 What every engine guarantees (``tests/research/test_sweep_engines.py``):
 
 * The engine only decides where a chunk runs. A chunk is a fixed slice of the sweep's points
-  (``sweep.CHUNK``), evaluated by the same ``evaluate_chunk`` whatever the engine, and the driver
-  (the process calling ``run_sweep``) writes each chunk's checkpoint and assembles the result in
-  chunk order. So the rows, their order and their floats are the same on every engine and worker
-  count (bit for bit on one software stack; the Dask engine refuses workers whose numpy, numba,
-  vectorbt, polars or sweep code differ from the driver's).
+  (``sweep.chunk_size`` of them, fixed by the sweep), evaluated by the same ``evaluate_chunk``
+  whatever the engine, and the driver (the process calling ``run_sweep``) writes each chunk's
+  checkpoint and assembles the result in chunk order. So the rows, their order and their floats
+  are the same on every engine and worker count (bit for bit on one software stack; the Dask
+  engine refuses workers whose numpy, numba, vectorbt, polars or sweep code differ from the
+  driver's).
 * Each chunk is checkpointed exactly once by index: a task Dask re-runs after losing its worker
   yields one result for its index, so the trial count (which deflates the Sharpe) is exact.
 * A Dask task carries several small chunks (up to ``MAX_POINTS_PER_TASK`` points, while a sweep

@@ -33,10 +33,12 @@ from contracts import parquet_io
 # Points per chunk (one vectorbt simulation, one checkpoint, the local pool's unit of work):
 # CHUNK for a small sweep, doubled while the sweep keeps at least MIN_CHUNKS chunks (load
 # balance over workers, little lost to a crash), up to MAX_CHUNK points and MAX_CHUNK_CELLS
-# simulated cells (points x bars x symbols: a chunk's arrays stay tens of MB). Measured on
-# 50k ma_crossover points: a worker evaluates 2,919 points per CPU-second in chunks of 512
-# against 2,089 in chunks of 32 (vectorbt's per-call cost), and the process that checkpoints
-# writes and reads 16x fewer files. Rows and floats do not depend on the chunk size.
+# simulated cells (points x bars x symbols; the cap limits growth, CHUNK is the floor).
+# Measured on 50k ma_crossover points: a worker evaluates 2,919 points per CPU-second in
+# chunks of 512 against 2,089 in chunks of 32 (vectorbt's per-call cost), and the process that
+# checkpoints writes and reads 16x fewer files. Rows and floats do not depend on the chunk size,
+# except in a chunk of ONE point (numpy sums a single column pairwise, several column by column:
+# the last bits of its metrics can differ); a sweep's chunk size is fixed by its own size.
 CHUNK = 32
 MAX_CHUNK = 512
 MIN_CHUNKS = 64

@@ -41,9 +41,9 @@ class LakeResource(dg.ConfigurableResource):
         )
 
     def batch(self) -> AbstractContextManager[None]:
-        """Partitions written inside are committed together at its end (on S3: one commit
-        marker per table, which the DuckDB views HEAD per statement, not one per partition);
-        a step that writes many partitions wraps its loop in it."""
+        """Readers are told of the partitions written inside once, at its end (on S3: one
+        commit marker per table, which the DuckDB views HEAD per statement, not one per
+        partition; not all-or-nothing); a step that writes many partitions wraps its loop in it."""
         return lake_store.from_env(self.root).batch()
 
     def read(

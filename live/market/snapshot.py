@@ -13,8 +13,9 @@ definition sweeps use), absent for a symbol without minute bars that session (an
 then stays closed).
 
 With ``ALPACA_IMPROVED_LAKE_URI=s3://bucket/prefix`` it reads the bucket through
-``contracts.lake_store`` (the same store the pipelines write): one LIST per table and cycle gives
-the sessions and each object's ETag, and a partition is fetched again only when its ETag changed
+``contracts.lake_store`` (the same store the pipelines write): per table and cycle one HEAD of
+its commit marker, and a LIST (the sessions and each object's ETag) only after a commit or once
+the last LIST is ``RELIST_SECONDS`` old; a partition is fetched again only when its ETag changed
 (the local reader's mtime cache). Each partition is one object written by one PUT, so a read is
 always one whole version.
 """
@@ -123,11 +124,13 @@ class LakeSnapshotProvider(SnapshotProvider):
         ``lake_store.RELIST_SECONDS`` old), one LIST; no object is opened."""
         store = self.store
         assert isinstance(store, lake_store.S3Store)
+        busy = store.pending(table)  # a batch of this process on it (read before the HEAD)
         marker = store.commit_marker(table)
         hit = self._remote.get(table)
         if (
             hit is not None
             and marker is not None
+            and not busy
             and hit[0] == marker
             and monotonic() - hit[1] < lake_store.RELIST_SECONDS
         ):

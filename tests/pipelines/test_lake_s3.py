@@ -289,11 +289,20 @@ def test_live_snapshot_reader_lists_a_table_only_after_a_commit(
     for _ in range(3):
         assert provider.latest(now) is not None
     assert lists.count("stock_bars_1d") == 1  # nothing committed: the HEADs alone
+    store_ = S3Store(uri, s3_server.env(uri))
+    part = store_.partition("stock_bars_1d", "2024-01-04")
+    original = store_.read(part)
     day = storage.read_partition(remote / "lake", "stock_bars_1d", "2024-01-04")
-    storage.write_partition(day, remote / "lake", "stock_bars_1d", "2024-01-04")  # a commit
-    again = provider.latest(now)
-    assert lists.count("stock_bars_1d") == 2
-    assert again is not None and again.prices == first.prices
+    try:  # a commit: the next cycle LISTs and reads the new version
+        storage.write_partition(
+            day.with_columns(pl.col("close") * 2), remote / "lake", "stock_bars_1d", "2024-01-04"
+        )
+        again = provider.latest(now)
+        assert lists.count("stock_bars_1d") == 2
+        assert again is not None
+        assert again.prices == pytest.approx({s: 2 * p for s, p in first.prices.items()})
+    finally:  # the module's lake stays the materialized one
+        store_.client.put_object(Bucket=store_.bucket, Key=store_.key(part), Body=original)
 
 
 def test_each_view_statement_sees_partitions_written_after_connect(

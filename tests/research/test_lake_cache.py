@@ -357,3 +357,59 @@ def test_an_object_put_without_a_commit_is_seen_within_the_relist_bound(
             time.sleep(0.1)
         assert time.monotonic() - start < 1.0 + 5  # the bound (and a loaded machine's slack)
         assert con.sql(SQL).fetchall()[-1] == (dt.date(2024, 1, 4), 9, 5)
+
+
+def test_a_commit_landing_after_the_list_is_seen_by_the_next_statement(
+    lake: tuple[S3Store, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker a view stands on is the one read BEFORE its LIST: a commit that lands right
+    after the LIST changes the marker again, so the next statement LISTs (recording the marker
+    read after the LIST would hide that commit until the relist bound)."""
+    store, env = lake
+    writer = S3Store(store.uri, env)
+    with lakehouse.connect(tmp_path, warn=False) as con:
+        con.sql(SQL).fetchall()  # the view stands on marker M1
+        _write(writer, "2024-01-04", 2, 60)  # M2: the next statement LISTs
+        reader = _refresh(con).mirror.store
+        listing, landed = reader.listing, []
+
+        def list_then_commit(name: str) -> dict:
+            out = listing(name)
+            if not landed:  # lands after this LIST, before the statement ends
+                _write(writer, "2024-01-05", 3, 70)
+                landed.append(name)
+            return out
+
+        monkeypatch.setattr(reader, "listing", list_then_commit)
+        assert len(con.sql(SQL).fetchall()) == 3  # its LIST was before the commit
+        assert landed
+        assert con.sql(SQL).fetchall()[-1] == (dt.date(2024, 1, 5), 3, 70)
+
+
+def test_a_failed_commit_still_commits_the_other_tables_and_is_raised(
+    lake: tuple[S3Store, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contracts.lake_store import LakeStoreError
+
+    store, env = lake
+    writer = S3Store(store.uri, env)
+    before = {t: writer.commit_marker(t) for t in ("stock_bars_1d", "stock_bars_5m")}
+    commit = writer._commit
+
+    def refuse_1d(table: str) -> None:
+        if table == "stock_bars_1d":
+            raise LakeStoreError("the marker PUT was refused")
+        commit(table)
+
+    monkeypatch.setattr(writer, "_commit", refuse_1d)
+    frame = _version(4, 3).to_arrow()
+    with pytest.raises(LakeStoreError, match="refused"), writer.batch():
+        writer.write(frame, writer.partition("stock_bars_1d", "2024-01-04"))
+        writer.write(frame, writer.partition("stock_bars_5m", "2024-01-04"))
+    assert writer.commit_marker("stock_bars_5m") not in (None, before["stock_bars_5m"])
+    assert writer.commit_marker("stock_bars_1d") == before["stock_bars_1d"]
+    assert not writer.pending("stock_bars_1d") and not writer.pending("stock_bars_5m")
+    # the block's own error wins over a failed commit
+    with pytest.raises(KeyError), writer.batch():
+        writer.write(frame, writer.partition("stock_bars_1d", "2024-01-05"))
+        raise KeyError("the step's own error")

@@ -44,7 +44,8 @@ FAMILY = "rsi_reversion"
 def bits(frame: pl.DataFrame) -> str:
     """sha256 of the frame's Arrow IPC bytes: equal only when every value is equal bit for bit."""
     buf = io.BytesIO()
-    frame.rechunk().write_ipc(buf, compression="uncompressed")
+    # the oldest Arrow layout: strings as offsets + bytes, whatever chunks built the frame
+    frame.rechunk().write_ipc(buf, compression="uncompressed", compat_level=pl.CompatLevel.oldest())
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
@@ -220,23 +221,50 @@ def test_rows_and_floats_do_not_depend_on_the_chunk_size(
         finally:
             sw.CHUNK = old
         assert resumed == 0 and out.height == len(points)
-        assert out.equals(reference)
-        for col in ("sharpe_ratio", "total_return", "max_drawdown"):
-            assert (out[col].to_numpy().view("u8") == reference[col].to_numpy().view("u8")).all(), (
-                col
-            )
+        assert bits(out) == bits(reference)
     assert sorted(p.name for p in tmp_path.glob("chunk-*.parquet")) == [
         *(f"chunk-40-{i:05d}.parquet" for i in range(1)),
         *(f"chunk-8-{i:05d}.parquet" for i in range(5)),
     ]
 
 
-def test_the_local_cluster_runs_without_dashboard_feeds(closes, points) -> None:
+def test_a_sweep_in_grown_chunks_resumes_from_them(
+    closes: CloseMatrix,
+    points: list[dict],
+    reference: pl.DataFrame,
+    small_chunks,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """40 points with MIN_CHUNKS 2 grow to chunks of 16 (16, 16, 8): interrupted after one, the
+    rerun takes it from its checkpoint and computes the other two, the rows bit for bit the
+    reference's (chunks of 4)."""
+    monkeypatch.setattr(sw, "MIN_CHUNKS", 2)
+    assert sw.chunk_size(len(points), int(closes.close.size)) == 16
+    spec = sw.SweepSpec(FAMILY, points)
+
+    def stop_after_1(i: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sw.run_sweep(spec, closes, tmp_path, engine=LocalEngine(1), on_chunk=stop_after_1)
+    assert [p.name for p in tmp_path.glob("chunk-*.parquet")] == ["chunk-16-00000.parquet"]
+    out, resumed = sw.run_sweep(spec, closes, tmp_path, engine=LocalEngine(1))
+    assert resumed == 1 and bits(out) == bits(reference)
+    assert sorted(p.name for p in tmp_path.glob("chunk-*.parquet")) == [
+        f"chunk-16-{i:05d}.parquet" for i in range(3)
+    ]
+
+
+@pytest.mark.slow
+def test_the_local_cluster_runs_without_dashboard_feeds() -> None:
     """The LocalCluster the engine starts: single-threaded workers with no stack sampling and
-    slow health ticks (what only a dashboard reads); the sweep result is unchanged by it."""
+    slow health ticks (what only a dashboard reads), this process's settings untouched."""
     import dask
 
     from alpaca_improved_pipelines.backtesting.engines import LOCAL_CLUSTER_CONFIG
+
+    here = {k: dask.config.get(k) for k in LOCAL_CLUSTER_CONFIG}
 
     def settings(dask_worker) -> dict:  # Client.run hands the worker to this argument
         return {k: dask.config.get(k) for k in LOCAL_CLUSTER_CONFIG} | {
@@ -246,7 +274,7 @@ def test_the_local_cluster_runs_without_dashboard_feeds(closes, points) -> None:
     with DaskEngine.local_cluster(1) as engine:
         (seen,) = engine.client.run(settings).values()
     assert seen == {**LOCAL_CLUSTER_CONFIG, "nthreads": 1}
-    assert dask.config.get("distributed.worker.profile.enabled") is True  # only inside it
+    assert {k: dask.config.get(k) for k in LOCAL_CLUSTER_CONFIG} == here  # only inside it
 
 
 def test_checkpoints_remove_a_killed_drivers_temp_files_once(tmp_path: Path) -> None:
@@ -418,7 +446,8 @@ def test_checkpoints_in_the_lakes_bucket_resume(
     s3_lake: str, closes, points, reference, small_chunks, tmp_path: Path
 ) -> None:
     """With the lake on S3 the checkpoints are objects in its bucket; a rerun resumes from them."""
-    ck = Checkpoints.for_sweep(tmp_path, FAMILY, "k1").sized(sw.chunk_size(len(points)))
+    size = sw.chunk_size(len(points), int(closes.close.size))
+    ck = Checkpoints.for_sweep(tmp_path, FAMILY, "k1").sized(size)
     assert ck.where() == f"{s3_lake}/_sweeps/{FAMILY}/k1"
     spec = sw.SweepSpec(FAMILY, points)
 

@@ -179,8 +179,9 @@ class StreamLakeWriter:
             layout.table(name, "session")  # registered, session-partitioned
         self.lake = paths.lake_dir(Path(home))
         # the lake's store: local files, or S3 with ALPACA_IMPROVED_LAKE_URI (checked here, at
-        # start-up); on S3 each flush is one conditional PUT per partition, so a second writer of
-        # the same partition fails with PartitionConflict instead of interleaving
+        # start-up); on S3 each flush is one conditional PUT per partition (plus its table's
+        # commit marker), so a second writer of the same partition fails with PartitionConflict
+        # instead of interleaving
         self.store = lake_store.from_env(self.lake)
         self.flush_seconds = flush_seconds
         self.fsync = fsync
