@@ -18,6 +18,7 @@ identical sha256 and exact trial counts on every engine (history: benchmarks/REA
         dask x1        3,023-3,113 variants/s (worker 32-33 CPU-s, driver 2.5-3.0)
         dask x2        5,708-5,864 variants/s (workers 15.5-16.2 CPU-s each, driver 2.3,
                        1.96-1.97 cores busy)          2-vs-1 1.88x best, 1.89x median
+                       (a recheck later: 1.81-1.82x per round)
         local pool x2  3,770 variants/s (spawn, import and compile inside the timing)
     50,000 variants, 3 rounds: 2-vs-1 1.88x best, 1.85x median (1.82-1.88x per round)
 
