@@ -85,7 +85,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import pyarrow as pa
 
@@ -122,6 +122,14 @@ class ObjectInfo:
     etag: str
     size: int
     mtime: float
+
+
+class Listed(NamedTuple):
+    """A table's commit marker, then (at ``when``, ``time.monotonic()``) its LIST."""
+
+    marker: str | None
+    when: float
+    listing: dict[str, ObjectInfo]
 
 
 class LakeStore(ABC):
@@ -620,6 +628,30 @@ class S3Store(LakeStore):
     def pending(self, table: str) -> bool:
         with self._pending_lock:
             return self._pending.get(table, 0) > 0
+
+    def relist(
+        self, table: str, last: Listed | None, max_age: float = RELIST_SECONDS
+    ) -> Listed | None:
+        """``table``'s LIST if it may have changed since ``last`` (the reader's previous
+        result); None when nothing was committed since: its marker is still ``last.marker``, no
+        batch of this process is open on it, and ``last`` is younger than ``max_age`` seconds.
+
+        The order is what makes a reader see every commit finished before this call: pending
+        before the HEAD (a batch committing in between shows a new marker), the HEAD before
+        the LIST (a commit racing with the LIST changes the marker again for the next call).
+        """
+        busy = self.pending(table)
+        marker = self.commit_marker(table)
+        if (
+            last is not None
+            and marker is not None
+            and not busy
+            and marker == last.marker
+            and time.monotonic() - last.when < max_age
+        ):
+            return None
+        when = time.monotonic()
+        return Listed(marker, when, self.listing(table))
 
     # -- the write -------------------------------------------------------------------------
     _UNSEEN = "\0unseen"

@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import re
 import tempfile
-import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from typing import Any
 
 import duckdb
 
@@ -276,14 +275,6 @@ def _versions(listing: dict[str, lake_store.ObjectInfo]) -> tuple:
     return tuple((rel, info.etag) for rel, info in listing.items())
 
 
-class _Listed(NamedTuple):
-    """A table's commit marker, then (at ``when``) its LIST."""
-
-    marker: str | None
-    when: float
-    listing: dict[str, lake_store.ObjectInfo]
-
-
 class _Refresh:
     """The views' freshness (the lake on S3 with its cache): every table whose view a statement
     names is checked after the statement started and, when a partition was added, replaced or
@@ -318,9 +309,8 @@ class _Refresh:
         self.con, self.mirror, self.listed = con, mirror, listed
         self.names = {name: re.compile(rf"\b{name}\b", re.I) for name in views}
         self.pool = pool  # the LIST thread (made on first use if not given)
-        # per view: the commit marker read before the LIST its view stands on, and when
-        self.markers: dict[str, str | None] = {}
-        self.listed_at: dict[str, float] = {}
+        # per view: the commit marker and the LIST its view stands on
+        self.seen: dict[str, lake_store.Listed] = {}
         self.relist_after = lake_store.RELIST_SECONDS
         # tests: called on the LIST thread, before each check of a view
         self.on_list: Callable[[str], None] | None = None
@@ -328,24 +318,16 @@ class _Refresh:
     def named(self, query: str) -> list[str]:
         return [name for name, pattern in self.names.items() if pattern.search(query)]
 
-    def list(self, names: list[str]) -> dict[str, _Listed]:
+    def list(self, names: list[str]) -> dict[str, lake_store.Listed]:
         """The views among ``names`` whose table may have changed, each with its marker and a
-        LIST made after it."""
-        store, out = self.mirror.store, {}
+        LIST made after it (``S3Store.relist``)."""
+        out = {}
         for name in names:
             if self.on_list is not None:
                 self.on_list(name)
-            # before the HEAD: a batch of this process committing in between shows a new marker
-            busy = store.pending(name)
-            marker = store.commit_marker(name)
-            if (
-                marker is not None
-                and marker == self.markers.get(name)
-                and not busy
-                and time.monotonic() - self.listed_at.get(name, 0.0) < self.relist_after
-            ):
-                continue  # nothing committed since the LIST the view stands on
-            out[name] = _Listed(marker, time.monotonic(), store.listing(name))
+            fresh = self.mirror.store.relist(name, self.seen.get(name), self.relist_after)
+            if fresh is not None:
+                out[name] = fresh
         return out
 
     def __call__(self, query: str) -> None:
@@ -368,13 +350,14 @@ class _Refresh:
             raise error
         return result
 
-    def apply(self, listings: dict[str, _Listed]) -> bool:
+    def apply(self, listings: dict[str, lake_store.Listed]) -> bool:
         """Remake the views whose listing changed; True when one was remade."""
         store, changed = self.mirror.store, False
-        for name, (marker, when, listing) in listings.items():
+        for name, fresh in listings.items():
+            listing = fresh.listing
             versions = _versions(listing)
             if versions == self.listed[name]:
-                self.markers[name], self.listed_at[name] = marker, when
+                self.seen[name] = fresh
                 continue  # nothing added, replaced or removed: the view stands
             plan = _Plan(store, name, self.mirror, store.scan(name, listing))
             if not _make_view(self.con, plan):
@@ -384,7 +367,7 @@ class _Refresh:
                 )
             self.mirror.release(plan.stale)
             self.listed[name] = versions
-            self.markers[name], self.listed_at[name] = marker, when  # the view stands on them
+            self.seen[name] = fresh  # the view stands on them
             changed = True
         return changed
 

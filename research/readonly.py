@@ -29,14 +29,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import duckdb
 
 from contracts.errors import ContractError
 from contracts.lake import Rejected
 
-T = TypeVar("T")
 # ``validate(query, run)``: run() on the views as they are, check what ``query`` names meanwhile,
 # remake changed views and run() again; returns the result of the run the check validated
 Validate = Callable[[str, Callable[[], Any]], Any]
@@ -294,8 +293,6 @@ class CheckedRelation:
         return call
 
     def __getattr__(self, name: str) -> Any:
-        if name in _WHOLE or name in _BUILD:
-            return self._call(name, getattr(self._relation, name))
         if name == "shape":  # a property that counts the rows
             self._before(self._query)
             return self._relation.shape

@@ -452,22 +452,15 @@ class MarketSnapshot:
         object.__setattr__(self, "prices", MappingProxyType(dict(self.prices)))
         object.__setattr__(self, "chains", MappingProxyType(dict(self.chains)))
         object.__setattr__(self, "features", MappingProxyType(dict(self.features)))
-        for underlying, feats in self.vol_features.items():
-            if feats.session > self.session:
-                raise ValueError(
-                    f"vol_features[{underlying!r}] are of {feats.session}, "
-                    f"after the snapshot session {self.session}"
-                )
-        object.__setattr__(self, "vol_features", MappingProxyType(dict(self.vol_features)))
-        for symbol, day in self.intraday_features.items():
-            if day.session > self.session:
-                raise ValueError(
-                    f"intraday_features[{symbol!r}] are of {day.session}, "
-                    f"after the snapshot session {self.session}"
-                )
-        object.__setattr__(
-            self, "intraday_features", MappingProxyType(dict(self.intraday_features))
-        )
+        for name in ("vol_features", "intraday_features"):  # never a later session's
+            features = getattr(self, name)
+            for key, feats in features.items():
+                if feats.session > self.session:
+                    raise ValueError(
+                        f"{name}[{key!r}] are of {feats.session}, "
+                        f"after the snapshot session {self.session}"
+                    )
+            object.__setattr__(self, name, MappingProxyType(dict(features)))
 
     def chain(self, underlying: str) -> OptionChainView:
         """Typed access to the option chain of ``underlying`` (KeyError naming it if absent)."""

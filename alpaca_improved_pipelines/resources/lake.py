@@ -11,7 +11,7 @@ import polars as pl
 
 from alpaca_improved_pipelines.lake import storage
 from alpaca_improved_pipelines.lake.storage import WrittenPartition
-from contracts import lake_store, paths
+from contracts import paths
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -44,7 +44,7 @@ class LakeResource(dg.ConfigurableResource):
         """Readers are told of the partitions written inside once, at its end (on S3: one
         commit marker per table, which the DuckDB views HEAD per statement, not one per
         partition; not all-or-nothing); a step that writes many partitions wraps its loop in it."""
-        return lake_store.from_env(self.root).batch()
+        return storage.store(self.root).batch()
 
     def read(
         self,

@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from pathlib import Path
-from time import monotonic, time_ns
+from time import time_ns
 from typing import Any
 
 import polars as pl
@@ -113,8 +113,8 @@ class LakeSnapshotProvider(SnapshotProvider):
         self._etags: dict[tuple[str, date], str] = {}
         self._paths: dict[tuple[str, date], Path] = {}
         self._listing: dict[str, tuple[int, list[date]]] = {}
-        # S3: per table, the commit marker read before the LIST, when, and the sessions listed
-        self._remote: dict[str, tuple[str | None, float, list[date]]] = {}
+        # S3: per table, the last LIST (with the commit marker read before it) and its sessions
+        self._remote: dict[str, tuple[lake_store.Listed, list[date]]] = {}
         self._history: tuple[tuple[Any, ...], pl.DataFrame, dict[str, float]] | None = None
         self._features: dict[str, tuple[tuple[Any, ...], Any]] = {}  # by kind: (key, features)
 
@@ -124,20 +124,13 @@ class LakeSnapshotProvider(SnapshotProvider):
         ``lake_store.RELIST_SECONDS`` old), one LIST; no object is opened."""
         store = self.store
         assert isinstance(store, lake_store.S3Store)
-        busy = store.pending(table)  # a batch of this process on it (read before the HEAD)
-        marker = store.commit_marker(table)
         hit = self._remote.get(table)
-        if (
-            hit is not None
-            and marker is not None
-            and not busy
-            and hit[0] == marker
-            and monotonic() - hit[1] < lake_store.RELIST_SECONDS
-        ):
-            return hit[2]
-        listed_at = monotonic()
+        fresh = store.relist(table, hit[0] if hit else None)
+        if fresh is None and hit is not None:  # nothing committed since the last LIST
+            return hit[1]
+        assert fresh is not None  # relist() answers None only to a previous LIST
         out = []
-        for key, info in store.listing(table).items():
+        for key, info in fresh.listing.items():
             parts = key.split("/")
             if len(parts) != 3 or parts[2] != "part.parquet" or "=" not in parts[1]:
                 continue
@@ -147,8 +140,8 @@ class LakeSnapshotProvider(SnapshotProvider):
                 continue
             self._etags[(table, session)] = info.etag
             out.append(session)
-        self._remote[table] = (marker, listed_at, sorted(out))
-        return self._remote[table][2]
+        self._remote[table] = (fresh, sorted(out))
+        return self._remote[table][1]
 
     def _sessions(self, table: str) -> list[date]:
         if self.store.remote:

@@ -165,10 +165,7 @@ def _train(ds: Dataset, config: TrainingConfig) -> TrainingResult:
             {
                 "trial": trial,
                 "params": _json(params),
-                **{
-                    k: float(np.nanmean([r[k] for r in rows]))
-                    for k in ("log_loss", "accuracy", "auc")
-                },
+                **{k: float(np.nanmean([r[k] for r in rows])) for k in SCORES},
                 "cv_sharpe": sharpe,
                 "cv_days": returns.size,
             }

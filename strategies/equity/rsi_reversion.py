@@ -81,4 +81,4 @@ class RSIReversion(SignalStrategy):
     def panel_signals(self, close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """RSI bands on every column at once (the same values as :meth:`column_signals`)."""
         rsi = panel.rsi(close, self.config.window, threads=1)
-        return rsi < self.config.lower, rsi > self.config.upper
+        return band_signals(rsi, self.config.lower, self.config.upper)

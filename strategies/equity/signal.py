@@ -23,6 +23,11 @@ def as_2d(close: Any) -> np.ndarray:
     return as_panel(close)
 
 
+def _gated(config: Any) -> bool:
+    """True when ``config`` asks for an intraday gate (a family without one never does)."""
+    return getattr(config, "intraday_gate", OFF) != OFF
+
+
 def like(result: np.ndarray, close: Any) -> Any:
     """Shape a (bars, columns) boolean result like ``close`` (pandas keeps index/columns)."""
     if isinstance(close, pd.DataFrame):
@@ -124,7 +129,7 @@ class SignalStrategy(Strategy):
             kernel = getattr(fp, cls.fused_kernel)
             configs = [cls.param_space().validate(p) for p in points]
             for config in configs:  # the kernels know no gate: never drop one silently
-                if getattr(config, "intraday_gate", OFF) != OFF:
+                if _gated(config):
                     cls(config).require_features(None)
             frame = kernel(
                 close,
@@ -136,8 +141,9 @@ class SignalStrategy(Strategy):
             )
             return fp.per_point(frame, len(points))
 
-        return cls._signals_fast_path(
-            close, points, fees=fees, slippage=slippage, init_cash=init_cash, threads=threads
+        arr = as_2d(close)  # each point's signals through the compiled state machine
+        return cls.simulate_points(
+            arr, arr, points, fees=fees, slippage=slippage, init_cash=init_cash, threads=threads
         )
 
     @classmethod
@@ -146,9 +152,7 @@ class SignalStrategy(Strategy):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Ungated points on the closes (the family's usual path, fused kernel included),
         gated ones through their masked signals; rows in ``points`` order."""
-        gated = [
-            getattr(cls.param_space().validate(p), "intraday_gate", OFF) != OFF for p in points
-        ]
+        gated = [_gated(cls.param_space().validate(p)) for p in points]
         n_sym = inputs.close.shape[1]
         ret = np.empty((len(points), n_sym))
         trades = np.empty((len(points), n_sym), dtype=np.int64)
@@ -158,22 +162,11 @@ class SignalStrategy(Strategy):
                 continue
             subset = [points[k] for k in idx]
             if flag:
-                r, t = cls._signals_fast_path(inputs, subset, **costs)
+                r, t = cls.simulate_points(as_2d(inputs.close), inputs, subset, **costs)
             else:
                 r, t = cls.sweep_fast_path(inputs.close, subset, **costs)
             ret[idx], trades[idx] = r, t
         return ret, trades
-
-    @classmethod
-    def _signals_fast_path(
-        cls, close: Any, points: Sequence[Mapping[str, Any]], **costs: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Each point's :meth:`signals` on ``close`` (an array or DailyInputs) through the
-        compiled ``from_signals`` state machine."""
-        arr = as_2d(close.close if isinstance(close, DailyInputs) else close)
-        return cls.simulate_points(
-            arr, close if isinstance(close, DailyInputs) else arr, points, **costs
-        )
 
     @classmethod
     def simulate_points(

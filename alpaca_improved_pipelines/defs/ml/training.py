@@ -224,7 +224,7 @@ def _evaluate_and_log(
     data, inputs, ds = loaded
     mv = log_and_register(tracker, run_id, result.model, settings.model_name, example_rows(ds),
                           feature_set=result.feature_set)  # fmt: skip
-    tracker.log(run_id, params={"registered_model": mv.uri}, tags={"model_sha256": mv.sha256})
+    tracker.log(run_id, params={"registered_model": mv.uri})  # the sha256 tag: log_and_register
     bind_model(mv.sha256, proba_predictor(result.model))  # the backtest runs the logged model
     config = GBMSignalConfig(
         symbols=tuple(data.symbols),
